@@ -1,0 +1,116 @@
+//! Parquet tables through polars (eager, `polars` feature): rows become [`Record`]s so that the
+//! typed readers treat Parquet and JSON Lines alike.
+
+use std::fs::File;
+use std::path::Path;
+
+use polars::prelude::*;
+use serde_json::{Map, Number, Value};
+
+use crate::data::records::Record;
+use crate::error::{Error, IoContext, Result};
+
+fn polars_err(path: &Path) -> impl Fn(PolarsError) -> Error + '_ {
+    move |source| Error::Polars {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads a whole Parquet file into a DataFrame.
+pub fn read_frame(path: &Path) -> Result<DataFrame> {
+    let file = File::open(path).at(path)?;
+    ParquetReader::new(file).finish().map_err(polars_err(path))
+}
+
+/// Every row of a Parquet file as a [`Record`] (row numbers are 1-based).
+pub fn read_records(path: &Path) -> Result<Vec<Record>> {
+    let df = read_frame(path)?;
+    let columns = df.columns();
+    let mut out = Vec::with_capacity(df.height());
+    for row in 0..df.height() {
+        let mut fields = Map::new();
+        for col in columns {
+            let av = col.get(row).map_err(polars_err(path))?;
+            fields.insert(col.name().to_string(), to_json(&av));
+        }
+        out.push(Record {
+            line: row + 1,
+            fields,
+        });
+    }
+    Ok(out)
+}
+
+/// The string column `name` of a Parquet file, as (1-based row, text); a null is an error.
+pub fn read_text_column(path: &Path, name: &str) -> Result<Vec<(usize, String)>> {
+    let df = read_frame(path)?;
+    let col = df.column(name).map_err(|_| {
+        let present: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
+        Error::data(
+            path,
+            0,
+            format!(
+                "missing column `{name}` (columns present: {}); name the text column with --text-field",
+                present.join(", ")
+            ),
+        )
+    })?;
+    let strings = col.str().map_err(|_| {
+        Error::data(
+            path,
+            0,
+            format!("column `{name}` should hold strings, found {}", col.dtype()),
+        )
+    })?;
+    strings
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Some(s) => Ok((i + 1, s.to_string())),
+            None => Err(Error::data(path, i + 1, format!("column `{name}` is null"))),
+        })
+        .collect()
+}
+
+/// Converts one polars value to JSON (nested lists and structs included).
+fn to_json(av: &AnyValue) -> Value {
+    match av {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => Value::Bool(*b),
+        AnyValue::String(s) => Value::String((*s).to_string()),
+        AnyValue::StringOwned(s) => Value::String(s.to_string()),
+        AnyValue::UInt8(v) => Value::from(*v),
+        AnyValue::UInt16(v) => Value::from(*v),
+        AnyValue::UInt32(v) => Value::from(*v),
+        AnyValue::UInt64(v) => Value::from(*v),
+        AnyValue::Int8(v) => Value::from(*v),
+        AnyValue::Int16(v) => Value::from(*v),
+        AnyValue::Int32(v) => Value::from(*v),
+        AnyValue::Int64(v) => Value::from(*v),
+        AnyValue::Float32(v) => float(f64::from(*v)),
+        AnyValue::Float64(v) => float(*v),
+        AnyValue::List(series) => {
+            Value::Array(series.iter().map(|v| to_json(&v)).collect())
+        }
+        AnyValue::Struct(_, _, fields) => Value::Object(
+            av._iter_struct_av()
+                .zip(fields.iter())
+                .map(|(v, f)| (f.name().to_string(), to_json(&v)))
+                .collect(),
+        ),
+        AnyValue::StructOwned(payload) => Value::Object(
+            payload
+                .0
+                .iter()
+                .zip(payload.1.iter())
+                .map(|(v, f)| (f.name().to_string(), to_json(v)))
+                .collect(),
+        ),
+        other => Value::String(other.to_string()),
+    }
+}
+
+fn float(v: f64) -> Value {
+    Number::from_f64(v).map_or(Value::Null, Value::Number)
+}

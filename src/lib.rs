@@ -1,0 +1,26 @@
+//! encoderlab: pretrain Llama/EuroBERT-style encoders with causal LM, masked LM or a biphasic
+//! CLM→MLM schedule, fine-tune them on four task families, and analyse the runs, reproducing
+//! "Should we still pretrain encoders with masked language modeling?" (Gisserot-Boukhlef et al.,
+//! 2025).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod fsutil;
+pub mod rng;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+
+/// The types a notebook or a script needs most.
+pub mod prelude {
+    pub use crate::data::fetch::{fetch, FetchOptions};
+    pub use crate::data::{
+        pack_corpus, BlockSampler, ClassificationExample, Corpus, Cursor, PackConfig, PackedDataset, QaExample,
+        Registry, RetrievalCorpus, Split, TaggingExample, TaskFamily,
+    };
+    pub use crate::error::{Error, Result};
+    pub use crate::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
+}

@@ -1,0 +1,99 @@
+//! Explicit randomness: one seed becomes a ChaCha8 stream, and shuffles and draws use our own
+//! small algorithms on it, so that the same seed gives the same result on every machine and
+//! every version of `rand` (candle's CPU generator cannot be seeded at all).
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The generator used everywhere.
+pub type Rng = ChaCha8Rng;
+
+/// A generator for `seed`; different `stream`s of one seed are independent.
+pub fn seeded(seed: u64, stream: u64) -> Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// A uniform integer in `0..n` (`n > 0`), without modulo bias (Lemire's method).
+pub fn below(rng: &mut impl RngCore, n: u64) -> u64 {
+    debug_assert!(n > 0);
+    let threshold = n.wrapping_neg() % n;
+    loop {
+        let m = u128::from(rng.next_u64()) * u128::from(n);
+        if (m as u64) >= threshold {
+            return (m >> 64) as u64;
+        }
+    }
+}
+
+/// A uniform float in `[0, 1)` with 53 random bits.
+pub fn unit(rng: &mut impl RngCore) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// Fisher-Yates shuffle.
+pub fn shuffle<T>(rng: &mut impl RngCore, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let j = below(rng, i as u64 + 1) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// `k` distinct indices of `0..n`, chosen uniformly, in increasing order.
+pub fn choose_indices(rng: &mut impl RngCore, n: usize, k: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    // partial Fisher-Yates: the first k positions become a uniform sample
+    for i in 0..k.min(n) {
+        let j = i + below(rng, (n - i) as u64) as usize;
+        all.swap(i, j);
+    }
+    let mut chosen = all[..k.min(n)].to_vec();
+    chosen.sort_unstable();
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_stream() {
+        let a: Vec<u64> = (0..4).map(|_| seeded(7, 1).next_u64()).collect();
+        assert!(a.windows(2).all(|w| w[0] == w[1]));
+        assert_ne!(seeded(7, 1).next_u64(), seeded(7, 2).next_u64());
+        assert_ne!(seeded(7, 1).next_u64(), seeded(8, 1).next_u64());
+    }
+
+    #[test]
+    fn shuffle_is_a_permutation_and_reproducible() {
+        let mut a: Vec<u32> = (0..1000).collect();
+        let mut b = a.clone();
+        shuffle(&mut seeded(3, 0), &mut a);
+        shuffle(&mut seeded(3, 0), &mut b);
+        assert_eq!(a, b);
+        assert_ne!(a, (0..1000).collect::<Vec<_>>());
+        a.sort_unstable();
+        assert_eq!(a, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn below_is_roughly_uniform() {
+        let mut rng = seeded(11, 0);
+        let mut counts = [0usize; 3];
+        for _ in 0..30_000 {
+            counts[below(&mut rng, 3) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (9_500..10_500).contains(&c)), "{counts:?}");
+        let u = unit(&mut rng);
+        assert!((0.0..1.0).contains(&u));
+    }
+
+    #[test]
+    fn choose_indices_distinct_sorted() {
+        let idx = choose_indices(&mut seeded(1, 0), 100, 10);
+        assert_eq!(idx.len(), 10);
+        assert!(idx.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(choose_indices(&mut seeded(1, 0), 5, 9), vec![0, 1, 2, 3, 4]);
+    }
+}

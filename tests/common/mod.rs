@@ -1,0 +1,56 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The shared data bundle (`../shared/data` beside the checkout, or `$ENCODERLAB_SHARED_DATA`),
+/// if present. Tests that need it print that they were skipped when it is not.
+pub fn shared_data() -> Option<PathBuf> {
+    let dir = std::env::var("ENCODERLAB_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.join("README.md").exists() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: the shared data bundle was not found at {} (set ENCODERLAB_SHARED_DATA)", dir.display());
+        None
+    }
+}
+
+/// Writes `text` to `dir/name` (creating folders) and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A small real-looking corpus: `n` documents of varied English sentences.
+pub fn sample_corpus(dir: &Path, n: usize) -> PathBuf {
+    let sentences = [
+        "The jury said the election was conducted fairly.",
+        "Quarterly profits at the media giant jumped by a large margin.",
+        "In meeting you again I feel much satisfaction.",
+        "Investigators found no evidence of irregularities in the primary.",
+        "The new technology is causing both worries and guarded optimism.",
+        "Café owners in Zürich reported 12% growth — a record.",
+    ];
+    let mut lines = String::new();
+    for i in 0..n {
+        let text: Vec<&str> = (0..(1 + i % 4)).map(|k| sentences[(i + k) % sentences.len()]).collect();
+        lines.push_str(&serde_json::json!({"id": i, "text": text.join(" ")}).to_string());
+        lines.push('\n');
+    }
+    write(dir, "corpus.jsonl", &lines)
+}
+
+/// Whether `python3 -c "import <modules>"` succeeds.
+pub fn python_has(modules: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
