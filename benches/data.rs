@@ -18,10 +18,23 @@ fn main() -> anyhow::Result<()> {
         println!("skipped: {} not found (set ENCODERLAB_SHARED_DATA)", pretrain.display());
         return Ok(());
     }
-    let vocab_size: usize = std::env::var("BENCH_VOCAB").ok().and_then(|v| v.parse().ok()).unwrap_or(32_768);
-    let corpus = Corpus::open(&[pretrain.clone()], "text")?;
-    let bytes: u64 = corpus.files().iter().map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)).sum();
-    println!("corpus: {} ({} files, {:.1} MB) on {} threads", pretrain.display(), corpus.files().len(), bytes as f64 / 1e6, rayon::current_num_threads());
+    let vocab_size: usize = std::env::var("BENCH_VOCAB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32_768);
+    let corpus = Corpus::open(std::slice::from_ref(&pretrain), "text")?;
+    let bytes: u64 = corpus
+        .files()
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    println!(
+        "corpus: {} ({} files, {:.1} MB) on {} threads",
+        pretrain.display(),
+        corpus.files().len(),
+        bytes as f64 / 1e6,
+        rayon::current_num_threads()
+    );
 
     let dir = tempfile::tempdir()?;
     let tok_path = dir.path().join("tokenizer.json");
@@ -32,8 +45,11 @@ fn main() -> anyhow::Result<()> {
     println!("tokenizer train: vocab {vocab_size}, {train_secs:.2} s");
 
     let tokenizer = TextTokenizer::load(&tok_path)?;
-    for seq_len in [512usize] {
-        let cfg = PackConfig { seq_len, ..PackConfig::default() };
+    for seq_len in [128usize, 512] {
+        let cfg = PackConfig {
+            seq_len,
+            ..PackConfig::default()
+        };
         let started = Instant::now();
         let meta = pack_corpus(&corpus, &tokenizer, &cfg, &dir.path().join("pack"))?;
         let secs = started.elapsed().as_secs_f64();

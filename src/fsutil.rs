@@ -56,11 +56,7 @@ impl AtomicFile {
     /// Flushes and renames the file into place.
     pub fn commit(self) -> Result<()> {
         let dest = self.dest;
-        let tmp = self
-            .writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .at(&dest)?;
+        let tmp = self.writer.into_inner().map_err(|e| e.into_error()).at(&dest)?;
         tmp.as_file().sync_all().at(&dest)?;
         #[cfg(unix)]
         {

@@ -14,7 +14,11 @@ use encoderlab::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "encoderlab", version, about = "Pretrain encoders with CLM, MLM or CLM->MLM, fine-tune and analyse them")]
+#[command(
+    name = "encoderlab",
+    version,
+    about = "Pretrain encoders with CLM, MLM or CLM->MLM, fine-tune and analyse them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -249,7 +253,12 @@ fn study(args: &StudyArgs) -> Result<()> {
     let defaults = ["sotu", "brown_text"];
     let missing: Vec<&str> = ["sotu", "brown_text", "brown_pos", "bbc_news", "bbc_news_retrieval"]
         .into_iter()
-        .filter(|n| registry.get(n).map(|s| !s.is_present(&args.data.data_dir)).unwrap_or(true))
+        .filter(|n| {
+            registry
+                .get(n)
+                .map(|s| !s.is_present(&args.data.data_dir))
+                .unwrap_or(true)
+        })
         .collect();
     if !missing.is_empty() {
         eprintln!("fetching the default datasets ({} missing)", missing.join(", "));
@@ -264,7 +273,12 @@ fn study(args: &StudyArgs) -> Result<()> {
     let corpus = Corpus::open(&paths, "text")?;
     let tok_path = args.out.join("tokenizer").join("tokenizer.json");
     let tokenizer = train_tokenizer(&corpus, args.vocab_size, 2, &tok_path)?;
-    let cfg = PackConfig { seq_len: args.seq_len, validation_fraction: 0.01, seed: args.seed, ..PackConfig::default() };
+    let cfg = PackConfig {
+        seq_len: args.seq_len,
+        validation_fraction: 0.01,
+        seed: args.seed,
+        ..PackConfig::default()
+    };
     pack(&corpus, &tokenizer, &cfg, &args.out.join("pretrain_data"))?;
     stats(&args.data, &[], false)
 }
@@ -273,7 +287,13 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Data(DataCommand::Fetch(a)) => {
-            let opts = FetchOptions { data_dir: a.data.data_dir.clone(), seed: a.seed, only: a.only, npm: a.npm, python: a.python };
+            let opts = FetchOptions {
+                data_dir: a.data.data_dir.clone(),
+                seed: a.seed,
+                only: a.only,
+                npm: a.npm,
+                python: a.python,
+            };
             for r in fetch(&opts).context("data fetch failed")? {
                 let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 println!("{:<20} {:<45} {}", r.dataset, r.path.display(), counts.join(" "));
@@ -286,7 +306,12 @@ fn main() -> Result<()> {
             if let Some(eos) = &a.eos_token {
                 tokenizer = tokenizer.with_eos_token(eos)?;
             }
-            let cfg = PackConfig { seq_len: a.seq_len, validation_fraction: a.validation_fraction, seed: a.seed, ..PackConfig::default() };
+            let cfg = PackConfig {
+                seq_len: a.seq_len,
+                validation_fraction: a.validation_fraction,
+                seed: a.seed,
+                ..PackConfig::default()
+            };
             pack(&corpus, &tokenizer, &cfg, &a.out)?;
         }
         Command::Tokenizer(TokenizerCommand::Train(a)) => {

@@ -92,12 +92,13 @@ pub fn train_bpe(corpus: &Corpus, vocab_size: usize, min_frequency: u64) -> Resu
     if vocab_size > u32::MAX as usize {
         return Err(Error::config("vocab_size", "must fit in 32 bits"));
     }
-    let texts: Vec<String> = corpus
-        .documents()
-        .map(|d| d.map(|d| d.text))
-        .collect::<Result<_>>()?;
+    let texts: Vec<String> = corpus.documents().map(|d| d.map(|d| d.text)).collect::<Result<_>>()?;
     if texts.is_empty() {
-        return Err(Error::data(&corpus.files()[0], 0, "empty corpus: no non-empty document"));
+        return Err(Error::data(
+            &corpus.files()[0],
+            0,
+            "empty corpus: no non-empty document",
+        ));
     }
     let trainer = BpeTrainerBuilder::new()
         .show_progress(false)

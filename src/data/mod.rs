@@ -16,5 +16,7 @@ pub mod tokens;
 pub use corpus::{Corpus, Document};
 pub use pack::{pack_corpus, PackConfig, PackMeta, TokenDtype};
 pub use registry::{ClassificationSplit, DatasetSpec, Metric, Registry, TaggingSplit, TaskFamily};
-pub use tasks::{Answer, ClassificationExample, QaExample, RetrievalCorpus, RetrievalDoc, RetrievalQuery, TaggingExample};
+pub use tasks::{
+    Answer, ClassificationExample, QaExample, RetrievalCorpus, RetrievalDoc, RetrievalQuery, TaggingExample,
+};
 pub use tokens::{BlockSampler, Cursor, PackedDataset, Split};

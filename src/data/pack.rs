@@ -38,7 +38,12 @@ pub struct PackConfig {
 impl Default for PackConfig {
     /// 512-token blocks, 1% validation documents, seed 0.
     fn default() -> Self {
-        Self { seq_len: 512, validation_fraction: 0.01, seed: 0, chunk_documents: 2048 }
+        Self {
+            seq_len: 512,
+            validation_fraction: 0.01,
+            seed: 0,
+            chunk_documents: 2048,
+        }
     }
 }
 
@@ -46,7 +51,10 @@ impl PackConfig {
     /// Checks every field once.
     pub fn validate(&self) -> Result<()> {
         if self.seq_len < 2 {
-            return Err(Error::config("seq_len", format!("{} is too short: use at least 2 tokens", self.seq_len)));
+            return Err(Error::config(
+                "seq_len",
+                format!("{} is too short: use at least 2 tokens", self.seq_len),
+            ));
         }
         if !(0.0..1.0).contains(&self.validation_fraction) {
             return Err(Error::config(
@@ -166,7 +174,10 @@ impl SplitWriter {
     fn create(dir: &Path, file: &str, dtype: TokenDtype) -> Result<Self> {
         let path = dir.join(file);
         let out = BufWriter::with_capacity(1 << 20, File::create(&path).at(&path)?);
-        let meta = SplitMeta { file: file.to_string(), ..SplitMeta::default() };
+        let meta = SplitMeta {
+            file: file.to_string(),
+            ..SplitMeta::default()
+        };
         Ok(Self { out, path, meta, dtype })
     }
 
@@ -234,7 +245,11 @@ pub fn pack_corpus(corpus: &Corpus, tokenizer: &TextTokenizer, cfg: &PackConfig,
     let dtype = TokenDtype::for_vocab(vocab_size);
     let (n_documents, per_file) = count_documents(corpus)?;
     if n_documents == 0 {
-        return Err(Error::data(&corpus.files()[0], 0, "empty corpus: no non-empty document"));
+        return Err(Error::data(
+            &corpus.files()[0],
+            0,
+            "empty corpus: no non-empty document",
+        ));
     }
     let held_out = validation_documents(n_documents, cfg.validation_fraction, cfg.seed);
     let mut is_validation = vec![false; n_documents as usize];
@@ -269,13 +284,20 @@ pub fn pack_corpus(corpus: &Corpus, tokenizer: &TextTokenizer, cfg: &PackConfig,
                     reason: format!("produced id {bad} outside its vocabulary of {vocab_size}"),
                 });
             }
-            let split = if is_validation[next_index as usize] { &mut validation } else { &mut train };
+            let split = if is_validation[next_index as usize] {
+                &mut validation
+            } else {
+                &mut train
+            };
             split.push(ids)?;
             next_index += 1;
         }
         bar.inc(chunk.len() as u64);
         let tokens = train.meta.tokens + validation.meta.tokens;
-        bar.set_message(format!("{:.0} tokens/s", tokens as f64 / started.elapsed().as_secs_f64().max(1e-9)));
+        bar.set_message(format!(
+            "{:.0} tokens/s",
+            tokens as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        ));
     }
     bar.finish_and_clear();
     let train = train.finish(cfg.seq_len)?;
@@ -294,7 +316,13 @@ pub fn pack_corpus(corpus: &Corpus, tokenizer: &TextTokenizer, cfg: &PackConfig,
         .files()
         .iter()
         .zip(&per_file)
-        .map(|(path, &documents)| Ok(SourceMeta { path: path.clone(), sha256: sha256_file(path)?, documents }))
+        .map(|(path, &documents)| {
+            Ok(SourceMeta {
+                path: path.clone(),
+                sha256: sha256_file(path)?,
+                documents,
+            })
+        })
         .collect::<Result<_>>()?;
     let meta = PackMeta {
         format_version: PACK_FORMAT_VERSION,
@@ -336,9 +364,15 @@ mod tests {
     #[test]
     fn config_rules() {
         assert!(PackConfig::default().validate().is_ok());
-        let bad = PackConfig { seq_len: 1, ..PackConfig::default() };
+        let bad = PackConfig {
+            seq_len: 1,
+            ..PackConfig::default()
+        };
         assert!(bad.validate().unwrap_err().to_string().contains("seq_len"));
-        let bad = PackConfig { validation_fraction: 1.0, ..PackConfig::default() };
+        let bad = PackConfig {
+            validation_fraction: 1.0,
+            ..PackConfig::default()
+        };
         assert!(bad.validate().unwrap_err().to_string().contains("validation_fraction"));
     }
 

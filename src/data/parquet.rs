@@ -34,10 +34,7 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>> {
             let av = col.get(row).map_err(polars_err(path))?;
             fields.insert(col.name().to_string(), to_json(&av));
         }
-        out.push(Record {
-            line: row + 1,
-            fields,
-        });
+        out.push(Record { line: row + 1, fields });
     }
     Ok(out)
 }
@@ -90,9 +87,7 @@ fn to_json(av: &AnyValue) -> Value {
         AnyValue::Int64(v) => Value::from(*v),
         AnyValue::Float32(v) => float(f64::from(*v)),
         AnyValue::Float64(v) => float(*v),
-        AnyValue::List(series) => {
-            Value::Array(series.iter().map(|v| to_json(&v)).collect())
-        }
+        AnyValue::List(series) => Value::Array(series.iter().map(|v| to_json(&v)).collect()),
         AnyValue::Struct(_, _, fields) => Value::Object(
             av._iter_struct_av()
                 .zip(fields.iter())

@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(recs[1].line, 3);
         assert_eq!(recs[1].index(&path, "a")?, 2);
         let err = recs[0].str(&path, "b").unwrap_err().to_string();
-        assert!(err.contains("missing field `b`") && err.contains("fields present: a"), "{err}");
+        assert!(
+            err.contains("missing field `b`") && err.contains("fields present: a"),
+            "{err}"
+        );
         let err = recs[0].str(&path, "a").unwrap_err().to_string();
         assert!(err.contains("should be a string, found a number"), "{err}");
         Ok(())
@@ -243,7 +246,10 @@ mod tests {
         let path = dir.path().join("t.jsonl");
         std::fs::write(&path, "[1, 2]\n")?;
         let err = read_records(&path).unwrap_err().to_string();
-        assert!(err.contains("t.jsonl:1") && err.contains("expected a JSON object"), "{err}");
+        assert!(
+            err.contains("t.jsonl:1") && err.contains("expected a JSON object"),
+            "{err}"
+        );
         Ok(())
     }
 

@@ -134,15 +134,28 @@ impl DatasetSpec {
         }
         if self.family != TaskFamily::Pretraining {
             if self.splits.is_empty() {
-                return Err(Error::config(format!("{name}.splits"), "a task dataset needs at least one split"));
+                return Err(Error::config(
+                    format!("{name}.splits"),
+                    "a task dataset needs at least one split",
+                ));
             }
             if self.metric.is_none() {
                 return Err(Error::config(format!("{name}.metric"), "required for a task dataset"));
             }
             match self.chance_score {
                 Some(c) if (0.0..=1.0).contains(&c) => {}
-                Some(c) => return Err(Error::config(format!("{name}.chance_score"), format!("{c} is not on the 0-1 scale"))),
-                None => return Err(Error::config(format!("{name}.chance_score"), "required for a task dataset")),
+                Some(c) => {
+                    return Err(Error::config(
+                        format!("{name}.chance_score"),
+                        format!("{c} is not on the 0-1 scale"),
+                    ))
+                }
+                None => {
+                    return Err(Error::config(
+                        format!("{name}.chance_score"),
+                        "required for a task dataset",
+                    ))
+                }
             }
         }
         Ok(())
@@ -157,7 +170,10 @@ impl DatasetSpec {
     pub fn split_path(&self, name: &str, data_dir: &Path, split: &str) -> Result<PathBuf> {
         let file = self.splits.get(split).ok_or_else(|| {
             let known: Vec<&str> = self.splits.keys().map(String::as_str).collect();
-            Error::config("split", format!("dataset `{name}` has no split `{split}` (splits: {})", known.join(", ")))
+            Error::config(
+                "split",
+                format!("dataset `{name}` has no split `{split}` (splits: {})", known.join(", ")),
+            )
         })?;
         Ok(self.root(data_dir).join(file))
     }

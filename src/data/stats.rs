@@ -69,7 +69,11 @@ pub fn dataset_stats(registry: &Registry, name: &str, data_dir: &Path) -> Result
                 words += doc.text.split_whitespace().count();
                 chars += doc.text.chars().count();
             }
-            splits.push(split_stats("all", docs, &[("words", words as f64), ("chars", chars as f64)]));
+            splits.push(split_stats(
+                "all",
+                docs,
+                &[("words", words as f64), ("chars", chars as f64)],
+            ));
             "documents"
         }
         TaskFamily::SequenceClassification => {
@@ -98,7 +102,10 @@ pub fn dataset_stats(registry: &Registry, name: &str, data_dir: &Path) -> Result
                     &[
                         ("tokens", tokens as f64),
                         ("tags", s.labels.len() as f64),
-                        ("majority_share", majority_share(s.examples.iter().flat_map(|e| e.tags.iter().copied()))),
+                        (
+                            "majority_share",
+                            majority_share(s.examples.iter().flat_map(|e| e.tags.iter().copied())),
+                        ),
                     ],
                 ));
             }
@@ -130,15 +137,29 @@ pub fn dataset_stats(registry: &Registry, name: &str, data_dir: &Path) -> Result
             "queries"
         }
     };
-    let rank = |s: &SplitStats| ["all", "train", "validation", "test"].iter().position(|x| *x == s.split).unwrap_or(9);
+    let rank = |s: &SplitStats| {
+        ["all", "train", "validation", "test"]
+            .iter()
+            .position(|x| *x == s.split)
+            .unwrap_or(9)
+    };
     splits.sort_by_key(|s| rank(s));
-    Ok(DatasetStats { name: name.to_string(), family: spec.family, unit, splits })
+    Ok(DatasetStats {
+        name: name.to_string(),
+        family: spec.family,
+        unit,
+        splits,
+    })
 }
 
 /// Counts every registry dataset present under `data_dir` (or only `names`); returns them and
 /// the names of the absent ones.
 pub fn all_stats(registry: &Registry, data_dir: &Path, names: &[String]) -> Result<(Vec<DatasetStats>, Vec<String>)> {
-    let names: Vec<String> = if names.is_empty() { registry.names() } else { names.to_vec() };
+    let names: Vec<String> = if names.is_empty() {
+        registry.names()
+    } else {
+        names.to_vec()
+    };
     let mut present = Vec::new();
     let mut absent = Vec::new();
     for name in names {
@@ -170,8 +191,16 @@ fn thousands(n: f64) -> String {
 impl fmt::Display for DatasetStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, s) in self.splits.iter().enumerate() {
-            let (name, family) = if i == 0 { (self.name.as_str(), self.family.name()) } else { ("", "") };
-            let details: Vec<String> = s.details.iter().map(|(k, v)| format!("{k}={}", thousands(*v))).collect();
+            let (name, family) = if i == 0 {
+                (self.name.as_str(), self.family.name())
+            } else {
+                ("", "")
+            };
+            let details: Vec<String> = s
+                .details
+                .iter()
+                .map(|(k, v)| format!("{k}={}", thousands(*v)))
+                .collect();
             writeln!(
                 f,
                 "{name:<20} {family:<24} {:<11} {:>10} {:<10} {}",

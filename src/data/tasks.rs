@@ -95,8 +95,8 @@ pub struct RetrievalCorpus {
 /// `{"coarse_label": [...], "fine_label": [...]}`.
 pub fn read_labels(path: &Path, key: Option<&str>) -> Result<Vec<String>> {
     let text = fs::read_to_string(path).at(path)?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::data(path, e.line(), format!("malformed JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| Error::data(path, e.line(), format!("malformed JSON: {e}")))?;
     let list = match (key, &value) {
         (None, Value::Array(_)) => &value,
         (Some(k), Value::Object(map)) => map.get(k).ok_or_else(|| {
@@ -108,11 +108,18 @@ pub fn read_labels(path: &Path, key: Option<&str>) -> Result<Vec<String>> {
             return Err(Error::data(
                 path,
                 0,
-                format!("holds several label lists ({}): set `labels_key` in the registry", keys.join(", ")),
+                format!(
+                    "holds several label lists ({}): set `labels_key` in the registry",
+                    keys.join(", ")
+                ),
             ));
         }
         (_, other) => {
-            return Err(Error::data(path, 0, format!("expected a list of label names, found {}", kind(other))))
+            return Err(Error::data(
+                path,
+                0,
+                format!("expected a list of label names, found {}", kind(other)),
+            ))
         }
     };
     let names: Vec<String> = match list {
@@ -121,7 +128,13 @@ pub fn read_labels(path: &Path, key: Option<&str>) -> Result<Vec<String>> {
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<_>>()
             .ok_or_else(|| Error::data(path, 0, "every label name must be a string"))?,
-        other => return Err(Error::data(path, 0, format!("expected a list of label names, found {}", kind(other)))),
+        other => {
+            return Err(Error::data(
+                path,
+                0,
+                format!("expected a list of label names, found {}", kind(other)),
+            ))
+        }
     };
     if names.is_empty() {
         return Err(Error::data(path, 0, "empty label list"));
@@ -196,7 +209,12 @@ pub fn read_classification(
 }
 
 /// Reads a token-classification split: a word list and a tag list (names or ids) per row.
-pub fn read_tagging(path: &Path, tokens_field: &str, tags_field: &str, labels: &[String]) -> Result<Vec<TaggingExample>> {
+pub fn read_tagging(
+    path: &Path,
+    tokens_field: &str,
+    tags_field: &str,
+    labels: &[String],
+) -> Result<Vec<TaggingExample>> {
     read_records(path)?
         .iter()
         .map(|rec| {
@@ -215,7 +233,11 @@ pub fn read_tagging(path: &Path, tokens_field: &str, tags_field: &str, labels: &
                 .enumerate()
                 .map(|(i, v)| label_id(rec, path, &format!("{tags_field}[{i}]"), v, labels))
                 .collect::<Result<_>>()?;
-            Ok(TaggingExample { id: row_id(rec, path)?, tokens, tags })
+            Ok(TaggingExample {
+                id: row_id(rec, path)?,
+                tokens,
+                tags,
+            })
         })
         .collect()
 }
@@ -230,7 +252,12 @@ fn qa_example(rec: &Record, path: &Path) -> Result<QaExample> {
     let context = rec.str(path, "context")?.to_string();
     let answers_value = rec.field(path, "answers")?;
     let Value::Object(answers) = answers_value else {
-        return Err(rec.wrong(path, "answers", "an object {text: [...], answer_start: [...]}", answers_value));
+        return Err(rec.wrong(
+            path,
+            "answers",
+            "an object {text: [...], answer_start: [...]}",
+            answers_value,
+        ));
     };
     let sub = |name: &str| -> Result<&Vec<Value>> {
         match answers.get(name) {
@@ -264,7 +291,10 @@ fn qa_example(rec: &Record, path: &Path) -> Result<QaExample> {
                 format!("answers.text[{i}] = {text:?} does not stand at answer_start {start} of the context (found {found:?})"),
             ));
         }
-        out.push(Answer { text: text.to_string(), start_char: start });
+        out.push(Answer {
+            text: text.to_string(),
+            start_char: start,
+        });
     }
     Ok(QaExample {
         id: rec.id(path, "id")?,
@@ -294,7 +324,11 @@ pub fn read_retrieval(dir: &Path, qrels_path: &Path) -> Result<RetrievalCorpus> 
             Some(Value::String(s)) => s.clone(),
             _ => String::new(),
         };
-        docs.push(RetrievalDoc { id, title, text: rec.str(&corpus_path, "text")?.to_string() });
+        docs.push(RetrievalDoc {
+            id,
+            title,
+            text: rec.str(&corpus_path, "text")?.to_string(),
+        });
     }
     let qrels = read_qrels(qrels_path, &doc_ids)?;
     let queries_path = dir.join("queries.jsonl");
@@ -307,11 +341,18 @@ pub fn read_retrieval(dir: &Path, qrels_path: &Path) -> Result<RetrievalCorpus> 
             return Err(rec.error(&queries_path, format!("duplicate query id {id:?}")));
         }
         if qrels.contains_key(&id) {
-            queries.push(RetrievalQuery { id, text: rec.str(&queries_path, "text")?.to_string() });
+            queries.push(RetrievalQuery {
+                id,
+                text: rec.str(&queries_path, "text")?.to_string(),
+            });
         }
     }
     if let Some(q) = qrels.keys().find(|q| !query_ids.contains_key(*q)) {
-        return Err(Error::data(qrels_path, 0, format!("query id {q:?} is not in queries.jsonl")));
+        return Err(Error::data(
+            qrels_path,
+            0,
+            format!("query id {q:?} is not in queries.jsonl"),
+        ));
     }
     if queries.is_empty() {
         return Err(Error::data(qrels_path, 0, "no relevance judgements"));
@@ -333,17 +374,28 @@ fn read_qrels(path: &Path, doc_ids: &HashSet<String>) -> Result<Qrels> {
             continue;
         }
         let [query, doc, score] = cols[..] else {
-            return Err(Error::data(path, i + 1, "expected 3 tab-separated columns: query-id, corpus-id, score"));
+            return Err(Error::data(
+                path,
+                i + 1,
+                "expected 3 tab-separated columns: query-id, corpus-id, score",
+            ));
         };
         let score: i64 = score
             .trim()
             .parse()
             .map_err(|_| Error::data(path, i + 1, format!("score {score:?} is not an integer")))?;
         if !doc_ids.contains(doc) {
-            return Err(Error::data(path, i + 1, format!("corpus-id {doc:?} is not in corpus.jsonl")));
+            return Err(Error::data(
+                path,
+                i + 1,
+                format!("corpus-id {doc:?} is not in corpus.jsonl"),
+            ));
         }
         if score > 0 {
-            qrels.entry(query.to_string()).or_default().insert(doc.to_string(), score);
+            qrels
+                .entry(query.to_string())
+                .or_default()
+                .insert(doc.to_string(), score);
         }
     }
     Ok(qrels)

@@ -47,8 +47,16 @@ impl TokenFile {
         }
         // SAFETY: the file is opened read-only and pack folders are never modified in place
         // (a new pack replaces the whole folder by rename).
-        let map = if bytes == 0 { None } else { Some(unsafe { Mmap::map(&file) }.at(path)?) };
-        Ok(Self { map, dtype, len: expected as usize })
+        let map = if bytes == 0 {
+            None
+        } else {
+            Some(unsafe { Mmap::map(&file) }.at(path)?)
+        };
+        Ok(Self {
+            map,
+            dtype,
+            len: expected as usize,
+        })
     }
 
     /// Number of tokens.
@@ -64,14 +72,23 @@ impl TokenFile {
     /// Tokens `start..start + n` (panics never: out-of-range is an error).
     pub fn tokens(&self, start: usize, n: usize) -> Result<Vec<u32>> {
         let end = start.checked_add(n).filter(|&e| e <= self.len).ok_or_else(|| {
-            Error::config("block", format!("tokens {start}..{} are outside the file's {}", start + n, self.len))
+            Error::config(
+                "block",
+                format!("tokens {start}..{} are outside the file's {}", start + n, self.len),
+            )
         })?;
         let Some(map) = &self.map else { return Ok(Vec::new()) };
         let w = self.dtype.bytes();
         let bytes = &map[start * w..end * w];
         Ok(match self.dtype {
-            TokenDtype::U16 => bytes.chunks_exact(2).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]]))).collect(),
-            TokenDtype::U32 => bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            TokenDtype::U16 => bytes
+                .chunks_exact(2)
+                .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+            TokenDtype::U32 => bytes
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
         })
     }
 }
@@ -92,11 +109,19 @@ impl PackedDataset {
             return Err(Error::data(
                 dir.join("meta.json"),
                 0,
-                format!("pack format {} is not {PACK_FORMAT_VERSION}: pack again", meta.format_version),
+                format!(
+                    "pack format {} is not {PACK_FORMAT_VERSION}: pack again",
+                    meta.format_version
+                ),
             ));
         }
         let open = |s: &SplitMeta| TokenFile::open(&dir.join(&s.file), meta.dtype, s.tokens);
-        Ok(Self { train: open(&meta.train)?, validation: open(&meta.validation)?, meta, dir: dir.to_path_buf() })
+        Ok(Self {
+            train: open(&meta.train)?,
+            validation: open(&meta.validation)?,
+            meta,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// The folder.
@@ -131,7 +156,10 @@ impl PackedDataset {
     pub fn block(&self, split: Split, index: u64) -> Result<Vec<u32>> {
         let n = self.blocks(split);
         if index >= n {
-            return Err(Error::config("block", format!("block {index} of a split with {n} blocks")));
+            return Err(Error::config(
+                "block",
+                format!("block {index} of a split with {n} blocks"),
+            ));
         }
         self.file(split).tokens(index as usize * self.seq_len(), self.seq_len())
     }
@@ -177,10 +205,18 @@ impl BlockSampler {
         if cursor.position > n_blocks {
             return Err(Error::config(
                 "cursor.position",
-                format!("{} is past the {n_blocks} blocks of an epoch: was the cursor saved for another pack?", cursor.position),
+                format!(
+                    "{} is past the {n_blocks} blocks of an epoch: was the cursor saved for another pack?",
+                    cursor.position
+                ),
             ));
         }
-        Ok(Self { n_blocks, seed, cursor, order: epoch_order(n_blocks, seed, cursor.epoch) })
+        Ok(Self {
+            n_blocks,
+            seed,
+            cursor,
+            order: epoch_order(n_blocks, seed, cursor.epoch),
+        })
     }
 
     /// The position to save.
@@ -191,7 +227,10 @@ impl BlockSampler {
     /// The next block index (moving to the next epoch after the last block).
     pub fn next_block(&mut self) -> u64 {
         if self.cursor.position == self.n_blocks {
-            self.cursor = Cursor { epoch: self.cursor.epoch + 1, position: 0 };
+            self.cursor = Cursor {
+                epoch: self.cursor.epoch + 1,
+                position: 0,
+            };
             self.order = epoch_order(self.n_blocks, self.seed, self.cursor.epoch);
         }
         let block = self.order[self.cursor.position as usize];

@@ -12,7 +12,10 @@ pub fn shared_data() -> Option<PathBuf> {
     if dir.join("README.md").exists() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: the shared data bundle was not found at {} (set ENCODERLAB_SHARED_DATA)", dir.display());
+        eprintln!(
+            "SKIPPED: the shared data bundle was not found at {} (set ENCODERLAB_SHARED_DATA)",
+            dir.display()
+        );
         None
     }
 }
