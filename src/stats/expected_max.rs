@@ -1,0 +1,34 @@
+//! Expected maximum performance as a function of the number of trials (STATISTICS.md row 12;
+//! Dodge et al. 2019, "Show Your Work"): trials are drawn i.i.d. with replacement from the N
+//! observed scores, for budgets n = 1..N (no extrapolation).
+
+/// One point of the curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExpectedMax {
+    /// Number of trials.
+    pub budget: usize,
+    /// Expected best score among `budget` trials.
+    pub expected_max: f64,
+    /// Standard deviation of that best score.
+    pub sd: f64,
+}
+
+/// The curve for budgets 1..=N of the (NaN-free) `scores`.
+pub fn expected_max_curve(scores: &[f64]) -> Vec<ExpectedMax> {
+    let v = crate::stats::describe::sorted(scores);
+    let big_n = v.len() as f64;
+    (1..=v.len())
+        .map(|n| {
+            let w: Vec<f64> = (1..=v.len())
+                .map(|i| (i as f64 / big_n).powi(n as i32) - ((i - 1) as f64 / big_n).powi(n as i32))
+                .collect();
+            let e: f64 = w.iter().zip(&v).map(|(w, v)| w * v).sum();
+            let var: f64 = w.iter().zip(&v).map(|(w, v)| w * (v - e) * (v - e)).sum();
+            ExpectedMax {
+                budget: n,
+                expected_max: e,
+                sd: var.max(0.0).sqrt(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! Statistics over fine-tuning runs, as `../shared/STATISTICS.md` defines them: small pure
+//! functions on slices of scores, each checked against its reference implementation (scipy,
+//! statsmodels, Dodge et al.'s expected max) by golden tests in `tests/stats_golden.rs`.
+
+pub mod describe;
+pub mod expected_max;
+pub mod multitest;
+pub mod proportion;
+pub mod ttest;

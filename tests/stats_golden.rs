@@ -1,0 +1,223 @@
+//! Golden tests of the statistics against their reference implementations (scipy 1.17.1,
+//! statsmodels 0.15.0, numpy 2). The Python that produced each expected value is pasted above
+//! its test; run it in any environment with those packages to check a number.
+
+use encoderlab::stats::describe::{iqm, mean, quantile, sem, std, t_interval};
+use encoderlab::stats::expected_max::expected_max_curve;
+use encoderlab::stats::multitest::{adjust, Correction};
+use encoderlab::stats::proportion::{is_failed, wilson_interval};
+use encoderlab::stats::ttest::{paired, welch};
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol * b.abs().max(1.0)
+}
+
+#[track_caller]
+fn assert_close(a: f64, b: f64, tol: f64) {
+    assert!(close(a, b, tol), "{a} != {b} (tol {tol})");
+}
+
+// Seven SST-2-like scores with one diverged run, and five others.
+const X: [f64; 7] = [0.912, 0.905, 0.921, 0.899, 0.915, 0.760, 0.918];
+const Y: [f64; 5] = [0.887, 0.893, 0.881, 0.902, 0.879];
+
+// import numpy as np, scipy.stats as st
+// x = np.array([0.912, 0.905, 0.921, 0.899, 0.915, 0.760, 0.918])
+// y = np.array([0.887, 0.893, 0.881, 0.902, 0.879])
+// np.mean(x), np.std(x, ddof=1), st.sem(x)            # 0.89, 0.057821564604681304, 0.021854497194377355
+// [np.quantile(x, p) for p in (0.25, 0.5, 0.75)]      # 0.902, 0.912, 0.9165000000000001
+// st.trim_mean(x, 0.25), st.trim_mean(y, 0.25), st.trim_mean(x[:3], 0.25)   # 0.9098, 0.887, 0.9126666666666668
+#[test]
+fn descriptive_statistics_match_numpy_and_scipy() {
+    assert_close(mean(&X), 0.89, 1e-15);
+    assert_close(std(&X), 0.057821564604681304, 1e-14);
+    assert_close(sem(&X), 0.021854497194377355, 1e-14);
+    assert_close(quantile(&X, 0.25), 0.902, 1e-15);
+    assert_close(quantile(&X, 0.5), 0.912, 1e-15);
+    assert_close(quantile(&X, 0.75), 0.9165000000000001, 1e-15);
+    assert_close(iqm(&X), 0.9098, 1e-14);
+    assert_close(iqm(&Y), 0.887, 1e-14);
+    assert_close(iqm(&X[..3]), 0.9126666666666668, 1e-14);
+    assert_eq!(iqm(&X[..3]), mean(&X[..3]), "IQM = mean for n < 4");
+}
+
+// st.t.interval(0.95, len(x)-1, loc=np.mean(x), scale=st.sem(x))   # (0.8365239718142634, 0.9434760281857366)
+// st.t.interval(0.90, len(y)-1, loc=np.mean(y), scale=st.sem(y))   # (0.8794665698721198, 0.8973334301278804)
+#[test]
+fn t_interval_matches_scipy() {
+    let (lo, hi) = t_interval(&X, 0.95);
+    assert_close(lo, 0.8365239718142634, 1e-9);
+    assert_close(hi, 0.9434760281857366, 1e-9);
+    let (lo, hi) = t_interval(&Y, 0.90);
+    assert_close(lo, 0.8794665698721198, 1e-9);
+    assert_close(hi, 0.8973334301278804, 1e-9);
+}
+
+#[test]
+fn constant_and_tiny_samples() {
+    let c = [0.885; 3];
+    assert_eq!(mean(&c), 0.885, "exactly the value, not 0.8850000000000001");
+    assert_eq!(std(&c), 0.0);
+    assert!(t_interval(&c, 0.95).0.is_nan() && t_interval(&c, 0.95).1.is_nan());
+    assert!(std(&[0.9]).is_nan() && t_interval(&[0.9], 0.95).0.is_nan());
+    assert!(mean(&[]).is_nan() && quantile(&[], 0.5).is_nan());
+}
+
+// r = st.ttest_ind(x, y, equal_var=False); ci = r.confidence_interval(0.95)
+// r.statistic, r.df, r.pvalue, ci.low, ci.high
+// # 0.07190164931408541 6.436248756737053 0.9448629163954673 -0.051967967248724226 0.055167967248724095
+#[test]
+fn welch_matches_scipy() {
+    let r = welch(&X, &Y, 0.95);
+    assert_close(r.t, 0.07190164931408541, 1e-12);
+    assert_close(r.df, 6.436248756737053, 1e-12);
+    assert_close(r.p, 0.9448629163954673, 1e-10);
+    assert_close(r.ci_low, -0.051967967248724226, 1e-9);
+    assert_close(r.ci_high, 0.055167967248724095, 1e-9);
+    let constant = welch(&[0.9, 0.9], &[0.8, 0.8], 0.95);
+    assert!(
+        constant.t.is_nan() && constant.df.is_nan() && constant.ci_low.is_nan(),
+        "SE = 0: NaN, not scipy's df=1 artefact"
+    );
+    assert_close(constant.mean_diff, 0.1, 1e-12);
+    assert!(welch(&[0.9], &Y, 0.95).p.is_nan());
+}
+
+// a = np.array([0.91, 0.88, 0.93, 0.90, 0.87]); b = np.array([0.89, 0.88, 0.90, 0.91, 0.84])
+// r = st.ttest_rel(a, b); ci = r.confidence_interval(0.95)
+// # 1.723280873710658 4 0.15993479883742162 -0.008555946662990414 0.03655594666299044
+#[test]
+fn paired_t_matches_scipy() {
+    let a = [0.91, 0.88, 0.93, 0.90, 0.87];
+    let b = [0.89, 0.88, 0.90, 0.91, 0.84];
+    let r = paired(&a, &b, 0.95);
+    assert_close(r.t, 1.723280873710658, 1e-12);
+    assert_eq!(r.df, 4.0);
+    assert_close(r.p, 0.15993479883742162, 1e-10);
+    assert_close(r.ci_low, -0.008555946662990414, 1e-9);
+    assert_close(r.ci_high, 0.03655594666299044, 1e-9);
+    let zero = paired(&a, &a, 0.95);
+    assert!(zero.t.is_nan() && zero.p.is_nan());
+    let shifted: Vec<f64> = a.iter().map(|v| v - 0.5).collect();
+    let inf = paired(&a, &shifted, 0.95);
+    assert_eq!((inf.t, inf.p), (f64::INFINITY, 0.0));
+}
+
+// from statsmodels.stats.proportion import proportion_confint
+// [proportion_confint(k, n, alpha=0.05, method='wilson') for k, n in [(0, 5), (1, 5), (4, 4), (3, 30)]]
+// # (0.0, 0.43448246478317487) (0.036224108632430196, 0.6244653702374748)
+// # (0.5101091635454025, 1.0) (0.03459988874733416, 0.25621082579184085)
+#[test]
+fn wilson_matches_statsmodels() {
+    let cases = [
+        ((0, 5), (0.0, 0.43448246478317487)),
+        ((1, 5), (0.036224108632430196, 0.6244653702374748)),
+        ((4, 4), (0.5101091635454025, 1.0)),
+        ((3, 30), (0.03459988874733416, 0.25621082579184085)),
+    ];
+    for ((k, n), (lo, hi)) in cases {
+        let (a, b) = wilson_interval(k, n, 0.95);
+        assert!(
+            close(a, lo, 1e-9) || (lo == 0.0 && a.abs() < 1e-15),
+            "{k}/{n}: {a} vs {lo}"
+        );
+        assert_close(b, hi, 1e-9);
+    }
+    assert!(wilson_interval(0, 0, 0.95).0.is_nan());
+    assert!(is_failed(f64::NAN, 0.5) && is_failed(0.5, 0.5) && !is_failed(0.51, 0.5));
+}
+
+// from statsmodels.stats.multitest import multipletests
+// p = [0.01, 0.04, 0.03, 0.20, 0.005]          # plus a NaN, left out of the family
+// [multipletests(p, alpha=0.05, method=m)[1] for m in ('holm', 'fdr_bh', 'bonferroni', 'fdr_by')]
+// # holm       [0.04, 0.09, 0.09, 0.2, 0.025]
+// # fdr_bh     [0.024999999999999998, 0.049999999999999996, 0.049999999999999996, 0.2, 0.024999999999999998]
+// # bonferroni [0.05, 0.2, 0.15, 1.0, 0.025]
+// # fdr_by     [0.05708333333333333, 0.11416666666666667, 0.11416666666666665, 0.45666666666666667, 0.05708333333333333]
+#[test]
+fn corrections_match_statsmodels() {
+    let p = [0.01, 0.04, 0.03, f64::NAN, 0.20, 0.005];
+    let expect = [
+        (Correction::Holm, [0.04, 0.09, 0.09, 0.2, 0.025]),
+        (
+            Correction::BenjaminiHochberg,
+            [
+                0.024999999999999998,
+                0.049999999999999996,
+                0.049999999999999996,
+                0.2,
+                0.024999999999999998,
+            ],
+        ),
+        (Correction::Bonferroni, [0.05, 0.2, 0.15, 1.0, 0.025]),
+        (
+            Correction::BenjaminiYekutieli,
+            [
+                0.05708333333333333,
+                0.11416666666666667,
+                0.11416666666666665,
+                0.45666666666666667,
+                0.05708333333333333,
+            ],
+        ),
+    ];
+    for (method, want) in expect {
+        let got = adjust(&p, method);
+        assert!(got[3].is_nan(), "{method:?}: NaN stays NaN");
+        let got: Vec<f64> = got.into_iter().filter(|v| !v.is_nan()).collect();
+        for (g, w) in got.iter().zip(want) {
+            assert_close(*g, w, 1e-12);
+        }
+    }
+}
+
+#[test]
+fn corrections_are_monotone_and_never_below_raw() {
+    let p: [f64; 7] = [0.001, 0.2, 0.04, 0.04, 0.5, 0.0101, 0.9];
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    for method in [
+        Correction::Holm,
+        Correction::BenjaminiHochberg,
+        Correction::Bonferroni,
+        Correction::BenjaminiYekutieli,
+    ] {
+        let adj = adjust(&p, method);
+        for w in order.windows(2) {
+            assert!(adj[w[0]] <= adj[w[1]], "{method:?} not monotone");
+        }
+        assert!(adj.iter().zip(&p).all(|(a, r)| a >= r && *a <= 1.0), "{method:?}");
+    }
+}
+
+// Dodge et al. 2019 (show_your_work, expected_max_performance.samplemax), as its formula:
+// def samplemax(v):
+//     v = np.sort(np.asarray(v, dtype=float)); N = len(v); i = np.arange(1, N + 1)
+//     out = []
+//     for n in range(1, N + 1):
+//         w = (i / N) ** n - ((i - 1) / N) ** n
+//         e = (w * v).sum(); sd = np.sqrt((w * (v - e) ** 2).sum())
+//         out.append((e, sd))
+//     return out
+// samplemax([0.912, 0.905, 0.921, 0.899, 0.915, 0.760, 0.918])
+#[test]
+fn expected_max_matches_show_your_work() {
+    let want = [
+        (0.8900000000000001, 0.05353236671131108),
+        (0.9116734693877552, 0.02275906435713754),
+        (0.9163615160349854, 0.009779667729970945),
+        (0.9179458558933778, 0.005037260634157665),
+        (0.9187505206164099, 0.0033680177169574032),
+        (0.9192595942166955, 0.002667826042933943),
+        (0.9196162823313416, 0.0022654415046573805),
+    ];
+    let curve = expected_max_curve(&X);
+    assert_eq!(curve.len(), 7);
+    for (point, (e, sd)) in curve.iter().zip(want) {
+        assert_close(point.expected_max, e, 1e-13);
+        assert_close(point.sd, sd, 1e-12);
+    }
+    assert_close(curve[0].expected_max, mean(&X), 1e-15);
+    assert!(curve.last().unwrap().expected_max <= 0.921);
+    assert!(curve.windows(2).all(|w| w[0].expected_max <= w[1].expected_max));
+}
