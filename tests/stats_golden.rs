@@ -221,3 +221,90 @@ fn expected_max_matches_show_your_work() {
     assert!(curve.last().unwrap().expected_max <= 0.921);
     assert!(curve.windows(2).all(|w| w[0].expected_max <= w[1].expected_max));
 }
+
+// st.rankdata([3, 1, 4, 1, 5, 9, 2, 6, 5, 3], method='average')
+// # [4.5, 1.5, 6.0, 1.5, 7.5, 10.0, 3.0, 9.0, 7.5, 4.5]
+#[test]
+fn average_ranks_match_scipy() {
+    let r = encoderlab::stats::rank::rank_average(&[3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0]);
+    assert_eq!(r, [4.5, 1.5, 6.0, 1.5, 7.5, 10.0, 3.0, 9.0, 7.5, 4.5]);
+}
+
+// for a, b in [(x, y), ([1,2,3,4,5], [6,7,8,9,10]), (list(range(1, 11)), [v + 0.5 for v in range(3, 13)]),
+//              ([0.9, 0.9, 0.8, 0.85], [0.8, 0.9, 0.7, 0.75, 0.7])]:
+//     r = st.mannwhitneyu(a, b, alternative='two-sided'); print(r.statistic, r.pvalue)
+// # 29.0 0.07323232323232323        (exact, 7 vs 5)
+// # 0.0 0.007936507936507936        (exact, 5 vs 5: statrs says 1.0 here)
+// # 28.0 0.10410988966022681        (asymptotic, 10 vs 10)
+// # 16.5 0.13158676028118635        (asymptotic, ties)
+#[test]
+fn mann_whitney_matches_scipy() {
+    use encoderlab::stats::rank::{mann_whitney, PMethod};
+    let r = mann_whitney(&X, &Y);
+    assert_eq!((r.u1, r.method), (29.0, PMethod::Exact));
+    assert_close(r.p, 0.07323232323232323, 1e-12);
+    let r = mann_whitney(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]);
+    assert_eq!(r.u1, 0.0);
+    assert_close(r.p, 0.007936507936507936, 1e-12);
+    let a: Vec<f64> = (1..=10).map(f64::from).collect();
+    let b: Vec<f64> = (3..=12).map(|v| f64::from(v) + 0.5).collect();
+    let r = mann_whitney(&a, &b);
+    assert_eq!((r.u1, r.method), (28.0, PMethod::Asymptotic));
+    assert_close(r.p, 0.10410988966022681, 1e-9);
+    let r = mann_whitney(&[0.9, 0.9, 0.8, 0.85], &[0.8, 0.9, 0.7, 0.75, 0.7]);
+    assert_eq!((r.u1, r.method), (16.5, PMethod::Asymptotic));
+    assert_close(r.p, 0.13158676028118635, 1e-9);
+}
+
+// a = [0.91, 0.88, 0.93, 0.90, 0.87, 0.95, 0.89]; b = [0.89, 0.885, 0.90, 0.91, 0.842, 0.925, 0.851]
+// c = [0.91, 0.88, 0.93, 0.90, 0.87, 0.95];       d = [0.89, 0.88, 0.90, 0.92, 0.85, 0.93]
+// e = np.round(np.random.default_rng(0).normal(0, 1, 60), 2); f = np.zeros(60)
+// [st.wilcoxon(p, q) for p, q in [(a, b), (c, d), (e, f)]]
+// # (3.0, 0.078125) exact (no ties, no zeros); (3.0, 0.3125) zeros and ties, n <= 13: sign flips; (790.5, 0.47563405942538806) n > 50
+#[test]
+fn wilcoxon_matches_scipy() {
+    use encoderlab::stats::rank::{wilcoxon, PMethod};
+    let a = [0.91, 0.88, 0.93, 0.90, 0.87, 0.95, 0.89];
+    let b = [0.89, 0.885, 0.90, 0.91, 0.842, 0.925, 0.851];
+    let r = wilcoxon(&a, &b);
+    assert_eq!((r.statistic, r.method), (3.0, PMethod::Exact));
+    assert_eq!(r.r_plus + r.r_minus, 28.0);
+    assert_close(r.p, 0.078125, 1e-12);
+    let c = [0.91, 0.88, 0.93, 0.90, 0.87, 0.95];
+    let d = [0.89, 0.88, 0.90, 0.92, 0.85, 0.93];
+    let r = wilcoxon(&c, &d);
+    assert_eq!((r.statistic, r.method), (3.0, PMethod::Permutation));
+    assert_close(r.p, 0.3125, 1e-12);
+    let e = [
+        0.13, -0.13, 0.64, 0.1, -0.54, 0.36, 1.3, 0.95, -0.7, -1.27, -0.62, 0.04, -2.33, -0.22, -1.25, -0.73, -0.54,
+        -0.32, 0.41, 1.04, -0.13, 1.37, -0.67, 0.35, 0.9, 0.09, -0.74, -0.92, -0.46, 0.22, -1.01, -0.21, -0.16, 0.54,
+        0.21, 0.36, -0.65, -0.13, 0.78, 1.49, -1.26, 1.51, 1.35, 0.78, 0.26, -0.31, 1.46, 1.96, 1.8, 1.32, 0.36, -1.21,
+        -0.0, 0.66, -1.29, 0.4, 0.43, 0.7, -1.18, -0.66,
+    ];
+    let r = wilcoxon(&e, &[0.0; 60]);
+    assert_eq!((r.statistic, r.method), (790.5, PMethod::Asymptotic));
+    assert_close(r.p, 0.47563405942538806, 1e-9);
+    // four tasks can never reject at 0.05 (smallest two-sided p is 0.125)
+    assert_close(wilcoxon(&[0.9, 0.8, 0.7, 0.6], &[0.1, 0.1, 0.1, 0.1]).p, 0.125, 1e-12);
+}
+
+// blocks = [[0.91, 0.89, 0.85], [0.80, 0.82, 0.79], [0.70, 0.70, 0.65], [0.95, 0.93, 0.94]]
+// st.friedmanchisquare(*np.array(blocks).T)     # 4.133333333333334 0.12660710278908355
+#[test]
+fn friedman_matches_scipy() {
+    let blocks = vec![
+        vec![0.91, 0.89, 0.85],
+        vec![0.80, 0.82, 0.79],
+        vec![0.70, 0.70, 0.65],
+        vec![0.95, 0.93, 0.94],
+    ];
+    let (chi2, p) = encoderlab::stats::rank::friedman(&blocks);
+    assert_close(chi2, 4.133333333333334, 1e-12);
+    assert_close(p, 0.12660710278908355, 1e-10);
+    assert!(
+        encoderlab::stats::rank::friedman(&[vec![0.1, 0.2], vec![0.3, 0.4]])
+            .0
+            .is_nan(),
+        "k < 3"
+    );
+}

@@ -6,4 +6,5 @@ pub mod describe;
 pub mod expected_max;
 pub mod multitest;
 pub mod proportion;
+pub mod rank;
 pub mod ttest;
