@@ -118,7 +118,8 @@ pub fn mann_whitney(x: &[f64], y: &[f64]) -> MannWhitney {
     let u = u1.max(u2);
     let ties = tie_sizes(&all);
     let has_ties = ties.iter().any(|&t| t > 1.0);
-    if !(n1 > 8 && n2 > 8) && !has_ties {
+    let exact = n1 <= 8 || n2 <= 8;
+    if exact && !has_ties {
         let counts = u_null_counts(n1, n2);
         let total: f64 = counts.iter().sum();
         let from = u.round() as usize;
