@@ -308,3 +308,71 @@ fn friedman_matches_scipy() {
         "k < 3"
     );
 }
+
+// The fixture tests/golden/bootstrap_mean_199.json holds x, scipy's own resample indices and
+// its three intervals:
+// x = np.array([0.912, 0.905, 0.921, 0.899, 0.915, 0.760, 0.918])
+// idx = np.random.default_rng(42).integers(0, len(x), (199, len(x)))     # what bootstrap() draws
+// for m in ["percentile", "basic", "BCa"]:
+//     r = st.bootstrap((x,), np.mean, method=m, n_resamples=199, confidence_level=0.95,
+//                      rng=np.random.default_rng(42))
+// # percentile [0.8435428571428571, 0.9157142857142857]  basic [0.8642857142857143, 0.9364571428571429]
+// # BCa [0.8275360570598603, 0.914938497720848]
+#[test]
+fn bootstrap_intervals_match_scipy_on_its_resamples() -> anyhow::Result<()> {
+    use encoderlab::stats::bootstrap::{ci_from_bootstrap_distribution, jackknife, BootstrapMethod};
+    let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/bootstrap_mean_199.json"
+    ))?)?;
+    let x: Vec<f64> = serde_json::from_value(fixture["x"].clone())?;
+    let idx: Vec<Vec<usize>> = serde_json::from_value(fixture["indices"].clone())?;
+    let theta_star: Vec<f64> = idx
+        .iter()
+        .map(|row| mean(&row.iter().map(|&i| x[i]).collect::<Vec<_>>()))
+        .collect();
+    let jack = jackknife(&x, mean);
+    for method in [
+        BootstrapMethod::Percentile,
+        BootstrapMethod::Basic,
+        BootstrapMethod::BCa,
+    ] {
+        let want: Vec<f64> = serde_json::from_value(fixture[method.name()].clone())?;
+        let (lo, hi) = ci_from_bootstrap_distribution(mean(&x), &theta_star, &jack, method, 0.95);
+        assert_close(lo, want[0], 1e-12);
+        assert_close(hi, want[1], 1e-12);
+        assert!(lo <= mean(&x) + 1e-12 || method == BootstrapMethod::Basic, "{method:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn bootstrap_degenerate_and_end_to_end() {
+    use encoderlab::rng::seeded;
+    use encoderlab::stats::bootstrap::{bootstrap_ci, BootstrapMethod};
+    let c = [0.885; 5];
+    let (lo, hi) = bootstrap_ci(&c, mean, BootstrapMethod::Percentile, 0.95, 999, &mut seeded(0, 0));
+    assert_eq!((lo, hi), (0.885, 0.885), "percentile of a constant sample is [c, c]");
+    let (lo, hi) = bootstrap_ci(&c, mean, BootstrapMethod::BCa, 0.95, 999, &mut seeded(0, 0));
+    assert!(lo.is_nan() && hi.is_nan(), "BCa is NaN on degenerate data");
+    assert!(
+        bootstrap_ci(&[0.9], mean, BootstrapMethod::Percentile, 0.95, 99, &mut seeded(0, 0))
+            .0
+            .is_nan()
+    );
+    // end to end, within Monte-Carlo tolerance of scipy's 9999-resample intervals
+    // st.bootstrap((x,), np.mean, method=m, n_resamples=9999, rng=np.random.default_rng(0)).confidence_interval
+    // # percentile (0.8452857142857143, 0.9157142857142857)  BCa (0.8227142857142856, 0.9138571428571429)
+    for (method, want) in [
+        (BootstrapMethod::Percentile, (0.8452857142857143, 0.9157142857142857)),
+        (BootstrapMethod::BCa, (0.8227142857142856, 0.9138571428571429)),
+    ] {
+        let a = bootstrap_ci(&X, mean, method, 0.95, 9999, &mut seeded(7, 1));
+        let b = bootstrap_ci(&X, mean, method, 0.95, 9999, &mut seeded(7, 1));
+        assert_eq!(a, b, "same seed, same interval");
+        assert!(
+            (a.0 - want.0).abs() < 0.004 && (a.1 - want.1).abs() < 0.004,
+            "{method:?}: {a:?} vs {want:?}"
+        );
+    }
+}
