@@ -376,3 +376,118 @@ fn bootstrap_degenerate_and_end_to_end() {
         );
     }
 }
+
+// rliable 1.2 (pip install rliable "pandas<3"):
+// from rliable import library as rly, metrics
+// X = np.array([[0.82, 0.61, 0.95], [0.79, 0.64, 0.97], [0.85, 0.10, 0.96], [0.80, 0.62, 0.94], [0.83, 0.66, 0.99]])
+// Y = np.array([[0.78, 0.65, 0.93], [0.81, 0.63, 0.95], [0.77, 0.66, 0.96], [0.80, 0.60, 0.92], [0.79, 0.62, 0.97]])
+// metrics.aggregate_iqm(X), metrics.aggregate_mean(X), metrics.aggregate_median(X), metrics.aggregate_optimality_gap(X)
+// # 0.8088888888888889 0.7686666666666667 0.818 0.2313333333333334
+// metrics.probability_of_improvement(X, Y), metrics.probability_of_improvement(Y, X)   # 0.6466666666666666 0.35333333333333333
+// rly.create_performance_profile({"x": X}, np.array([0.5, 0.8, 0.95]), reps=2000)[0]["x"]  # 0.9333.., 0.5333.., 0.2
+// np.random.seed(0); rly.get_interval_estimates({"x": X}, agg, reps=50000)  # agg = the four aggregates
+// # iqm [0.7955555555555556, 0.8200000000000001] mean [0.6960000000000001, 0.8113333333333334]
+// # median [0.8, 0.836] optimality_gap [0.18866666666666665, 0.30400000000000016]
+// np.random.seed(0); rly.get_interval_estimates({"x,y": (X, Y)}, metrics.probability_of_improvement, reps=2000)
+// # [0.4533333333333333, 0.8201666666666657]
+// performance-profile CIs (reps=2000): [0.8, 1.0] [0.4, 0.6666666666666666] [0.06666666666666667, 0.3333333333333333]
+fn rliable_matrices() -> (
+    encoderlab::stats::aggregate::TaskScores,
+    encoderlab::stats::aggregate::TaskScores,
+) {
+    let rows_x = [
+        [0.82, 0.61, 0.95],
+        [0.79, 0.64, 0.97],
+        [0.85, 0.10, 0.96],
+        [0.80, 0.62, 0.94],
+        [0.83, 0.66, 0.99],
+    ];
+    let rows_y = [
+        [0.78, 0.65, 0.93],
+        [0.81, 0.63, 0.95],
+        [0.77, 0.66, 0.96],
+        [0.80, 0.60, 0.92],
+        [0.79, 0.62, 0.97],
+    ];
+    let by_task = |rows: &[[f64; 3]; 5]| encoderlab::stats::aggregate::TaskScores {
+        columns: (0..3).map(|t| rows.iter().map(|r| r[t]).collect()).collect(),
+    };
+    (by_task(&rows_x), by_task(&rows_y))
+}
+
+#[test]
+fn rliable_aggregates_match() {
+    use encoderlab::stats::aggregate::{fraction_above, probability_of_improvement, Aggregate};
+    let (x, y) = rliable_matrices();
+    assert_close(Aggregate::Iqm.of(&x), 0.8088888888888889, 1e-14);
+    assert_close(Aggregate::Mean.of(&x), 0.7686666666666667, 1e-14);
+    assert_close(Aggregate::Median.of(&x), 0.818, 1e-14);
+    assert_close(Aggregate::OptimalityGap(1.0).of(&x), 0.2313333333333334, 1e-14);
+    let (pxy, pyx) = (probability_of_improvement(&x, &y), probability_of_improvement(&y, &x));
+    assert_close(pxy, 0.6466666666666666, 1e-14);
+    assert_close(pyx, 0.35333333333333333, 1e-14);
+    assert_close(pxy + pyx, 1.0, 1e-14);
+    assert_close(probability_of_improvement(&x, &x), 0.5, 1e-15);
+    for (tau, want) in [(0.5, 0.9333333333333333), (0.8, 0.5333333333333333), (0.95, 0.2)] {
+        assert_close(fraction_above(&x, tau), want, 1e-15);
+    }
+}
+
+#[test]
+fn stratified_bootstrap_intervals_agree_with_rliable_within_monte_carlo_error() {
+    use encoderlab::rng::seeded;
+    use encoderlab::stats::aggregate::{
+        fraction_above, paired_stratified_bootstrap, probability_of_improvement, stratified_bootstrap, Aggregate,
+    };
+    use encoderlab::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
+    let (x, y) = rliable_matrices();
+    let pct =
+        |theta: f64, star: &[f64]| ci_from_bootstrap_distribution(theta, star, &[], BootstrapMethod::Percentile, 0.95);
+    let want = [
+        (Aggregate::Iqm, (0.7955555555555556, 0.8200000000000001)),
+        (Aggregate::Mean, (0.6960000000000001, 0.8113333333333334)),
+        (Aggregate::Median, (0.8, 0.836)),
+        (
+            Aggregate::OptimalityGap(1.0),
+            (0.18866666666666665, 0.30400000000000016),
+        ),
+    ];
+    for (k, (agg, (lo, hi))) in want.into_iter().enumerate() {
+        let star = stratified_bootstrap(&x, |s| agg.of(s), 50_000, false, &mut seeded(0, k as u64));
+        let (a, b) = pct(agg.of(&x), &star);
+        assert!(
+            (a - lo).abs() < 0.01 && (b - hi).abs() < 0.01,
+            "{}: [{a}, {b}] vs [{lo}, {hi}]",
+            agg.name()
+        );
+        assert!(a <= agg.of(&x) && agg.of(&x) <= b);
+    }
+    let star = paired_stratified_bootstrap(&x, &y, probability_of_improvement, 2000, &mut seeded(0, 9));
+    let (a, b) = pct(probability_of_improvement(&x, &y), &star);
+    assert!(
+        (a - 0.4533333333333333).abs() < 0.03 && (b - 0.8201666666666657).abs() < 0.03,
+        "PoI [{a}, {b}]"
+    );
+    for (tau, (lo, hi)) in [
+        (0.5, (0.8, 1.0)),
+        (0.8, (0.4, 0.6666666666666666)),
+        (0.95, (0.06666666666666667, 0.3333333333333333)),
+    ] {
+        let star = stratified_bootstrap(&x, |s| fraction_above(s, tau), 2000, false, &mut seeded(0, 10));
+        let (a, b) = pct(fraction_above(&x, tau), &star);
+        assert!(
+            (a - lo).abs() < 0.07 && (b - hi).abs() < 0.07,
+            "profile {tau}: [{a}, {b}]"
+        );
+    }
+    // task bootstrap widens the interval
+    let narrow = pct(
+        Aggregate::Iqm.of(&x),
+        &stratified_bootstrap(&x, |s| Aggregate::Iqm.of(s), 5000, false, &mut seeded(1, 0)),
+    );
+    let wide = pct(
+        Aggregate::Iqm.of(&x),
+        &stratified_bootstrap(&x, |s| Aggregate::Iqm.of(s), 5000, true, &mut seeded(1, 0)),
+    );
+    assert!(wide.1 - wide.0 > narrow.1 - narrow.0);
+}

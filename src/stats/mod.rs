@@ -2,6 +2,7 @@
 //! functions on slices of scores, each checked against its reference implementation (scipy,
 //! statsmodels, Dodge et al.'s expected max) by golden tests in `tests/stats_golden.rs`.
 
+pub mod aggregate;
 pub mod bootstrap;
 pub mod describe;
 pub mod expected_max;
