@@ -9,4 +9,5 @@ pub mod expected_max;
 pub mod multitest;
 pub mod proportion;
 pub mod rank;
+pub mod stability;
 pub mod ttest;
