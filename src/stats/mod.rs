@@ -9,5 +9,6 @@ pub mod expected_max;
 pub mod multitest;
 pub mod proportion;
 pub mod rank;
+pub mod runs;
 pub mod stability;
 pub mod ttest;

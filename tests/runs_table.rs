@@ -1,0 +1,151 @@
+//! The analysis' runs table and task metadata: the real paper runs, and every bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{shared_data, write};
+use encoderlab::data::Registry;
+use encoderlab::stats::runs::{builtin_meta, check_meta, read_meta, read_runs};
+
+const HEADER: &str = "model,objective,family,dataset,learning_rate,seed,split,metric,score,status\n";
+
+#[test]
+fn reads_the_paper_runs() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let path = data.join("paper_runs/runs.csv");
+    let runs = read_runs(&path)?;
+    assert_eq!(runs.len(), 190);
+    assert!(runs.iter().all(|r| r.score.is_finite()));
+    let meta_path = data.join("paper_runs/meta.csv");
+    let meta = read_meta(&meta_path)?;
+    assert_eq!(meta["sst2"].chance_score, 0.5092);
+    check_meta(&runs, &meta, &path, &meta_path)?;
+    let outlier = runs
+        .iter()
+        .find(|r| r.objective == "mlm40" && r.dataset == "conll2003_en" && r.learning_rate == 1e-4 && r.seed == 4)
+        .unwrap();
+    assert!(
+        (outlier.score - 0.760).abs() < 0.001,
+        "the diverged run the README mentions: {}",
+        outlier.score
+    );
+    Ok(())
+}
+
+#[test]
+fn failed_runs_become_nan() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let text = format!(
+        "{HEADER}m,clm,SC,sst2,1e-05,0,validation,accuracy,0.9,ok\nm,clm,SC,sst2,1e-05,1,validation,accuracy,,ok\nm,clm,SC,sst2,1e-05,2,validation,accuracy,NaN,ok\nm,clm,SC,sst2,1e-05,3,validation,accuracy,0.8,diverged\n"
+    );
+    let runs = read_runs(&write(dir.path(), "r.csv", &text))?;
+    let scores: Vec<bool> = runs.iter().map(|r| r.score.is_nan()).collect();
+    assert_eq!(scores, [false, true, true, true]);
+    // family, metric and status are optional
+    let runs = read_runs(&write(
+        dir.path(),
+        "s.csv",
+        "model,objective,dataset,learning_rate,seed,split,score\nm,mlm,sst2,2e-5,0,test,0.91\n",
+    ))?;
+    assert_eq!(
+        (runs[0].family.clone(), runs[0].learning_rate, runs[0].score),
+        (None, 2e-5, 0.91)
+    );
+    Ok(())
+}
+
+fn error_of(dir: &Path, text: &str) -> String {
+    read_runs(&write(dir, "bad.csv", text)).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_runs_tables_name_file_line_and_column() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let err = error_of(
+        d,
+        "model,objective,dataset,learning_rate,split,score\nm,clm,sst2,1e-5,test,0.9\n",
+    );
+    assert!(
+        err.contains("bad.csv:1") && err.contains("missing required column `seed`"),
+        "{err}"
+    );
+    let err = error_of(d, &format!("{HEADER}m,clm,SC,sst2,1e-05,0,validation,accuracy,0.9,ok\nm,clm,SC,sst2,1e-05,1,validation,accuracy,high,ok\n"));
+    assert!(
+        err.contains("bad.csv:3") && err.contains("column `score`") && err.contains("\"high\" is not a number"),
+        "{err}"
+    );
+    let err = error_of(d, &format!("{HEADER}m,clm,SC,sst2,1e-05,0,validation,accuracy,0.9,ok\nm,clm,SC,sst2,0.00001,0,validation,accuracy,0.8,ok\n"));
+    assert!(
+        err.contains("bad.csv:3") && err.contains("duplicate run") && err.contains("line 2"),
+        "{err}"
+    );
+    let err = error_of(d, &format!("{HEADER}m,clm,SC,sst2,fast,0,validation,accuracy,0.9,ok\n"));
+    assert!(err.contains("column `learning_rate`"), "{err}");
+    let err = error_of(d, HEADER);
+    assert!(err.contains("empty runs table"), "{err}");
+    let err = error_of(d, "");
+    assert!(err.contains("bad.csv"), "{err}");
+    let err = read_runs(&d.join("absent.csv")).unwrap_err().to_string();
+    assert!(err.contains("absent.csv") && err.contains("not found"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn metadata_is_required_and_the_scale_is_checked() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs_path = write(
+        dir.path(),
+        "r.csv",
+        &format!(
+            "{HEADER}m,clm,SC,sst2,1e-05,0,test,accuracy,91.2,ok\nm,clm,SC,mystery,1e-05,0,test,accuracy,0.5,ok\n"
+        ),
+    );
+    let runs = read_runs(&runs_path)?;
+    let meta = builtin_meta(&Registry::builtin()?);
+    let origin = PathBuf::from("<built-in registry>");
+    let err = check_meta(&runs[..1], &meta, &runs_path, &origin)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("r.csv:2") && err.contains("0-100 scale"), "{err}");
+    let err = check_meta(&runs[1..], &meta, &runs_path, &origin)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("r.csv:3") && err.contains("`mystery` has no metadata") && err.contains("sst2"),
+        "{err}"
+    );
+    let meta_path = write(
+        dir.path(),
+        "meta.csv",
+        "dataset,family,metric_name,chance_score,max_score,higher_is_better\nsst2,SC,accuracy,50.92,100,True\n",
+    );
+    let meta100 = read_meta(&meta_path)?;
+    check_meta(&runs[..1], &meta100, &runs_path, &meta_path)?;
+    let bad = write(
+        dir.path(),
+        "meta2.csv",
+        "dataset,family,metric_name,chance_score,max_score,higher_is_better\nsst2,SC,accuracy,0.5,1,maybe\n",
+    );
+    assert!(read_meta(&bad).unwrap_err().to_string().contains("meta2.csv:2"));
+    Ok(())
+}
+
+#[cfg(feature = "polars")]
+#[test]
+fn parquet_runs_table() -> anyhow::Result<()> {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("runs.parquet");
+    let mut df = df!(
+        "model" => ["m", "m"], "objective" => ["clm", "clm"], "dataset" => ["sst2", "sst2"],
+        "learning_rate" => [1e-5, 2e-5], "seed" => [0i64, 0], "split" => ["test", "test"], "score" => [Some(0.9), None]
+    )?;
+    ParquetWriter::new(std::fs::File::create(&path)?).finish(&mut df)?;
+    let runs = read_runs(&path)?;
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[0].learning_rate, runs[0].score), (1e-5, 0.9));
+    assert!(runs[1].score.is_nan());
+    Ok(())
+}
