@@ -5,7 +5,7 @@
 //! failed run (its score is NaN here). Errors name the file, line and column.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::data::registry::Registry;
 use crate::error::{Error, Result};
@@ -313,7 +313,7 @@ pub fn check_meta(
     runs: &[Run],
     meta: &BTreeMap<String, TaskMeta>,
     runs_path: &Path,
-    meta_origin: &PathBuf,
+    meta_origin: &Path,
 ) -> Result<()> {
     for run in runs {
         let Some(m) = meta.get(&run.dataset) else {
