@@ -39,9 +39,12 @@ fn fails_with(o: &Output, needle: &str) {
 
 #[test]
 fn analysis_prints_help() {
-    let o = Command::new(env!("CARGO_BIN_EXE_analysis")).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_analysis"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("fine-tuning runs"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("report"));
 }
 
 #[test]

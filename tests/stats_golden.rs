@@ -117,12 +117,11 @@ fn wilson_matches_statsmodels() {
     ];
     for ((k, n), (lo, hi)) in cases {
         let (a, b) = wilson_interval(k, n, 0.95);
-        assert!(
-            close(a, lo, 1e-9) || (lo == 0.0 && a.abs() < 1e-15),
-            "{k}/{n}: {a} vs {lo}"
-        );
+        assert_close(a, lo, 1e-9);
         assert_close(b, hi, 1e-9);
     }
+    assert_eq!(wilson_interval(0, 5, 0.95).0, 0.0, "exactly 0 at k = 0");
+    assert_eq!(wilson_interval(4, 4, 0.95).1, 1.0, "exactly 1 at k = n");
     assert!(wilson_interval(0, 0, 0.95).0.is_nan());
     assert!(is_failed(f64::NAN, 0.5) && is_failed(0.5, 0.5) && !is_failed(0.51, 0.5));
 }

@@ -9,6 +9,7 @@ pub mod expected_max;
 pub mod multitest;
 pub mod proportion;
 pub mod rank;
+pub mod report;
 pub mod runs;
 pub mod stability;
 pub mod ttest;

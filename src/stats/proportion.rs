@@ -27,5 +27,8 @@ pub fn wilson_interval(k: u64, n: u64, confidence: f64) -> (f64, f64) {
     let z2 = z * z;
     let centre = (k + z2 / 2.0) / (n + z2);
     let half = z / (n + z2) * (k * (n - k) / n + z2 / 4.0).sqrt();
-    (centre - half, centre + half)
+    // at k = 0 and k = n the bound is exactly 0 or 1 (statsmodels' value), not rounding noise
+    let low = if k == 0.0 { 0.0 } else { (centre - half).max(0.0) };
+    let high = if k == n { 1.0 } else { (centre + half).min(1.0) };
+    (low, high)
 }

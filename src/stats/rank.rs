@@ -177,8 +177,21 @@ pub fn wilcoxon(x: &[f64], y: &[f64]) -> Wilcoxon {
     }
     let abs: Vec<f64> = d.iter().map(|v| v.abs()).collect();
     let ranks = rank_average(&abs);
-    let r_plus: f64 = d.iter().zip(&ranks).filter(|(v, _)| **v > 0.0).map(|(_, r)| r).sum();
-    let r_minus: f64 = d.iter().zip(&ranks).filter(|(v, _)| **v < 0.0).map(|(_, r)| r).sum();
+    // `+ 0.0`: an empty f64 sum is -0.0
+    let r_plus: f64 = d
+        .iter()
+        .zip(&ranks)
+        .filter(|(v, _)| **v > 0.0)
+        .map(|(_, r)| r)
+        .sum::<f64>()
+        + 0.0;
+    let r_minus: f64 = d
+        .iter()
+        .zip(&ranks)
+        .filter(|(v, _)| **v < 0.0)
+        .map(|(_, r)| r)
+        .sum::<f64>()
+        + 0.0;
     let statistic = r_plus.min(r_minus);
     let ties = tie_sizes(&abs);
     let has_ties = ties.iter().any(|&t| t > 1.0);

@@ -309,12 +309,7 @@ pub fn builtin_meta(registry: &Registry) -> BTreeMap<String, TaskMeta> {
 
 /// Checks that every dataset of `runs` has metadata and that its scores fit the metadata's
 /// scale (a score above max_score means the table is on another scale).
-pub fn check_meta(
-    runs: &[Run],
-    meta: &BTreeMap<String, TaskMeta>,
-    runs_path: &Path,
-    meta_origin: &Path,
-) -> Result<()> {
+pub fn check_meta(runs: &[Run], meta: &BTreeMap<String, TaskMeta>, runs_path: &Path, meta_origin: &Path) -> Result<()> {
     for run in runs {
         let Some(m) = meta.get(&run.dataset) else {
             return Err(Error::data(

@@ -1,0 +1,133 @@
+//! `analysis report`: every CSV of the analysis, from a runs table. Each table is a pure
+//! function of the organised runs ([`RunsIndex`]) and the configuration; randomness comes from
+//! one stream per (table, system, dataset) derived from the seed, so results do not depend on
+//! order or threads. The files appear together, only when all are written.
+
+pub mod table;
+mod tables;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{write_atomic, StagingDir};
+pub use table::{NanPolicy, RunsIndex};
+pub use tables::*;
+
+/// Settings of a report.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Master seed of every resampling.
+    pub seed: u64,
+    /// Confidence level of every interval.
+    pub confidence: f64,
+    /// Failed runs: impute the chance score, or drop.
+    #[serde(skip)]
+    pub nan_policy: Option<NanPolicy>,
+    /// Thresholds of the performance profiles (default: quantiles of the pooled scores).
+    pub taus: Option<Vec<f64>>,
+    /// Resamples of the per-(system, dataset) bootstrap intervals.
+    pub bootstrap_resamples: usize,
+    /// Resamples of the stratified bootstrap of the aggregates.
+    pub aggregate_reps: usize,
+    /// Resamples of probability of improvement and performance profiles.
+    pub poi_reps: usize,
+}
+
+impl Default for ReportConfig {
+    /// STATISTICS.md defaults: seed 0, 95 %, 9,999 / 50,000 / 2,000 resamples, chance imputation.
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            confidence: 0.95,
+            nan_policy: Some(NanPolicy::ImputeChance),
+            taus: None,
+            bootstrap_resamples: 9999,
+            aggregate_reps: 50_000,
+            poi_reps: 2000,
+        }
+    }
+}
+
+impl ReportConfig {
+    /// Checks the fields once.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return Err(Error::config(
+                "confidence",
+                format!("{} must be in (0, 1)", self.confidence),
+            ));
+        }
+        if self.bootstrap_resamples == 0 || self.aggregate_reps == 0 || self.poi_reps == 0 {
+            return Err(Error::config("resamples", "every resample count must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The NaN policy (chance imputation when unset).
+    pub fn policy(&self) -> NanPolicy {
+        self.nan_policy.unwrap_or(NanPolicy::ImputeChance)
+    }
+}
+
+/// A CSV table: header and rows of cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// File name, e.g. `group_stats.csv`.
+    pub name: &'static str,
+    /// Column names.
+    pub header: Vec<&'static str>,
+    /// Rows.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// The CSV text (fields quoted when needed).
+    pub fn to_csv(&self) -> Result<String> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let err = |e: csv::Error| Error::data(self.name, 0, e.to_string());
+        w.write_record(&self.header).map_err(err)?;
+        for row in &self.rows {
+            w.write_record(row).map_err(err)?;
+        }
+        let bytes = w.into_inner().map_err(|e| Error::data(self.name, 0, e.to_string()))?;
+        String::from_utf8(bytes).map_err(|e| Error::data(self.name, 0, e.to_string()))
+    }
+}
+
+/// A number as written in reports: shortest round-trip representation, NaN as `NaN`.
+pub fn num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Every table of the report.
+pub fn build_tables(index: &RunsIndex, cfg: &ReportConfig) -> Vec<Table> {
+    vec![
+        group_stats(index, cfg),
+        best_lr_table(index, cfg),
+        expected_max_table(index),
+        bootstrap_table(index, cfg),
+        tests_unpaired(index, cfg),
+        tests_paired(index, cfg),
+        ranks_table(index),
+        aggregate_table(index, cfg),
+        poi_table(index, cfg),
+        profile_table(index, cfg),
+        missing_runs(index),
+    ]
+}
+
+/// Writes every table into `out` (replaced only when all are written).
+pub fn write_report(tables: &[Table], out: &Path) -> Result<()> {
+    let stage = StagingDir::create(out)?;
+    for t in tables {
+        write_atomic(stage.path().join(t.name), t.to_csv()?.as_bytes())?;
+    }
+    stage.commit()
+}

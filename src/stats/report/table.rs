@@ -1,0 +1,234 @@
+//! Organising a runs table for the report: systems and datasets in order of first appearance,
+//! the learning-rate × seed grid of every (dataset, split), missing cells, the NaN policy, and
+//! the selection/report split protocol.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::stats::describe::mean;
+use crate::stats::runs::{Run, TaskMeta};
+use crate::stats::stability::best_lr;
+
+/// What to do with a failed run (NaN score, or a status other than `ok`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NanPolicy {
+    /// Replace it by the task's chance score (the default).
+    ImputeChance,
+    /// Leave it out.
+    Drop,
+}
+
+/// A system: (model, objective).
+pub type System = (String, String);
+
+/// One cell group: the seeds of one (system, dataset, learning rate, split).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// Seed → raw score (NaN = failed or missing).
+    pub scores: BTreeMap<i64, f64>,
+    /// Seeds of the grid with no row.
+    pub missing: Vec<i64>,
+}
+
+/// The runs table, organised.
+#[derive(Debug, Clone)]
+pub struct RunsIndex {
+    /// Systems in order of first appearance.
+    pub systems: Vec<System>,
+    /// Datasets in order of first appearance.
+    pub datasets: Vec<String>,
+    /// (system index, dataset index, split, learning-rate bits) → group.
+    pub groups: BTreeMap<(usize, usize, String, u64), Group>,
+    /// (dataset index, split) → (learning rates, seeds) of the grid.
+    pub grids: BTreeMap<(usize, String), (Vec<f64>, Vec<i64>)>,
+    /// Metadata by dataset (lower-is-better metrics already negated).
+    pub meta: BTreeMap<String, TaskMeta>,
+    /// The NaN policy.
+    pub policy: NanPolicy,
+}
+
+fn position<T: PartialEq + Clone>(list: &mut Vec<T>, item: &T) -> usize {
+    match list.iter().position(|x| x == item) {
+        Some(i) => i,
+        None => {
+            list.push(item.clone());
+            list.len() - 1
+        }
+    }
+}
+
+impl RunsIndex {
+    /// Organises `runs`; every dataset must be in `meta` (see `runs::check_meta`). Scores of
+    /// lower-is-better metrics are negated here, and negated back when written.
+    pub fn new(runs: &[Run], meta: &BTreeMap<String, TaskMeta>, policy: NanPolicy) -> Self {
+        let mut systems = Vec::new();
+        let mut datasets = Vec::new();
+        let mut groups: BTreeMap<(usize, usize, String, u64), Group> = BTreeMap::new();
+        let mut lrs: BTreeMap<(usize, String), BTreeSet<u64>> = BTreeMap::new();
+        let mut seeds: BTreeMap<(usize, String), BTreeSet<i64>> = BTreeMap::new();
+        let mut pairs: BTreeSet<(usize, usize, String)> = BTreeSet::new();
+        for run in runs {
+            let s = position(&mut systems, &(run.model.clone(), run.objective.clone()));
+            let d = position(&mut datasets, &run.dataset);
+            let sign = if meta.get(&run.dataset).is_some_and(|m| !m.higher_is_better) {
+                -1.0
+            } else {
+                1.0
+            };
+            let key = (s, d, run.split.clone(), run.learning_rate.to_bits());
+            groups
+                .entry(key)
+                .or_insert_with(|| Group {
+                    scores: BTreeMap::new(),
+                    missing: Vec::new(),
+                })
+                .scores
+                .insert(run.seed, sign * run.score);
+            lrs.entry((d, run.split.clone()))
+                .or_default()
+                .insert(run.learning_rate.to_bits());
+            seeds.entry((d, run.split.clone())).or_default().insert(run.seed);
+            pairs.insert((s, d, run.split.clone()));
+        }
+        let mut grids = BTreeMap::new();
+        for (key, lr_bits) in &lrs {
+            let mut lr: Vec<f64> = lr_bits.iter().map(|b| f64::from_bits(*b)).collect();
+            lr.sort_by(|a, b| a.total_cmp(b));
+            grids.insert(key.clone(), (lr, seeds[key].iter().copied().collect::<Vec<_>>()));
+        }
+        // absent cells of the grid become missing (NaN) runs
+        for (s, d, split) in &pairs {
+            let (grid_lrs, grid_seeds) = &grids[&(*d, split.clone())];
+            for lr in grid_lrs {
+                let group = groups
+                    .entry((*s, *d, split.clone(), lr.to_bits()))
+                    .or_insert_with(|| Group {
+                        scores: BTreeMap::new(),
+                        missing: Vec::new(),
+                    });
+                for seed in grid_seeds {
+                    if !group.scores.contains_key(seed) {
+                        group.scores.insert(*seed, f64::NAN);
+                        group.missing.push(*seed);
+                    }
+                }
+            }
+        }
+        let meta = meta
+            .iter()
+            .map(|(k, m)| {
+                let mut m = m.clone();
+                if !m.higher_is_better {
+                    m.chance_score = -m.chance_score;
+                    m.max_score = -m.max_score;
+                }
+                (k.clone(), m)
+            })
+            .collect();
+        Self {
+            systems,
+            datasets,
+            groups,
+            grids,
+            meta,
+            policy,
+        }
+    }
+
+    /// The metadata of dataset `d`.
+    pub fn meta_of(&self, d: usize) -> &TaskMeta {
+        &self.meta[&self.datasets[d]]
+    }
+
+    /// +1, or −1 for a lower-is-better dataset (to write values back in their sign).
+    pub fn sign(&self, d: usize) -> f64 {
+        if self.meta_of(d).higher_is_better {
+            1.0
+        } else {
+            -1.0
+        }
+    }
+
+    /// The splits that system `s` has on dataset `d`.
+    pub fn splits(&self, s: usize, d: usize) -> Vec<String> {
+        let set: BTreeSet<String> = self
+            .groups
+            .keys()
+            .filter(|k| k.0 == s && k.1 == d)
+            .map(|k| k.2.clone())
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// (selection split, report split): validation → test when both exist, else the one split.
+    pub fn protocol(&self, s: usize, d: usize) -> Option<(String, String)> {
+        let splits = self.splits(s, d);
+        let has = |x: &str| splits.iter().any(|v| v == x);
+        if has("validation") && has("test") {
+            return Some(("validation".into(), "test".into()));
+        }
+        let only = if has("validation") {
+            "validation".to_string()
+        } else {
+            splits.first()?.clone()
+        };
+        Some((only.clone(), only))
+    }
+
+    /// The learning rates of (s, d, split) that have a group, ascending.
+    pub fn lrs(&self, s: usize, d: usize, split: &str) -> Vec<f64> {
+        let mut v: Vec<f64> = self
+            .groups
+            .keys()
+            .filter(|k| k.0 == s && k.1 == d && k.2 == split)
+            .map(|k| f64::from_bits(k.3))
+            .collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
+    }
+
+    /// The group of (s, d, split, lr), if any.
+    pub fn group(&self, s: usize, d: usize, split: &str, lr: f64) -> Option<&Group> {
+        self.groups.get(&(s, d, split.to_string(), lr.to_bits()))
+    }
+
+    /// The scores of a group after the NaN policy (imputed with chance, or dropped).
+    pub fn values(&self, d: usize, group: &Group) -> Vec<f64> {
+        let chance = self.meta_of(d).chance_score;
+        group
+            .scores
+            .values()
+            .filter_map(|&v| match (v.is_nan(), self.policy) {
+                (false, _) => Some(v),
+                (true, NanPolicy::ImputeChance) => Some(chance),
+                (true, NanPolicy::Drop) => None,
+            })
+            .collect()
+    }
+
+    /// The scores of a group with failed runs always imputed (aggregates across tasks).
+    pub fn imputed(&self, d: usize, group: &Group) -> Vec<f64> {
+        let chance = self.meta_of(d).chance_score;
+        group
+            .scores
+            .values()
+            .map(|&v| if v.is_nan() { chance } else { v })
+            .collect()
+    }
+
+    /// The best learning rate of (s, d) on its selection split and its selection mean.
+    pub fn best(&self, s: usize, d: usize) -> Option<(f64, f64)> {
+        let (select, _) = self.protocol(s, d)?;
+        let means: Vec<(f64, f64)> = self
+            .lrs(s, d, &select)
+            .into_iter()
+            .map(|lr| {
+                (
+                    lr,
+                    self.group(s, d, &select, lr)
+                        .map_or(f64::NAN, |g| mean(&self.values(d, g))),
+                )
+            })
+            .collect();
+        best_lr(&means)
+    }
+}

@@ -1,0 +1,797 @@
+//! The report's tables, one function each (columns as the analysis issue fixes them).
+
+use sha2::{Digest, Sha256};
+
+use super::table::RunsIndex;
+use super::{num, ReportConfig, Table};
+use crate::rng::{seeded, Rng};
+use crate::stats::aggregate::{
+    fraction_above, paired_stratified_bootstrap, probability_of_improvement, stratified_bootstrap, Aggregate,
+    TaskScores,
+};
+use crate::stats::bootstrap::{ci_from_bootstrap_distribution, jackknife, resample_indices, BootstrapMethod};
+use crate::stats::describe::{iqm, mean, quantile, quantile_sorted, sem, sorted, std, t_interval};
+use crate::stats::expected_max::expected_max_curve;
+use crate::stats::multitest::{adjust, Correction};
+use crate::stats::proportion::{is_failed, wilson_interval};
+use crate::stats::rank::{friedman, mann_whitney, rank_average, wilcoxon};
+use crate::stats::stability::{lr_sensitivity, seed_spread};
+use crate::stats::ttest::{paired, welch};
+
+/// An independent random stream for one (table, key…) from the master seed.
+fn rng_for(seed: u64, parts: &[&str]) -> Rng {
+    let digest = Sha256::digest(parts.join("\u{1f}").as_bytes());
+    let mut stream = [0u8; 8];
+    stream.copy_from_slice(&digest[..8]);
+    seeded(seed, u64::from_le_bytes(stream))
+}
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+/// (low, high) of a value computed on sign-flipped scores, back in the original sign.
+fn back_ci(sign: f64, lo: f64, hi: f64) -> (f64, f64) {
+    if sign > 0.0 {
+        (lo, hi)
+    } else {
+        (-hi, -lo)
+    }
+}
+
+/// Per (system, dataset, learning rate, split): descriptive statistics and failures.
+pub fn group_stats(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let mut rows = Vec::new();
+    for (&(si, d, ref split, lr_bits), group) in &ix.groups {
+        let (model, objective) = &ix.systems[si];
+        let sign = ix.sign(d);
+        let v = ix.values(d, group);
+        let sv = sorted(&v);
+        let n_nan = group.scores.values().filter(|x| x.is_nan()).count();
+        let chance = ix.meta_of(d).chance_score;
+        let failed = group.scores.values().filter(|&&x| is_failed(x, chance)).count() as u64;
+        let n = group.scores.len() as u64;
+        let (tl, th) = t_interval(&v, cfg.confidence);
+        let (tl, th) = back_ci(sign, tl, th);
+        let (wl, wh) = wilson_interval(failed, n, cfg.confidence);
+        let (q25, q75) = back_ci(sign, quantile_sorted(&sv, 0.25), quantile_sorted(&sv, 0.75));
+        let (mn, mx) = back_ci(
+            sign,
+            sv.first().copied().unwrap_or(f64::NAN),
+            sv.last().copied().unwrap_or(f64::NAN),
+        );
+        rows.push(vec![
+            model.clone(),
+            objective.clone(),
+            ix.datasets[d].clone(),
+            num(f64::from_bits(lr_bits)),
+            split.clone(),
+            n.to_string(),
+            n_nan.to_string(),
+            (n as usize - n_nan).to_string(),
+            num(sign * mean(&v)),
+            num(std(&v)),
+            num(sem(&v)),
+            num(sign * quantile_sorted(&sv, 0.5)),
+            num(q25),
+            num(q75),
+            num(sign * iqm(&v)),
+            num(mn),
+            num(mx),
+            num(tl),
+            num(th),
+            failed.to_string(),
+            num(failed as f64 / n as f64),
+            num(wl),
+            num(wh),
+        ]);
+    }
+    Table {
+        name: "group_stats.csv",
+        header: vec![
+            "model",
+            "objective",
+            "dataset",
+            "learning_rate",
+            "split",
+            "n_runs",
+            "n_nan",
+            "n_valid",
+            "mean",
+            "std",
+            "sem",
+            "median",
+            "q25",
+            "q75",
+            "iqm",
+            "min",
+            "max",
+            "t_ci_low",
+            "t_ci_high",
+            "failed_count",
+            "failed_rate",
+            "failed_wilson_low",
+            "failed_wilson_high",
+        ],
+        rows,
+    }
+}
+
+/// (system, dataset, selection split, report split, best (learning rate, selection mean)).
+type Pair = (usize, usize, String, String, Option<(f64, f64)>);
+
+/// The (system, dataset) pairs in report order, with their protocol and best learning rate.
+fn pairs(ix: &RunsIndex) -> Vec<Pair> {
+    let mut out = Vec::new();
+    for si in 0..ix.systems.len() {
+        for d in 0..ix.datasets.len() {
+            if let Some((select, report)) = ix.protocol(si, d) {
+                out.push((si, d, select, report, ix.best(si, d)));
+            }
+        }
+    }
+    out
+}
+
+/// Report-split scores (after the NaN policy) of (s, d) at its best learning rate.
+fn best_scores(ix: &RunsIndex, si: usize, d: usize) -> Vec<f64> {
+    let (Some((_, report)), Some((lr, _))) = (ix.protocol(si, d), ix.best(si, d)) else {
+        return Vec::new();
+    };
+    ix.group(si, d, &report, lr)
+        .map(|g| ix.values(d, g))
+        .unwrap_or_default()
+}
+
+/// Per (system, dataset): best learning rate, its report-split scores, LR sensitivity, seed spread.
+pub fn best_lr_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let mut rows = Vec::new();
+    for (si, d, select, report, best) in pairs(ix) {
+        let (model, objective) = &ix.systems[si];
+        let sign = ix.sign(d);
+        let x = best_scores(ix, si, d);
+        let (tl, th) = t_interval(&x, cfg.confidence);
+        let (tl, th) = back_ci(sign, tl, th);
+        let report_lrs = ix.lrs(si, d, &report);
+        let groups: Vec<Vec<f64>> = report_lrs
+            .iter()
+            .filter_map(|&lr| ix.group(si, d, &report, lr))
+            .map(|g| ix.values(d, g))
+            .collect();
+        let seed_means: Vec<f64> = groups.iter().map(|g| mean(g)).collect();
+        let chance = ix.meta_of(d).chance_score;
+        let sens = lr_sensitivity(&seed_means, mean(&x), chance);
+        let spread = seed_spread(&groups.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let all: Vec<f64> = report_lrs
+            .iter()
+            .filter_map(|&lr| ix.group(si, d, &report, lr))
+            .flat_map(|g| g.scores.values().copied())
+            .collect();
+        let failed_all = all.iter().filter(|&&v| is_failed(v, chance)).count() as f64 / all.len().max(1) as f64;
+        rows.push(vec![
+            model.clone(),
+            objective.clone(),
+            ix.datasets[d].clone(),
+            select.clone(),
+            report.clone(),
+            ix.lrs(si, d, &select).len().to_string(),
+            best.map_or(s("NaN"), |(lr, _)| num(lr)),
+            best.map_or(s("NaN"), |(_, m)| num(sign * m)),
+            num(sign * mean(&x)),
+            num(std(&x)),
+            num(sem(&x)),
+            x.len().to_string(),
+            num(tl),
+            num(th),
+            num(sens.range),
+            num(sens.std),
+            num(sens.regret),
+            num(sens.regret_norm),
+            num(spread.mean),
+            num(spread.pooled),
+            num(failed_all),
+        ]);
+    }
+    Table {
+        name: "best_lr.csv",
+        header: vec![
+            "model",
+            "objective",
+            "dataset",
+            "select_split",
+            "report_split",
+            "n_lr",
+            "best_lr",
+            "sel_mean_at_best",
+            "best_mean",
+            "best_std",
+            "best_sem",
+            "best_n",
+            "best_t_ci_low",
+            "best_t_ci_high",
+            "lr_range",
+            "lr_std",
+            "lr_regret",
+            "lr_regret_norm",
+            "seed_std_mean",
+            "seed_std_pooled",
+            "failed_rate_all_lr",
+        ],
+        rows,
+    }
+}
+
+/// Expected max vs number of trials on the selection split: all (lr, seed) runs, and the
+/// seeds at the best learning rate.
+pub fn expected_max_table(ix: &RunsIndex) -> Table {
+    let mut rows = Vec::new();
+    for (si, d, select, _, best) in pairs(ix) {
+        let (model, objective) = &ix.systems[si];
+        let sign = ix.sign(d);
+        let all: Vec<f64> = ix
+            .lrs(si, d, &select)
+            .iter()
+            .filter_map(|&lr| ix.group(si, d, &select, lr))
+            .flat_map(|g| ix.values(d, g))
+            .collect();
+        let at_best = best
+            .and_then(|(lr, _)| ix.group(si, d, &select, lr))
+            .map(|g| ix.values(d, g))
+            .unwrap_or_default();
+        for (budget, trials) in [("all_runs", all), ("seeds_at_best_lr", at_best)] {
+            for p in expected_max_curve(&trials) {
+                rows.push(vec![
+                    model.clone(),
+                    objective.clone(),
+                    ix.datasets[d].clone(),
+                    select.clone(),
+                    s(budget),
+                    trials.len().to_string(),
+                    p.budget.to_string(),
+                    num(sign * p.expected_max),
+                    num(p.sd),
+                ]);
+            }
+        }
+    }
+    Table {
+        name: "expected_max.csv",
+        header: vec![
+            "model",
+            "objective",
+            "dataset",
+            "split",
+            "budget",
+            "N",
+            "n",
+            "expected_max",
+            "sd",
+        ],
+        rows,
+    }
+}
+
+/// Percentile, basic and BCa intervals of the report-split mean at the best learning rate.
+pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let mut rows = Vec::new();
+    for (si, d, _, _, _) in pairs(ix) {
+        let (model, objective) = &ix.systems[si];
+        let sign = ix.sign(d);
+        let x = best_scores(ix, si, d);
+        let mut rng = rng_for(cfg.seed, &["bootstrap", model, objective, &ix.datasets[d]]);
+        let star: Vec<f64> = if x.len() < 2 {
+            Vec::new()
+        } else {
+            (0..cfg.bootstrap_resamples)
+                .map(|_| {
+                    mean(
+                        &resample_indices(&mut rng, x.len())
+                            .iter()
+                            .map(|&i| x[i])
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect()
+        };
+        let jack = jackknife(&x, mean);
+        for method in [
+            BootstrapMethod::Percentile,
+            BootstrapMethod::Basic,
+            BootstrapMethod::BCa,
+        ] {
+            let (lo, hi) = if star.is_empty() {
+                (f64::NAN, f64::NAN)
+            } else {
+                ci_from_bootstrap_distribution(mean(&x), &star, &jack, method, cfg.confidence)
+            };
+            let (lo, hi) = back_ci(sign, lo, hi);
+            rows.push(vec![
+                model.clone(),
+                objective.clone(),
+                ix.datasets[d].clone(),
+                s(method.name()),
+                s("mean"),
+                x.len().to_string(),
+                num(sign * mean(&x)),
+                num(cfg.confidence),
+                cfg.bootstrap_resamples.to_string(),
+                num(lo),
+                num(hi),
+            ]);
+        }
+    }
+    Table {
+        name: "bootstrap_ci.csv",
+        header: vec![
+            "model",
+            "objective",
+            "dataset",
+            "method",
+            "statistic",
+            "n",
+            "estimate",
+            "confidence_level",
+            "n_resamples",
+            "ci_low",
+            "ci_high",
+        ],
+        rows,
+    }
+}
+
+/// Ordered pairs of systems (i < j in order of first appearance).
+fn system_pairs(ix: &RunsIndex) -> Vec<(usize, usize)> {
+    let n = ix.systems.len();
+    (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect()
+}
+
+/// Welch and Mann-Whitney per dataset and pair of systems, at each system's best learning rate.
+pub fn tests_unpaired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let mut rows = Vec::new();
+    let (mut welch_p, mut mwu_p) = (Vec::new(), Vec::new());
+    for d in 0..ix.datasets.len() {
+        for (i, j) in system_pairs(ix) {
+            if ix.protocol(i, d).is_none() || ix.protocol(j, d).is_none() {
+                continue;
+            }
+            let (x, y) = (best_scores(ix, i, d), best_scores(ix, j, d));
+            let sign = ix.sign(d);
+            let w = welch(&x, &y, cfg.confidence);
+            let (cl, ch) = back_ci(sign, w.ci_low, w.ci_high);
+            let u = mann_whitney(&x, &y);
+            let poi = u.u1 / (x.len() * y.len()) as f64;
+            welch_p.push(w.p);
+            mwu_p.push(u.p);
+            rows.push(vec![
+                ix.datasets[d].clone(),
+                ix.systems[i].0.clone(),
+                ix.systems[i].1.clone(),
+                ix.systems[j].0.clone(),
+                ix.systems[j].1.clone(),
+                x.len().to_string(),
+                y.len().to_string(),
+                num(sign * w.t),
+                num(w.df),
+                num(w.p),
+                num(sign * w.mean_diff),
+                num(cl),
+                num(ch),
+                num(u.u1),
+                num(u.p),
+                s(u.method.name()),
+                num(poi),
+            ]);
+        }
+    }
+    append_corrections(&mut rows, &[&welch_p, &mwu_p]);
+    Table {
+        name: "tests_unpaired.csv",
+        header: vec![
+            "dataset",
+            "model_x",
+            "objective_x",
+            "model_y",
+            "objective_y",
+            "n_x",
+            "n_y",
+            "welch_t",
+            "welch_df",
+            "welch_p",
+            "mean_diff",
+            "welch_ci_low",
+            "welch_ci_high",
+            "mwu_u1",
+            "mwu_p",
+            "mwu_method",
+            "poi_x_gt_y",
+            "welch_p_holm",
+            "welch_p_bh",
+            "mwu_p_holm",
+            "mwu_p_bh",
+        ],
+        rows,
+    }
+}
+
+/// Appends Holm and BH columns for each family of p-values (one column pair per family).
+fn append_corrections(rows: &mut [Vec<String>], families: &[&Vec<f64>]) {
+    for family in families {
+        let holm = adjust(family, Correction::Holm);
+        let bh = adjust(family, Correction::BenjaminiHochberg);
+        for (k, row) in rows.iter_mut().enumerate() {
+            row.push(num(holm[k]));
+            row.push(num(bh[k]));
+        }
+    }
+}
+
+/// Paired t and Wilcoxon per pair of systems, over (dataset, seed) units and over datasets.
+pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let mut rows = Vec::new();
+    let (mut t_p, mut w_p) = (Vec::new(), Vec::new());
+    for (i, j) in system_pairs(ix) {
+        for level in ["dataset_seed", "dataset"] {
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for d in 0..ix.datasets.len() {
+                let (Some((_, ri)), Some((_, rj))) = (ix.protocol(i, d), ix.protocol(j, d)) else {
+                    continue;
+                };
+                let (Some((li, _)), Some((lj, _))) = (ix.best(i, d), ix.best(j, d)) else {
+                    continue;
+                };
+                let (Some(gi), Some(gj)) = (ix.group(i, d, &ri, li), ix.group(j, d, &rj, lj)) else {
+                    continue;
+                };
+                if level == "dataset" {
+                    x.push(mean(&ix.values(d, gi)));
+                    y.push(mean(&ix.values(d, gj)));
+                    continue;
+                }
+                let chance = ix.meta_of(d).chance_score;
+                let fix = |v: f64| {
+                    if v.is_nan() && ix.policy == super::NanPolicy::ImputeChance {
+                        chance
+                    } else {
+                        v
+                    }
+                };
+                for (seed, &a) in &gi.scores {
+                    if let Some(&b) = gj.scores.get(seed) {
+                        let (a, b) = (fix(a), fix(b));
+                        if !a.is_nan() && !b.is_nan() {
+                            x.push(a);
+                            y.push(b);
+                        }
+                    }
+                }
+            }
+            let t = paired(&x, &y, cfg.confidence);
+            let w = wilcoxon(&x, &y);
+            t_p.push(t.p);
+            w_p.push(w.p);
+            rows.push(vec![
+                s(level),
+                ix.systems[i].0.clone(),
+                ix.systems[i].1.clone(),
+                ix.systems[j].0.clone(),
+                ix.systems[j].1.clone(),
+                x.len().to_string(),
+                num(t.mean_diff),
+                num(t.t),
+                num(t.df),
+                num(t.p),
+                num(t.ci_low),
+                num(t.ci_high),
+                num(w.statistic),
+                num(w.r_plus),
+                num(w.r_minus),
+                num(w.p),
+                s(w.method.name()),
+            ]);
+        }
+    }
+    append_corrections(&mut rows, &[&t_p, &w_p]);
+    Table {
+        name: "tests_paired.csv",
+        header: vec![
+            "level",
+            "model_x",
+            "objective_x",
+            "model_y",
+            "objective_y",
+            "n_pairs",
+            "mean_diff",
+            "ttest_rel_t",
+            "ttest_rel_df",
+            "ttest_rel_p",
+            "ttest_rel_ci_low",
+            "ttest_rel_ci_high",
+            "wilcoxon_stat",
+            "wilcoxon_r_plus",
+            "wilcoxon_r_minus",
+            "wilcoxon_p",
+            "wilcoxon_method",
+            "ttest_rel_p_holm",
+            "ttest_rel_p_bh",
+            "wilcoxon_p_holm",
+            "wilcoxon_p_bh",
+        ],
+        rows,
+    }
+}
+
+/// Ranks of systems per dataset by best-LR mean, mean rank, and the Friedman test over datasets.
+pub fn ranks_table(ix: &RunsIndex) -> Table {
+    let k = ix.systems.len();
+    let best_means: Vec<Vec<f64>> = (0..ix.datasets.len())
+        .map(|d| (0..k).map(|si| mean(&best_scores(ix, si, d))).collect())
+        .collect();
+    let ranks: Vec<Vec<f64>> = best_means
+        .iter()
+        .map(|m| {
+            let present: Vec<usize> = (0..k).filter(|&i| !m[i].is_nan()).collect();
+            let r = rank_average(&present.iter().map(|&i| -m[i]).collect::<Vec<_>>());
+            let mut out = vec![f64::NAN; k];
+            for (p, &i) in present.iter().enumerate() {
+                out[i] = r[p];
+            }
+            out
+        })
+        .collect();
+    let complete: Vec<Vec<f64>> = best_means
+        .iter()
+        .filter(|m| m.iter().all(|v| !v.is_nan()))
+        .cloned()
+        .collect();
+    let (chi2, p) = friedman(&complete);
+    let mut rows = Vec::new();
+    for si in 0..k {
+        let own: Vec<f64> = ranks.iter().map(|r| r[si]).filter(|v| !v.is_nan()).collect();
+        for d in 0..ix.datasets.len() {
+            if ix.protocol(si, d).is_none() {
+                continue;
+            }
+            rows.push(vec![
+                ix.systems[si].0.clone(),
+                ix.systems[si].1.clone(),
+                ix.datasets[d].clone(),
+                num(ix.sign(d) * best_means[d][si]),
+                num(ranks[d][si]),
+                num(mean(&own)),
+                num(chi2),
+                num(p),
+            ]);
+        }
+    }
+    Table {
+        name: "ranks.csv",
+        header: vec![
+            "model",
+            "objective",
+            "dataset",
+            "best_mean",
+            "rank",
+            "mean_rank",
+            "friedman_chi2",
+            "friedman_p",
+        ],
+        rows,
+    }
+}
+
+/// Normalised report-split scores at the best learning rate, by task, failed runs imputed.
+fn normalised(ix: &RunsIndex, si: usize) -> (Vec<usize>, TaskScores) {
+    let mut tasks = Vec::new();
+    let mut columns = Vec::new();
+    for d in 0..ix.datasets.len() {
+        let (Some((_, report)), Some((lr, _))) = (ix.protocol(si, d), ix.best(si, d)) else {
+            continue;
+        };
+        let Some(g) = ix.group(si, d, &report, lr) else {
+            continue;
+        };
+        let m = ix.meta_of(d);
+        tasks.push(d);
+        columns.push(
+            ix.imputed(d, g)
+                .iter()
+                .map(|v| (v - m.chance_score) / (m.max_score - m.chance_score))
+                .collect(),
+        );
+    }
+    (tasks, TaskScores { columns })
+}
+
+/// IQM, mean, median and optimality gap per system with stratified-bootstrap intervals.
+pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let mut rows = Vec::new();
+    for si in 0..ix.systems.len() {
+        let (model, objective) = &ix.systems[si];
+        let (tasks, scores) = normalised(ix, si);
+        let n_runs: usize = scores.columns.iter().map(Vec::len).sum();
+        let aggs = [
+            (Aggregate::Iqm, false),
+            (Aggregate::Iqm, true),
+            (Aggregate::Mean, false),
+            (Aggregate::Median, false),
+            (Aggregate::OptimalityGap(1.0), false),
+        ];
+        for (agg, task_bootstrap) in aggs {
+            let estimate = agg.of(&scores);
+            let (lo, hi) = if n_runs == 0 {
+                (f64::NAN, f64::NAN)
+            } else {
+                let mut rng = rng_for(
+                    cfg.seed,
+                    &[
+                        "aggregate",
+                        model,
+                        objective,
+                        agg.name(),
+                        if task_bootstrap { "tasks" } else { "runs" },
+                    ],
+                );
+                let star = stratified_bootstrap(&scores, |x| agg.of(x), cfg.aggregate_reps, task_bootstrap, &mut rng);
+                ci_from_bootstrap_distribution(estimate, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
+            };
+            rows.push(vec![
+                model.clone(),
+                objective.clone(),
+                s(agg.name()),
+                s(if task_bootstrap { "True" } else { "False" }),
+                n_runs.to_string(),
+                tasks.len().to_string(),
+                num(estimate),
+                cfg.aggregate_reps.to_string(),
+                num(lo),
+                num(hi),
+            ]);
+        }
+    }
+    Table {
+        name: "aggregate.csv",
+        header: vec![
+            "model",
+            "objective",
+            "aggregate",
+            "task_bootstrap",
+            "n_runs",
+            "n_tasks",
+            "estimate",
+            "reps",
+            "ci_low",
+            "ci_high",
+        ],
+        rows,
+    }
+}
+
+/// Probability of improvement per pair of systems, over the tasks both have.
+pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let mut rows = Vec::new();
+    for (i, j) in system_pairs(ix) {
+        let (ti, xi) = normalised(ix, i);
+        let (tj, xj) = normalised(ix, j);
+        let common: Vec<usize> = ti.iter().copied().filter(|t| tj.contains(t)).collect();
+        let pick = |tasks: &[usize], x: &TaskScores| TaskScores {
+            columns: common
+                .iter()
+                .map(|t| x.columns[tasks.iter().position(|u| u == t).unwrap_or(0)].clone())
+                .collect(),
+        };
+        let (x, y) = (pick(&ti, &xi), pick(&tj, &xj));
+        let poi = probability_of_improvement(&x, &y);
+        let (lo, hi) = if common.is_empty() {
+            (f64::NAN, f64::NAN)
+        } else {
+            let (a, b) = (&ix.systems[i], &ix.systems[j]);
+            let mut rng = rng_for(cfg.seed, &["poi", &a.0, &a.1, &b.0, &b.1]);
+            let star = paired_stratified_bootstrap(&x, &y, probability_of_improvement, cfg.poi_reps, &mut rng);
+            ci_from_bootstrap_distribution(poi, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
+        };
+        rows.push(vec![
+            ix.systems[i].0.clone(),
+            ix.systems[i].1.clone(),
+            ix.systems[j].0.clone(),
+            ix.systems[j].1.clone(),
+            num(poi),
+            cfg.poi_reps.to_string(),
+            num(lo),
+            num(hi),
+        ]);
+    }
+    Table {
+        name: "poi.csv",
+        header: vec![
+            "model_x",
+            "objective_x",
+            "model_y",
+            "objective_y",
+            "poi",
+            "reps",
+            "ci_low",
+            "ci_high",
+        ],
+        rows,
+    }
+}
+
+/// The default thresholds: the 5 %, 10 %, …, 95 % quantiles (type 7) of all normalised scores
+/// pooled over systems, rounded to 4 decimals, duplicates removed.
+pub fn default_taus(ix: &RunsIndex) -> Vec<f64> {
+    let pooled: Vec<f64> = (0..ix.systems.len())
+        .flat_map(|si| normalised(ix, si).1.columns.into_iter().flatten())
+        .collect();
+    if pooled.is_empty() {
+        return Vec::new();
+    }
+    let mut taus: Vec<f64> = (1..20)
+        .map(|k| (quantile(&pooled, k as f64 * 0.05) * 1e4).round() / 1e4)
+        .collect();
+    taus.dedup();
+    taus
+}
+
+/// Fraction of normalised runs above each threshold, per system, with intervals.
+pub fn profile_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let taus = cfg.taus.clone().unwrap_or_else(|| default_taus(ix));
+    let mut rows = Vec::new();
+    for si in 0..ix.systems.len() {
+        let (model, objective) = &ix.systems[si];
+        let (_, scores) = normalised(ix, si);
+        for &tau in &taus {
+            let f = fraction_above(&scores, tau);
+            let (lo, hi) = if f.is_nan() {
+                (f64::NAN, f64::NAN)
+            } else {
+                let mut rng = rng_for(cfg.seed, &["profile", model, objective, &num(tau)]);
+                let star = stratified_bootstrap(&scores, |x| fraction_above(x, tau), cfg.poi_reps, false, &mut rng);
+                ci_from_bootstrap_distribution(f, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
+            };
+            rows.push(vec![
+                model.clone(),
+                objective.clone(),
+                num(tau),
+                num(f),
+                cfg.poi_reps.to_string(),
+                num(lo),
+                num(hi),
+            ]);
+        }
+    }
+    Table {
+        name: "performance_profile.csv",
+        header: vec![
+            "model",
+            "objective",
+            "tau",
+            "fraction_above",
+            "reps",
+            "ci_low",
+            "ci_high",
+        ],
+        rows,
+    }
+}
+
+/// Absent cells of the grid.
+pub fn missing_runs(ix: &RunsIndex) -> Table {
+    let mut rows = Vec::new();
+    for (&(si, d, ref split, lr_bits), g) in &ix.groups {
+        for seed in &g.missing {
+            rows.push(vec![
+                ix.systems[si].0.clone(),
+                ix.systems[si].1.clone(),
+                ix.datasets[d].clone(),
+                split.clone(),
+                num(f64::from_bits(lr_bits)),
+                seed.to_string(),
+            ]);
+        }
+    }
+    Table {
+        name: "missing_runs.csv",
+        header: vec!["model", "objective", "dataset", "split", "learning_rate", "seed"],
+        rows,
+    }
+}

@@ -1,0 +1,205 @@
+//! `analysis report` end to end: the real paper runs, exact column sets, determinism, the NaN
+//! policies, and bad input leaving no partial report.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{shared_data, write};
+
+fn analysis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_analysis"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const FILES: [(&str, &str); 11] = [
+    ("group_stats.csv", "model,objective,dataset,learning_rate,split,n_runs,n_nan,n_valid,mean,std,sem,median,q25,q75,iqm,min,max,t_ci_low,t_ci_high,failed_count,failed_rate,failed_wilson_low,failed_wilson_high"),
+    ("best_lr.csv", "model,objective,dataset,select_split,report_split,n_lr,best_lr,sel_mean_at_best,best_mean,best_std,best_sem,best_n,best_t_ci_low,best_t_ci_high,lr_range,lr_std,lr_regret,lr_regret_norm,seed_std_mean,seed_std_pooled,failed_rate_all_lr"),
+    ("expected_max.csv", "model,objective,dataset,split,budget,N,n,expected_max,sd"),
+    ("bootstrap_ci.csv", "model,objective,dataset,method,statistic,n,estimate,confidence_level,n_resamples,ci_low,ci_high"),
+    ("tests_unpaired.csv", "dataset,model_x,objective_x,model_y,objective_y,n_x,n_y,welch_t,welch_df,welch_p,mean_diff,welch_ci_low,welch_ci_high,mwu_u1,mwu_p,mwu_method,poi_x_gt_y,welch_p_holm,welch_p_bh,mwu_p_holm,mwu_p_bh"),
+    ("tests_paired.csv", "level,model_x,objective_x,model_y,objective_y,n_pairs,mean_diff,ttest_rel_t,ttest_rel_df,ttest_rel_p,ttest_rel_ci_low,ttest_rel_ci_high,wilcoxon_stat,wilcoxon_r_plus,wilcoxon_r_minus,wilcoxon_p,wilcoxon_method,ttest_rel_p_holm,ttest_rel_p_bh,wilcoxon_p_holm,wilcoxon_p_bh"),
+    ("ranks.csv", "model,objective,dataset,best_mean,rank,mean_rank,friedman_chi2,friedman_p"),
+    ("aggregate.csv", "model,objective,aggregate,task_bootstrap,n_runs,n_tasks,estimate,reps,ci_low,ci_high"),
+    ("poi.csv", "model_x,objective_x,model_y,objective_y,poi,reps,ci_low,ci_high"),
+    ("performance_profile.csv", "model,objective,tau,fraction_above,reps,ci_low,ci_high"),
+    ("missing_runs.csv", "model,objective,dataset,split,learning_rate,seed"),
+];
+
+fn rows(dir: &Path, name: &str) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(dir.join(name)).unwrap();
+    r.records()
+        .map(|x| x.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn paper_runs_report_is_complete_and_reproducible() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let (runs, meta) = (data.join("paper_runs/runs.csv"), data.join("paper_runs/meta.csv"));
+    let dir = tempfile::tempdir()?;
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let o = analysis(&[
+            "report",
+            "--runs",
+            runs.to_str().unwrap(),
+            "--meta",
+            meta.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            "3",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for (name, header) in FILES {
+        let text = std::fs::read_to_string(a.join(name))?;
+        assert_eq!(text.lines().next(), Some(header), "{name}");
+        assert_eq!(
+            text,
+            std::fs::read_to_string(b.join(name))?,
+            "{name}: same seed, same bytes"
+        );
+    }
+    // 3 systems x (sst2 validation 6 LRs + sst2 test 3 LRs) + 2 systems x conll validation 6 LRs
+    assert_eq!(rows(&a, "group_stats.csv").len(), 3 * 9 + 2 * 6);
+    // clm10k-mlm40 has no sst2 test runs at 2e-4: 5 missing cells
+    let missing = rows(&a, "missing_runs.csv");
+    assert_eq!(missing.len(), 5);
+    assert!(missing
+        .iter()
+        .all(|r| r[1] == "clm10k-mlm40" && r[3] == "test" && r[4] == "0.0002"));
+    // best LR of clm on sst2 is chosen on validation and reported on test
+    let best = rows(&a, "best_lr.csv");
+    let clm = best.iter().find(|r| r[1] == "clm" && r[2] == "sst2").unwrap();
+    assert_eq!(
+        (clm[3].as_str(), clm[4].as_str(), clm[6].as_str()),
+        ("validation", "test", "0.00005")
+    );
+    // every interval contains its estimate
+    for r in rows(&a, "bootstrap_ci.csv") {
+        let (est, lo, hi): (f64, f64, f64) = (r[6].parse()?, r[9].parse()?, r[10].parse()?);
+        if r[3] != "basic" {
+            assert!(lo <= est && est <= hi, "{r:?}");
+        }
+    }
+    // a different seed moves the bootstrap intervals
+    let c = dir.path().join("c");
+    assert!(analysis(&[
+        "report",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--meta",
+        meta.to_str().unwrap(),
+        "--out",
+        c.to_str().unwrap(),
+        "--seed",
+        "4"
+    ])
+    .status
+    .success());
+    assert_ne!(
+        std::fs::read(a.join("bootstrap_ci.csv"))?,
+        std::fs::read(c.join("bootstrap_ci.csv"))?
+    );
+    assert_eq!(
+        std::fs::read(a.join("group_stats.csv"))?,
+        std::fs::read(c.join("group_stats.csv"))?
+    );
+    Ok(())
+}
+
+#[test]
+fn nan_policies_and_bad_input() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let mut text = String::from("model,objective,dataset,learning_rate,seed,split,score,status\n");
+    for (obj, base) in [("clm", 0.85), ("mlm", 0.88)] {
+        for lr in ["1e-05", "1e-04"] {
+            for seed in 0..4 {
+                let score = if obj == "mlm" && lr == "1e-04" && seed == 3 {
+                    String::new()
+                } else {
+                    format!("{}", base + seed as f64 * 0.01)
+                };
+                text.push_str(&format!("m,{obj},sst2,{lr},{seed},validation,{score},ok\n"));
+            }
+        }
+    }
+    let runs = write(d, "runs.csv", &text);
+    let out_i = d.join("impute");
+    let out_d = d.join("drop");
+    assert!(analysis(&[
+        "report",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--out",
+        out_i.to_str().unwrap()
+    ])
+    .status
+    .success());
+    assert!(analysis(&[
+        "report",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--out",
+        out_d.to_str().unwrap(),
+        "--nan-policy",
+        "drop"
+    ])
+    .status
+    .success());
+    let g = |dir: &Path| {
+        rows(dir, "group_stats.csv")
+            .into_iter()
+            .find(|r| r[1] == "mlm" && r[3] == "0.0001")
+            .unwrap()
+    };
+    let (gi, gd) = (g(&out_i), g(&out_d));
+    assert_eq!((gi[5].as_str(), gi[6].as_str(), gi[7].as_str()), ("4", "1", "3"));
+    assert_eq!(
+        (gi[19].as_str(), gd[19].as_str()),
+        ("1", "1"),
+        "a NaN run is a failed run under both policies"
+    );
+    let imputed: f64 = gi[8].parse()?;
+    let dropped: f64 = gd[8].parse()?;
+    assert!(
+        (imputed - (0.88 + 0.89 + 0.90 + 0.500823723228995) / 4.0).abs() < 1e-12,
+        "{imputed}"
+    );
+    assert!((dropped - 0.89).abs() < 1e-12, "{dropped}");
+    // bad input: a duplicate row; no report folder appears
+    let bad = write(d, "bad.csv", &format!("{text}m,clm,sst2,1e-05,0,validation,0.5,ok\n"));
+    let out = d.join("never");
+    let o = analysis(&[
+        "report",
+        "--runs",
+        bad.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("duplicate run"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!out.exists());
+    let o = analysis(&[
+        "report",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--confidence",
+        "1.5",
+    ]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("confidence"));
+    assert!(!out.exists());
+    Ok(())
+}
