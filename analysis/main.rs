@@ -28,6 +28,22 @@ struct Cli {
 enum Command {
     /// Write every CSV report of a runs table into a folder.
     Report(ReportArgs),
+    /// Print, per system and dataset, the best-LR score with its CI, seed std and failure rate.
+    Summary(Input),
+    /// Print the pairwise tests of two systems (each given as MODEL/OBJECTIVE).
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    input: Input,
+    /// First system, MODEL/OBJECTIVE.
+    #[arg(long)]
+    x: String,
+    /// Second system, MODEL/OBJECTIVE.
+    #[arg(long)]
+    y: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,7 +87,32 @@ struct ReportArgs {
 }
 
 fn load(input: &Input) -> Result<(RunsIndex, ReportConfig)> {
-    let runs = read_runs(&input.runs)?;
+    load_filtered(input, None)
+}
+
+/// Loads the runs (only the two systems of `pair`, x first, when given).
+fn load_filtered(input: &Input, pair: Option<(&str, &str)>) -> Result<(RunsIndex, ReportConfig)> {
+    let mut runs = read_runs(&input.runs)?;
+    if let Some((x, y)) = pair {
+        let name = |r: &encoderlab::stats::runs::Run| format!("{}/{}", r.model, r.objective);
+        for want in [x, y] {
+            if !runs.iter().any(|r| name(r) == want) {
+                let mut known: Vec<String> = Vec::new();
+                for r in &runs {
+                    if !known.contains(&name(r)) {
+                        known.push(name(r));
+                    }
+                }
+                anyhow::bail!(
+                    "no system {want} in {} (systems: {})",
+                    input.runs.display(),
+                    known.join(", ")
+                );
+            }
+        }
+        runs.retain(|r| name(r) == x || name(r) == y);
+        runs.sort_by_key(|r| name(r) != x);
+    }
     let (meta, origin): (std::collections::BTreeMap<String, TaskMeta>, PathBuf) = match &input.meta {
         Some(path) => (read_meta(path)?, path.clone()),
         None => (
@@ -115,8 +156,86 @@ fn report(args: &ReportArgs) -> Result<()> {
     Ok(())
 }
 
+fn fmt(v: &str) -> String {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() => format!("{x:.4}"),
+        _ => v.to_string(),
+    }
+}
+
+fn summary(input: &Input) -> Result<()> {
+    let (index, cfg) = load(input)?;
+    let best = encoderlab::stats::report::best_lr_table(&index, &cfg);
+    println!(
+        "{:<28} {:<14} {:<14} {:>9} {:>8} {:>21} {:>9} {:>9}",
+        "model", "objective", "dataset", "best_lr", "score", "95% t-CI", "seed_std", "failed"
+    );
+    for r in &best.rows {
+        println!(
+            "{:<28} {:<14} {:<14} {:>9} {:>8} {:>21} {:>9} {:>9}",
+            r[0],
+            r[1],
+            r[2],
+            r[6],
+            fmt(&r[8]),
+            format!("[{}, {}]", fmt(&r[12]), fmt(&r[13])),
+            fmt(&r[9]),
+            fmt(&r[20])
+        );
+    }
+    println!("score = mean over seeds on the report split at the learning rate chosen on the selection split");
+    Ok(())
+}
+
+fn compare(args: &CompareArgs) -> Result<()> {
+    let (index, cfg) = load_filtered(&args.input, Some((&args.x, &args.y)))?;
+    let unpaired = encoderlab::stats::report::tests_unpaired(&index, &cfg);
+    println!("x = {}, y = {}", args.x, args.y);
+    println!(
+        "{:<14} {:>4} {:>4} {:>10} {:>21} {:>9} {:>9} {:>9}",
+        "dataset", "n_x", "n_y", "mean_diff", "95% Welch CI", "welch_p", "mwu_p", "P(x>y)"
+    );
+    for r in &unpaired.rows {
+        println!(
+            "{:<14} {:>4} {:>4} {:>10} {:>21} {:>9} {:>9} {:>9}",
+            r[0],
+            r[5],
+            r[6],
+            fmt(&r[10]),
+            format!("[{}, {}]", fmt(&r[11]), fmt(&r[12])),
+            fmt(&r[9]),
+            fmt(&r[14]),
+            fmt(&r[16])
+        );
+    }
+    let paired = encoderlab::stats::report::tests_paired(&index, &cfg);
+    for r in &paired.rows {
+        println!(
+            "paired over {:<12} n={:<3} mean_diff={} t-test p={} Wilcoxon p={} ({})",
+            r[0],
+            r[5],
+            fmt(&r[6]),
+            fmt(&r[9]),
+            fmt(&r[15]),
+            r[16]
+        );
+    }
+    let poi = encoderlab::stats::report::poi_table(&index, &cfg);
+    for r in &poi.rows {
+        println!(
+            "probability of improvement P(x > y) = {} [{}, {}]",
+            fmt(&r[4]),
+            fmt(&r[6]),
+            fmt(&r[7])
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Report(a) => report(&a),
+        Command::Summary(a) => summary(&a),
+        Command::Compare(a) => compare(&a),
     }
 }

@@ -203,3 +203,45 @@ fn nan_policies_and_bad_input() -> anyhow::Result<()> {
     assert!(!out.exists());
     Ok(())
 }
+
+#[test]
+fn summary_and_compare() {
+    let Some(data) = shared_data() else { return };
+    let (runs, meta) = (data.join("paper_runs/runs.csv"), data.join("paper_runs/meta.csv"));
+    let base = ["--runs", runs.to_str().unwrap(), "--meta", meta.to_str().unwrap()];
+    let o = analysis(&[&["summary"][..], &base[..]].concat());
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("610m-clm-10k-mlm40-42k") && out.contains("conll2003_en") && out.contains("95% t-CI"),
+        "{out}"
+    );
+    let o = analysis(
+        &[
+            &["compare"][..],
+            &base[..],
+            &["--x", "610m-clm-42k/clm", "--y", "610m-mlm40-42k/mlm40"][..],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("sst2") && out.contains("probability of improvement"),
+        "{out}"
+    );
+    let o = analysis(
+        &[
+            &["compare"][..],
+            &base[..],
+            &["--x", "nope/clm", "--y", "610m-mlm40-42k/mlm40"][..],
+        ]
+        .concat(),
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no system nope/clm") && err.matches("610m-clm-42k/clm").count() == 1,
+        "{err}"
+    );
+}
