@@ -27,6 +27,19 @@ pub fn below(rng: &mut impl RngCore, n: u64) -> u64 {
     }
 }
 
+/// A uniform integer in `0..n` for `0 < n ≤ 2³²`, from 32 random bits (Lemire's method): half
+/// the generator output of [`below`], for the bootstrap's inner loops.
+pub fn below_u32(rng: &mut impl RngCore, n: u32) -> u32 {
+    debug_assert!(n > 0);
+    let threshold = n.wrapping_neg() % n;
+    loop {
+        let m = u64::from(rng.next_u32()) * u64::from(n);
+        if (m as u32) >= threshold {
+            return (m >> 32) as u32;
+        }
+    }
+}
+
 /// A uniform float in `[0, 1)` with 53 random bits.
 pub fn unit(rng: &mut impl RngCore) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -83,6 +96,11 @@ mod tests {
         let mut counts = [0usize; 3];
         for _ in 0..30_000 {
             counts[below(&mut rng, 3) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (9_500..10_500).contains(&c)), "{counts:?}");
+        let mut counts = [0usize; 5];
+        for _ in 0..50_000 {
+            counts[below_u32(&mut rng, 5) as usize] += 1;
         }
         assert!(counts.iter().all(|&c| (9_500..10_500).contains(&c)), "{counts:?}");
         let u = unit(&mut rng);

@@ -245,3 +245,49 @@ fn summary_and_compare() {
         "{err}"
     );
 }
+
+#[test]
+fn same_report_whatever_the_number_of_threads() -> anyhow::Result<()> {
+    use encoderlab::stats::synth::{meta_csv, runs_csv, synthetic_runs, PAPER_LRS};
+    let dir = tempfile::tempdir()?;
+    let (runs, meta) = synthetic_runs(4, 3, &PAPER_LRS, 5, 1);
+    let runs_path = write(dir.path(), "runs.csv", &runs_csv(&runs));
+    let meta_path = write(dir.path(), "meta.csv", &meta_csv(&meta));
+    let mut outputs = Vec::new();
+    for threads in ["1", "2", "3"] {
+        let out = dir.path().join(format!("out{threads}"));
+        let o = Command::new(env!("CARGO_BIN_EXE_analysis"))
+            .env("RAYON_NUM_THREADS", threads)
+            .args([
+                "report",
+                "--runs",
+                runs_path.to_str().unwrap(),
+                "--meta",
+                meta_path.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--seed",
+                "5",
+            ])
+            .output()?;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outputs.push(out);
+    }
+    for (name, _) in FILES {
+        let first = std::fs::read(outputs[0].join(name))?;
+        for other in &outputs[1..] {
+            assert_eq!(
+                first,
+                std::fs::read(other.join(name))?,
+                "{name} differs with the thread count"
+            );
+        }
+    }
+    // the synthetic table has failed runs, and they show up as failures
+    let failed: usize = rows(&outputs[0], "group_stats.csv")
+        .iter()
+        .map(|r| r[19].parse::<usize>().unwrap())
+        .sum();
+    assert!(failed > 0);
+    Ok(())
+}

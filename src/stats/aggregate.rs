@@ -5,7 +5,7 @@
 
 use rand::RngCore;
 
-use crate::rng::below;
+use crate::rng::{below, below_u32};
 use crate::stats::describe::{iqm, mean, quantile};
 
 /// Scores by task: `columns[m]` holds the runs of task m (NaN-free).
@@ -52,6 +52,83 @@ impl Aggregate {
     }
 }
 
+/// Several aggregates of `scores` at once, reusing `flat` and `means` as scratch space (the
+/// bootstrap's inner loop: one resample serves every aggregate, as in rliable when its
+/// aggregate function returns several values).
+pub fn aggregates_into(
+    scores: &TaskScores,
+    aggs: &[Aggregate],
+    flat: &mut Vec<f64>,
+    means: &mut Vec<f64>,
+    out: &mut Vec<f64>,
+) {
+    flat.clear();
+    means.clear();
+    for column in &scores.columns {
+        flat.extend_from_slice(column);
+        means.push(mean(column));
+    }
+    let mut sorted_flat = false; // the middle of `flat` is selected (IQM)
+    let mut sorted_means = false;
+    out.clear();
+    for agg in aggs {
+        out.push(match *agg {
+            Aggregate::Iqm => {
+                let n = flat.len();
+                if n < 4 {
+                    mean(flat)
+                } else {
+                    // the middle n − 2k values by two linear-time selections instead of a sort
+                    let k = n / 4;
+                    if !sorted_flat {
+                        flat.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+                        let upper = &mut flat[k..];
+                        let keep = n - 2 * k;
+                        if keep < upper.len() {
+                            upper.select_nth_unstable_by(keep - 1, |a, b| a.total_cmp(b));
+                        }
+                        sorted_flat = true;
+                    }
+                    flat[k..n - k].iter().sum::<f64>() / (n - 2 * k) as f64
+                }
+            }
+            Aggregate::Mean => mean(means),
+            Aggregate::Median => {
+                if !sorted_means {
+                    means.sort_unstable_by(|a, b| a.total_cmp(b));
+                    sorted_means = true;
+                }
+                crate::stats::describe::quantile_sorted(means, 0.5)
+            }
+            Aggregate::OptimalityGap(gamma) => {
+                gamma - flat.iter().map(|v| v.min(gamma)).sum::<f64>() / flat.len() as f64
+            }
+        });
+    }
+}
+
+/// `reps` stratified resamples of `scores`, each evaluated with every aggregate of `aggs`:
+/// one distribution per aggregate.
+pub fn stratified_bootstrap_aggregates(
+    scores: &TaskScores,
+    aggs: &[Aggregate],
+    reps: usize,
+    task_bootstrap: bool,
+    rng: &mut impl RngCore,
+) -> Vec<Vec<f64>> {
+    let mut buf = TaskScores { columns: Vec::new() };
+    let (mut flat, mut means, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let mut out = vec![Vec::with_capacity(reps); aggs.len()];
+    for _ in 0..reps {
+        stratified_resample_into(scores, task_bootstrap, rng, &mut buf);
+        aggregates_into(&buf, aggs, &mut flat, &mut means, &mut values);
+        for (dist, v) in out.iter_mut().zip(&values) {
+            dist.push(*v);
+        }
+    }
+    out
+}
+
 /// Probability of improvement P(X > Y): mean over tasks of P(x > y) + ½ P(x = y) for a run of
 /// each (the Mann-Whitney U of x over nₓ·n_y). Both must have the same tasks.
 pub fn probability_of_improvement(x: &TaskScores, y: &TaskScores) -> f64 {
@@ -91,23 +168,35 @@ pub fn fraction_above(scores: &TaskScores, tau: f64) -> f64 {
     flat.iter().filter(|&&v| v > tau).count() as f64 / flat.len() as f64
 }
 
-/// One stratified resample: within each task, its runs drawn with replacement; with
-/// `task_bootstrap`, the tasks themselves are also drawn with replacement first.
-pub fn stratified_resample(scores: &TaskScores, task_bootstrap: bool, rng: &mut impl RngCore) -> TaskScores {
+/// One stratified resample into `out` (same shape as `scores`): within each task, its runs
+/// drawn with replacement; with `task_bootstrap`, the tasks themselves are also drawn with
+/// replacement first.
+pub fn stratified_resample_into(
+    scores: &TaskScores,
+    task_bootstrap: bool,
+    rng: &mut impl RngCore,
+    out: &mut TaskScores,
+) {
     let m = scores.columns.len();
-    let columns = (0..m)
-        .map(|k| {
-            let source = if task_bootstrap {
-                &scores.columns[below(rng, m as u64) as usize]
-            } else {
-                &scores.columns[k]
-            };
-            (0..source.len())
-                .map(|_| source[below(rng, source.len() as u64) as usize])
-                .collect()
-        })
-        .collect();
-    TaskScores { columns }
+    out.columns.resize(m, Vec::new());
+    for k in 0..m {
+        let source = if task_bootstrap {
+            &scores.columns[below(rng, m as u64) as usize]
+        } else {
+            &scores.columns[k]
+        };
+        let column = &mut out.columns[k];
+        column.clear();
+        let len = source.len() as u32;
+        column.extend((0..source.len()).map(|_| source[below_u32(rng, len) as usize]));
+    }
+}
+
+/// One stratified resample (see [`stratified_resample_into`]).
+pub fn stratified_resample(scores: &TaskScores, task_bootstrap: bool, rng: &mut impl RngCore) -> TaskScores {
+    let mut out = TaskScores { columns: Vec::new() };
+    stratified_resample_into(scores, task_bootstrap, rng, &mut out);
+    out
 }
 
 /// `reps` values of `statistic` over stratified resamples of `scores`.
@@ -118,8 +207,12 @@ pub fn stratified_bootstrap(
     task_bootstrap: bool,
     rng: &mut impl RngCore,
 ) -> Vec<f64> {
+    let mut buf = TaskScores { columns: Vec::new() };
     (0..reps)
-        .map(|_| statistic(&stratified_resample(scores, task_bootstrap, rng)))
+        .map(|_| {
+            stratified_resample_into(scores, task_bootstrap, rng, &mut buf);
+            statistic(&buf)
+        })
         .collect()
 }
 
@@ -132,10 +225,11 @@ pub fn paired_stratified_bootstrap(
     reps: usize,
     rng: &mut impl RngCore,
 ) -> Vec<f64> {
+    let (mut xs, mut ys) = (TaskScores { columns: Vec::new() }, TaskScores { columns: Vec::new() });
     (0..reps)
         .map(|_| {
-            let xs = stratified_resample(x, false, rng);
-            let ys = stratified_resample(y, false, rng);
+            stratified_resample_into(x, false, rng, &mut xs);
+            stratified_resample_into(y, false, rng, &mut ys);
             statistic(&xs, &ys)
         })
         .collect()

@@ -12,4 +12,5 @@ pub mod rank;
 pub mod report;
 pub mod runs;
 pub mod stability;
+pub mod synth;
 pub mod ttest;

@@ -44,6 +44,10 @@ pub struct RunsIndex {
     pub meta: BTreeMap<String, TaskMeta>,
     /// The NaN policy.
     pub policy: NanPolicy,
+    /// (system, dataset) → (selection split, report split), computed once.
+    protocols: BTreeMap<(usize, usize), (String, String)>,
+    /// (system, dataset) → (best learning rate, selection mean), computed once.
+    bests: BTreeMap<(usize, usize), (f64, f64)>,
 }
 
 fn position<T: PartialEq + Clone>(list: &mut Vec<T>, item: &T) -> usize {
@@ -124,14 +128,30 @@ impl RunsIndex {
                 (k.clone(), m)
             })
             .collect();
-        Self {
+        let mut ix = Self {
             systems,
             datasets,
             groups,
             grids,
             meta,
             policy,
+            protocols: BTreeMap::new(),
+            bests: BTreeMap::new(),
+        };
+        for s in 0..ix.systems.len() {
+            for d in 0..ix.datasets.len() {
+                if let Some(p) = ix.compute_protocol(s, d) {
+                    ix.protocols.insert((s, d), p);
+                }
+            }
         }
+        let keys: Vec<(usize, usize)> = ix.protocols.keys().copied().collect();
+        for (s, d) in keys {
+            if let Some(b) = ix.compute_best(s, d) {
+                ix.bests.insert((s, d), b);
+            }
+        }
+        ix
     }
 
     /// The metadata of dataset `d`.
@@ -161,7 +181,14 @@ impl RunsIndex {
 
     /// (selection split, report split): validation → test when both exist, else the one split.
     pub fn protocol(&self, s: usize, d: usize) -> Option<(String, String)> {
+        self.protocols.get(&(s, d)).cloned()
+    }
+
+    fn compute_protocol(&self, s: usize, d: usize) -> Option<(String, String)> {
         let splits = self.splits(s, d);
+        if splits.is_empty() {
+            return None;
+        }
         let has = |x: &str| splits.iter().any(|v| v == x);
         if has("validation") && has("test") {
             return Some(("validation".into(), "test".into()));
@@ -217,7 +244,11 @@ impl RunsIndex {
 
     /// The best learning rate of (s, d) on its selection split and its selection mean.
     pub fn best(&self, s: usize, d: usize) -> Option<(f64, f64)> {
-        let (select, _) = self.protocol(s, d)?;
+        self.bests.get(&(s, d)).copied()
+    }
+
+    fn compute_best(&self, s: usize, d: usize) -> Option<(f64, f64)> {
+        let (select, _) = self.compute_protocol(s, d)?;
         let means: Vec<(f64, f64)> = self
             .lrs(s, d, &select)
             .into_iter()

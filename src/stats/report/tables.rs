@@ -1,10 +1,12 @@
 //! The report's tables, one function each (columns as the analysis issue fixes them).
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::table::RunsIndex;
 use super::{num, ReportConfig, Table};
 use crate::rng::{seeded, Rng};
+use crate::stats::aggregate::stratified_bootstrap_aggregates;
 use crate::stats::aggregate::{
     fraction_above, paired_stratified_bootstrap, probability_of_improvement, stratified_bootstrap, Aggregate,
     TaskScores,
@@ -273,53 +275,58 @@ pub fn expected_max_table(ix: &RunsIndex) -> Table {
 
 /// Percentile, basic and BCa intervals of the report-split mean at the best learning rate.
 pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
-    let mut rows = Vec::new();
-    for (si, d, _, _, _) in pairs(ix) {
-        let (model, objective) = &ix.systems[si];
-        let sign = ix.sign(d);
-        let x = best_scores(ix, si, d);
-        let mut rng = rng_for(cfg.seed, &["bootstrap", model, objective, &ix.datasets[d]]);
-        let star: Vec<f64> = if x.len() < 2 {
-            Vec::new()
-        } else {
-            (0..cfg.bootstrap_resamples)
-                .map(|_| {
-                    mean(
-                        &resample_indices(&mut rng, x.len())
-                            .iter()
-                            .map(|&i| x[i])
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .collect()
-        };
-        let jack = jackknife(&x, mean);
-        for method in [
-            BootstrapMethod::Percentile,
-            BootstrapMethod::Basic,
-            BootstrapMethod::BCa,
-        ] {
-            let (lo, hi) = if star.is_empty() {
-                (f64::NAN, f64::NAN)
+    let per_pair: Vec<Vec<Vec<String>>> = pairs(ix)
+        .into_par_iter()
+        .map(|(si, d, _, _, _)| {
+            let mut rows = Vec::new();
+            let (model, objective) = &ix.systems[si];
+            let sign = ix.sign(d);
+            let x = best_scores(ix, si, d);
+            let mut rng = rng_for(cfg.seed, &["bootstrap", model, objective, &ix.datasets[d]]);
+            let star: Vec<f64> = if x.len() < 2 {
+                Vec::new()
             } else {
-                ci_from_bootstrap_distribution(mean(&x), &star, &jack, method, cfg.confidence)
+                (0..cfg.bootstrap_resamples)
+                    .map(|_| {
+                        mean(
+                            &resample_indices(&mut rng, x.len())
+                                .iter()
+                                .map(|&i| x[i])
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .collect()
             };
-            let (lo, hi) = back_ci(sign, lo, hi);
-            rows.push(vec![
-                model.clone(),
-                objective.clone(),
-                ix.datasets[d].clone(),
-                s(method.name()),
-                s("mean"),
-                x.len().to_string(),
-                num(sign * mean(&x)),
-                num(cfg.confidence),
-                cfg.bootstrap_resamples.to_string(),
-                num(lo),
-                num(hi),
-            ]);
-        }
-    }
+            let jack = jackknife(&x, mean);
+            for method in [
+                BootstrapMethod::Percentile,
+                BootstrapMethod::Basic,
+                BootstrapMethod::BCa,
+            ] {
+                let (lo, hi) = if star.is_empty() {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    ci_from_bootstrap_distribution(mean(&x), &star, &jack, method, cfg.confidence)
+                };
+                let (lo, hi) = back_ci(sign, lo, hi);
+                rows.push(vec![
+                    model.clone(),
+                    objective.clone(),
+                    ix.datasets[d].clone(),
+                    s(method.name()),
+                    s("mean"),
+                    x.len().to_string(),
+                    num(sign * mean(&x)),
+                    num(cfg.confidence),
+                    cfg.bootstrap_resamples.to_string(),
+                    num(lo),
+                    num(hi),
+                ]);
+            }
+            rows
+        })
+        .collect();
+    let rows = per_pair.into_iter().flatten().collect();
     Table {
         name: "bootstrap_ci.csv",
         header: vec![
@@ -604,50 +611,68 @@ fn normalised(ix: &RunsIndex, si: usize) -> (Vec<usize>, TaskScores) {
 
 /// IQM, mean, median and optimality gap per system with stratified-bootstrap intervals.
 pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
-    let mut rows = Vec::new();
-    for si in 0..ix.systems.len() {
-        let (model, objective) = &ix.systems[si];
-        let (tasks, scores) = normalised(ix, si);
-        let n_runs: usize = scores.columns.iter().map(Vec::len).sum();
-        let aggs = [
-            (Aggregate::Iqm, false),
-            (Aggregate::Iqm, true),
-            (Aggregate::Mean, false),
-            (Aggregate::Median, false),
-            (Aggregate::OptimalityGap(1.0), false),
-        ];
-        for (agg, task_bootstrap) in aggs {
-            let estimate = agg.of(&scores);
-            let (lo, hi) = if n_runs == 0 {
-                (f64::NAN, f64::NAN)
-            } else {
+    // one set of resamples serves the four aggregates; the task bootstrap (IQM) has its own
+    let aggs = [
+        Aggregate::Iqm,
+        Aggregate::Mean,
+        Aggregate::Median,
+        Aggregate::OptimalityGap(1.0),
+    ];
+    let per_system: Vec<Vec<Vec<String>>> = (0..ix.systems.len())
+        .into_par_iter()
+        .map(|si| {
+            let (model, objective) = &ix.systems[si];
+            let (tasks, scores) = normalised(ix, si);
+            let n_runs: usize = scores.columns.iter().map(Vec::len).sum();
+            let dists = |task_bootstrap: bool, which: &[Aggregate]| {
+                if n_runs == 0 {
+                    return vec![Vec::new(); which.len()];
+                }
                 let mut rng = rng_for(
                     cfg.seed,
                     &[
                         "aggregate",
                         model,
                         objective,
-                        agg.name(),
                         if task_bootstrap { "tasks" } else { "runs" },
                     ],
                 );
-                let star = stratified_bootstrap(&scores, |x| agg.of(x), cfg.aggregate_reps, task_bootstrap, &mut rng);
-                ci_from_bootstrap_distribution(estimate, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
+                stratified_bootstrap_aggregates(&scores, which, cfg.aggregate_reps, task_bootstrap, &mut rng)
             };
-            rows.push(vec![
-                model.clone(),
-                objective.clone(),
-                s(agg.name()),
-                s(if task_bootstrap { "True" } else { "False" }),
-                n_runs.to_string(),
-                tasks.len().to_string(),
-                num(estimate),
-                cfg.aggregate_reps.to_string(),
-                num(lo),
-                num(hi),
-            ]);
-        }
-    }
+            let by_runs = dists(false, &aggs);
+            let by_tasks = dists(true, &[Aggregate::Iqm]);
+            let mut rows = Vec::new();
+            let plan = [
+                (Aggregate::Iqm, false, &by_runs[0]),
+                (Aggregate::Iqm, true, &by_tasks[0]),
+                (aggs[1], false, &by_runs[1]),
+                (aggs[2], false, &by_runs[2]),
+                (aggs[3], false, &by_runs[3]),
+            ];
+            for (agg, task_bootstrap, star) in plan {
+                let estimate = agg.of(&scores);
+                let (lo, hi) = if star.is_empty() {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    ci_from_bootstrap_distribution(estimate, star, &[], BootstrapMethod::Percentile, cfg.confidence)
+                };
+                rows.push(vec![
+                    model.clone(),
+                    objective.clone(),
+                    s(agg.name()),
+                    s(if task_bootstrap { "True" } else { "False" }),
+                    n_runs.to_string(),
+                    tasks.len().to_string(),
+                    num(estimate),
+                    cfg.aggregate_reps.to_string(),
+                    num(lo),
+                    num(hi),
+                ]);
+            }
+            rows
+        })
+        .collect();
+    let rows = per_system.into_iter().flatten().collect();
     Table {
         name: "aggregate.csv",
         header: vec![
@@ -668,38 +693,41 @@ pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
 
 /// Probability of improvement per pair of systems, over the tasks both have.
 pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
-    let mut rows = Vec::new();
-    for (i, j) in system_pairs(ix) {
-        let (ti, xi) = normalised(ix, i);
-        let (tj, xj) = normalised(ix, j);
-        let common: Vec<usize> = ti.iter().copied().filter(|t| tj.contains(t)).collect();
-        let pick = |tasks: &[usize], x: &TaskScores| TaskScores {
-            columns: common
-                .iter()
-                .map(|t| x.columns[tasks.iter().position(|u| u == t).unwrap_or(0)].clone())
-                .collect(),
-        };
-        let (x, y) = (pick(&ti, &xi), pick(&tj, &xj));
-        let poi = probability_of_improvement(&x, &y);
-        let (lo, hi) = if common.is_empty() {
-            (f64::NAN, f64::NAN)
-        } else {
-            let (a, b) = (&ix.systems[i], &ix.systems[j]);
-            let mut rng = rng_for(cfg.seed, &["poi", &a.0, &a.1, &b.0, &b.1]);
-            let star = paired_stratified_bootstrap(&x, &y, probability_of_improvement, cfg.poi_reps, &mut rng);
-            ci_from_bootstrap_distribution(poi, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
-        };
-        rows.push(vec![
-            ix.systems[i].0.clone(),
-            ix.systems[i].1.clone(),
-            ix.systems[j].0.clone(),
-            ix.systems[j].1.clone(),
-            num(poi),
-            cfg.poi_reps.to_string(),
-            num(lo),
-            num(hi),
-        ]);
-    }
+    let norm: Vec<(Vec<usize>, TaskScores)> = (0..ix.systems.len()).map(|si| normalised(ix, si)).collect();
+    let rows = system_pairs(ix)
+        .into_par_iter()
+        .map(|(i, j)| {
+            let (ti, xi) = (&norm[i].0, &norm[i].1);
+            let (tj, xj) = (&norm[j].0, &norm[j].1);
+            let common: Vec<usize> = ti.iter().copied().filter(|t| tj.contains(t)).collect();
+            let pick = |tasks: &[usize], x: &TaskScores| TaskScores {
+                columns: common
+                    .iter()
+                    .map(|t| x.columns[tasks.iter().position(|u| u == t).unwrap_or(0)].clone())
+                    .collect(),
+            };
+            let (x, y) = (pick(ti, xi), pick(tj, xj));
+            let poi = probability_of_improvement(&x, &y);
+            let (lo, hi) = if common.is_empty() {
+                (f64::NAN, f64::NAN)
+            } else {
+                let (a, b) = (&ix.systems[i], &ix.systems[j]);
+                let mut rng = rng_for(cfg.seed, &["poi", &a.0, &a.1, &b.0, &b.1]);
+                let star = paired_stratified_bootstrap(&x, &y, probability_of_improvement, cfg.poi_reps, &mut rng);
+                ci_from_bootstrap_distribution(poi, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
+            };
+            vec![
+                ix.systems[i].0.clone(),
+                ix.systems[i].1.clone(),
+                ix.systems[j].0.clone(),
+                ix.systems[j].1.clone(),
+                num(poi),
+                cfg.poi_reps.to_string(),
+                num(lo),
+                num(hi),
+            ]
+        })
+        .collect();
     Table {
         name: "poi.csv",
         header: vec![
@@ -735,30 +763,35 @@ pub fn default_taus(ix: &RunsIndex) -> Vec<f64> {
 /// Fraction of normalised runs above each threshold, per system, with intervals.
 pub fn profile_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
     let taus = cfg.taus.clone().unwrap_or_else(|| default_taus(ix));
-    let mut rows = Vec::new();
-    for si in 0..ix.systems.len() {
-        let (model, objective) = &ix.systems[si];
-        let (_, scores) = normalised(ix, si);
-        for &tau in &taus {
-            let f = fraction_above(&scores, tau);
-            let (lo, hi) = if f.is_nan() {
-                (f64::NAN, f64::NAN)
-            } else {
-                let mut rng = rng_for(cfg.seed, &["profile", model, objective, &num(tau)]);
-                let star = stratified_bootstrap(&scores, |x| fraction_above(x, tau), cfg.poi_reps, false, &mut rng);
-                ci_from_bootstrap_distribution(f, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
-            };
-            rows.push(vec![
-                model.clone(),
-                objective.clone(),
-                num(tau),
-                num(f),
-                cfg.poi_reps.to_string(),
-                num(lo),
-                num(hi),
-            ]);
-        }
-    }
+    let per_system: Vec<Vec<Vec<String>>> = (0..ix.systems.len())
+        .into_par_iter()
+        .map(|si| {
+            let mut rows = Vec::new();
+            let (model, objective) = &ix.systems[si];
+            let (_, scores) = normalised(ix, si);
+            for &tau in &taus {
+                let f = fraction_above(&scores, tau);
+                let (lo, hi) = if f.is_nan() {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    let mut rng = rng_for(cfg.seed, &["profile", model, objective, &num(tau)]);
+                    let star = stratified_bootstrap(&scores, |x| fraction_above(x, tau), cfg.poi_reps, false, &mut rng);
+                    ci_from_bootstrap_distribution(f, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
+                };
+                rows.push(vec![
+                    model.clone(),
+                    objective.clone(),
+                    num(tau),
+                    num(f),
+                    cfg.poi_reps.to_string(),
+                    num(lo),
+                    num(hi),
+                ]);
+            }
+            rows
+        })
+        .collect();
+    let rows = per_system.into_iter().flatten().collect();
     Table {
         name: "performance_profile.csv",
         header: vec![

@@ -1,0 +1,112 @@
+//! A synthetic runs table shaped like the paper's sweeps (systems × datasets × learning rates ×
+//! seeds), for benchmarks and scale tests: each system has an ability, each dataset a
+//! difficulty and chance level, the learning rate a sweet spot, seeds add noise, and a few
+//! high-learning-rate runs diverge to chance or fail outright.
+
+use std::collections::BTreeMap;
+
+use crate::rng::{seeded, unit};
+use crate::stats::runs::{Run, TaskMeta};
+
+/// The paper's fine-tuning learning rates.
+pub const PAPER_LRS: [f64; 6] = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4];
+
+fn normal(rng: &mut crate::rng::Rng) -> f64 {
+    // Box-Muller on our own uniform draws
+    let (u1, u2) = (unit(rng).max(1e-300), unit(rng));
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// `systems × datasets × lrs × seeds` validation runs and their metadata (0-1 scale).
+pub fn synthetic_runs(
+    systems: usize,
+    datasets: usize,
+    lrs: &[f64],
+    seeds: usize,
+    seed: u64,
+) -> (Vec<Run>, BTreeMap<String, TaskMeta>) {
+    let mut rng = seeded(seed, 0x5e7);
+    let ability: Vec<f64> = (0..systems).map(|_| 0.05 * normal(&mut rng)).collect();
+    let chance: Vec<f64> = (0..datasets)
+        .map(|d| if d % 3 == 2 { 0.0 } else { 0.3 + 0.2 * unit(&mut rng) })
+        .collect();
+    let ceiling: Vec<f64> = (0..datasets).map(|_| 0.75 + 0.2 * unit(&mut rng)).collect();
+    let sweet: Vec<f64> = (0..systems).map(|_| 2.0 + 1.5 * unit(&mut rng)).collect();
+    let mut runs = Vec::with_capacity(systems * datasets * lrs.len() * seeds);
+    let mut line = 1;
+    for s in 0..systems {
+        for d in 0..datasets {
+            for (k, &lr) in lrs.iter().enumerate() {
+                for sd in 0..seeds {
+                    line += 1;
+                    let off = k as f64 - sweet[s];
+                    let mean = (ceiling[d] + ability[s] - 0.02 * off * off).clamp(chance[d], 1.0);
+                    let diverge = k + 2 >= lrs.len() && unit(&mut rng) < 0.08;
+                    let failed = unit(&mut rng) < 0.005;
+                    let score = if failed {
+                        f64::NAN
+                    } else if diverge {
+                        chance[d]
+                    } else {
+                        (mean + 0.01 * normal(&mut rng)).clamp(0.0, 1.0)
+                    };
+                    runs.push(Run {
+                        model: format!("model{s:02}"),
+                        objective: ["clm", "mlm", "clm-mlm"][s % 3].to_string(),
+                        family: None,
+                        dataset: format!("task{d:02}"),
+                        learning_rate: lr,
+                        seed: sd as i64,
+                        split: "validation".into(),
+                        metric: None,
+                        score,
+                        line,
+                    });
+                }
+            }
+        }
+    }
+    let meta = (0..datasets)
+        .map(|d| {
+            let m = TaskMeta {
+                family: "synthetic".into(),
+                metric_name: "accuracy".into(),
+                chance_score: chance[d],
+                max_score: 1.0,
+                higher_is_better: true,
+            };
+            (format!("task{d:02}"), m)
+        })
+        .collect();
+    (runs, meta)
+}
+
+/// The runs as a CSV table in the analysis' input schema.
+pub fn runs_csv(runs: &[Run]) -> String {
+    let mut out = String::from("model,objective,dataset,learning_rate,seed,split,score,status\n");
+    for r in runs {
+        let score = if r.score.is_nan() {
+            String::new()
+        } else {
+            format!("{}", r.score)
+        };
+        let status = if r.score.is_nan() { "failed" } else { "ok" };
+        out.push_str(&format!(
+            "{},{},{},{:e},{},{},{score},{status}\n",
+            r.model, r.objective, r.dataset, r.learning_rate, r.seed, r.split
+        ));
+    }
+    out
+}
+
+/// The metadata as a CSV table.
+pub fn meta_csv(meta: &BTreeMap<String, TaskMeta>) -> String {
+    let mut out = String::from("dataset,family,metric_name,chance_score,max_score,higher_is_better\n");
+    for (name, m) in meta {
+        out.push_str(&format!(
+            "{name},{},{},{},{},{}\n",
+            m.family, m.metric_name, m.chance_score, m.max_score, m.higher_is_better
+        ));
+    }
+    out
+}
