@@ -291,3 +291,33 @@ fn same_report_whatever_the_number_of_threads() -> anyhow::Result<()> {
     assert!(failed > 0);
     Ok(())
 }
+
+/// `analysis/paper_runs/` is what its README's command produces, byte for byte.
+#[test]
+fn committed_paper_report_is_reproducible() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("paper_runs");
+    let (runs, meta) = (data.join("paper_runs/runs.csv"), data.join("paper_runs/meta.csv"));
+    let o = analysis(&[
+        "report",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--meta",
+        meta.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "0",
+    ]);
+    assert!(o.status.success());
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis/paper_runs");
+    for (name, _) in FILES {
+        assert_eq!(
+            std::fs::read_to_string(out.join(name))?,
+            std::fs::read_to_string(committed.join(name))?,
+            "{name}: regenerate analysis/paper_runs with the command in its README"
+        );
+    }
+    Ok(())
+}
