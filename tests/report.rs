@@ -321,3 +321,61 @@ fn committed_paper_report_is_reproducible() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn missing_metadata_all_failed_groups_and_taus() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let mut text = String::from("model,objective,dataset,learning_rate,seed,split,score,status\n");
+    for (obj, lr, base) in [
+        ("clm", "1e-05", "0.9"),
+        ("clm", "1e-04", ""),
+        ("mlm", "1e-05", "0.92"),
+        ("mlm", "1e-04", "0.91"),
+    ] {
+        for seed in 0..3 {
+            text.push_str(&format!("m,{obj},sst2,{lr},{seed},validation,{base},ok\n"));
+        }
+    }
+    let runs = write(d, "runs.csv", &text);
+    let out = d.join("out");
+    let o = analysis(&[
+        "report",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--taus",
+        "0.1,0.5,0.9",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // the all-failed group: every run failed, imputed to chance, std 0 so its t-interval is NaN
+    let g = rows(&out, "group_stats.csv")
+        .into_iter()
+        .find(|r| r[1] == "clm" && r[3] == "0.0001")
+        .unwrap();
+    assert_eq!((g[6].as_str(), g[19].as_str(), g[20].as_str()), ("3", "3", "1"));
+    assert_eq!((g[9].as_str(), g[17].as_str(), g[18].as_str()), ("0", "NaN", "NaN"));
+    let taus: Vec<String> = rows(&out, "performance_profile.csv")
+        .iter()
+        .map(|r| r[2].clone())
+        .collect();
+    assert_eq!(taus, ["0.1", "0.5", "0.9", "0.1", "0.5", "0.9"]);
+    // a dataset without metadata
+    let unknown = write(d, "unknown.csv", &text.replace("sst2", "mystery"));
+    let o = analysis(&[
+        "report",
+        "--runs",
+        unknown.to_str().unwrap(),
+        "--out",
+        d.join("never").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown.csv:2") && err.contains("`mystery` has no metadata") && err.contains("--meta"),
+        "{err}"
+    );
+    assert!(!d.join("never").exists());
+    Ok(())
+}
