@@ -29,6 +29,21 @@ const NAN_TEST: TTest = TTest {
     ci_high: f64::NAN,
 };
 
+/// The two-sided test and interval of a mean difference with standard error `se` and `df`
+/// degrees of freedom.
+fn from_se(mean_diff: f64, se: f64, df: f64, confidence: f64) -> TTest {
+    let t = mean_diff / se;
+    let half = t_quantile((1.0 + confidence) / 2.0, df) * se;
+    TTest {
+        t,
+        df,
+        p: (2.0 * t_sf(t.abs(), df)).min(1.0),
+        mean_diff,
+        ci_low: mean_diff - half,
+        ci_high: mean_diff + half,
+    }
+}
+
 /// Welch's t-test of x against y (unequal variances). Everything but the mean difference is
 /// NaN when a sample has fewer than 2 values or the standard error is 0.
 pub fn welch(x: &[f64], y: &[f64], confidence: f64) -> TTest {
@@ -43,16 +58,7 @@ pub fn welch(x: &[f64], y: &[f64], confidence: f64) -> TTest {
         return TTest { mean_diff, ..NAN_TEST };
     }
     let df = (vx + vy).powi(2) / (vx * vx / (nx - 1.0) + vy * vy / (ny - 1.0));
-    let t = mean_diff / se;
-    let half = t_quantile((1.0 + confidence) / 2.0, df) * se;
-    TTest {
-        t,
-        df,
-        p: (2.0 * t_sf(t.abs(), df)).min(1.0),
-        mean_diff,
-        ci_low: mean_diff - half,
-        ci_high: mean_diff + half,
-    }
+    from_se(mean_diff, se, df, confidence)
 }
 
 /// Paired t-test on `x[i] − y[i]`. All differences 0: NaN; all equal and non-zero: t = ±inf,
@@ -89,14 +95,5 @@ pub fn paired(x: &[f64], y: &[f64], confidence: f64) -> TTest {
         };
     }
     let se = s / n.sqrt();
-    let t = mean_diff / se;
-    let half = t_quantile((1.0 + confidence) / 2.0, df) * se;
-    TTest {
-        t,
-        df,
-        p: (2.0 * t_sf(t.abs(), df)).min(1.0),
-        mean_diff,
-        ci_low: mean_diff - half,
-        ci_high: mean_diff + half,
-    }
+    from_se(mean_diff, se, df, confidence)
 }
