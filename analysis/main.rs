@@ -128,7 +128,7 @@ fn load_filtered(input: &Input, pair: Option<(&str, &str)>) -> Result<(RunsIndex
     let cfg = ReportConfig {
         seed: input.seed,
         confidence: input.confidence,
-        nan_policy: Some(policy),
+        nan_policy: policy,
         ..ReportConfig::default()
     };
     cfg.validate()?;

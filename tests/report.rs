@@ -29,6 +29,22 @@ const FILES: [(&str, &str); 11] = [
     ("missing_runs.csv", "model,objective,dataset,split,learning_rate,seed"),
 ];
 
+/// `analysis report` on the paper's runs (`data` = the shared bundle) into `out` with `seed`.
+fn paper_report(data: &Path, out: &Path, seed: &str) -> Output {
+    let (runs, meta) = (data.join("paper_runs/runs.csv"), data.join("paper_runs/meta.csv"));
+    analysis(&[
+        "report",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--meta",
+        meta.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        seed,
+    ])
+}
+
 fn rows(dir: &Path, name: &str) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(dir.join(name)).unwrap();
     r.records()
@@ -39,21 +55,10 @@ fn rows(dir: &Path, name: &str) -> Vec<Vec<String>> {
 #[test]
 fn paper_runs_report_is_complete_and_reproducible() -> anyhow::Result<()> {
     let Some(data) = shared_data() else { return Ok(()) };
-    let (runs, meta) = (data.join("paper_runs/runs.csv"), data.join("paper_runs/meta.csv"));
     let dir = tempfile::tempdir()?;
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for out in [&a, &b] {
-        let o = analysis(&[
-            "report",
-            "--runs",
-            runs.to_str().unwrap(),
-            "--meta",
-            meta.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--seed",
-            "3",
-        ]);
+        let o = paper_report(&data, out, "3");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     for (name, header) in FILES {
@@ -89,19 +94,7 @@ fn paper_runs_report_is_complete_and_reproducible() -> anyhow::Result<()> {
     }
     // a different seed moves the bootstrap intervals
     let c = dir.path().join("c");
-    assert!(analysis(&[
-        "report",
-        "--runs",
-        runs.to_str().unwrap(),
-        "--meta",
-        meta.to_str().unwrap(),
-        "--out",
-        c.to_str().unwrap(),
-        "--seed",
-        "4"
-    ])
-    .status
-    .success());
+    assert!(paper_report(&data, &c, "4").status.success());
     assert_ne!(
         std::fs::read(a.join("bootstrap_ci.csv"))?,
         std::fs::read(c.join("bootstrap_ci.csv"))?
@@ -298,18 +291,7 @@ fn committed_paper_report_is_reproducible() -> anyhow::Result<()> {
     let Some(data) = shared_data() else { return Ok(()) };
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("paper_runs");
-    let (runs, meta) = (data.join("paper_runs/runs.csv"), data.join("paper_runs/meta.csv"));
-    let o = analysis(&[
-        "report",
-        "--runs",
-        runs.to_str().unwrap(),
-        "--meta",
-        meta.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--seed",
-        "0",
-    ]);
+    let o = paper_report(&data, &out, "0");
     assert!(o.status.success());
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis/paper_runs");
     for (name, _) in FILES {

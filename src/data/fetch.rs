@@ -249,10 +249,6 @@ fn write_jsonl(path: &Path, rows: &[Value]) -> Result<()> {
     out.commit()
 }
 
-fn write_json(path: &Path, value: &Value) -> Result<()> {
-    save_json(value, path)
-}
-
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .at(dir)?
@@ -352,9 +348,9 @@ fn fetch_brown(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
         counts.insert(format!("{split}_sentences"), split_rows.len() as u64);
         counts.insert(format!("{split}_tokens"), tokens.get(split).copied().unwrap_or(0));
     }
-    write_json(
-        &stage.path().join("labels.json"),
+    save_json(
         &json!(tagset.iter().collect::<Vec<_>>()),
+        &stage.path().join("labels.json"),
     )?;
     stage.commit()?;
     counts.insert("tags".into(), tagset.len() as u64);
@@ -411,7 +407,7 @@ fn fetch_bbc(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
         counts.insert(split.to_string(), rows.len() as u64);
         write_jsonl(&stage.path().join(format!("{split}.jsonl")), &rows)?;
     }
-    write_json(&stage.path().join("labels.json"), &json!(categories))?;
+    save_json(&json!(categories), &stage.path().join("labels.json"))?;
     stage.commit()?;
     // retrieval: every article body is a document; the test split's headlines are the queries
     let rout = opts.data_dir.join("retrieval").join("bbc_news");

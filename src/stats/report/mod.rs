@@ -24,8 +24,7 @@ pub struct ReportConfig {
     /// Confidence level of every interval.
     pub confidence: f64,
     /// Failed runs: impute the chance score, or drop.
-    #[serde(skip)]
-    pub nan_policy: Option<NanPolicy>,
+    pub nan_policy: NanPolicy,
     /// Thresholds of the performance profiles (default: quantiles of the pooled scores).
     pub taus: Option<Vec<f64>>,
     /// Resamples of the per-(system, dataset) bootstrap intervals.
@@ -42,7 +41,7 @@ impl Default for ReportConfig {
         Self {
             seed: 0,
             confidence: 0.95,
-            nan_policy: Some(NanPolicy::ImputeChance),
+            nan_policy: NanPolicy::ImputeChance,
             taus: None,
             bootstrap_resamples: 9999,
             aggregate_reps: 50_000,
@@ -64,11 +63,6 @@ impl ReportConfig {
             return Err(Error::config("resamples", "every resample count must be at least 1"));
         }
         Ok(())
-    }
-
-    /// The NaN policy (chance imputation when unset).
-    pub fn policy(&self) -> NanPolicy {
-        self.nan_policy.unwrap_or(NanPolicy::ImputeChance)
     }
 }
 

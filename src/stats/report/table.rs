@@ -9,7 +9,8 @@ use crate::stats::runs::{Run, TaskMeta};
 use crate::stats::stability::best_lr;
 
 /// What to do with a failed run (NaN score, or a status other than `ok`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum NanPolicy {
     /// Replace it by the task's chance score (the default).
     ImputeChance,
@@ -38,8 +39,6 @@ pub struct RunsIndex {
     pub datasets: Vec<String>,
     /// (system index, dataset index, split, learning-rate bits) → group.
     pub groups: BTreeMap<(usize, usize, String, u64), Group>,
-    /// (dataset index, split) → (learning rates, seeds) of the grid.
-    pub grids: BTreeMap<(usize, String), (Vec<f64>, Vec<i64>)>,
     /// Metadata by dataset (lower-is-better metrics already negated).
     pub meta: BTreeMap<String, TaskMeta>,
     /// The NaN policy.
@@ -132,7 +131,6 @@ impl RunsIndex {
             systems,
             datasets,
             groups,
-            grids,
             meta,
             policy,
             protocols: BTreeMap::new(),

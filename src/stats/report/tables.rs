@@ -747,9 +747,12 @@ pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
 /// The default thresholds: the 5 %, 10 %, …, 95 % quantiles (type 7) of all normalised scores
 /// pooled over systems, rounded to 4 decimals, duplicates removed.
 pub fn default_taus(ix: &RunsIndex) -> Vec<f64> {
-    let pooled: Vec<f64> = (0..ix.systems.len())
-        .flat_map(|si| normalised(ix, si).1.columns.into_iter().flatten())
-        .collect();
+    let norm: Vec<TaskScores> = (0..ix.systems.len()).map(|si| normalised(ix, si).1).collect();
+    taus_of(&norm)
+}
+
+fn taus_of(norm: &[TaskScores]) -> Vec<f64> {
+    let pooled: Vec<f64> = norm.iter().flat_map(|x| x.columns.iter().flatten().copied()).collect();
     if pooled.is_empty() {
         return Vec::new();
     }
@@ -762,20 +765,21 @@ pub fn default_taus(ix: &RunsIndex) -> Vec<f64> {
 
 /// Fraction of normalised runs above each threshold, per system, with intervals.
 pub fn profile_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
-    let taus = cfg.taus.clone().unwrap_or_else(|| default_taus(ix));
+    let norm: Vec<TaskScores> = (0..ix.systems.len()).map(|si| normalised(ix, si).1).collect();
+    let taus = cfg.taus.clone().unwrap_or_else(|| taus_of(&norm));
     let per_system: Vec<Vec<Vec<String>>> = (0..ix.systems.len())
         .into_par_iter()
         .map(|si| {
             let mut rows = Vec::new();
             let (model, objective) = &ix.systems[si];
-            let (_, scores) = normalised(ix, si);
+            let scores = &norm[si];
             for &tau in &taus {
-                let f = fraction_above(&scores, tau);
+                let f = fraction_above(scores, tau);
                 let (lo, hi) = if f.is_nan() {
                     (f64::NAN, f64::NAN)
                 } else {
                     let mut rng = rng_for(cfg.seed, &["profile", model, objective, &num(tau)]);
-                    let star = stratified_bootstrap(&scores, |x| fraction_above(x, tau), cfg.poi_reps, false, &mut rng);
+                    let star = stratified_bootstrap(scores, |x| fraction_above(x, tau), cfg.poi_reps, false, &mut rng);
                     ci_from_bootstrap_distribution(f, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
                 };
                 rows.push(vec![
