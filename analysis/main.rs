@@ -26,8 +26,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write every CSV report of a runs table into a folder.
+    /// Write every CSV report of a runs table, and its plots, into a folder.
     Report(ReportArgs),
+    /// Draw (again) the PNG and SVG plots of a report folder from its CSVs.
+    #[cfg(feature = "plots")]
+    Plot(PlotArgs),
     /// Print, per system and dataset, the best-LR score with its CI, seed std and failure rate.
     Summary(Input),
     /// Print the pairwise tests of two systems (each given as MODEL/OBJECTIVE).
@@ -44,6 +47,17 @@ struct CompareArgs {
     /// Second system, MODEL/OBJECTIVE.
     #[arg(long)]
     y: String,
+}
+
+#[cfg(feature = "plots")]
+#[derive(Args)]
+struct PlotArgs {
+    /// Report folder written by `analysis report`.
+    #[arg(long)]
+    report: PathBuf,
+    /// Where to write the plots (default: the report folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,6 +98,9 @@ struct ReportArgs {
     /// Performance-profile thresholds, comma-separated (default: quantiles of the pooled scores).
     #[arg(long, value_delimiter = ',')]
     taus: Option<Vec<f64>>,
+    /// Write the CSVs only, without the PNG and SVG plots.
+    #[arg(long)]
+    no_plots: bool,
 }
 
 fn load(input: &Input) -> Result<(RunsIndex, ReportConfig)> {
@@ -140,18 +157,49 @@ fn report(args: &ReportArgs) -> Result<()> {
     let (index, mut cfg) = load(&args.input)?;
     cfg.taus = args.taus.clone();
     let tables = build_tables(&index, &cfg);
-    write_report(&tables, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    let plots = if args.no_plots {
+        Vec::new()
+    } else {
+        plot_files(&tables)?
+    };
+    write_report(&tables, &plots, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(
         "{} systems, {} datasets, {} groups -> {} ({} files) in {:.2} s",
         index.systems.len(),
         index.datasets.len(),
         index.groups.len(),
         args.out.display(),
-        tables.len(),
+        tables.len() + plots.len(),
         started.elapsed().as_secs_f64()
     );
     for t in &tables {
         println!("{:<26} {:>6} rows", t.name, t.rows.len());
+    }
+    Ok(())
+}
+
+#[cfg(feature = "plots")]
+fn plot_files(tables: &[encoderlab::stats::report::Table]) -> Result<Vec<(String, Vec<u8>)>> {
+    Ok(encoderlab::stats::plots::plot_tables(tables)?)
+}
+
+#[cfg(not(feature = "plots"))]
+fn plot_files(_: &[encoderlab::stats::report::Table]) -> Result<Vec<(String, Vec<u8>)>> {
+    eprintln!("built without the `plots` feature: CSVs only");
+    Ok(Vec::new())
+}
+
+#[cfg(feature = "plots")]
+fn plot(args: &PlotArgs) -> Result<()> {
+    use encoderlab::stats::plots::{figures, read_report_tables, render_all};
+    let tables = read_report_tables(&args.report)?;
+    let views: Vec<_> = tables.iter().map(|t| t.view()).collect();
+    let files = render_all(&figures(&views)?)?;
+    let out = args.out.as_ref().unwrap_or(&args.report);
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, bytes) in &files {
+        encoderlab::fsutil::write_atomic(out.join(name), bytes)?;
+        println!("{}", out.join(name).display());
     }
     Ok(())
 }
@@ -235,6 +283,8 @@ fn compare(args: &CompareArgs) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Report(a) => report(&a),
+        #[cfg(feature = "plots")]
+        Command::Plot(a) => plot(&a),
         Command::Summary(a) => summary(&a),
         Command::Compare(a) => compare(&a),
     }

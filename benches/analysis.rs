@@ -1,7 +1,8 @@
 //! The full analysis report on a synthetic 15,000-run table (50 systems × 10 datasets × 6
 //! learning rates × 5 seeds) with the default resamples. `cargo bench --bench analysis` prints
 //! the figures (and writes the table to `target/synthetic_runs/` for the Python comparison in
-//! `benches/analysis_reference.py`); it asserts nothing about speed.
+//! `benches/analysis_reference.py`); it asserts nothing about speed. The report includes its
+//! plots (PNG and SVG) when the `plots` feature is on.
 
 use std::time::Instant;
 
@@ -59,12 +60,19 @@ fn main() -> anyhow::Result<()> {
         let cfg = ReportConfig::default();
         let tables = build_tables(&index, &cfg);
         let built = started.elapsed().as_secs_f64();
-        write_report(&tables, &dir.join("report"))?;
+        #[cfg(feature = "plots")]
+        let plots = encoderlab::stats::plots::plot_tables(&tables)?;
+        #[cfg(not(feature = "plots"))]
+        let plots = Vec::new();
+        let drawn = started.elapsed().as_secs_f64();
+        write_report(&tables, &plots, &dir.join("report"))?;
         let total = started.elapsed().as_secs_f64();
         println!(
-            "round {round}: read {read:.2} s, statistics {:.2} s, write {:.2} s, total {total:.2} s on {} threads",
+            "round {round}: read {read:.2} s, statistics {:.2} s, plots {:.2} s ({} files), write {:.2} s, total {total:.2} s on {} threads",
             built - read,
-            total - built,
+            drawn - built,
+            plots.len(),
+            total - drawn,
             rayon::current_num_threads()
         );
     }

@@ -75,6 +75,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A plot could not be drawn or encoded.
+    #[error("plot {name}: {reason}")]
+    Plot {
+        /// The plot's file stem, e.g. `lr_curves`.
+        name: String,
+        /// What the drawing library said.
+        reason: String,
+    },
+
     /// Polars failed to read or write a table.
     #[cfg(feature = "polars")]
     #[error("{path}: {source}")]

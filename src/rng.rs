@@ -30,8 +30,22 @@ pub fn below(rng: &mut impl RngCore, n: u64) -> u64 {
 /// A uniform integer in `0..n` for `0 < n ≤ 2³²`, from 32 random bits (Lemire's method): half
 /// the generator output of [`below`], for the bootstrap's inner loops.
 pub fn below_u32(rng: &mut impl RngCore, n: u32) -> u32 {
+    below_u32_with(rng, n, rejection_threshold(n))
+}
+
+/// The rejection threshold of [`below_u32_with`] for `n` (`2³² mod n`): computed once per
+/// bound when many draws share it, since the division costs more than the draw.
+pub fn rejection_threshold(n: u32) -> u32 {
+    if n == 0 {
+        0
+    } else {
+        n.wrapping_neg() % n
+    }
+}
+
+/// [`below_u32`] with its threshold precomputed by [`rejection_threshold`]: the same draws.
+pub fn below_u32_with(rng: &mut impl RngCore, n: u32, threshold: u32) -> u32 {
     debug_assert!(n > 0);
-    let threshold = n.wrapping_neg() % n;
     loop {
         let m = u64::from(rng.next_u32()) * u64::from(n);
         if (m as u32) >= threshold {

@@ -266,12 +266,11 @@ fn same_report_whatever_the_number_of_threads() -> anyhow::Result<()> {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         outputs.push(out);
     }
-    for (name, _) in FILES {
-        let first = std::fs::read(outputs[0].join(name))?;
+    for name in files(&outputs[0]) {
+        let first = std::fs::read(outputs[0].join(&name))?;
         for other in &outputs[1..] {
-            assert_eq!(
-                first,
-                std::fs::read(other.join(name))?,
+            assert!(
+                first == std::fs::read(other.join(&name))?,
                 "{name} differs with the thread count"
             );
         }
@@ -285,7 +284,17 @@ fn same_report_whatever_the_number_of_threads() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `analysis/paper_runs/` is what its README's command produces, byte for byte.
+/// The names of the files of a folder, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `analysis/paper_runs/` is what its README's command produces, byte for byte, plots included.
 #[test]
 fn committed_paper_report_is_reproducible() -> anyhow::Result<()> {
     let Some(data) = shared_data() else { return Ok(()) };
@@ -294,10 +303,19 @@ fn committed_paper_report_is_reproducible() -> anyhow::Result<()> {
     let o = paper_report(&data, &out, "0");
     assert!(o.status.success());
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis/paper_runs");
-    for (name, _) in FILES {
-        assert_eq!(
-            std::fs::read_to_string(out.join(name))?,
-            std::fs::read_to_string(committed.join(name))?,
+    let produced = files(&out);
+    assert!(produced.len() >= FILES.len());
+    let mut expected = produced.clone();
+    expected.push("README.md".into());
+    expected.sort();
+    assert_eq!(
+        files(&committed),
+        expected,
+        "stale or missing files in analysis/paper_runs"
+    );
+    for name in produced {
+        assert!(
+            std::fs::read(out.join(&name))? == std::fs::read(committed.join(&name))?,
             "{name}: regenerate analysis/paper_runs with the command in its README"
         );
     }
@@ -343,6 +361,26 @@ fn missing_metadata_all_failed_groups_and_taus() -> anyhow::Result<()> {
         .map(|r| r[2].clone())
         .collect();
     assert_eq!(taus, ["0.1", "0.5", "0.9", "0.1", "0.5", "0.9"]);
+    // dropped instead: the all-failed group has no score (NaN), and the plots are still drawn
+    let dropped = d.join("dropped");
+    let o = analysis(&[
+        "report",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--out",
+        dropped.to_str().unwrap(),
+        "--nan-policy",
+        "drop",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let g = rows(&dropped, "group_stats.csv")
+        .into_iter()
+        .find(|r| r[1] == "clm" && r[3] == "0.0001")
+        .unwrap();
+    assert_eq!((g[7].as_str(), g[8].as_str()), ("0", "NaN"));
+    if cfg!(feature = "plots") {
+        assert!(std::fs::metadata(dropped.join("lr_curves.png"))?.len() > 1000);
+    }
     // a dataset without metadata
     let unknown = write(d, "unknown.csv", &text.replace("sst2", "mystery"));
     let o = analysis(&[

@@ -490,3 +490,65 @@ fn stratified_bootstrap_intervals_agree_with_rliable_within_monte_carlo_error() 
     );
     assert!(wide.1 - wide.0 > narrow.1 - narrow.0);
 }
+
+/// The report's aggregate bootstrap (resamples kept as run counts, one resample for every
+/// aggregate) draws the same resamples as `stratified_bootstrap` and gives the same values as
+/// `Aggregate::of` on them, with and without the task bootstrap, ties and a constant task
+/// included.
+#[test]
+fn counted_aggregate_bootstrap_equals_the_plain_one() {
+    use encoderlab::rng::seeded;
+    use encoderlab::stats::aggregate::{stratified_bootstrap, stratified_bootstrap_aggregates, Aggregate, TaskScores};
+    let x = TaskScores {
+        columns: vec![
+            vec![0.61, 0.72, 0.72, 0.55, 0.9],
+            vec![0.3, 0.3, 0.3],
+            vec![0.81, 0.79, 0.95, 0.88, 0.6, 0.7, 0.71],
+            vec![1.02, -0.1],
+        ],
+    };
+    let aggs = [
+        Aggregate::Iqm,
+        Aggregate::Mean,
+        Aggregate::Median,
+        Aggregate::OptimalityGap(0.8),
+    ];
+    for task_bootstrap in [false, true] {
+        let counted = stratified_bootstrap_aggregates(&x, &aggs, 300, task_bootstrap, &mut seeded(7, 1));
+        for (agg, dist) in aggs.iter().zip(&counted) {
+            let plain = stratified_bootstrap(&x, |s| agg.of(s), 300, task_bootstrap, &mut seeded(7, 1));
+            for (a, b) in dist.iter().zip(&plain) {
+                assert!(
+                    (a - b).abs() < 1e-12,
+                    "{agg:?} task_bootstrap={task_bootstrap}: {a} vs {b}"
+                );
+            }
+            // mean and median go through the very same arithmetic
+            if matches!(agg, Aggregate::Mean | Aggregate::Median) {
+                assert_eq!(dist, &plain);
+            }
+        }
+    }
+}
+
+/// Percentiles found by selection are the sorted sample's type-7 quantiles, bit for bit.
+#[test]
+fn quantiles_by_selection_equal_sorted_quantiles() {
+    use encoderlab::rng::{seeded, unit};
+    use encoderlab::stats::bootstrap::quantile_select;
+    use encoderlab::stats::describe::{quantile_sorted, sorted};
+    let mut rng = seeded(3, 0);
+    for n in [1usize, 2, 3, 10, 101, 4000] {
+        // with ties: values on a coarse grid
+        let x: Vec<f64> = (0..n).map(|_| (unit(&mut rng) * 50.0).floor() / 7.0).collect();
+        let s = sorted(&x);
+        for p in [0.0, 0.025, 0.05, 0.3, 0.5, 0.95, 0.975, 1.0] {
+            let mut buf = x.clone();
+            assert_eq!(
+                quantile_select(&mut buf, p).to_bits(),
+                quantile_sorted(&s, p).to_bits(),
+                "n={n} p={p}"
+            );
+        }
+    }
+}

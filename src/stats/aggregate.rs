@@ -5,8 +5,8 @@
 
 use rand::RngCore;
 
-use crate::rng::{below, below_u32};
-use crate::stats::describe::{iqm, mean, quantile};
+use crate::rng::{below, below_u32_with, rejection_threshold};
+use crate::stats::describe::{iqm, mean, mean_of, quantile, quantile_sorted};
 
 /// Scores by task: `columns[m]` holds the runs of task m (NaN-free).
 #[derive(Debug, Clone, PartialEq)]
@@ -52,63 +52,83 @@ impl Aggregate {
     }
 }
 
-/// Several aggregates of `scores` at once, reusing `flat` and `means` as scratch space (the
-/// bootstrap's inner loop: one resample serves every aggregate, as in rliable when its
-/// aggregate function returns several values).
-pub fn aggregates_into(
-    scores: &TaskScores,
-    aggs: &[Aggregate],
-    flat: &mut Vec<f64>,
-    means: &mut Vec<f64>,
-    out: &mut Vec<f64>,
-) {
-    flat.clear();
-    means.clear();
-    for column in &scores.columns {
-        flat.extend_from_slice(column);
-        means.push(mean(column));
+/// The runs of all tasks laid end to end, with their order by value: a resample is then a
+/// count per run, and an IQM a walk over the runs in order instead of a selection.
+struct Slots {
+    values: Vec<f64>,
+    offsets: Vec<usize>,
+    order: Vec<usize>,
+    thresholds: Vec<u32>,
+}
+
+impl Slots {
+    fn new(scores: &TaskScores) -> Self {
+        let mut values = Vec::new();
+        let mut offsets = Vec::with_capacity(scores.columns.len());
+        for column in &scores.columns {
+            offsets.push(values.len());
+            values.extend_from_slice(column);
+        }
+        let mut order: Vec<usize> = (0..values.len()).collect();
+        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+        let thresholds = scores
+            .columns
+            .iter()
+            .map(|c| rejection_threshold(c.len() as u32))
+            .collect();
+        Self {
+            values,
+            offsets,
+            order,
+            thresholds,
+        }
     }
-    let mut sorted_flat = false; // the middle of `flat` is selected (IQM)
-    let mut sorted_means = false;
-    out.clear();
-    for agg in aggs {
-        out.push(match *agg {
-            Aggregate::Iqm => {
-                let n = flat.len();
-                if n < 4 {
-                    mean(flat)
-                } else {
-                    // the middle n − 2k values by two linear-time selections instead of a sort
-                    let k = n / 4;
-                    if !sorted_flat {
-                        flat.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
-                        let upper = &mut flat[k..];
-                        let keep = n - 2 * k;
-                        if keep < upper.len() {
-                            upper.select_nth_unstable_by(keep - 1, |a, b| a.total_cmp(b));
-                        }
-                        sorted_flat = true;
-                    }
-                    flat[k..n - k].iter().sum::<f64>() / (n - 2 * k) as f64
+
+    /// The interquartile mean of the resample whose run counts are `counts` (`total` runs):
+    /// the values of ranks `k..total-k`, `k = total / 4`, as `iqm` of the flattened resample.
+    fn iqm(&self, counts: &[u32], total: usize) -> f64 {
+        let (lo, hi) = if total < 4 {
+            (0, total)
+        } else {
+            (total / 4, total - total / 4)
+        };
+        if hi == lo {
+            return f64::NAN;
+        }
+        let (mut pos, mut sum) = (0, -0.0);
+        let (mut first, mut constant) = (f64::NAN, true);
+        for &slot in &self.order {
+            let c = counts[slot] as usize;
+            if c == 0 {
+                continue;
+            }
+            let (a, b) = (pos.max(lo), (pos + c).min(hi));
+            if b > a {
+                let v = self.values[slot];
+                if first.is_nan() {
+                    first = v;
+                } else if v != first {
+                    constant = false;
                 }
+                sum += (b - a) as f64 * v;
             }
-            Aggregate::Mean => mean(means),
-            Aggregate::Median => {
-                if !sorted_means {
-                    means.sort_unstable_by(|a, b| a.total_cmp(b));
-                    sorted_means = true;
-                }
-                crate::stats::describe::quantile_sorted(means, 0.5)
+            pos += c;
+            if pos >= hi {
+                break;
             }
-            Aggregate::OptimalityGap(gamma) => {
-                gamma - flat.iter().map(|v| v.min(gamma)).sum::<f64>() / flat.len() as f64
-            }
-        });
+        }
+        if constant {
+            first
+        } else {
+            sum / (hi - lo) as f64
+        }
     }
 }
 
 /// `reps` stratified resamples of `scores`, each evaluated with every aggregate of `aggs`:
-/// one distribution per aggregate.
+/// one distribution per aggregate (one resample serves every aggregate, as in rliable when
+/// its aggregate function returns several values). The draws are those of
+/// [`stratified_resample_into`]; a resample is kept as a count per run.
 pub fn stratified_bootstrap_aggregates(
     scores: &TaskScores,
     aggs: &[Aggregate],
@@ -116,14 +136,62 @@ pub fn stratified_bootstrap_aggregates(
     task_bootstrap: bool,
     rng: &mut impl RngCore,
 ) -> Vec<Vec<f64>> {
-    let mut buf = TaskScores { columns: Vec::new() };
-    let (mut flat, mut means, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let slots = Slots::new(scores);
+    let m = scores.columns.len();
+    let mut counts = vec![0u32; slots.values.len()];
+    let mut means = Vec::with_capacity(m);
     let mut out = vec![Vec::with_capacity(reps); aggs.len()];
     for _ in 0..reps {
-        stratified_resample_into(scores, task_bootstrap, rng, &mut buf);
-        aggregates_into(&buf, aggs, &mut flat, &mut means, &mut values);
-        for (dist, v) in out.iter_mut().zip(&values) {
-            dist.push(*v);
+        counts.fill(0);
+        means.clear();
+        let mut total = 0;
+        for k in 0..m {
+            let src = if task_bootstrap {
+                below(rng, m as u64) as usize
+            } else {
+                k
+            };
+            let column = &scores.columns[src];
+            let (len, threshold, offset) = (column.len() as u32, slots.thresholds[src], slots.offsets[src]);
+            let counts = &mut counts[offset..offset + column.len()];
+            let (mut sum, mut first, mut constant) = (-0.0, f64::NAN, true);
+            for j in 0..column.len() {
+                let i = below_u32_with(rng, len, threshold) as usize;
+                counts[i] += 1;
+                let v = column[i];
+                first = if j == 0 { v } else { first };
+                constant &= v == first;
+                sum += v;
+            }
+            // as `mean` of the resampled column: exact when constant
+            means.push(match (column.len(), constant) {
+                (0, _) => f64::NAN,
+                (_, true) => first,
+                (n, false) => sum / n as f64,
+            });
+            total += column.len();
+        }
+        let mut sorted_means = false;
+        for (dist, agg) in out.iter_mut().zip(aggs) {
+            dist.push(match *agg {
+                Aggregate::Iqm => slots.iqm(&counts, total),
+                Aggregate::Mean => mean(&means),
+                Aggregate::Median => {
+                    if !sorted_means {
+                        means.sort_unstable_by(|a, b| a.total_cmp(b));
+                        sorted_means = true;
+                    }
+                    quantile_sorted(&means, 0.5)
+                }
+                Aggregate::OptimalityGap(gamma) => {
+                    let clipped: f64 = counts
+                        .iter()
+                        .zip(&slots.values)
+                        .map(|(&c, v)| c as f64 * v.min(gamma))
+                        .sum();
+                    gamma - clipped / total as f64
+                }
+            });
         }
     }
     out
@@ -135,37 +203,31 @@ pub fn probability_of_improvement(x: &TaskScores, y: &TaskScores) -> f64 {
     if x.columns.len() != y.columns.len() || x.columns.is_empty() {
         return f64::NAN;
     }
-    let per_task: Vec<f64> = x
-        .columns
-        .iter()
-        .zip(&y.columns)
-        .map(|(a, b)| {
-            let mut u = 0.0;
-            for xi in a {
-                for yj in b {
-                    u += if xi > yj {
-                        1.0
-                    } else if xi == yj {
-                        0.5
-                    } else {
-                        0.0
-                    };
-                }
+    mean_of(x.columns.iter().zip(&y.columns).map(|(a, b)| {
+        // twice U, counted in integers (exact, and branch-free)
+        let mut twice_u = 0u64;
+        for xi in a {
+            for yj in b {
+                twice_u += 2 * u64::from(xi > yj) + u64::from(xi == yj);
             }
-            u / (a.len() * b.len()) as f64
-        })
-        .collect();
-    mean(&per_task)
+        }
+        twice_u as f64 / 2.0 / (a.len() * b.len()) as f64
+    }))
 }
 
 /// Fraction of all runs of all tasks scoring strictly above `tau` (the score-distribution
 /// performance profile).
 pub fn fraction_above(scores: &TaskScores, tau: f64) -> f64 {
-    let flat: Vec<f64> = scores.columns.iter().flatten().copied().collect();
-    if flat.is_empty() {
+    let n: usize = scores.columns.iter().map(Vec::len).sum();
+    if n == 0 {
         return f64::NAN;
     }
-    flat.iter().filter(|&&v| v > tau).count() as f64 / flat.len() as f64
+    let above: usize = scores
+        .columns
+        .iter()
+        .map(|c| c.iter().filter(|&&v| v > tau).count())
+        .sum();
+    above as f64 / n as f64
 }
 
 /// One stratified resample into `out` (same shape as `scores`): within each task, its runs
@@ -188,7 +250,8 @@ pub fn stratified_resample_into(
         let column = &mut out.columns[k];
         column.clear();
         let len = source.len() as u32;
-        column.extend((0..source.len()).map(|_| source[below_u32(rng, len) as usize]));
+        let threshold = rejection_threshold(len);
+        column.extend((0..source.len()).map(|_| source[below_u32_with(rng, len, threshold) as usize]));
     }
 }
 

@@ -11,13 +11,27 @@ fn is_constant(x: &[f64]) -> bool {
 
 /// Arithmetic mean; NaN for an empty sample.
 pub fn mean(x: &[f64]) -> f64 {
-    if x.is_empty() {
-        return f64::NAN;
+    mean_of(x.iter().copied())
+}
+
+/// [`mean`] of the values of an iterator, in one pass and without collecting them: the same
+/// sum in the same order, and exactly the value when all are equal.
+pub fn mean_of(values: impl IntoIterator<Item = f64>) -> f64 {
+    let (mut n, mut sum, mut first, mut constant) = (0usize, -0.0, f64::NAN, true);
+    for v in values {
+        if n == 0 {
+            first = v;
+        } else if v != first {
+            constant = false;
+        }
+        sum += v;
+        n += 1;
     }
-    if is_constant(x) {
-        return x[0];
+    match (n, constant) {
+        (0, _) => f64::NAN,
+        (_, true) => first,
+        _ => sum / n as f64,
     }
-    x.iter().sum::<f64>() / x.len() as f64
 }
 
 /// Sample standard deviation (ddof = 1); NaN for n < 2, exactly 0 for a constant sample.

@@ -7,6 +7,8 @@ pub mod bootstrap;
 pub mod describe;
 pub mod expected_max;
 pub mod multitest;
+#[cfg(feature = "plots")]
+pub mod plots;
 pub mod proportion;
 pub mod rank;
 pub mod report;

@@ -117,11 +117,15 @@ pub fn build_tables(index: &RunsIndex, cfg: &ReportConfig) -> Vec<Table> {
     ]
 }
 
-/// Writes every table into `out` (replaced only when all are written).
-pub fn write_report(tables: &[Table], out: &Path) -> Result<()> {
+/// Writes every table, and the other `files` (name, bytes) such as plots, into `out`, which is
+/// replaced only when all are written.
+pub fn write_report(tables: &[Table], files: &[(String, Vec<u8>)], out: &Path) -> Result<()> {
     let stage = StagingDir::create(out)?;
     for t in tables {
         write_atomic(stage.path().join(t.name), t.to_csv()?.as_bytes())?;
+    }
+    for (name, bytes) in files {
+        write_atomic(stage.path().join(name), bytes)?;
     }
     stage.commit()
 }

@@ -1,0 +1,407 @@
+//! The report's tables → figures. Each builder reads the columns it needs by name, so the plots
+//! show exactly the numbers of the CSVs, whether the tables were just computed or read back
+//! from a report folder.
+
+use std::collections::HashMap;
+
+use super::{Figure, Mark, Panel, Point, Series};
+use crate::error::{Error, Result};
+use crate::stats::report::Table;
+
+/// The tables the plots are drawn from.
+pub const PLOT_TABLES: [&str; 5] = [
+    "group_stats.csv",
+    "best_lr.csv",
+    "bootstrap_ci.csv",
+    "expected_max.csv",
+    "performance_profile.csv",
+];
+
+/// A borrowed table: its name, header and rows of cells.
+#[derive(Debug, Clone)]
+pub struct View<'a> {
+    name: &'a str,
+    header: Vec<&'a str>,
+    rows: &'a [Vec<String>],
+}
+
+impl<'a> View<'a> {
+    /// A view of `rows` under `header`, named `name` in errors.
+    pub fn new(name: &'a str, header: Vec<&'a str>, rows: &'a [Vec<String>]) -> Self {
+        Self { name, header, rows }
+    }
+
+    /// A view of a report table.
+    pub fn of(table: &'a Table) -> Self {
+        Self::new(table.name, table.header.clone(), &table.rows)
+    }
+
+    fn col(&self, column: &str) -> Result<usize> {
+        self.header.iter().position(|h| *h == column).ok_or_else(|| {
+            Error::data(
+                self.name,
+                1,
+                format!("no column `{column}`; rewrite the report with `analysis report`"),
+            )
+        })
+    }
+
+    fn cell(&self, row: usize, col: usize) -> Result<&'a str> {
+        self.rows[row]
+            .get(col)
+            .map(String::as_str)
+            .ok_or_else(|| Error::data(self.name, row + 2, format!("row has no column {}", col + 1)))
+    }
+
+    fn num(&self, row: usize, col: usize) -> Result<f64> {
+        let cell = self.cell(row, col)?;
+        cell.parse::<f64>().map_err(|_| {
+            Error::data(
+                self.name,
+                row + 2,
+                format!("`{}` = `{cell}` is not a number", self.header[col]),
+            )
+        })
+    }
+}
+
+fn find<'v, 'a>(views: &'v [View<'a>], name: &str) -> Result<&'v View<'a>> {
+    views
+        .iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| Error::data(name, 0, "table missing: the plots need every table of the report"))
+}
+
+/// "95" for 0.95.
+fn percent(level: f64) -> String {
+    format!("{}", (level * 1000.0).round() / 10.0)
+}
+
+/// A learning rate as a tick label: `1e-5`, `2e-4`.
+fn lr_label(lr: f64) -> String {
+    format!("{lr:e}")
+}
+
+/// Systems and datasets in order of first appearance in `best_lr.csv`, and the (selection
+/// split, report split, best learning rate) of every (system, dataset).
+struct Layout {
+    systems: Vec<(String, String)>,
+    datasets: Vec<String>,
+    cells: HashMap<(usize, usize), (String, String, f64)>,
+}
+
+impl Layout {
+    fn new(best: &View) -> Result<Self> {
+        let c: Vec<usize> = [
+            "model",
+            "objective",
+            "dataset",
+            "select_split",
+            "report_split",
+            "best_lr",
+        ]
+        .iter()
+        .map(|h| best.col(h))
+        .collect::<Result<_>>()?;
+        let mut out = Self {
+            systems: Vec::new(),
+            datasets: Vec::new(),
+            cells: HashMap::new(),
+        };
+        for r in 0..best.rows.len() {
+            let system = (best.cell(r, c[0])?.to_string(), best.cell(r, c[1])?.to_string());
+            let s = index_of(&mut out.systems, system);
+            let d = index_of(&mut out.datasets, best.cell(r, c[2])?.to_string());
+            let split = |i: usize| best.cell(r, c[i]).map(str::to_string);
+            out.cells.insert((s, d), (split(3)?, split(4)?, best.num(r, c[5])?));
+        }
+        Ok(out)
+    }
+
+    fn legend(&self) -> Vec<String> {
+        self.systems.iter().map(|(m, o)| format!("{m} ({o})")).collect()
+    }
+
+    fn system(&self, model: &str, objective: &str) -> Option<usize> {
+        self.systems.iter().position(|(m, o)| m == model && o == objective)
+    }
+
+    fn dataset(&self, name: &str) -> Option<usize> {
+        self.datasets.iter().position(|d| d == name)
+    }
+}
+
+fn index_of<T: PartialEq>(list: &mut Vec<T>, item: T) -> usize {
+    match list.iter().position(|x| *x == item) {
+        Some(i) => i,
+        None => {
+            list.push(item);
+            list.len() - 1
+        }
+    }
+}
+
+/// Rows of `view` grouped by (system, dataset), in row order; rows of unknown systems or
+/// datasets (absent from `best_lr.csv`) are skipped.
+fn by_cell(view: &View, layout: &Layout) -> Result<HashMap<(usize, usize), Vec<usize>>> {
+    let (cm, co, cd) = (view.col("model")?, view.col("objective")?, view.col("dataset")?);
+    let mut out: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    for r in 0..view.rows.len() {
+        let s = layout.system(view.cell(r, cm)?, view.cell(r, co)?);
+        let d = layout.dataset(view.cell(r, cd)?);
+        if let (Some(s), Some(d)) = (s, d) {
+            out.entry((s, d)).or_default().push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Every figure of the report, from its tables (see [`PLOT_TABLES`]).
+pub fn figures(views: &[View]) -> Result<Vec<Figure>> {
+    let layout = Layout::new(find(views, "best_lr.csv")?)?;
+    let level = confidence(find(views, "bootstrap_ci.csv")?)?;
+    let groups = find(views, "group_stats.csv")?;
+    Ok(vec![
+        lr_figure(groups, &layout, &level, false)?,
+        lr_figure(groups, &layout, &level, true)?,
+        best_figure(find(views, "bootstrap_ci.csv")?, &layout, &level)?,
+        expected_max_figure(find(views, "expected_max.csv")?, &layout)?,
+        profile_figure(find(views, "performance_profile.csv")?, &layout, &level)?,
+    ])
+}
+
+/// The confidence level of the report, as a percentage label.
+fn confidence(boot: &View) -> Result<String> {
+    let col = boot.col("confidence_level")?;
+    Ok(percent(if boot.rows.is_empty() { 0.95 } else { boot.num(0, col)? }))
+}
+
+/// Score (or seed std, when `spread`) against learning rate on the selection split.
+fn lr_figure(groups: &View, layout: &Layout, level: &str, spread: bool) -> Result<Figure> {
+    let rows = by_cell(groups, layout)?;
+    let c: Vec<usize> = ["split", "learning_rate", "mean", "t_ci_low", "t_ci_high", "std"]
+        .iter()
+        .map(|h| groups.col(h))
+        .collect::<Result<_>>()?;
+    let mut panels = Vec::new();
+    for (d, dataset) in layout.datasets.iter().enumerate() {
+        let (mut series, mut lrs, mut splits) = (Vec::new(), Vec::<f64>::new(), Vec::<String>::new());
+        for s in 0..layout.systems.len() {
+            let Some((select, _, best)) = layout.cells.get(&(s, d)) else {
+                continue;
+            };
+            let mut points = Vec::new();
+            for &r in rows.get(&(s, d)).map_or(&[][..], Vec::as_slice) {
+                if groups.cell(r, c[0])? != select {
+                    continue;
+                }
+                let lr = groups.num(r, c[1])?;
+                let mut p = if spread {
+                    Point::at(lr.log10(), groups.num(r, c[5])?)
+                } else {
+                    Point {
+                        lo: groups.num(r, c[3])?,
+                        hi: groups.num(r, c[4])?,
+                        ..Point::at(lr.log10(), groups.num(r, c[2])?)
+                    }
+                };
+                p.emphasis = !spread && lr == *best;
+                points.push((lr, p));
+                lrs.push(lr);
+            }
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            index_of(&mut splits, select.clone());
+            series.push(Series {
+                system: s,
+                mark: Mark::Line,
+                points: points.into_iter().map(|(_, p)| p).collect(),
+            });
+        }
+        lrs.sort_by(|a, b| a.total_cmp(b));
+        lrs.dedup();
+        panels.push(Panel {
+            title: format!("{dataset} ({})", splits.join(", ")),
+            x_label: "learning rate".into(),
+            y_label: if spread {
+                "std over seeds"
+            } else {
+                "mean score over seeds"
+            }
+            .into(),
+            x_ticks: Some(lrs.iter().map(|&lr| (lr.log10(), lr_label(lr))).collect()),
+            y_ticks: None,
+            series,
+        });
+    }
+    Ok(if spread {
+        Figure {
+            name: "seed_spread",
+            title: "Seed spread at each learning rate".into(),
+            legend: layout.legend(),
+            panels,
+            note: "Standard deviation of the score over seeds (selection split). Lower: more stable fine-tuning."
+                .into(),
+        }
+    } else {
+        Figure {
+            name: "lr_curves",
+            title: "Score against learning rate".into(),
+            legend: layout.legend(),
+            panels,
+            note: format!(
+                "Mean over seeds on the selection split; band: {level}% t interval; large dot: the learning rate selected."
+            ),
+        }
+    })
+}
+
+/// Mean score at the best learning rate, with its BCa interval, one row per system.
+fn best_figure(boot: &View, layout: &Layout, level: &str) -> Result<Figure> {
+    let rows = by_cell(boot, layout)?;
+    let c: Vec<usize> = ["method", "estimate", "ci_low", "ci_high"]
+        .iter()
+        .map(|h| boot.col(h))
+        .collect::<Result<_>>()?;
+    let legend = layout.legend();
+    let mut panels = Vec::new();
+    for (d, dataset) in layout.datasets.iter().enumerate() {
+        let present: Vec<usize> = (0..layout.systems.len())
+            .filter(|s| layout.cells.contains_key(&(*s, d)))
+            .collect();
+        let (mut series, mut ticks, mut splits) = (Vec::new(), Vec::new(), Vec::<String>::new());
+        for (i, &s) in present.iter().enumerate() {
+            let y = (present.len() - 1 - i) as f64;
+            ticks.push((y, legend[s].clone()));
+            index_of(&mut splits, layout.cells[&(s, d)].1.clone());
+            for &r in rows.get(&(s, d)).map_or(&[][..], Vec::as_slice) {
+                if boot.cell(r, c[0])? == "BCa" {
+                    series.push(Series {
+                        system: s,
+                        mark: Mark::Whisker,
+                        points: vec![Point {
+                            lo: boot.num(r, c[2])?,
+                            hi: boot.num(r, c[3])?,
+                            ..Point::at(boot.num(r, c[1])?, y)
+                        }],
+                    });
+                }
+            }
+        }
+        panels.push(Panel {
+            title: format!("{dataset} ({})", splits.join(", ")),
+            x_label: "mean score at the best learning rate".into(),
+            y_label: String::new(),
+            x_ticks: None,
+            y_ticks: Some(ticks),
+            series,
+        });
+    }
+    Ok(Figure {
+        name: "best_lr_scores",
+        title: "Score at the best learning rate".into(),
+        legend,
+        panels,
+        note: format!(
+            "Learning rate chosen on the selection split, score on the report split (in brackets); whisker: {level}% BCa bootstrap interval."
+        ),
+    })
+}
+
+/// Expected best score against the number of runs tried (budget `all_runs`), ±1 sd.
+fn expected_max_figure(em: &View, layout: &Layout) -> Result<Figure> {
+    let rows = by_cell(em, layout)?;
+    let c: Vec<usize> = ["split", "budget", "n", "expected_max", "sd"]
+        .iter()
+        .map(|h| em.col(h))
+        .collect::<Result<_>>()?;
+    let mut panels = Vec::new();
+    for (d, dataset) in layout.datasets.iter().enumerate() {
+        let (mut series, mut splits) = (Vec::new(), Vec::<String>::new());
+        for s in 0..layout.systems.len() {
+            let Some((select, _, _)) = layout.cells.get(&(s, d)) else {
+                continue;
+            };
+            let mut points = Vec::new();
+            for &r in rows.get(&(s, d)).map_or(&[][..], Vec::as_slice) {
+                if em.cell(r, c[0])? == select && em.cell(r, c[1])? == "all_runs" {
+                    let (y, sd) = (em.num(r, c[3])?, em.num(r, c[4])?);
+                    points.push(Point {
+                        lo: y - sd,
+                        hi: y + sd,
+                        ..Point::at(em.num(r, c[2])?, y)
+                    });
+                }
+            }
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            index_of(&mut splits, select.clone());
+            series.push(Series {
+                system: s,
+                mark: Mark::Line,
+                points,
+            });
+        }
+        panels.push(Panel {
+            title: format!("{dataset} ({})", splits.join(", ")),
+            x_label: "fine-tuning runs tried (learning rates × seeds)".into(),
+            y_label: "expected best score".into(),
+            x_ticks: None,
+            y_ticks: None,
+            series,
+        });
+    }
+    Ok(Figure {
+        name: "expected_max_curves",
+        title: "Expected best score against tuning budget".into(),
+        legend: layout.legend(),
+        panels,
+        note:
+            "Expected maximum of n runs drawn without replacement from the whole grid (Dodge et al. 2019); band: ±1 sd."
+                .into(),
+    })
+}
+
+/// Fraction of normalised scores above each threshold, with its bootstrap band.
+fn profile_figure(prof: &View, layout: &Layout, level: &str) -> Result<Figure> {
+    let c: Vec<usize> = ["model", "objective", "tau", "fraction_above", "ci_low", "ci_high"]
+        .iter()
+        .map(|h| prof.col(h))
+        .collect::<Result<_>>()?;
+    let mut series: Vec<Series> = Vec::new();
+    for r in 0..prof.rows.len() {
+        let Some(s) = layout.system(prof.cell(r, c[0])?, prof.cell(r, c[1])?) else {
+            continue;
+        };
+        let p = Point {
+            lo: prof.num(r, c[4])?,
+            hi: prof.num(r, c[5])?,
+            ..Point::at(prof.num(r, c[2])?, prof.num(r, c[3])?)
+        };
+        match series.iter_mut().find(|x| x.system == s) {
+            Some(x) => x.points.push(p),
+            None => series.push(Series {
+                system: s,
+                mark: Mark::Line,
+                points: vec![p],
+            }),
+        }
+    }
+    for x in &mut series {
+        x.points.sort_by(|a, b| a.x.total_cmp(&b.x));
+    }
+    Ok(Figure {
+        name: "performance_profile",
+        title: "Performance profile".into(),
+        legend: layout.legend(),
+        panels: vec![Panel {
+            title: "all datasets".into(),
+            x_label: "normalised score threshold τ".into(),
+            y_label: "fraction of runs with score > τ".into(),
+            x_ticks: None,
+            y_ticks: None,
+            series,
+        }],
+        note: format!(
+            "Scores normalised per dataset ((score − chance) / (max − chance)), failed runs at chance; band: {level}% stratified bootstrap interval."
+        ),
+    })
+}

@@ -1,0 +1,241 @@
+//! The report's plots: they show the CSVs' numbers, render to well-formed PNG and SVG, give the
+//! same bytes every time, and `analysis plot` redraws them from a report folder.
+#![cfg(feature = "plots")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{shared_data, write};
+use encoderlab::stats::plots::{figures, render_png, render_svg, Figure, Mark, View};
+use encoderlab::stats::report::{build_tables, NanPolicy, ReportConfig, RunsIndex, Table};
+use encoderlab::stats::runs::{read_meta, read_runs};
+use encoderlab::stats::synth::{meta_csv, runs_csv, synthetic_runs, PAPER_LRS};
+
+const PLOTS: [&str; 5] = [
+    "lr_curves",
+    "seed_spread",
+    "best_lr_scores",
+    "expected_max_curves",
+    "performance_profile",
+];
+
+/// The report tables of a small synthetic table (fewer resamples: the plots are under test).
+fn synthetic_tables(dir: &Path, systems: usize, datasets: usize) -> Vec<Table> {
+    let (runs, meta) = synthetic_runs(systems, datasets, &PAPER_LRS, 5, 2);
+    let runs = read_runs(&write(dir, "runs.csv", &runs_csv(&runs))).unwrap();
+    let meta = read_meta(&write(dir, "meta.csv", &meta_csv(&meta))).unwrap();
+    let cfg = ReportConfig {
+        bootstrap_resamples: 499,
+        aggregate_reps: 200,
+        poi_reps: 200,
+        ..ReportConfig::default()
+    };
+    build_tables(&RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance), &cfg)
+}
+
+fn figures_of(tables: &[Table]) -> Vec<Figure> {
+    let views: Vec<View> = tables.iter().map(View::of).collect();
+    figures(&views).unwrap()
+}
+
+fn table<'a>(tables: &'a [Table], name: &str) -> &'a Table {
+    tables.iter().find(|t| t.name == name).unwrap()
+}
+
+fn col(t: &Table, name: &str) -> usize {
+    t.header.iter().position(|h| *h == name).unwrap()
+}
+
+#[test]
+fn figures_show_the_numbers_of_the_paper_report() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let runs = read_runs(&data.join("paper_runs/runs.csv"))?;
+    let meta = read_meta(&data.join("paper_runs/meta.csv"))?;
+    let tables = build_tables(
+        &RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance),
+        &ReportConfig::default(),
+    );
+    let figs = figures_of(&tables);
+    assert_eq!(figs.iter().map(|f| f.name).collect::<Vec<_>>(), PLOTS);
+    for f in &figs {
+        assert_eq!(
+            f.legend,
+            [
+                "610m-clm-42k (clm)",
+                "610m-mlm40-42k (mlm40)",
+                "610m-clm-10k-mlm40-42k (clm10k-mlm40)"
+            ]
+        );
+    }
+    // score vs learning rate: sst2 has the three systems, conll2003_en two; six LRs each, on
+    // the validation split, x = log10(lr), y = the mean of group_stats.csv
+    let lr = &figs[0];
+    assert_eq!(lr.panels.len(), 2);
+    assert_eq!(lr.panels[0].title, "sst2 (validation)");
+    assert_eq!(lr.panels[0].series.len(), 3);
+    assert_eq!(lr.panels[1].series.len(), 2);
+    let ticks: Vec<&str> = lr.panels[0]
+        .x_ticks
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|t| t.1.as_str())
+        .collect();
+    assert_eq!(ticks, ["1e-5", "2e-5", "5e-5", "1e-4", "2e-4", "5e-4"]);
+    let groups = table(&tables, "group_stats.csv");
+    let (cm, cs, cl, cmean, clo) = (
+        col(groups, "objective"),
+        col(groups, "split"),
+        col(groups, "learning_rate"),
+        col(groups, "mean"),
+        col(groups, "t_ci_low"),
+    );
+    let row = groups
+        .rows
+        .iter()
+        .find(|r| r[cm] == "mlm40" && r[2] == "sst2" && r[cs] == "validation" && r[cl] == "0.00001")
+        .unwrap();
+    let p = lr.panels[0].series[1].points[0];
+    assert_eq!(
+        (p.x, p.y, p.lo),
+        (1e-5f64.log10(), row[cmean].parse()?, row[clo].parse()?)
+    );
+    // the selected learning rate is emphasised, once per series
+    for s in &lr.panels[0].series {
+        assert_eq!(s.points.iter().filter(|p| p.emphasis).count(), 1);
+    }
+    // clm's selected LR on sst2 is 5e-5
+    let clm = &lr.panels[0].series[0];
+    assert_eq!(clm.points.iter().position(|p| p.emphasis), Some(2));
+    // seed spread: y = std
+    let spread = &figs[1].panels[1].series[0];
+    let std_row = groups
+        .rows
+        .iter()
+        .find(|r| r[cm] == "clm" && r[2] == "conll2003_en" && r[cl] == "0.00001")
+        .unwrap();
+    assert_eq!(spread.points[0].y, std_row[col(groups, "std")].parse::<f64>()?);
+    // best-LR scores: the BCa interval of bootstrap_ci.csv, first system on top, reported split
+    let best = &figs[2];
+    assert_eq!(best.panels[0].title, "sst2 (test)");
+    let boot = table(&tables, "bootstrap_ci.csv");
+    let bca = boot
+        .rows
+        .iter()
+        .find(|r| r[1] == "clm" && r[2] == "sst2" && r[3] == "BCa")
+        .unwrap();
+    let s = &best.panels[0].series[0];
+    assert_eq!(s.mark, Mark::Whisker);
+    assert_eq!(
+        (s.points[0].x, s.points[0].lo, s.points[0].hi, s.points[0].y),
+        (bca[6].parse()?, bca[9].parse()?, bca[10].parse()?, 2.0)
+    );
+    // expected max: 30 runs in the grid, n = 1..30, increasing
+    let em = &figs[3].panels[0].series[0].points;
+    assert_eq!(em.len(), 30);
+    assert!(em.windows(2).all(|w| w[0].x < w[1].x && w[0].y <= w[1].y + 1e-12));
+    // performance profile: one panel, one series per system, one point per tau
+    let prof = &figs[4];
+    assert_eq!(prof.panels.len(), 1);
+    assert_eq!(prof.panels[0].series.len(), 3);
+    let taus = table(&tables, "performance_profile.csv").rows.len() / 3;
+    assert!(prof.panels[0].series.iter().all(|s| s.points.len() == taus));
+    Ok(())
+}
+
+#[test]
+fn rendering_is_well_formed_and_deterministic() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let tables = synthetic_tables(dir.path(), 3, 4);
+    for fig in figures_of(&tables) {
+        let png_bytes = render_png(&fig)?;
+        assert_eq!(png_bytes, render_png(&fig)?, "{}: same figure, same PNG", fig.name);
+        let decoder = png::Decoder::new(std::io::Cursor::new(&png_bytes));
+        let mut reader = decoder.read_info()?;
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut pixels)?;
+        assert!(info.width >= 640 && info.height >= 300, "{}: {info:?}", fig.name);
+        // drawn: many pixels are neither white nor grey (the systems' colours)
+        let coloured = pixels[..info.buffer_size()]
+            .chunks(3)
+            .filter(|p| p[0].abs_diff(p[1]) > 40 || p[1].abs_diff(p[2]) > 40)
+            .count();
+        assert!(coloured > 500, "{}: only {coloured} coloured pixels", fig.name);
+        let svg = render_svg(&fig)?;
+        assert_eq!(svg, render_svg(&fig)?);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains(&fig.title), "{}: title in the SVG", fig.name);
+        assert!(svg.contains("model00 (clm)"), "{}: legend in the SVG", fig.name);
+    }
+    Ok(())
+}
+
+#[test]
+fn plot_command_redraws_a_report_and_rejects_bad_tables() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (runs, meta) = synthetic_runs(3, 2, &PAPER_LRS, 5, 4);
+    let runs_path = write(dir.path(), "runs.csv", &runs_csv(&runs));
+    let meta_path = write(dir.path(), "meta.csv", &meta_csv(&meta));
+    let report = dir.path().join("report");
+    let bin = env!("CARGO_BIN_EXE_analysis");
+    let o = Command::new(bin)
+        .args(["report", "--runs", runs_path.to_str().unwrap()])
+        .args(["--meta", meta_path.to_str().unwrap(), "--out", report.to_str().unwrap()])
+        .output()?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `analysis plot --report REPORT --out OUT`
+    let plot = |out: &Path| {
+        Command::new(bin)
+            .args(["plot", "--report", report.to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+    };
+    let again = dir.path().join("again");
+    let o = plot(&again)?;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in PLOTS {
+        for ext in ["png", "svg"] {
+            let file = format!("{name}.{ext}");
+            assert_eq!(
+                std::fs::read(report.join(&file))?,
+                std::fs::read(again.join(&file))?,
+                "{file}: drawn from the CSVs = drawn by the report"
+            );
+        }
+    }
+    // --no-plots: the CSVs only
+    let bare = dir.path().join("bare");
+    let o = Command::new(bin)
+        .args(["report", "--runs", runs_path.to_str().unwrap(), "--no-plots"])
+        .args(["--meta", meta_path.to_str().unwrap(), "--out", bare.to_str().unwrap()])
+        .output()?;
+    assert!(o.status.success());
+    assert!(std::fs::read_dir(&bare)?.all(|e| e.unwrap().path().extension().unwrap() == "csv"));
+    // a non-numeric cell: the file and line are named, nothing is drawn
+    let text = std::fs::read_to_string(report.join("expected_max.csv"))?;
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut cells: Vec<&str> = lines[3].split(',').collect();
+    assert_eq!(cells[4], "all_runs");
+    cells[7] = "abc";
+    lines[3] = cells.join(",");
+    std::fs::write(report.join("expected_max.csv"), lines.join("\n") + "\n")?;
+    let broken = dir.path().join("broken");
+    let o = plot(&broken)?;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("expected_max.csv:4") && stderr.contains("not a number"),
+        "{stderr}"
+    );
+    assert!(!broken.exists() || std::fs::read_dir(&broken)?.next().is_none());
+    // a missing table is named
+    std::fs::remove_file(report.join("best_lr.csv"))?;
+    let o = Command::new(bin)
+        .args(["plot", "--report", report.to_str().unwrap()])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && stderr.contains("best_lr.csv"), "{stderr}");
+    Ok(())
+}
