@@ -101,6 +101,8 @@ fn geometry(fig: &Figure) -> Geometry {
     let panel_w = if widest.is_some() { 300 + tick_area } else { PANEL_W };
     let panel_h = most.map_or(PANEL_H, |k| (110 + 26 * k as u32).max(200));
     let width = (cols as u32 * panel_w).max(text_width(&fig.note, 12.0) + 40).max(640);
+    // panels share out any extra width (a single panel under a long note)
+    let panel_w = panel_w.max(width / cols as u32);
     let legend_rows = legend_layout(fig, width).last().map_or(0, |e| e.1 + 1);
     let legend_h = legend_rows * LEGEND_ROW + 8;
     Geometry {
