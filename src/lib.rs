@@ -9,6 +9,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod fsutil;
+pub mod model;
 pub mod rng;
 pub mod stats;
 pub mod tokenizer;

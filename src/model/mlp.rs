@@ -1,0 +1,36 @@
+//! The SwiGLU MLP without biases: down(silu(gate(x)) · up(x)) (HF `LlamaMLP`).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use super::config::ModelConfig;
+
+/// gate/up/down projections of one block.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    /// The projections under `vb` (`…mlp`).
+    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let get = |name: &str, shape: (usize, usize)| -> Result<Linear> {
+            Ok(Linear::new(vb.pp(name).get(shape, "weight")?, None))
+        };
+        Ok(Self {
+            gate_proj: get("gate_proj", (i, h))?,
+            up_proj: get("up_proj", (i, h))?,
+            down_proj: get("down_proj", (h, i))?,
+        })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = self.gate_proj.forward(x)?.silu()?;
+        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
+    }
+}

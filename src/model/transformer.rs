@@ -1,0 +1,109 @@
+//! The backbone (embeddings → blocks → final norm) and the language model (backbone → LM head),
+//! with HF Llama weight names (`model.embed_tokens`, `model.layers.{i}`, `model.norm`,
+//! `lm_head`). The attention mode and the padding mask are arguments of `forward_t`.
+// B = batch, T = seq len, H = hidden, V = vocab
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder};
+
+use super::block::Block;
+use super::config::{AttentionMode, ModelConfig};
+use super::mask::attention_bias;
+use super::norm::RmsNorm;
+use super::rope::RotaryEmbedding;
+
+/// Embeddings, blocks and the final norm.
+#[derive(Debug, Clone)]
+pub struct Transformer {
+    embed_tokens: Embedding,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    rope: RotaryEmbedding,
+    max_positions: usize,
+}
+
+impl Transformer {
+    /// The backbone under `vb` (`model`).
+    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let embed = vb.pp("embed_tokens").get((cfg.vocab_size, cfg.hidden_size), "weight")?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Block::new(cfg, vb.pp("layers").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            embed_tokens: Embedding::new(embed, cfg.hidden_size),
+            layers,
+            norm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("norm"))?,
+            rope: RotaryEmbedding::new(cfg.head_dim(), cfg.max_position_embeddings, cfg.rope_theta, vb.device())?,
+            max_positions: cfg.max_position_embeddings,
+        })
+    }
+
+    /// The token embedding matrix (V, H).
+    pub fn embeddings(&self) -> &Tensor {
+        self.embed_tokens.embeddings()
+    }
+
+    /// Hidden states of the last layer, after the final norm. `train` is accepted for the
+    /// house signature: the model has no dropout, so train and eval forwards are the same.
+    ///
+    /// # Shapes
+    /// `input_ids`: (B, T) u32; `padding`: (B, T), 1 = token, 0 = padding → (B, T, H).
+    pub fn forward_t(
+        &self,
+        input_ids: &Tensor,
+        padding: Option<&Tensor>,
+        mode: AttentionMode,
+        _train: bool,
+    ) -> Result<Tensor> {
+        let (_, t) = input_ids.dims2()?;
+        if t > self.max_positions {
+            candle_core::bail!("sequence of {t} tokens, the model has {} positions", self.max_positions);
+        }
+        let bias = attention_bias(mode, padding, t, input_ids.device())?;
+        let mut x = self.embed_tokens.forward(input_ids)?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &self.rope, bias.as_ref())?;
+        }
+        self.norm.forward(&x)
+    }
+}
+
+/// The backbone with its LM head: logits for every position (CLM and MLM share it).
+#[derive(Debug, Clone)]
+pub struct LanguageModel {
+    /// The backbone.
+    pub model: Transformer,
+    lm_head: Linear,
+    /// The configuration it was built from.
+    pub config: ModelConfig,
+}
+
+impl LanguageModel {
+    /// The model under the root of `vb` (HF names).
+    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let model = Transformer::new(cfg, vb.pp("model"))?;
+        let head = if cfg.tie_word_embeddings {
+            model.embeddings().clone()
+        } else {
+            vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")?
+        };
+        Ok(Self {
+            model,
+            lm_head: Linear::new(head, None),
+            config: cfg.clone(),
+        })
+    }
+
+    /// # Shapes
+    /// `input_ids`: (B, T) u32; `padding`: (B, T) → logits (B, T, V).
+    pub fn forward_t(
+        &self,
+        input_ids: &Tensor,
+        padding: Option<&Tensor>,
+        mode: AttentionMode,
+        train: bool,
+    ) -> Result<Tensor> {
+        let hidden = self.model.forward_t(input_ids, padding, mode, train)?;
+        self.lm_head.forward(&hidden)
+    }
+}

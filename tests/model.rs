@@ -1,0 +1,323 @@
+//! The model: golden logits against PyTorch (and transformers' Llama), gradients reach every
+//! weight, causal and bidirectional attention, padding, configuration errors.
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use candle_nn::{VarBuilder, VarMap};
+use encoderlab::model::{init_weights, parameter_shapes, sorted_vars, AttentionMode, LanguageModel, ModelConfig};
+use encoderlab::rng::seeded;
+
+/// The tiny model with weights from a closed formula that the Python reference repeats.
+fn formula_model() -> anyhow::Result<(VarMap, LanguageModel)> {
+    let cfg = ModelConfig::tiny();
+    let map = VarMap::new();
+    {
+        let mut data = map.data().lock().unwrap();
+        for (k, (name, shape)) in parameter_shapes(&cfg).into_iter().enumerate() {
+            let n: usize = shape.iter().product();
+            let values: Vec<f32> = (0..n)
+                .map(|i| {
+                    let i = i as f64;
+                    if name.ends_with("norm.weight") {
+                        (1.0 + 0.1 * (0.7 * i + k as f64).sin()) as f32
+                    } else {
+                        (0.05 * (0.37 * i + 1.3 * k as f64 + 0.1).sin()) as f32
+                    }
+                })
+                .collect();
+            data.insert(name, Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu)?)?);
+        }
+    }
+    let model = LanguageModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu))?;
+    Ok((map, model))
+}
+
+fn ids(values: &[u32]) -> anyhow::Result<Tensor> {
+    Ok(Tensor::new(values, &Device::Cpu)?.unsqueeze(0)?)
+}
+
+// Golden values: a plain PyTorch implementation of the same model, itself checked against
+// transformers' LlamaForCausalLM in causal mode (torch 2.15, transformers 5.24):
+//
+// import math, torch
+// from transformers import LlamaConfig, LlamaForCausalLM
+// torch.set_grad_enabled(False)
+// V, H, L, NH, NKV, I, P = 256, 64, 2, 4, 2, 128, 128
+// HD = H // NH
+// shapes = [("model.embed_tokens.weight", (V, H))]
+// for l in range(L):
+//     p = f"model.layers.{l}"
+//     shapes += [(f"{p}.input_layernorm.weight", (H,)), (f"{p}.self_attn.q_proj.weight", (NH*HD, H)),
+//                (f"{p}.self_attn.k_proj.weight", (NKV*HD, H)), (f"{p}.self_attn.v_proj.weight", (NKV*HD, H)),
+//                (f"{p}.self_attn.o_proj.weight", (H, NH*HD)), (f"{p}.post_attention_layernorm.weight", (H,)),
+//                (f"{p}.mlp.gate_proj.weight", (I, H)), (f"{p}.mlp.up_proj.weight", (I, H)), (f"{p}.mlp.down_proj.weight", (H, I))]
+// shapes += [("model.norm.weight", (H,)), ("lm_head.weight", (V, H))]
+// W = {}
+// for k, (name, shape) in enumerate(shapes):
+//     i = torch.arange(math.prod(shape), dtype=torch.float64)
+//     if name.endswith("norm.weight"):
+//         w = 1 + 0.1 * torch.sin(0.7 * i + k)
+//     else:
+//         w = 0.05 * torch.sin(0.37 * i + 1.3 * k + 0.1)
+//     W[name] = w.reshape(shape).float()
+// ids = torch.tensor([[3, 17, 42, 255, 0, 99, 128, 7]])
+// T = ids.shape[1]
+//
+// def rms(x, w): return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5))
+// inv = 1.0 / (10000.0 ** (torch.arange(0, HD, 2).float() / HD))
+// ang = torch.outer(torch.arange(T).float(), inv); emb = torch.cat([ang, ang], -1)
+// cos, sin = emb.cos(), emb.sin()
+// def rot(x): return torch.cat([-x[..., HD//2:], x[..., :HD//2]], -1)
+// def forward(causal):
+//     x = W["model.embed_tokens.weight"][ids]
+//     for l in range(L):
+//         p = f"model.layers.{l}"
+//         h = rms(x, W[f"{p}.input_layernorm.weight"])
+//         q = (h @ W[f"{p}.self_attn.q_proj.weight"].T).view(1, T, NH, HD).transpose(1, 2)
+//         k = (h @ W[f"{p}.self_attn.k_proj.weight"].T).view(1, T, NKV, HD).transpose(1, 2)
+//         v = (h @ W[f"{p}.self_attn.v_proj.weight"].T).view(1, T, NKV, HD).transpose(1, 2)
+//         q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
+//         k, v = k.repeat_interleave(NH // NKV, 1), v.repeat_interleave(NH // NKV, 1)
+//         s = q @ k.transpose(-1, -2) / math.sqrt(HD)
+//         if causal: s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+//         a = (s.softmax(-1) @ v).transpose(1, 2).reshape(1, T, H) @ W[f"{p}.self_attn.o_proj.weight"].T
+//         x = x + a
+//         h = rms(x, W[f"{p}.post_attention_layernorm.weight"])
+//         g = torch.nn.functional.silu(h @ W[f"{p}.mlp.gate_proj.weight"].T) * (h @ W[f"{p}.mlp.up_proj.weight"].T)
+//         x = x + g @ W[f"{p}.mlp.down_proj.weight"].T
+//     return rms(x, W["model.norm.weight"]) @ W["lm_head.weight"].T
+// # provenance: the causal forward is transformers' LlamaForCausalLM with the same weights
+// hf = LlamaForCausalLM(LlamaConfig(vocab_size=V, hidden_size=H, num_hidden_layers=L, num_attention_heads=NH,
+//     num_key_value_heads=NKV, intermediate_size=I, max_position_embeddings=P, rms_norm_eps=1e-5,
+//     rope_theta=10000.0, tie_word_embeddings=False, attention_bias=False, mlp_bias=False)).eval()
+// hf.load_state_dict(W, strict=True)
+// assert torch.allclose(hf(ids).logits, forward(True), atol=1e-5)
+// for causal in (True, False):
+//     z = forward(causal)[0]
+//     print("causal" if causal else "bidirectional")
+//     print("first8 =", [round(v, 6) for v in z[:, :8].flatten().tolist()])
+//     print("lse =", [round(v, 6) for v in torch.logsumexp(z, -1).tolist()])
+#[test]
+fn logits_match_pytorch_in_both_modes() -> anyhow::Result<()> {
+    let (_, model) = formula_model()?;
+    let input = ids(&[3, 17, 42, 255, 0, 99, 128, 7])?;
+    let golden = [
+        (
+            AttentionMode::Causal,
+            vec![
+                0.227129, -0.288416, -0.295068, 0.218909, 0.346635, -0.137255, -0.378967, 0.047985, 0.569972, 0.286774,
+                -0.502418, -0.405125, 0.406986, 0.500996, -0.288971, -0.569066, 0.420936, -0.472437, -0.532224,
+                0.347065, 0.61398, -0.202434, -0.661665, 0.046571, 0.576526, 0.400162, -0.482263, -0.513765, 0.361239,
+                0.59886, -0.220171, -0.650723, 0.414036, 0.428882, -0.313008, -0.502615, 0.194611, 0.548458, -0.065415,
+                -0.563867, 1.100188, 0.314944, -1.025999, -0.55663, 0.894878, 0.76743, -0.714101, -0.935645, -0.163266,
+                -1.150929, -0.10785, 1.125523, 0.37298, -1.037663, -0.617414, 0.892224, 0.019316, -1.188544, -0.299292,
+                1.118042, 0.56266, -0.9855, -0.794807, 0.798274,
+            ],
+            vec![
+                5.583744, 5.638396, 5.656983, 5.655042, 5.624203, 5.839164, 5.851595, 5.876251,
+            ],
+        ),
+        (
+            AttentionMode::Bidirectional,
+            vec![
+                0.610813, -0.936163, -0.831337, 0.740332, 1.005731, -0.50342, -1.124318, 0.238573, 0.484669, 0.244095,
+                -0.42717, -0.34472, 0.345967, 0.426216, -0.245567, -0.484063, 0.709101, -0.817711, -0.901723, 0.6053,
+                1.044309, -0.3593, -1.128946, 0.093363, 0.478435, 0.329596, -0.400794, -0.424008, 0.300914, 0.494892,
+                -0.184337, -0.538314, 0.336644, 0.337372, -0.257171, -0.397952, 0.163429, 0.43645, -0.060618,
+                -0.450729, 1.089461, 0.329947, -1.011738, -0.568274, 0.877874, 0.775068, -0.695297, -0.938854,
+                -0.136316, -0.998995, -0.099009, 0.975672, 0.328841, -0.89821, -0.540425, 0.770906, 0.029038,
+                -1.045796, -0.275388, 0.980925, 0.506457, -0.861623, -0.709422, 0.69451,
+            ],
+            vec![
+                5.870923, 5.613247, 5.854878, 5.62138, 5.596259, 5.835363, 5.77997, 5.806715,
+            ],
+        ),
+    ];
+    for (mode, first8, lse) in golden {
+        let logits = model.forward_t(&input, None, mode, false)?.squeeze(0)?; // (T, V)
+        let got: Vec<f32> = logits.narrow(1, 0, 8)?.flatten_all()?.to_vec1()?;
+        for (i, (g, e)) in got.iter().zip(&first8).enumerate() {
+            assert!((*g as f64 - e).abs() < 1e-5, "{mode:?} logit {i}: {g} vs {e}");
+        }
+        let max = logits.max_keepdim(D::Minus1)?;
+        let got_lse: Vec<f32> = (logits.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()? + &max)?
+            .flatten_all()?
+            .to_vec1()?;
+        for (i, (g, e)) in got_lse.iter().zip(&lse).enumerate() {
+            assert!((*g as f64 - e).abs() < 1e-5, "{mode:?} logsumexp {i}: {g} vs {e}");
+        }
+    }
+    Ok(())
+}
+
+fn tiny(seed: u64) -> anyhow::Result<(VarMap, LanguageModel)> {
+    let cfg = ModelConfig::tiny();
+    let map = init_weights(&cfg, &mut seeded(seed, 0), &Device::Cpu)?;
+    let model = LanguageModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu))?;
+    Ok((map, model))
+}
+
+#[test]
+fn every_weight_receives_a_gradient_in_both_modes() -> anyhow::Result<()> {
+    let (map, model) = tiny(0)?;
+    let input = Tensor::new(&[[5u32, 9, 200, 31, 7, 64], [1, 2, 3, 4, 5, 6]], &Device::Cpu)?;
+    let targets = Tensor::new(&[[9u32, 200, 31, 7, 64, 2], [2, 3, 4, 5, 6, 7]], &Device::Cpu)?;
+    let vars = sorted_vars(&map)?;
+    assert_eq!(vars.len(), parameter_shapes(&ModelConfig::tiny()).len());
+    for mode in [AttentionMode::Causal, AttentionMode::Bidirectional] {
+        let logits = model.forward_t(&input, None, mode, true)?;
+        let loss = candle_nn::loss::cross_entropy(&logits.flatten_to(1)?, &targets.flatten_all()?)?;
+        let grads = loss.backward()?;
+        for (name, var) in &vars {
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{mode:?}: no gradient for {name}"));
+            let norm = g.sqr()?.sum_all()?.to_scalar::<f32>()?;
+            assert!(norm > 0.0 && norm.is_finite(), "{mode:?}: gradient of {name} is {norm}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn causal_outputs_ignore_later_tokens_and_bidirectional_ones_do_not() -> anyhow::Result<()> {
+    let (_, model) = tiny(1)?;
+    let a = ids(&[10, 20, 30, 40, 50, 60, 70])?;
+    let b = ids(&[10, 20, 30, 41, 50, 60, 70])?; // token 3 changed
+    for (mode, changes_before) in [(AttentionMode::Causal, false), (AttentionMode::Bidirectional, true)] {
+        let ya = model.forward_t(&a, None, mode, false)?;
+        let yb = model.forward_t(&b, None, mode, false)?;
+        let before = (ya.narrow(1, 0, 3)? - yb.narrow(1, 0, 3)?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        let after = (ya.narrow(1, 3, 4)? - yb.narrow(1, 3, 4)?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert!(after > 1e-4, "{mode:?}: the changed position and later ones move");
+        if changes_before {
+            assert!(
+                before > 1e-4,
+                "bidirectional: earlier positions see the change ({before})"
+            );
+        } else {
+            assert_eq!(before, 0.0, "causal: earlier positions are untouched");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn padding_leaves_the_real_tokens_unchanged() -> anyhow::Result<()> {
+    let (_, model) = tiny(2)?;
+    let short = ids(&[11, 12, 13, 14, 15])?;
+    let padded = Tensor::new(
+        &[[11u32, 12, 13, 14, 15, 2, 2, 2], [21, 22, 23, 24, 25, 26, 27, 28]],
+        &Device::Cpu,
+    )?;
+    let mask = Tensor::new(&[[1u8, 1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]], &Device::Cpu)?;
+    for mode in [AttentionMode::Causal, AttentionMode::Bidirectional] {
+        let alone = model.forward_t(&short, None, mode, false)?;
+        let batched = model
+            .forward_t(&padded, Some(&mask), mode, false)?
+            .narrow(0, 0, 1)?
+            .narrow(1, 0, 5)?;
+        let diff = (alone - batched)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-5, "{mode:?}: padding changed real outputs by {diff}");
+    }
+    // without the mask, bidirectional outputs do see the padding
+    let unmasked = model
+        .forward_t(&padded, None, AttentionMode::Bidirectional, false)?
+        .narrow(0, 0, 1)?
+        .narrow(1, 0, 5)?;
+    let alone = model.forward_t(&short, None, AttentionMode::Bidirectional, false)?;
+    assert!((alone - unmasked)?.abs()?.max_all()?.to_scalar::<f32>()? > 1e-4);
+    Ok(())
+}
+
+#[test]
+fn same_seed_same_weights_other_seed_other_weights() -> anyhow::Result<()> {
+    let flat = |map: &VarMap| -> anyhow::Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for (_, v) in sorted_vars(map)? {
+            out.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    };
+    let (a, b, c) = (tiny(3)?.0, tiny(3)?.0, tiny(4)?.0);
+    assert_eq!(flat(&a)?, flat(&b)?);
+    assert_ne!(flat(&a)?, flat(&c)?);
+    // N(0, 0.02): the embedding's std is close to 0.02
+    let emb = sorted_vars(&a)?
+        .into_iter()
+        .find(|(n, _)| n == "model.embed_tokens.weight")
+        .unwrap()
+        .1;
+    let std = emb.as_tensor().sqr()?.mean_all()?.sqrt()?.to_scalar::<f32>()?;
+    assert!((std - 0.02).abs() < 0.001, "{std}");
+    Ok(())
+}
+
+#[test]
+fn presets_and_configuration_errors() -> anyhow::Result<()> {
+    assert!(ModelConfig::tiny().num_parameters() < 1_000_000);
+    for cfg in [ModelConfig::tiny(), ModelConfig::small(), ModelConfig::paper_610m()] {
+        let counted: usize = parameter_shapes(&cfg)
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        assert_eq!(counted, cfg.num_parameters());
+    }
+    for name in ["tiny", "small", "210m", "610m", "1b"] {
+        ModelConfig::preset(name)?.validate()?;
+    }
+    // the paper's names count the parameters without the (untied) LM head: 212 M, 608 M, 1.19 B
+    let millions = |c: ModelConfig| (c.num_parameters() - c.vocab_size * c.hidden_size) as f64 / 1e6;
+    assert!((millions(ModelConfig::paper_210m()) - 210.0).abs() < 5.0);
+    assert!((millions(ModelConfig::paper_610m()) - 610.0).abs() < 5.0);
+    assert!((950.0..1250.0).contains(&millions(ModelConfig::paper_1b())));
+    let err = |f: &dyn Fn(&mut ModelConfig)| {
+        let mut c = ModelConfig::tiny();
+        f(&mut c);
+        c.validate().unwrap_err().to_string()
+    };
+    assert!(err(&|c| c.num_attention_heads = 3).contains("model.num_attention_heads"));
+    assert!(err(&|c| c.num_key_value_heads = 3).contains("model.num_key_value_heads"));
+    assert!(err(&|c| c.hidden_size = 0).contains("model.hidden_size"));
+    assert!(err(&|c| c.rope_theta = -1.0).contains("model.rope_theta"));
+    assert!(ModelConfig::preset("2b")
+        .unwrap_err()
+        .to_string()
+        .contains("unknown preset"));
+    // unknown keys in TOML are refused, with the key named
+    let text = "vocab_size = 256\nhidden_size = 64\nnum_hidden_layers = 2\nnum_attention_heads = 4\nnum_key_value_heads = 2\nintermediate_size = 128\nmax_position_embeddings = 128\nhiden_size = 3\n";
+    let e = encoderlab::config::parse_toml::<ModelConfig>(text, "m.toml".as_ref()).unwrap_err();
+    assert!(e.to_string().contains("hiden_size"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn hf_config_json_round_trip() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = ModelConfig::paper_610m();
+    cfg.attention = AttentionMode::Causal;
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg.to_hf_json())?)?;
+    assert_eq!(ModelConfig::from_hf_json(&path)?, cfg);
+    // a plain HF Llama config (no `attention`, other keys): read, bidirectional by default
+    let hf = r#"{"architectures":["LlamaForCausalLM"],"vocab_size":256,"hidden_size":64,"num_hidden_layers":2,
+        "num_attention_heads":4,"intermediate_size":128,"max_position_embeddings":128,"bos_token_id":1}"#;
+    std::fs::write(&path, hf)?;
+    let read = ModelConfig::from_hf_json(&path)?;
+    assert_eq!(
+        (read.num_key_value_heads, read.attention),
+        (4, AttentionMode::Bidirectional)
+    );
+    std::fs::write(
+        &path,
+        hf.replace("\"num_attention_heads\":4", "\"num_attention_heads\":5"),
+    )?;
+    let e = ModelConfig::from_hf_json(&path).unwrap_err().to_string();
+    assert!(e.contains("config.json") && e.contains("num_attention_heads"), "{e}");
+    Ok(())
+}
