@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod model;
+pub mod objectives;
 pub mod rng;
 pub mod stats;
 pub mod tokenizer;

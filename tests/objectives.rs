@@ -1,0 +1,141 @@
+//! Objectives: the ignore-index loss against PyTorch, CLM targets, MLM masking statistics and
+//! reproducible evaluation masks.
+
+use candle_core::{Device, Tensor};
+use encoderlab::model::AttentionMode;
+use encoderlab::objectives::{clm_batch, masked_cross_entropy, mlm_batch, mlm_eval_batch, MaskTokens, MaskingConfig};
+use encoderlab::rng::seeded;
+
+// import torch
+// logits = torch.tensor([[0.5 * ((i * 7 + j * 3) % 11) - 2.0 for j in range(6)] for i in range(5)])
+// targets = torch.tensor([2, -100, 5, 0, -100])
+// print(torch.nn.functional.cross_entropy(logits, targets, ignore_index=-100).item())
+// # 1.2629318237304688
+#[test]
+fn masked_cross_entropy_matches_pytorch_ignore_index() -> anyhow::Result<()> {
+    let values: Vec<f32> = (0..5)
+        .flat_map(|i| (0..6).map(move |j| 0.5 * ((i * 7 + j * 3) % 11) as f32 - 2.0))
+        .collect();
+    let logits = Tensor::from_vec(values, (5, 6), &Device::Cpu)?;
+    // ignored positions carry any valid id and weight 0
+    let targets = Tensor::new(&[2u32, 4, 5, 0, 1], &Device::Cpu)?;
+    let weights = Tensor::new(&[1f32, 0., 1., 1., 0.], &Device::Cpu)?;
+    let loss = masked_cross_entropy(&logits, &targets, &weights)?.to_scalar::<f32>()?;
+    assert!((loss - 1.262_931_8).abs() < 1e-6, "{loss}");
+    // nothing scored: 0, not NaN
+    let none = Tensor::zeros(5, candle_core::DType::F32, &Device::Cpu)?;
+    assert_eq!(masked_cross_entropy(&logits, &targets, &none)?.to_scalar::<f32>()?, 0.0);
+    Ok(())
+}
+
+#[test]
+fn clm_predicts_the_next_token_everywhere_but_the_last_position() {
+    let b = clm_batch(&[vec![5, 6, 7, 8], vec![9, 10, 11, 12]]);
+    assert_eq!(b.shape, (2, 4));
+    assert_eq!(b.mode, AttentionMode::Causal);
+    assert_eq!(b.inputs, [5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(&b.targets[..3], &[6, 7, 8]);
+    assert_eq!(&b.targets[4..7], &[10, 11, 12]);
+    assert_eq!(b.weights, [1., 1., 1., 0., 1., 1., 1., 0.]);
+}
+
+fn tokens() -> MaskTokens {
+    MaskTokens {
+        mask_id: 3,
+        special: vec![0, 1, 2, 3],
+        vocab_size: 1000,
+    }
+}
+
+#[test]
+fn masking_statistics_follow_the_configuration() -> anyhow::Result<()> {
+    // 100k tokens, 1 in 10 an end-of-text (special: never masked)
+    let blocks: Vec<Vec<u32>> = (0..400)
+        .map(|b| {
+            (0..250)
+                .map(|i| {
+                    if i % 10 == 9 {
+                        1
+                    } else {
+                        4 + ((b * 250 + i) % 990) as u32
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let cfg = MaskingConfig {
+        mask: 0.8,
+        random: 0.1,
+        keep: 0.1,
+        ..MaskingConfig::default()
+    };
+    cfg.validate()?;
+    for ratio in [0.15, 0.4] {
+        let batch = mlm_batch(&blocks, ratio, &cfg, &tokens(), &mut seeded(0, 0));
+        assert_eq!(batch.mode, AttentionMode::Bidirectional);
+        let eligible = batch.targets.iter().filter(|&&t| t != 1).count();
+        let selected: Vec<usize> = (0..batch.weights.len()).filter(|&i| batch.weights[i] > 0.0).collect();
+        let share = |n: usize| n as f64 / selected.len() as f64;
+        assert!((selected.len() as f64 / eligible as f64 - ratio).abs() < 0.01);
+        assert!(selected.iter().all(|&i| batch.targets[i] != 1), "specials never masked");
+        let masked = selected.iter().filter(|&&i| batch.inputs[i] == 3).count();
+        let kept = selected
+            .iter()
+            .filter(|&&i| batch.inputs[i] == batch.targets[i])
+            .count();
+        let random = selected.len() - masked - kept;
+        assert!((share(masked) - 0.8).abs() < 0.01, "{}", share(masked));
+        // a random replacement equal to the original counts as kept (p ≈ 0.001)
+        assert!((share(kept) - 0.1).abs() < 0.01, "{}", share(kept));
+        assert!((share(random) - 0.1).abs() < 0.01, "{}", share(random));
+        // unselected positions are untouched and unscored
+        assert!((0..batch.inputs.len())
+            .filter(|i| batch.weights[*i] == 0.0)
+            .all(|i| batch.inputs[i] == batch.targets[i]));
+        // random replacements are never special
+        assert!(selected.iter().all(|&i| batch.inputs[i] == 3 || batch.inputs[i] > 3));
+    }
+    // the paper's default: every selected token becomes the mask token
+    let batch = mlm_batch(&blocks, 0.3, &MaskingConfig::default(), &tokens(), &mut seeded(1, 0));
+    assert!((0..batch.inputs.len())
+        .filter(|i| batch.weights[*i] > 0.0)
+        .all(|i| batch.inputs[i] == 3));
+    Ok(())
+}
+
+#[test]
+fn evaluation_masks_depend_on_the_block_only() {
+    let cfg = MaskingConfig::default();
+    let blocks = vec![(10..74).collect::<Vec<u32>>(), (100..164).collect()];
+    let a = mlm_eval_batch(&blocks, &[7, 8], &cfg, &tokens());
+    let b = mlm_eval_batch(&blocks[1..], &[8], &cfg, &tokens());
+    assert_eq!(
+        &a.inputs[64..],
+        &b.inputs[..],
+        "block 8 masked alike, alone or in a batch"
+    );
+    assert_ne!(a.weights[..64], a.weights[64..]);
+    let other = MaskingConfig { eval_seed: 1, ..cfg };
+    assert_ne!(mlm_eval_batch(&blocks, &[7, 8], &other, &tokens()).weights, a.weights);
+}
+
+#[test]
+fn masking_configuration_errors_name_the_field() {
+    let bad = MaskingConfig {
+        mask: 0.8,
+        random: 0.1,
+        keep: 0.0,
+        ..MaskingConfig::default()
+    };
+    assert!(bad.validate().unwrap_err().to_string().contains("mask + random + keep"));
+    let bad = MaskingConfig {
+        mask: 1.2,
+        ..MaskingConfig::default()
+    };
+    assert!(bad.validate().unwrap_err().to_string().contains("masking.mask"));
+    let bad = MaskingConfig {
+        eval_ratio: 1.0,
+        ..MaskingConfig::default()
+    };
+    assert!(bad.validate().unwrap_err().to_string().contains("masking.eval_ratio"));
+}
