@@ -12,8 +12,10 @@ pub mod fsutil;
 pub mod model;
 pub mod objectives;
 pub mod rng;
+pub mod schedule;
 pub mod stats;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};
 

@@ -1,0 +1,258 @@
+//! AdamW as PyTorch computes it (decoupled weight decay, bias-corrected moments), with a
+//! no-decay group, global-norm gradient clipping and a state that is saved and restored, so a
+//! resumed run continues bit for bit. Parameters are kept in name order, which fixes the order
+//! of every reduction over them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// AdamW settings (the paper's by default).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    /// β₁.
+    #[serde(default = "beta1")]
+    pub beta1: f64,
+    /// β₂.
+    #[serde(default = "beta2")]
+    pub beta2: f64,
+    /// ε.
+    #[serde(default = "eps")]
+    pub eps: f64,
+    /// Decoupled weight decay.
+    #[serde(default = "weight_decay")]
+    pub weight_decay: f64,
+    /// Also decay the norm weights (default: no, the usual no-decay group).
+    #[serde(default)]
+    pub decay_norms: bool,
+    /// Also decay the embedding (default: yes, as nanoGPT and the paper's code).
+    #[serde(default = "yes")]
+    pub decay_embeddings: bool,
+    /// Clip the global gradient norm to this value (0: no clipping).
+    #[serde(default = "clip")]
+    pub grad_clip: f64,
+}
+
+fn beta1() -> f64 {
+    0.9
+}
+fn beta2() -> f64 {
+    0.95
+}
+fn eps() -> f64 {
+    1e-5
+}
+fn weight_decay() -> f64 {
+    0.1
+}
+fn yes() -> bool {
+    true
+}
+fn clip() -> f64 {
+    1.0
+}
+
+impl Default for OptimConfig {
+    /// PAPER.md: β = (0.9, 0.95), ε = 1e-5, weight decay 0.1, clipping at 1.0.
+    fn default() -> Self {
+        Self {
+            beta1: beta1(),
+            beta2: beta2(),
+            eps: eps(),
+            weight_decay: weight_decay(),
+            decay_norms: false,
+            decay_embeddings: true,
+            grad_clip: clip(),
+        }
+    }
+}
+
+impl OptimConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        for (f, v) in [("optim.beta1", self.beta1), ("optim.beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(Error::config(f, format!("{v} is not in [0, 1)")));
+            }
+        }
+        for (f, v) in [
+            ("optim.eps", self.eps),
+            ("optim.weight_decay", self.weight_decay),
+            ("optim.grad_clip", self.grad_clip),
+        ] {
+            if v.is_nan() || v < 0.0 {
+                return Err(Error::config(f, format!("{v} must be ≥ 0")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the parameter `name` is decayed.
+    pub fn decays(&self, name: &str) -> bool {
+        if name.ends_with("norm.weight") {
+            self.decay_norms
+        } else if name.contains("embed_tokens") {
+            self.decay_embeddings
+        } else {
+            true
+        }
+    }
+}
+
+struct Slot {
+    name: String,
+    var: Var,
+    m: Tensor,
+    v: Tensor,
+    decay: bool,
+}
+
+/// AdamW over named variables.
+pub struct AdamW {
+    slots: Vec<Slot>,
+    cfg: OptimConfig,
+    /// Updates done so far.
+    pub step: usize,
+}
+
+/// Gradients of the parameters, in the optimizer's order (summed over micro-batches).
+pub struct Grads(pub Vec<Tensor>);
+
+impl AdamW {
+    /// An optimizer for `vars` (sorted by name, see `model::sorted_vars`), moments at 0.
+    pub fn new(vars: Vec<(String, Var)>, cfg: &OptimConfig) -> Result<Self> {
+        let slots = vars
+            .into_iter()
+            .map(|(name, var)| {
+                let zeros = var.as_tensor().zeros_like()?;
+                Ok(Slot {
+                    decay: cfg.decays(&name),
+                    m: zeros.clone(),
+                    v: zeros,
+                    name,
+                    var,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            slots,
+            cfg: cfg.clone(),
+            step: 0,
+        })
+    }
+
+    /// The gradients of every parameter from `store` (an error names a parameter without one:
+    /// an op without backward upstream).
+    pub fn grads(&self, store: &GradStore) -> Result<Grads> {
+        self.slots
+            .iter()
+            .map(|s| {
+                store.get(s.var.as_tensor()).cloned().ok_or_else(|| {
+                    Error::config(
+                        s.name.clone(),
+                        "received no gradient: an op without backward is on its path",
+                    )
+                })
+            })
+            .collect::<Result<_>>()
+            .map(Grads)
+    }
+
+    /// Adds `other` to `acc` (gradient accumulation).
+    pub fn accumulate(acc: Option<Grads>, other: Grads) -> Result<Grads> {
+        match acc {
+            None => Ok(other),
+            Some(Grads(a)) => Ok(Grads(
+                a.iter()
+                    .zip(&other.0)
+                    .map(|(x, y)| x + y)
+                    .collect::<candle_core::Result<_>>()?,
+            )),
+        }
+    }
+
+    /// The global L2 norm of `grads` (summed in parameter order, in f64).
+    pub fn grad_norm(grads: &Grads) -> Result<f64> {
+        let mut total = 0.0f64;
+        for g in &grads.0 {
+            total += f64::from(g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>()?);
+        }
+        Ok(total.sqrt())
+    }
+
+    /// One update at learning rate `lr`, after clipping `grads` to the configured global norm
+    /// (PyTorch's `clip_grad_norm_`: scale by max / (norm + 1e-6) when above). `norm` is the
+    /// norm before clipping.
+    pub fn step(&mut self, grads: &Grads, norm: f64, lr: f64) -> Result<()> {
+        let c = &self.cfg;
+        let scale = if c.grad_clip > 0.0 && norm > c.grad_clip {
+            c.grad_clip / (norm + 1e-6)
+        } else {
+            1.0
+        };
+        self.step += 1;
+        let t = self.step as i32;
+        let (bc1, bc2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
+        for (slot, g) in self.slots.iter_mut().zip(&grads.0) {
+            let g = if scale == 1.0 { g.clone() } else { (g * scale)? };
+            slot.m = ((&slot.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+            slot.v = ((&slot.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            let mut theta = slot.var.as_tensor().clone();
+            if slot.decay && c.weight_decay > 0.0 {
+                theta = (theta * (1.0 - lr * c.weight_decay))?;
+            }
+            let denom = ((slot.v.sqrt()? / bc2.sqrt())? + c.eps)?;
+            let update = ((&slot.m / denom)? * (lr / bc1))?;
+            slot.var.set(&(theta - update)?)?;
+        }
+        Ok(())
+    }
+
+    /// Zeroes the moments and the step count (a phase switch with `reset_optimizer`).
+    pub fn reset(&mut self) -> Result<()> {
+        for slot in &mut self.slots {
+            slot.m = slot.m.zeros_like()?;
+            slot.v = slot.v.zeros_like()?;
+        }
+        self.step = 0;
+        Ok(())
+    }
+
+    /// The moments as named tensors (`{name}.exp_avg`, `{name}.exp_avg_sq`).
+    pub fn state(&self) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for s in &self.slots {
+            out.insert(format!("{}.exp_avg", s.name), s.m.clone());
+            out.insert(format!("{}.exp_avg_sq", s.name), s.v.clone());
+        }
+        out
+    }
+
+    /// Restores the moments saved by [`AdamW::state`] from `path` and the step count.
+    pub fn load_state(&mut self, path: &Path, step: usize, device: &Device) -> Result<()> {
+        let tensors = candle_core::safetensors::load(path, device)?;
+        for s in &mut self.slots {
+            for (suffix, target) in [("exp_avg", &mut s.m), ("exp_avg_sq", &mut s.v)] {
+                let key = format!("{}.{suffix}", s.name);
+                let t = tensors.get(&key).ok_or_else(|| {
+                    Error::data(path, 0, format!("no tensor `{key}`: not this model's optimizer state"))
+                })?;
+                if t.shape() != target.shape() {
+                    return Err(Error::data(
+                        path,
+                        0,
+                        format!("`{key}` has shape {:?}, the model {:?}", t.shape(), target.shape()),
+                    ));
+                }
+                *target = t.clone();
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+}
