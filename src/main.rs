@@ -35,6 +35,28 @@ enum Command {
     /// The study on the embedded default: fetch the data, train a tokenizer, pack the corpus,
     /// print dataset statistics.
     Study(StudyArgs),
+    /// Pretrain (CLM, MLM, or phases of both) from a TOML config, or resume a checkpoint.
+    Pretrain(PretrainArgs),
+}
+
+#[derive(Args)]
+struct PretrainArgs {
+    /// The run's configuration (configs/pretrain/*.toml); not needed with --resume.
+    #[arg(long, required_unless_present = "resume")]
+    config: Option<PathBuf>,
+    /// Override a config value: --set train.seed=2 --set lr.peak=3e-4 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Continue from a checkpoint folder (runs/pretrain/NAME/checkpoints/step-N), with the
+    /// configuration saved in it.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Stop after this many steps of the run (with a checkpoint), to resume later.
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -283,6 +305,42 @@ fn study(args: &StudyArgs) -> Result<()> {
     stats(&args.data, &[], false)
 }
 
+fn pretrain(args: &PretrainArgs) -> Result<()> {
+    use encoderlab::train::{checkpoint::load_state, PretrainConfig, RunOptions};
+    if let Some(n) = args.threads {
+        // candle's CPU kernels read RAYON_NUM_THREADS; set it before any tensor work
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+    }
+    let cfg = match (&args.resume, &args.config) {
+        (Some(dir), _) => {
+            if !args.set.is_empty() {
+                bail!(
+                    "--set cannot change a resumed run: its configuration is the one saved in {}",
+                    dir.display()
+                );
+            }
+            load_state(dir)?.config
+        }
+        (None, Some(path)) => PretrainConfig::load(path, &args.set)?,
+        (None, None) => bail!("give --config FILE or --resume CHECKPOINT"),
+    };
+    let opts = RunOptions {
+        resume: args.resume.clone(),
+        stop_after: args.stop_after,
+        progress: true,
+    };
+    let summary = encoderlab::train::pretrain(&cfg, &opts)?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if summary.status == "diverged" {
+        bail!(
+            "the run diverged at step {} (non-finite loss or gradient); its last checkpoint is intact",
+            summary.diverged_at.unwrap_or(0)
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -319,6 +377,7 @@ fn main() -> Result<()> {
             train_tokenizer(&corpus, a.vocab_size, a.min_frequency, &a.out)?;
         }
         Command::Study(a) => study(&a)?,
+        Command::Pretrain(a) => pretrain(&a)?,
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::save_json;
 use crate::data::corpus::{Corpus, Document};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{sha256_file, StagingDir};
+use crate::fsutil::{sha256_file, write_atomic, StagingDir};
 use crate::rng::{choose_indices, seeded};
 use crate::tokenizer::TextTokenizer;
 
@@ -341,6 +341,9 @@ pub fn pack_corpus(corpus: &Corpus, tokenizer: &TextTokenizer, cfg: &PackConfig,
         sources,
     };
     save_json(&meta, &stage.path().join("meta.json"))?;
+    // the pack carries its tokenizer, so training needs nothing else
+    let tok = std::fs::read(tokenizer.path()).at(tokenizer.path())?;
+    write_atomic(stage.path().join("tokenizer.json"), &tok)?;
     stage.commit()?;
     Ok(meta)
 }

@@ -1,5 +1,10 @@
-//! Training: the optimizer and the pretraining loop.
+//! Training: configuration, the optimizer, checkpoints and the pretraining loop.
 
+pub mod checkpoint;
+pub mod config;
 pub mod optim;
+pub mod trainer;
 
+pub use config::PretrainConfig;
 pub use optim::{AdamW, Grads, OptimConfig};
+pub use trainer::{pretrain, RunOptions, RunSummary, StepMetrics};

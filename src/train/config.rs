@@ -1,0 +1,252 @@
+//! The pretraining configuration: one TOML file (`configs/pretrain/*.toml`), dotted `--set`
+//! overrides, validated once, saved resolved next to every checkpoint. A run's id is the hash of
+//! its resolved configuration.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::parse_toml;
+use crate::error::{Error, IoContext, Result};
+use crate::model::ModelConfig;
+use crate::objectives::MaskingConfig;
+use crate::schedule::{total_steps, validate_phases, LrConfig, Phase};
+use crate::train::OptimConfig;
+
+/// The model: a preset, with any HF field overridden (`vocab_size` defaults to the tokenizer's).
+/// Unknown fields are refused by [`PretrainConfig::load`] (serde cannot both flatten and deny).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct ModelSpec {
+    /// `tiny`, `small`, `210m`, `610m` or `1b`.
+    pub preset: Option<String>,
+    /// Overrides of the preset's fields.
+    #[serde(flatten)]
+    pub overrides: toml::Table,
+}
+
+/// The data stream.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// A folder written by `encoderlab data pack`.
+    pub pack: PathBuf,
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Held-out blocks scored at each evaluation (the first ones of the validation split).
+    #[serde(default = "eval_blocks")]
+    pub eval_blocks: usize,
+}
+
+fn one() -> usize {
+    1
+}
+fn eval_blocks() -> usize {
+    16
+}
+
+/// The loop.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seed of weights, data order and masks.
+    #[serde(default)]
+    pub seed: u64,
+    /// The phases, in order (their steps add up to the run's length).
+    pub phases: Vec<Phase>,
+    /// Evaluate every this many optimizer steps (and at the end).
+    pub eval_every_steps: usize,
+    /// Checkpoint every this many steps (and at the end).
+    pub checkpoint_every_steps: usize,
+    /// Periodic checkpoints kept (milestones are always kept).
+    #[serde(default = "keep_last")]
+    pub keep_last: usize,
+    /// Steps whose checkpoints are kept whatever `keep_last` says (the paper's intermediate
+    /// checkpoints).
+    #[serde(default)]
+    pub milestones: Vec<usize>,
+    /// Zero the AdamW moments when the objective switches (default: keep them; the paper's
+    /// code reloads the weights only, so both are defensible: keeping them makes the switch a
+    /// change of loss, nothing else).
+    #[serde(default)]
+    pub reset_optimizer_at_switch: bool,
+    /// Continue from these weights (our checkpoint, or an HF Llama-layout folder with
+    /// `model.safetensors` and `config.json`).
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
+    /// `cpu` or `cuda:N`.
+    #[serde(default = "cpu")]
+    pub device: String,
+    /// Where runs go: the run's folder is `{out_dir}/{name}`.
+    #[serde(default = "out_dir")]
+    pub out_dir: PathBuf,
+}
+
+fn keep_last() -> usize {
+    2
+}
+fn cpu() -> String {
+    "cpu".into()
+}
+fn out_dir() -> PathBuf {
+    PathBuf::from("runs/pretrain")
+}
+
+/// Everything a pretraining run needs.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// Name of the run (its folder).
+    pub name: String,
+    /// The model (resolved: every field present once validated).
+    pub model: ModelSpec,
+    /// Data.
+    pub data: DataConfig,
+    /// The loop.
+    pub train: TrainConfig,
+    /// Learning rate.
+    pub lr: LrConfig,
+    /// AdamW.
+    #[serde(default)]
+    pub optim: OptimConfig,
+    /// MLM masking.
+    #[serde(default)]
+    pub masking: MaskingConfig,
+}
+
+/// Sets `path = value` (a dotted path; `value` read as TOML, else as a string) in `table`.
+pub fn set_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (path, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| Error::config(assignment, "an override is KEY=VALUE, e.g. train.seed=2"))?;
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {}", raw.trim())) {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.trim().into())),
+        Err(_) => toml::Value::String(raw.trim().to_string()),
+    };
+    let keys: Vec<&str> = path.trim().split('.').collect();
+    let mut node = table;
+    for (i, key) in keys.iter().enumerate() {
+        if i + 1 == keys.len() {
+            node.insert(key.to_string(), value);
+            return Ok(());
+        }
+        let entry = node
+            .entry(key.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry
+            .as_table_mut()
+            .ok_or_else(|| Error::config(keys[..=i].join("."), format!("is not a table, cannot set {path}")))?;
+    }
+    Ok(())
+}
+
+impl PretrainConfig {
+    /// Reads `path`, applies `overrides` (`key.path=value`), parses (unknown keys rejected) and
+    /// validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        let mut table: toml::Table = parse_toml(&text, path)?;
+        for o in overrides {
+            set_override(&mut table, o)?;
+        }
+        let text = toml::to_string(&table).map_err(|e| Error::config("overrides", e.to_string()))?;
+        let cfg: Self = parse_toml(&text, path)?;
+        cfg.validate_fields()?;
+        Ok(cfg)
+    }
+
+    /// The model configuration: the preset, its overrides, and the tokenizer's vocabulary size
+    /// unless set.
+    pub fn resolve_model(&self, tokenizer_vocab: usize) -> Result<ModelConfig> {
+        let mut table = match &self.model.preset {
+            Some(p) => {
+                toml::Table::try_from(ModelConfig::preset(p)?).map_err(|e| Error::config("model", e.to_string()))?
+            }
+            None => toml::Table::new(),
+        };
+        if self.model.preset.is_some() || !self.model.overrides.contains_key("vocab_size") {
+            table.insert("vocab_size".into(), toml::Value::Integer(tokenizer_vocab as i64));
+        }
+        for (k, v) in &self.model.overrides {
+            table.insert(k.clone(), v.clone());
+        }
+        let cfg: ModelConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config("model", e.to_string()))?;
+        cfg.validate()?;
+        if cfg.vocab_size < tokenizer_vocab {
+            return Err(Error::config(
+                "model.vocab_size",
+                format!("{} is below the tokenizer's {tokenizer_vocab} ids", cfg.vocab_size),
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// Optimizer steps of the whole run.
+    pub fn total_steps(&self) -> usize {
+        total_steps(&self.train.phases)
+    }
+
+    fn validate_fields(&self) -> Result<()> {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+            return Err(Error::config("name", "must be a non-empty folder name"));
+        }
+        validate_phases(&self.train.phases)?;
+        let total = self.total_steps();
+        self.lr.validate(total)?;
+        self.optim.validate()?;
+        self.masking.validate()?;
+        for (field, v) in [
+            ("data.batch_size", self.data.batch_size),
+            ("data.grad_accum", self.data.grad_accum),
+            ("data.eval_blocks", self.data.eval_blocks),
+            ("train.eval_every_steps", self.train.eval_every_steps),
+            ("train.checkpoint_every_steps", self.train.checkpoint_every_steps),
+            ("train.keep_last", self.train.keep_last),
+        ] {
+            if v == 0 {
+                return Err(Error::config(field, "must be at least 1"));
+            }
+        }
+        if let Some(m) = self.train.milestones.iter().find(|m| **m == 0 || **m > total) {
+            return Err(Error::config(
+                "train.milestones",
+                format!("step {m} is outside the run's 1..={total} steps"),
+            ));
+        }
+        if self.train.device != "cpu" && !self.train.device.starts_with("cuda") {
+            return Err(Error::config(
+                "train.device",
+                format!("`{}`: use cpu or cuda:N", self.train.device),
+            ));
+        }
+        if let Some(p) = &self.model.preset {
+            ModelConfig::preset(p)?;
+        }
+        let known = toml::Table::try_from(ModelConfig::tiny()).map_err(|e| Error::config("model", e.to_string()))?;
+        if let Some(k) = self.model.overrides.keys().find(|k| !known.contains_key(*k)) {
+            return Err(Error::config(
+                format!("model.{k}"),
+                format!(
+                    "unknown field; the model's fields are preset, {}",
+                    known.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A short hash of the resolved configuration (the run's identity).
+    pub fn run_id(&self) -> Result<String> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::config("config", e.to_string()))?;
+        Ok(crate::fsutil::sha256_bytes(&json)[..12].to_string())
+    }
+
+    /// The run's folder.
+    pub fn run_dir(&self) -> PathBuf {
+        self.train.out_dir.join(&self.name)
+    }
+}

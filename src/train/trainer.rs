@@ -1,0 +1,411 @@
+//! The pretraining loop: one function, [`pretrain`], readable top to bottom. Everything it calls
+//! is a small piece tested on its own: batches (`objectives`), the learning rate and phases
+//! (`schedule`), AdamW (`optim`), checkpoints (`checkpoint`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::config::save_json;
+use crate::data::{BlockSampler, PackedDataset, Split};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::sha256_file;
+use crate::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
+use crate::objectives::{clm_batch, loss, mlm_batch, mlm_eval_batch, MaskTokens, Objective, TrainBatch};
+use crate::rng::seeded;
+use crate::schedule::{lr_at, phase_at, phase_start};
+use crate::tokenizer::TextTokenizer;
+use crate::train::checkpoint::{
+    checkpoint_dir, load_state, load_weights, prune_checkpoints, save_checkpoint, TrainerState,
+};
+use crate::train::config::PretrainConfig;
+use crate::train::AdamW;
+
+/// Stream of the initial weights.
+const INIT_STREAM: u64 = 1;
+/// First stream of the MLM masks (one stream per micro-batch).
+const MASK_STREAM: u64 = 1 << 32;
+
+/// How a call to [`pretrain`] runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Continue from this checkpoint folder (its configuration must be the one given).
+    pub resume: Option<PathBuf>,
+    /// Stop (with a checkpoint) after this many steps of the run, as if interrupted.
+    pub stop_after: Option<usize>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct StepMetrics {
+    /// Optimizer steps done (1-based).
+    pub step: usize,
+    /// Phase index.
+    pub phase: usize,
+    /// The phase's objective.
+    pub objective: Objective,
+    /// Training loss of the step (mean over its micro-batches).
+    pub loss: f64,
+    /// Held-out CLM loss (at evaluation steps).
+    pub eval_clm_loss: Option<f64>,
+    /// Held-out MLM loss at the fixed evaluation ratio (at evaluation steps).
+    pub eval_mlm_loss: Option<f64>,
+    /// Learning rate of the step.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Tokens consumed so far.
+    pub tokens_seen: u64,
+    /// Training throughput of the step.
+    pub tokens_per_s: f64,
+}
+
+/// How a run ended.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// `completed`, `stopped` (by `stop_after`) or `diverged`.
+    pub status: String,
+    /// Optimizer steps done.
+    pub steps: usize,
+    /// The step whose loss or gradient was not finite, if any.
+    pub diverged_at: Option<usize>,
+    /// Training loss of the last step done.
+    pub last_loss: Option<f64>,
+    /// The last evaluation.
+    pub last_eval_clm_loss: Option<f64>,
+    /// The last evaluation.
+    pub last_eval_mlm_loss: Option<f64>,
+    /// Tokens consumed.
+    pub tokens_seen: u64,
+    /// The newest checkpoint.
+    pub checkpoint: Option<PathBuf>,
+    /// Wall time of this call.
+    pub seconds: f64,
+}
+
+/// The device named `cpu` or `cuda:N`.
+pub fn device(name: &str) -> Result<Device> {
+    if name == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = name
+        .strip_prefix("cuda:")
+        .or_else(|| (name == "cuda").then_some("0"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or_else(|| Error::config("train.device", format!("`{name}`: use cpu or cuda:N")))?;
+    if !candle_core::utils::cuda_is_available() {
+        return Err(Error::config(
+            "train.device",
+            format!("`{name}`: this build has no CUDA (build with --features cuda)"),
+        ));
+    }
+    Ok(Device::new_cuda(ordinal)?)
+}
+
+/// The pack's tokenizer (`tokenizer.json` inside the pack, else the path it was packed with),
+/// checked against the hash in its `meta.json`.
+fn pack_tokenizer(data: &PackedDataset) -> Result<(PathBuf, TextTokenizer)> {
+    let inside = data.dir().join("tokenizer.json");
+    let path = if inside.exists() {
+        inside
+    } else {
+        data.meta().tokenizer.path.clone()
+    };
+    if sha256_file(&path)? != data.meta().tokenizer.sha256 {
+        return Err(Error::data(
+            &path,
+            0,
+            "not the tokenizer this pack was made with (sha256 differs)",
+        ));
+    }
+    Ok((path.clone(), TextTokenizer::load(&path)?))
+}
+
+fn mask_tokens(tok: &TextTokenizer, vocab_size: usize) -> Result<MaskTokens> {
+    let s = tok.special();
+    let mask_id = s.mask.ok_or_else(|| Error::Tokenizer {
+        path: tok.path().to_path_buf(),
+        reason: "has no mask token (<|mask|>, <mask> or [MASK]): MLM needs one".into(),
+    })?;
+    Ok(MaskTokens {
+        mask_id,
+        special: [s.bos, s.eos, s.pad, s.mask].into_iter().flatten().collect(),
+        vocab_size: vocab_size.min(tok.vocab_size()) as u32,
+    })
+}
+
+/// Mean held-out CLM and MLM losses over the first `n` validation blocks.
+fn evaluate(
+    model: &LanguageModel,
+    data: &PackedDataset,
+    n: usize,
+    cfg: &PretrainConfig,
+    tokens: &MaskTokens,
+    dev: &Device,
+) -> Result<(f64, f64)> {
+    let n = n.min(data.blocks(Split::Validation) as usize);
+    let (mut clm, mut mlm) = (0.0, 0.0);
+    let indices: Vec<u64> = (0..n as u64).collect();
+    for chunk in indices.chunks(cfg.data.batch_size) {
+        let blocks = chunk
+            .iter()
+            .map(|&i| data.block(Split::Validation, i))
+            .collect::<Result<Vec<_>>>()?;
+        let share = chunk.len() as f64 / n as f64;
+        clm += share * scalar(&loss(model, &clm_batch(&blocks), dev, false)?)?;
+        mlm += share
+            * scalar(&loss(
+                model,
+                &mlm_eval_batch(&blocks, chunk, &cfg.masking, tokens),
+                dev,
+                false,
+            )?)?;
+    }
+    Ok((clm, mlm))
+}
+
+fn scalar(t: &candle_core::Tensor) -> Result<f64> {
+    Ok(f64::from(t.to_dtype(DType::F32)?.to_scalar::<f32>()?))
+}
+
+/// Rewrites `metrics.jsonl` keeping the records of steps ≤ `step` (a resume from an earlier
+/// checkpoint drops what was logged after it).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).at(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|l| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= step))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    crate::fsutil::write_atomic(path, kept.as_bytes())
+}
+
+/// Weights to start from: a checkpoint to resume, `init_from`, or a fresh seeded draw.
+fn starting_weights(
+    cfg: &PretrainConfig,
+    model_cfg: &ModelConfig,
+    resume: Option<&Path>,
+    dev: &Device,
+) -> Result<VarMap> {
+    let map = init_weights(model_cfg, &mut seeded(cfg.train.seed, INIT_STREAM), dev)?;
+    if let Some(dir) = resume.or(cfg.train.init_from.as_deref()) {
+        let theirs = ModelConfig::from_hf_json(&dir.join("config.json"))?;
+        let mut ours = model_cfg.clone();
+        ours.attention = theirs.attention;
+        if theirs != ours {
+            return Err(Error::config(
+                "train.init_from",
+                format!("{}: its architecture differs from the configured model", dir.display()),
+            ));
+        }
+        load_weights(dir, &map, dev)?;
+    }
+    Ok(map)
+}
+
+/// Runs (or resumes) the pretraining of `cfg`. Writes into the run folder
+/// (`{train.out_dir}/{name}`): `config.json` (resolved), `metrics.jsonl`, `checkpoints/step-N/`
+/// and `summary.json`.
+pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    let dev = device(&cfg.train.device)?;
+    let data = PackedDataset::open(&cfg.data.pack)?;
+    let (tok_path, tokenizer) = pack_tokenizer(&data)?;
+    let mut model_cfg = cfg.resolve_model(data.meta().tokenizer.vocab_size)?;
+    let tokens = mask_tokens(&tokenizer, model_cfg.vocab_size)?;
+    let run_id = cfg.run_id()?;
+    let run_dir = cfg.run_dir();
+    std::fs::create_dir_all(&run_dir).at(&run_dir)?;
+    save_json(cfg, &run_dir.join("config.json"))?;
+    let metrics_path = run_dir.join("metrics.jsonl");
+
+    // where to start: step 0, or a checkpoint's state
+    let resumed = match &opts.resume {
+        Some(dir) => {
+            let state = load_state(dir)?;
+            if state.config != *cfg {
+                return Err(Error::config(
+                    "resume",
+                    format!("{}: saved by a run with another configuration", dir.display()),
+                ));
+            }
+            truncate_metrics(&metrics_path, state.step)?;
+            Some(state)
+        }
+        None => {
+            truncate_metrics(&metrics_path, 0)?;
+            None
+        }
+    };
+    let map = starting_weights(cfg, &model_cfg, opts.resume.as_deref(), &dev)?;
+    let model = LanguageModel::new(&model_cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+    let mut opt = AdamW::new(sorted_vars(&map)?, &cfg.optim)?;
+    let train_blocks = data.blocks(Split::Train);
+    let (mut step, mut tokens_seen, mut sampler) = match (&resumed, &opts.resume) {
+        (Some(s), Some(dir)) => {
+            opt.load_state(&dir.join("optimizer.safetensors"), s.optimizer_step, &dev)?;
+            (
+                s.step,
+                s.tokens_seen,
+                BlockSampler::resume(train_blocks, cfg.train.seed, s.cursor)?,
+            )
+        }
+        _ => (0, 0, BlockSampler::new(train_blocks, cfg.train.seed)?),
+    };
+
+    let total = cfg.total_steps();
+    let end = opts.stop_after.map_or(total, |s| s.min(total));
+    let phases = &cfg.train.phases;
+    let per_step = (cfg.data.batch_size * cfg.data.grad_accum * data.seq_len()) as u64;
+    let bar = progress_bar(opts.progress, total, step);
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .at(&metrics_path)?;
+    let mut summary = RunSummary {
+        status: "completed".into(),
+        steps: step,
+        diverged_at: None,
+        last_loss: None,
+        last_eval_clm_loss: None,
+        last_eval_mlm_loss: None,
+        tokens_seen,
+        checkpoint: opts.resume.clone(),
+        seconds: 0.0,
+    };
+
+    while step < end {
+        let t0 = Instant::now();
+        let phase_index = phase_at(phases, step);
+        let phase = &phases[phase_index];
+        if phase_index > 0 && step == phase_start(phases, phase_index) && cfg.train.reset_optimizer_at_switch {
+            opt.reset()?;
+        }
+        model_cfg.attention = phase.objective.attention();
+        let lr = lr_at(&cfg.lr, step, total);
+
+        // forward and backward over the micro-batches, gradients summed
+        let (mut grads, mut step_loss) = (None, 0.0);
+        for micro in 0..cfg.data.grad_accum {
+            let blocks = sampler
+                .next_blocks(cfg.data.batch_size)
+                .into_iter()
+                .map(|i| data.block(Split::Train, i))
+                .collect::<Result<Vec<_>>>()?;
+            let batch: TrainBatch = match phase.objective {
+                Objective::Clm => clm_batch(&blocks),
+                Objective::Mlm => {
+                    let stream = MASK_STREAM + (step * cfg.data.grad_accum + micro) as u64;
+                    let ratio = phase.ratio.unwrap_or(0.0);
+                    mlm_batch(
+                        &blocks,
+                        ratio,
+                        &cfg.masking,
+                        &tokens,
+                        &mut seeded(cfg.train.seed, stream),
+                    )
+                }
+            };
+            let l = (loss(&model, &batch, &dev, true)? / cfg.data.grad_accum as f64)?;
+            step_loss += scalar(&l)?;
+            grads = Some(AdamW::accumulate(grads, opt.grads(&l.backward()?)?)?);
+        }
+        let Some(grads) = grads else { break };
+        let norm = AdamW::grad_norm(&grads)?;
+
+        // a non-finite loss or gradient stops the run; the last checkpoint stays as it was
+        if !step_loss.is_finite() || !norm.is_finite() {
+            summary.status = "diverged".into();
+            summary.diverged_at = Some(step + 1);
+            break;
+        }
+        opt.step(&grads, norm, lr)?;
+        step += 1;
+        tokens_seen += per_step;
+
+        let evaluate_now = step % cfg.train.eval_every_steps == 0 || step == total;
+        let (eval_clm, eval_mlm) = if evaluate_now {
+            let (c, m) = evaluate(&model, &data, cfg.data.eval_blocks, cfg, &tokens, &dev)?;
+            (Some(c), Some(m))
+        } else {
+            (None, None)
+        };
+        let record = StepMetrics {
+            step,
+            phase: phase_index,
+            objective: phase.objective,
+            loss: step_loss,
+            eval_clm_loss: eval_clm,
+            eval_mlm_loss: eval_mlm,
+            lr,
+            grad_norm: norm,
+            tokens_seen,
+            tokens_per_s: per_step as f64 / t0.elapsed().as_secs_f64(),
+        };
+        let line = serde_json::to_string(&record).map_err(|e| Error::data(&metrics_path, 0, e.to_string()))?;
+        writeln!(metrics_file, "{line}").at(&metrics_path)?;
+        summary.last_loss = Some(step_loss);
+        if evaluate_now {
+            summary.last_eval_clm_loss = eval_clm;
+            summary.last_eval_mlm_loss = eval_mlm;
+        }
+        bar.set_position(step as u64);
+        bar.set_message(format!("{:?} loss {step_loss:.3}", phase.objective));
+
+        if step % cfg.train.checkpoint_every_steps == 0 || step == end || cfg.train.milestones.contains(&step) {
+            let dir = checkpoint_dir(&run_dir, step);
+            let state = TrainerState {
+                step,
+                phase: phase_at(phases, step),
+                cursor: sampler.cursor(),
+                optimizer_step: opt.step,
+                tokens_seen,
+                rng: format!(
+                    "weights: ({}, {INIT_STREAM}); masks: ({}, {MASK_STREAM} + step·grad_accum + micro)",
+                    cfg.train.seed, cfg.train.seed
+                ),
+                run_id: run_id.clone(),
+                config: cfg.clone(),
+            };
+            save_checkpoint(&dir, &map, &model_cfg, &tok_path, &opt, &state)?;
+            prune_checkpoints(&run_dir, cfg.train.keep_last, &cfg.train.milestones)?;
+            summary.checkpoint = Some(dir);
+        }
+    }
+    bar.finish_and_clear();
+    if summary.status != "diverged" && step < total {
+        summary.status = "stopped".into();
+    }
+    summary.steps = step;
+    summary.tokens_seen = tokens_seen;
+    summary.seconds = started.elapsed().as_secs_f64();
+    save_json(&summary, &run_dir.join("summary.json"))?;
+    Ok(summary)
+}
+
+fn progress_bar(show: bool, total: usize, at: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total as u64),
+        if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} steps, {msg}, ETA {eta}") {
+        bar.set_style(style);
+    }
+    bar.set_position(at as u64);
+    bar
+}

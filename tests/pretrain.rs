@@ -1,0 +1,345 @@
+//! Pretraining end to end on a tiny pack: CLM and MLM overfit a batch, the phase switch, bit-
+//! identical resume, checkpoints, continued pretraining, divergence, configuration errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use common::sample_corpus;
+use encoderlab::data::{pack_corpus, Corpus, PackConfig};
+use encoderlab::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
+use encoderlab::objectives::{clm_batch, loss, mlm_batch, MaskTokens, MaskingConfig, Objective};
+use encoderlab::rng::seeded;
+use encoderlab::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
+use encoderlab::train::checkpoint::{checkpoint_dir, list_checkpoints, load_weights};
+use encoderlab::train::{pretrain, AdamW, OptimConfig, PretrainConfig, RunOptions, StepMetrics};
+
+/// A pack of a small English corpus (vocabulary 300, blocks of 32 tokens) in `dir/pack`.
+fn tiny_pack(dir: &Path) -> anyhow::Result<PathBuf> {
+    let corpus = Corpus::open(&[sample_corpus(dir, 400)], "text")?;
+    let tok_path = dir.join("tokenizer.json");
+    save_tokenizer(&train_bpe(&corpus, 300, 2)?, &tok_path)?;
+    let tok = TextTokenizer::load(&tok_path)?;
+    let cfg = PackConfig {
+        seq_len: 32,
+        validation_fraction: 0.05,
+        seed: 0,
+        ..PackConfig::default()
+    };
+    let out = dir.join("pack");
+    pack_corpus(&corpus, &tok, &cfg, &out)?;
+    Ok(out)
+}
+
+/// A tiny-model config over `pack`, 4 CLM then 4 MLM steps, runs under `out`.
+fn config(pack: &Path, out: &Path, extra: &[&str]) -> anyhow::Result<PretrainConfig> {
+    let text = format!(
+        r#"
+name = "tiny"
+[model]
+preset = "tiny"
+[data]
+pack = "{}"
+batch_size = 4
+grad_accum = 2
+eval_blocks = 4
+[train]
+seed = 3
+phases = [{{ objective = "clm", steps = 4 }}, {{ objective = "mlm", ratio = 0.4, steps = 4 }}]
+eval_every_steps = 4
+checkpoint_every_steps = 3
+keep_last = 1
+milestones = [4]
+out_dir = "{}"
+[lr]
+peak = 3e-3
+warmup_steps = 2
+schedule = {{ kind = "wsd", decay_steps = 3 }}
+"#,
+        pack.display(),
+        out.display()
+    );
+    let path = out.join("tiny.toml");
+    std::fs::create_dir_all(out)?;
+    std::fs::write(&path, text)?;
+    let sets: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    Ok(PretrainConfig::load(&path, &sets)?)
+}
+
+fn metrics(run: &Path) -> Vec<StepMetrics> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every tensor of a checkpoint's weights, by name.
+fn weights(dir: &Path) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
+    let mut t: Vec<(String, Vec<f32>)> = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?
+        .into_iter()
+        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(t)
+}
+
+#[test]
+fn clm_and_mlm_each_overfit_one_batch() -> anyhow::Result<()> {
+    let cfg = ModelConfig::tiny();
+    let dev = Device::Cpu;
+    let blocks: Vec<Vec<u32>> = (0..4)
+        .map(|b| (0..24).map(|i| 4 + ((b * 31 + i * 7) % 250) as u32).collect())
+        .collect();
+    let tokens = MaskTokens {
+        mask_id: 3,
+        special: vec![0, 1, 2, 3],
+        vocab_size: 256,
+    };
+    for objective in [Objective::Clm, Objective::Mlm] {
+        let map = init_weights(&cfg, &mut seeded(0, 1), &dev)?;
+        let model = LanguageModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+        let mut opt = AdamW::new(sorted_vars(&map)?, &OptimConfig::default())?;
+        let batch = match objective {
+            Objective::Clm => clm_batch(&blocks),
+            Objective::Mlm => mlm_batch(&blocks, 0.4, &MaskingConfig::default(), &tokens, &mut seeded(0, 2)),
+        };
+        let first = loss(&model, &batch, &dev, true)?.to_scalar::<f32>()?;
+        let mut last = first;
+        for _ in 0..80 {
+            let l = loss(&model, &batch, &dev, true)?;
+            last = l.to_scalar::<f32>()?;
+            let grads = opt.grads(&l.backward()?)?;
+            let norm = AdamW::grad_norm(&grads)?;
+            opt.step(&grads, norm, 1e-2)?;
+        }
+        assert!(first > 5.0 && last < 0.5, "{objective:?}: loss {first} -> {last}");
+    }
+    Ok(())
+}
+
+#[test]
+fn phases_checkpoints_and_bit_identical_resume() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pack = tiny_pack(dir.path())?;
+    // uninterrupted
+    let full_cfg = config(&pack, &dir.path().join("full"), &[])?;
+    let full = pretrain(&full_cfg, &RunOptions::default())?;
+    assert_eq!((full.status.as_str(), full.steps), ("completed", 8));
+    let run = full_cfg.run_dir();
+    let m = metrics(&run);
+    assert_eq!(m.len(), 8);
+    // the switch happens at the exact step
+    let objectives: Vec<Objective> = m.iter().map(|r| r.objective).collect();
+    assert_eq!(objectives[..4], [Objective::Clm; 4]);
+    assert_eq!(objectives[4..], [Objective::Mlm; 4]);
+    // evaluations at steps 4 and 8, both losses
+    assert!(m.iter().all(|r| r.eval_clm_loss.is_some() == (r.step % 4 == 0)));
+    assert!(m[3].eval_mlm_loss.is_some() && m[7].eval_clm_loss.is_some());
+    assert_eq!(m[7].tokens_seen, 8 * 4 * 2 * 32);
+    // checkpoints: the last periodic one (keep_last = 1), the milestone and the final one
+    assert_eq!(list_checkpoints(&run)?, [4, 8]);
+    let last = checkpoint_dir(&run, 8);
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "optimizer.safetensors",
+        "trainer_state.json",
+    ] {
+        assert!(last.join(f).exists(), "{f}");
+    }
+    let hf: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(last.join("config.json"))?)?;
+    assert_eq!(hf["attention"], "bidirectional");
+    assert_eq!(hf["num_key_value_heads"], 2);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(
+            checkpoint_dir(&run, 4).join("config.json")
+        )?)?["attention"],
+        "causal"
+    );
+
+    // interrupted after 5 steps (one past the switch), then resumed
+    let part_cfg = config(&pack, &dir.path().join("part"), &[])?;
+    let stopped = pretrain(
+        &part_cfg,
+        &RunOptions {
+            stop_after: Some(5),
+            ..RunOptions::default()
+        },
+    )?;
+    assert_eq!((stopped.status.as_str(), stopped.steps), ("stopped", 5));
+    let resumed = pretrain(
+        &part_cfg,
+        &RunOptions {
+            resume: Some(checkpoint_dir(&part_cfg.run_dir(), 5)),
+            ..RunOptions::default()
+        },
+    )?;
+    assert_eq!((resumed.status.as_str(), resumed.steps), ("completed", 8));
+    assert_eq!(
+        weights(&checkpoint_dir(&part_cfg.run_dir(), 8))?,
+        weights(&last)?,
+        "resumed weights must be bit-identical"
+    );
+    let (a, b) = (metrics(&part_cfg.run_dir()), m);
+    assert_eq!(a.len(), 8);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            (x.step, x.loss.to_bits(), x.grad_norm.to_bits()),
+            (y.step, y.loss.to_bits(), y.grad_norm.to_bits())
+        );
+    }
+    // the training loss fell over the CLM phase (tiny model, high LR)
+    assert!(b[3].loss < b[0].loss, "{} -> {}", b[0].loss, b[3].loss);
+
+    // a checkpoint loads back into a fresh model, identical
+    let cfg = ModelConfig::from_hf_json(&last.join("config.json"))?;
+    let map = init_weights(&cfg, &mut seeded(99, 0), &Device::Cpu)?;
+    load_weights(&last, &map, &Device::Cpu)?;
+    let reloaded: Vec<(String, Vec<f32>)> = sorted_vars(&map)?
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    assert_eq!(reloaded, weights(&last)?);
+
+    // a resume under another configuration is refused
+    let other = config(&pack, &dir.path().join("part"), &["train.seed=4"])?;
+    let e = pretrain(
+        &other,
+        &RunOptions {
+            resume: Some(checkpoint_dir(&part_cfg.run_dir(), 8)),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("another configuration"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn continued_pretraining_starts_from_trained_weights() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pack = tiny_pack(dir.path())?;
+    let clm = config(
+        &pack,
+        &dir.path().join("clm"),
+        &[
+            "train.phases=[{objective=\"clm\", steps=3}]",
+            "lr.schedule.decay_steps=1",
+            "train.milestones=[]",
+        ],
+    )?;
+    pretrain(&clm, &RunOptions::default())?;
+    let from = checkpoint_dir(&clm.run_dir(), 3);
+    let cont = config(
+        &pack,
+        &dir.path().join("cont"),
+        &[
+            "train.phases=[{objective=\"mlm\", ratio=0.4, steps=2}]",
+            "lr.schedule.decay_steps=1",
+            "lr.warmup_steps=0",
+            "train.milestones=[]",
+            &format!("train.init_from=\"{}\"", from.display()),
+        ],
+    )?;
+    let one_step = RunOptions {
+        stop_after: Some(1),
+        ..RunOptions::default()
+    };
+    assert_eq!(pretrain(&cont, &one_step)?.steps, 1);
+    let m = metrics(&cont.run_dir());
+    assert_eq!(m[0].objective, Objective::Mlm);
+    // weights moved from the CLM checkpoint, not from a fresh draw: the first gradient norm
+    // differs from a fresh model's
+    let fresh = config(
+        &pack,
+        &dir.path().join("fresh"),
+        &[
+            "train.phases=[{objective=\"mlm\", ratio=0.4, steps=2}]",
+            "lr.schedule.decay_steps=1",
+            "lr.warmup_steps=0",
+            "train.milestones=[]",
+        ],
+    )?;
+    pretrain(&fresh, &one_step)?;
+    assert_ne!(metrics(&fresh.run_dir())[0].grad_norm, m[0].grad_norm);
+    // another architecture cannot continue from it
+    let wide = config(
+        &pack,
+        &dir.path().join("wide"),
+        &[
+            "model.hidden_size=128",
+            &format!("train.init_from=\"{}\"", from.display()),
+        ],
+    )?;
+    let e = pretrain(&wide, &RunOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("train.init_from"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn divergence_stops_cleanly_and_keeps_the_last_checkpoint() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pack = tiny_pack(dir.path())?;
+    let cfg = config(
+        &pack,
+        &dir.path().join("div"),
+        &[
+            "lr.peak=1e30",
+            "train.checkpoint_every_steps=1",
+            "train.keep_last=5",
+            "lr.warmup_steps=0",
+        ],
+    )?;
+    let s = pretrain(&cfg, &RunOptions::default())?;
+    assert_eq!(s.status, "diverged");
+    let at = s.diverged_at.unwrap();
+    assert!((2..=8).contains(&at), "{at}");
+    assert_eq!(s.steps, at - 1);
+    // the checkpoints written before are intact and loadable; none after
+    let steps = list_checkpoints(&cfg.run_dir())?;
+    assert_eq!(steps.last(), Some(&(at - 1)));
+    weights(&checkpoint_dir(&cfg.run_dir(), at - 1))?;
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cfg.run_dir().join("summary.json"))?)?;
+    assert_eq!(summary["status"], "diverged");
+    Ok(())
+}
+
+#[test]
+fn configuration_errors_name_the_field() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pack = dir.path().join("pack");
+    let err = |extra: &[&str]| config(&pack, &dir.path().join("e"), extra).unwrap_err().to_string();
+    assert!(err(&["train.phases=[]"]).contains("phases"));
+    assert!(err(&["train.phases=[{objective=\"mlm\", steps=4}]"]).contains("phases[0].ratio"));
+    assert!(err(&["train.eval_every_steps=0"]).contains("train.eval_every_steps"));
+    assert!(err(&["train.milestones=[100]"]).contains("train.milestones"));
+    assert!(err(&["lr.warmup_steps=50"]).contains("lr.warmup_steps"));
+    assert!(err(&["masking.mask=0.5"]).contains("mask + random + keep"));
+    assert!(err(&["train.batchsize=3"]).contains("batchsize"));
+    assert!(err(&["model.preset=\"huge\""]).contains("unknown preset"));
+    // the model's own rules, once the vocabulary is known
+    let cfg = config(&pack, &dir.path().join("e"), &["model.num_attention_heads=3"])?;
+    assert!(cfg
+        .resolve_model(300)
+        .unwrap_err()
+        .to_string()
+        .contains("model.num_attention_heads"));
+    let cfg = config(&pack, &dir.path().join("e"), &["model.num_key_value_heads=3"])?;
+    assert!(cfg
+        .resolve_model(300)
+        .unwrap_err()
+        .to_string()
+        .contains("model.num_key_value_heads"));
+    let cfg = config(&pack, &dir.path().join("e"), &["model.vocab_size=100"])?;
+    assert!(cfg
+        .resolve_model(300)
+        .unwrap_err()
+        .to_string()
+        .contains("model.vocab_size"));
+    Ok(())
+}
