@@ -5,6 +5,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
+pub mod alloc;
 pub mod config;
 pub mod data;
 pub mod error;

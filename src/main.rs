@@ -342,6 +342,7 @@ fn pretrain(args: &PretrainArgs) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    encoderlab::alloc::keep_freed_memory();
     let cli = Cli::parse();
     match cli.command {
         Command::Data(DataCommand::Fetch(a)) => {

@@ -100,6 +100,91 @@ fn train_pack_end_to_end() -> anyhow::Result<()> {
         152
     );
     assert_eq!(meta["sources"].as_array().unwrap().len(), 2);
+    assert!(d.join("pack/tokenizer.json").exists(), "the pack carries its tokenizer");
+
+    // pretrain on it: 2 CLM steps then 2 MLM steps, interrupted after 3 and resumed
+    write(
+        d,
+        "pre.toml",
+        r#"name = "cli"
+[model]
+preset = "tiny"
+[data]
+pack = "pack"
+batch_size = 2
+eval_blocks = 2
+[train]
+phases = [{ objective = "clm", steps = 2 }, { objective = "mlm", ratio = 0.3, steps = 2 }]
+eval_every_steps = 2
+checkpoint_every_steps = 10
+out_dir = "runs"
+[lr]
+peak = 1e-3
+warmup_steps = 1
+schedule = { kind = "cosine" }
+"#,
+    );
+    let o = encoderlab(
+        &[
+            "pretrain",
+            "--config",
+            "pre.toml",
+            "--stop-after",
+            "3",
+            "--threads",
+            "1",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(
+        (summary["status"].as_str(), summary["steps"].as_u64()),
+        (Some("stopped"), Some(3))
+    );
+    let o = encoderlab(&["pretrain", "--resume", "runs/cli/checkpoints/step-0000003"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(
+        (summary["status"].as_str(), summary["steps"].as_u64()),
+        (Some("completed"), Some(4))
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("runs/cli/metrics.jsonl"))?
+            .lines()
+            .count(),
+        4
+    );
+    // overrides are checked like the file
+    let o = encoderlab(&["pretrain", "--config", "pre.toml", "--set", "model.hiden_size=3"], d);
+    fails_with(&o, "model.hiden_size");
+    let o = encoderlab(&["pretrain", "--config", "pre.toml", "--set", "train.phases=[]"], d);
+    fails_with(&o, "phases");
+    let o = encoderlab(
+        &[
+            "pretrain",
+            "--resume",
+            "runs/cli/checkpoints/step-0000004",
+            "--set",
+            "lr.peak=1",
+        ],
+        d,
+    );
+    fails_with(&o, "cannot change a resumed run");
+    // a diverging run exits non-zero and says so
+    let o = encoderlab(
+        &[
+            "pretrain",
+            "--config",
+            "pre.toml",
+            "--set",
+            "lr.peak=1e30",
+            "--set",
+            "name=div",
+        ],
+        d,
+    );
+    fails_with(&o, "diverged");
     Ok(())
 }
 

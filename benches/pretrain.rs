@@ -1,0 +1,103 @@
+//! One full pretraining step (forward, backward, AdamW) of a preset at fixed shapes, timed:
+//! tokens/s and achieved GFLOP/s, beside a large f32 matmul on the same threads (the practical
+//! peak). `cargo bench --bench pretrain [-- PRESET BATCH SEQ STEPS]` (default: small 16 128 6);
+//! `python3 benches/torch_reference.py` runs the same model and shapes in PyTorch eager. Prints
+//! figures; asserts nothing about speed.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use encoderlab::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
+use encoderlab::objectives::{clm_batch, loss, mlm_batch, MaskTokens, MaskingConfig};
+use encoderlab::rng::{below, seeded};
+use encoderlab::train::{AdamW, OptimConfig};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Training FLOPs of one token: 6 per weight used in a matmul (embedding lookups excluded) plus
+/// attention's score and value products (forward 4·T·H per layer, ×3 with backward).
+fn flops_per_token(cfg: &ModelConfig, t: usize) -> f64 {
+    // every parameter but the input embedding (a lookup) and the norm weights; a tied head
+    // still multiplies by the embedding
+    let lookup = if cfg.tie_word_embeddings {
+        0
+    } else {
+        cfg.vocab_size * cfg.hidden_size
+    };
+    let norms = cfg.hidden_size * (2 * cfg.num_hidden_layers + 1);
+    let weights = (cfg.num_parameters() - lookup - norms) as f64;
+    6.0 * weights + 12.0 * (cfg.num_hidden_layers * t * cfg.hidden_size) as f64
+}
+
+fn main() -> anyhow::Result<()> {
+    encoderlab::alloc::keep_freed_memory();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let preset = args.first().map_or("small", String::as_str);
+    let batch: usize = args.get(1).map_or(Ok(16), |a| a.parse())?;
+    let seq: usize = args.get(2).map_or(Ok(128), |a| a.parse())?;
+    let steps: usize = args.get(3).map_or(Ok(6), |a| a.parse())?;
+    let dev = Device::Cpu;
+    let threads = candle_core::utils::get_num_threads();
+
+    // the practical peak: a 1024³ f32 matmul
+    let a = Tensor::ones((1024, 1024), DType::F32, &dev)?;
+    let _ = a.matmul(&a)?;
+    let t = Instant::now();
+    for _ in 0..10 {
+        let _ = a.matmul(&a)?;
+    }
+    let peak = 10.0 * 2.0 * 1024f64.powi(3) / t.elapsed().as_secs_f64() / 1e9;
+
+    let cfg = ModelConfig::preset(preset)?;
+    let map = init_weights(&cfg, &mut seeded(0, 1), &dev)?;
+    let model = LanguageModel::new(&cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+    let mut opt = AdamW::new(sorted_vars(&map)?, &OptimConfig::default())?;
+    let mut rng = seeded(0, 2);
+    let blocks: Vec<Vec<u32>> = (0..batch)
+        .map(|_| {
+            (0..seq)
+                .map(|_| 4 + below(&mut rng, cfg.vocab_size as u64 - 4) as u32)
+                .collect()
+        })
+        .collect();
+    let tokens = MaskTokens {
+        mask_id: 3,
+        special: vec![0, 1, 2, 3],
+        vocab_size: cfg.vocab_size as u32,
+    };
+    println!(
+        "{preset}: {:.1} M parameters, batch {batch} x {seq} tokens, {threads} threads; f32 matmul 1024^3: {peak:.0} GFLOP/s",
+        cfg.num_parameters() as f64 / 1e6
+    );
+    for (name, batch) in [
+        ("clm", clm_batch(&blocks)),
+        (
+            "mlm",
+            mlm_batch(&blocks, 0.4, &MaskingConfig::default(), &tokens, &mut rng),
+        ),
+    ] {
+        let mut times = Vec::new();
+        for step in 0..steps + 1 {
+            let t = Instant::now();
+            let l = loss(&model, &batch, &dev, true)?;
+            let grads = opt.grads(&l.backward()?)?;
+            let norm = AdamW::grad_norm(&grads)?;
+            opt.step(&grads, norm, 1e-4)?;
+            if step > 0 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        let median = times[times.len() / 2];
+        let tok_s = (batch.shape.0 * seq) as f64 / median;
+        let gflops = tok_s * flops_per_token(&cfg, seq) / 1e9;
+        println!(
+            "  {name}: step {:.0} ms (median of {steps}), {tok_s:.0} tokens/s, {gflops:.1} GFLOP/s = {:.0} % of the matmul peak",
+            median * 1e3,
+            100.0 * gflops / peak
+        );
+    }
+    Ok(())
+}

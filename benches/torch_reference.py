@@ -1,0 +1,127 @@
+"""The same pretraining step as `cargo bench --bench pretrain` in PyTorch eager on CPU: the same
+Llama/EuroBERT model (RMSNorm, half-split RoPE, GQA, SwiGLU, untied head), shapes, thread count
+and AdamW, f32 and bf16 autocast. Prints tokens/s and GFLOP/s with the same FLOP count.
+
+    pip install torch   # CPU wheels are enough
+    python3 benches/torch_reference.py [PRESET BATCH SEQ STEPS] [--threads N]
+"""
+import math, statistics, sys, time
+
+import torch
+
+PRESETS = {  # vocab, hidden, layers, heads, kv heads, inner
+    "tiny": (256, 64, 2, 4, 2, 128),
+    "small": (8192, 256, 4, 4, 2, 768),
+    "210m": (128256, 768, 12, 12, 12, 3072),
+}
+
+
+class Model(torch.nn.Module):
+    def __init__(self, V, H, L, NH, NKV, I, T):
+        super().__init__()
+        self.V, self.H, self.NH, self.NKV, self.HD = V, H, NH, NKV, H // NH
+        self.embed = torch.nn.Embedding(V, H)
+        self.layers = torch.nn.ModuleList()
+        for _ in range(L):
+            layer = torch.nn.Module()
+            layer.n1, layer.n2 = torch.nn.Parameter(torch.ones(H)), torch.nn.Parameter(torch.ones(H))
+            layer.q = torch.nn.Linear(H, NH * self.HD, bias=False)
+            layer.k = torch.nn.Linear(H, NKV * self.HD, bias=False)
+            layer.v = torch.nn.Linear(H, NKV * self.HD, bias=False)
+            layer.o = torch.nn.Linear(NH * self.HD, H, bias=False)
+            layer.gate = torch.nn.Linear(H, I, bias=False)
+            layer.up = torch.nn.Linear(H, I, bias=False)
+            layer.down = torch.nn.Linear(I, H, bias=False)
+            self.layers.append(layer)
+        self.norm = torch.nn.Parameter(torch.ones(H))
+        self.head = torch.nn.Linear(H, V, bias=False)
+        for p in self.parameters():
+            if p.dim() > 1:
+                torch.nn.init.normal_(p, std=0.02)
+        inv = 1.0 / (10000.0 ** (torch.arange(0, self.HD, 2).float() / self.HD))
+        ang = torch.outer(torch.arange(T).float(), inv)
+        emb = torch.cat([ang, ang], -1)
+        self.register_buffer("cos", emb.cos())
+        self.register_buffer("sin", emb.sin())
+
+    @staticmethod
+    def rms(x, w):
+        xf = x.float()
+        return w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5)).to(x.dtype)
+
+    def rot(self, x):
+        h = self.HD // 2
+        return torch.cat([-x[..., h:], x[..., :h]], -1)
+
+    def forward(self, ids, causal):
+        B, T = ids.shape
+        x = self.embed(ids)
+        for l in self.layers:
+            h = self.rms(x, l.n1)
+            q = l.q(h).view(B, T, self.NH, self.HD).transpose(1, 2)
+            k = l.k(h).view(B, T, self.NKV, self.HD).transpose(1, 2)
+            v = l.v(h).view(B, T, self.NKV, self.HD).transpose(1, 2)
+            q, k = q * self.cos + self.rot(q) * self.sin, k * self.cos + self.rot(k) * self.sin
+            k, v = k.repeat_interleave(self.NH // self.NKV, 1), v.repeat_interleave(self.NH // self.NKV, 1)
+            s = q @ k.transpose(-1, -2) / math.sqrt(self.HD)
+            if causal:
+                s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+            x = x + l.o((s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, self.H))
+            h = self.rms(x, l.n2)
+            x = x + l.down(torch.nn.functional.silu(l.gate(h)) * l.up(h))
+        return self.head(self.rms(x, self.norm))
+
+
+def flops_per_token(model, V, H, L, T):
+    weights = sum(p.numel() for p in model.parameters()) - V * H - H * (2 * L + 1)
+    return 6 * weights + 12 * L * T * H
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
+    if "--threads" in sys.argv:
+        args.remove(str(threads))
+    preset = args[0] if args else "small"
+    B, T, steps = (int(args[1]), int(args[2]), int(args[3])) if len(args) > 3 else (16, 128, 6)
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    V, H, L, NH, NKV, I = PRESETS[preset]
+    a = torch.ones(1024, 1024)
+    a @ a
+    t = time.perf_counter()
+    for _ in range(10):
+        a @ a
+    peak = 10 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9
+    model = Model(V, H, L, NH, NKV, I, T)
+    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() == 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-4, betas=(0.9, 0.95), eps=1e-5)
+    ids = torch.randint(4, V, (B, T))
+    targets = torch.randint(4, V, (B, T))
+    fpt = flops_per_token(model, V, H, L, T)
+    print(f"{preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, batch {B} x {T} tokens, "
+          f"{threads} threads, torch {torch.__version__}; f32 matmul 1024^3: {peak:.0f} GFLOP/s")
+    for name, causal, dtype in [("clm f32", True, None), ("mlm f32", False, None), ("clm bf16 autocast", True, torch.bfloat16)]:
+        times = []
+        for step in range(steps + 1):
+            t = time.perf_counter()
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                logits = model(ids, causal)
+            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, V), targets.view(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if step > 0:
+                times.append(time.perf_counter() - t)
+        med = statistics.median(times)
+        tok_s = B * T / med
+        gflops = tok_s * fpt / 1e9
+        print(f"  {name}: step {med * 1e3:.0f} ms (median of {steps}), {tok_s:.0f} tokens/s, "
+              f"{gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f} % of the matmul peak")
+
+
+if __name__ == "__main__":
+    main()
