@@ -321,3 +321,63 @@ fn hf_config_json_round_trip() -> anyhow::Result<()> {
     assert!(e.contains("config.json") && e.contains("num_attention_heads"), "{e}");
     Ok(())
 }
+
+/// The fused CPU kernels compute what the composed ops compute, forward and backward: for each,
+/// y = f(x) and the gradient of Σ y·c (c fixed) agree to 1e-5 on random input.
+#[test]
+fn fused_kernels_match_the_composed_ops_forward_and_backward() -> anyhow::Result<()> {
+    use encoderlab::model::fused::*;
+    use encoderlab::model::rope::RotaryEmbedding;
+    let dev = Device::Cpu;
+    let rand = |shape: &[usize], seed: u64, scale: f64| -> anyhow::Result<Tensor> {
+        Ok(encoderlab::model::init::normal_tensor(
+            shape,
+            scale,
+            &mut seeded(seed, 0),
+            &dev,
+        )?)
+    };
+    let rope_tables = RotaryEmbedding::new(16, 32, 10_000.0, &dev)?;
+    let (cos, sin) = rope_tables.tables();
+    type Op<'a> = Box<dyn Fn(&Tensor) -> candle_core::Result<Tensor> + 'a>;
+    let cases: Vec<(&str, Vec<usize>, Op, Op)> = vec![
+        (
+            "softmax",
+            vec![3, 4, 9, 9],
+            Box::new(softmax_last_dim),
+            Box::new(softmax_composed),
+        ),
+        (
+            "rms_normalize",
+            vec![2, 7, 24],
+            Box::new(|x| rms_normalize(x, 1e-5)),
+            Box::new(|x| rms_normalize_composed(x, 1e-5)),
+        ),
+        (
+            "rope",
+            vec![2, 3, 11, 16],
+            Box::new(|x| rope_tables.apply(x)),
+            Box::new(|x| rope_composed(x, cos, sin)),
+        ),
+    ];
+    for (name, shape, fused, composed) in cases {
+        let x = Var::from_tensor(&rand(&shape, 1, 2.0)?)?;
+        let c = rand(&shape, 2, 1.0)?;
+        let mut outs = Vec::new();
+        for f in [&fused, &composed] {
+            let y = f(x.as_tensor())?;
+            let grads = (&y * &c)?.sum_all()?.backward()?;
+            let g = grads.get(x.as_tensor()).expect("a gradient").clone();
+            outs.push((y.flatten_all()?.to_vec1::<f32>()?, g.flatten_all()?.to_vec1::<f32>()?));
+        }
+        for (what, a, b) in [
+            ("forward", &outs[0].0, &outs[1].0),
+            ("backward", &outs[0].1, &outs[1].1),
+        ] {
+            let worst = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "{name} {what}: differs by {worst}");
+            assert!(a.iter().any(|v| v.abs() > 1e-3), "{name} {what}: not trivially zero");
+        }
+    }
+    Ok(())
+}

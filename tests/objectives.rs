@@ -139,3 +139,39 @@ fn masking_configuration_errors_name_the_field() {
     };
     assert!(bad.validate().unwrap_err().to_string().contains("masking.eval_ratio"));
 }
+
+/// The fused cross entropy equals the composed one, forward and backward.
+#[test]
+fn fused_cross_entropy_matches_the_composed_one() -> anyhow::Result<()> {
+    use candle_core::Var;
+    use encoderlab::objectives::loss::row_loss_composed;
+    let dev = Device::Cpu;
+    let logits = encoderlab::model::init::normal_tensor(&[13, 37], 3.0, &mut seeded(5, 0), &dev)?;
+    let targets = Tensor::new(&[1u32, 36, 0, 5, 5, 9, 12, 30, 2, 3, 4, 7, 8], &dev)?;
+    let weights = Tensor::new(&[1f32, 1., 0., 1., 1., 0., 1., 1., 1., 0., 1., 1., 1.], &dev)?;
+    let x = Var::from_tensor(&logits)?;
+    let fused = masked_cross_entropy(x.as_tensor(), &targets, &weights)?;
+    let g_fused = fused
+        .backward()?
+        .get(x.as_tensor())
+        .unwrap()
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let composed = (row_loss_composed(x.as_tensor(), &targets, &weights)?.sum_all()? / 10.0)?;
+    let g_composed = composed
+        .backward()?
+        .get(x.as_tensor())
+        .unwrap()
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    assert!((fused.to_scalar::<f32>()? - composed.to_scalar::<f32>()?).abs() < 1e-5);
+    let worst = g_fused
+        .iter()
+        .zip(&g_composed)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-6, "gradients differ by {worst}");
+    // ignored rows get no gradient
+    assert!(g_fused[2 * 37..3 * 37].iter().all(|v| *v == 0.0));
+    Ok(())
+}

@@ -170,7 +170,7 @@ fn adamw_with_clipping_and_a_no_decay_group_matches_pytorch() -> anyhow::Result<
     // the state round trip: save, restore into a fresh optimizer, same next update
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("optimizer.safetensors");
-    candle_core::safetensors::save(&opt.state(), &path)?;
+    candle_core::safetensors::save(&opt.state()?, &path)?;
     let w2 = Var::from_tensor(&w.as_tensor().copy()?)?;
     let n2 = Var::from_tensor(&n.as_tensor().copy()?)?;
     let mut restored = AdamW::new(

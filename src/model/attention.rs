@@ -2,7 +2,7 @@
 //! additive bias and knows nothing about objectives.
 // B = batch, T = seq len, H = hidden, nh = query heads, nkv = key/value heads, hd = head dim
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::config::ModelConfig;
@@ -55,7 +55,7 @@ impl Attention {
         if let Some(bias) = bias {
             scores = scores.broadcast_add(bias)?;
         }
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let weights = super::fused::softmax_last_dim(&scores)?;
         let y = weights.matmul(&v)?; // (B, nh, T, hd)
         let y = y.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
         self.o_proj.forward(&y)

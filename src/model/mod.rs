@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod block;
 pub mod config;
+pub mod fused;
 pub mod init;
 pub mod mask;
 pub mod mlp;

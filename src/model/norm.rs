@@ -1,7 +1,8 @@
-//! RMSNorm computed in f32 whatever the input dtype, from differentiable ops (candle's fused
-//! `rms_norm` has no backward on contiguous input). Mirrors `LlamaRMSNorm`.
+//! RMSNorm computed in f32 whatever the input dtype, with a backward (candle's fused `rms_norm`
+//! has none on contiguous input): our fused kernel on CPU, composed ops elsewhere. Mirrors
+//! `LlamaRMSNorm`.
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 
 /// x / sqrt(mean(x²) + ε) · weight.
 #[derive(Debug, Clone)]
@@ -22,10 +23,7 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dtype = x.dtype();
-        let x = x.to_dtype(DType::F32)?;
-        let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let x = x.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
-        x.to_dtype(dtype)?.broadcast_mul(&self.weight.to_dtype(dtype)?)
+        let normalized = super::fused::rms_normalize(x, self.eps)?;
+        normalized.broadcast_mul(&self.weight.to_dtype(x.dtype())?)
     }
 }

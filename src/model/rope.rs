@@ -2,13 +2,16 @@
 //! dimension i pairs with i + d/2. Written with differentiable ops (candle's fused `rope` has no
 //! backward). Mirrors `apply_rotary_pos_emb` in transformers' `modeling_llama.py`.
 
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor};
+
+use super::fused::{rope, RopeTables};
 
 /// cos and sin tables of shape (max positions, head dim), built once.
 #[derive(Debug, Clone)]
 pub struct RotaryEmbedding {
     cos: Tensor,
     sin: Tensor,
+    tables: RopeTables,
 }
 
 impl RotaryEmbedding {
@@ -31,20 +34,20 @@ impl RotaryEmbedding {
             }
         }
         Ok(Self {
-            cos: Tensor::from_vec(cos, (max_positions, head_dim), device)?,
-            sin: Tensor::from_vec(sin, (max_positions, head_dim), device)?,
+            cos: Tensor::from_slice(&cos, (max_positions, head_dim), device)?,
+            sin: Tensor::from_slice(&sin, (max_positions, head_dim), device)?,
+            tables: RopeTables::new(cos, sin, head_dim),
         })
     }
 
     /// Rotates `x` of shape (B, heads, T, head dim) by the angles of positions `0..T`.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, _, t, d) = x.dims4()?;
-        let cos = self.cos.narrow(0, 0, t)?.to_dtype(x.dtype())?;
-        let sin = self.sin.narrow(0, 0, t)?.to_dtype(x.dtype())?;
-        let x1 = x.narrow(D::Minus1, 0, d / 2)?;
-        let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
-        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-        x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+        rope(x, &self.tables, &self.cos, &self.sin)
+    }
+
+    /// The cos and sin tables as tensors (positions × head dim).
+    pub fn tables(&self) -> (&Tensor, &Tensor) {
+        (&self.cos, &self.sin)
     }
 
     /// The dtype of the tables.

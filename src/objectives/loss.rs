@@ -1,7 +1,12 @@
 //! Cross entropy with ignored positions (candle-nn has no ignore index): a weight per position,
-//! 0 for ignored ones; the loss is the weighted mean of −log p(target).
+//! 0 for ignored ones; the loss is the weighted mean of −log p(target). On contiguous f32 CPU
+//! logits a fused kernel computes it in one pass over the (N, V) logits and its backward in one
+//! more (softmax − one-hot, scaled), instead of the half-dozen passes of a composed log-softmax.
 
-use candle_core::{DType, Result, Tensor, D};
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
 
 /// Mean of −log softmax(logits)[target] over the positions of weight 1.
 ///
@@ -10,7 +15,7 @@ use candle_core::{DType, Result, Tensor, D};
 /// → scalar. With no position of weight 1 the loss is 0 (still connected to the graph, so every
 /// weight gets a zero gradient rather than none).
 pub fn masked_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
-    let (n, _) = logits.dims2()?;
+    let (n, v) = logits.dims2()?;
     if targets.dims1()? != n || weights.dims1()? != n {
         candle_core::bail!(
             "logits for {n} positions, targets {:?}, weights {:?}",
@@ -18,8 +23,107 @@ pub fn masked_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor)
             weights.shape()
         );
     }
+    let count = f64::from(weights.sum_all()?.to_scalar::<f32>()?.max(1.0));
+    let per_row = if logits.device().is_cpu() && logits.dtype() == DType::F32 && logits.is_contiguous() {
+        let targets: Vec<u32> = targets.to_vec1()?;
+        if let Some(bad) = targets.iter().find(|t| **t as usize >= v) {
+            candle_core::bail!("target id {bad} outside the vocabulary of {v}");
+        }
+        logits.apply_op1(RowLoss {
+            targets: Arc::new(targets),
+            weights: Arc::new(weights.to_dtype(DType::F32)?.to_vec1()?),
+        })?
+    } else {
+        row_loss_composed(logits, targets, weights)?
+    };
+    per_row.sum_all()? / count
+}
+
+/// The composed path: w · (−log softmax(logits)[target]) per row.
+pub fn row_loss_composed(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
     let log_probs = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
     let picked = log_probs.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?; // (N)
-    let count = weights.sum_all()?.to_scalar::<f32>()?.max(1.0);
-    (picked * weights)?.sum_all()?.neg()? / f64::from(count)
+    (picked * weights.to_dtype(DType::F32)?)?.neg()
+}
+
+fn rows<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("fused cross entropy: contiguous f32 CPU logits expected"),
+    }
+}
+
+/// log Σ exp(row), stably.
+fn logsumexp(row: &[f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    max + row.iter().map(|x| (x - max).exp()).sum::<f32>().ln()
+}
+
+/// Per row: w · (logsumexp(x) − x[target]).
+struct RowLoss {
+    targets: Arc<Vec<u32>>,
+    weights: Arc<Vec<f32>>,
+}
+
+impl CustomOp1 for RowLoss {
+    fn name(&self) -> &'static str {
+        "fused-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = rows(s, l)?;
+        let v = l.dims()[1];
+        let out: Vec<f32> = x
+            .par_chunks(v)
+            .enumerate()
+            .map(|(i, row)| {
+                let w = self.weights[i];
+                if w == 0.0 {
+                    0.0
+                } else {
+                    w * (logsumexp(row) - row[self.targets[i] as usize])
+                }
+            })
+            .collect();
+        Ok((CpuStorage::F32(out), Shape::from(l.dims()[0])))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let back = RowLossGrad {
+            targets: self.targets.clone(),
+            weights: self.weights.clone(),
+        };
+        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &back)?))
+    }
+}
+
+/// d loss / d logits = g · w · (softmax(x) − one_hot(target)).
+struct RowLossGrad {
+    targets: Arc<Vec<u32>>,
+    weights: Arc<Vec<f32>>,
+}
+
+impl CustomOp2 for RowLossGrad {
+    fn name(&self) -> &'static str {
+        "fused-cross-entropy-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, g) = (rows(s1, l1)?, rows(s2, l2)?);
+        let v = l1.dims()[1];
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(v).enumerate().for_each(|(i, o)| {
+            let scale = g[i] * self.weights[i];
+            if scale == 0.0 {
+                return;
+            }
+            let row = &x[i * v..(i + 1) * v];
+            let lse = logsumexp(row);
+            for (o, x) in o.iter_mut().zip(row) {
+                *o = scale * (x - lse).exp();
+            }
+            o[self.targets[i] as usize] -= scale;
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
 }

@@ -62,7 +62,7 @@ pub fn save_checkpoint(
     let stage = StagingDir::create(dir)?;
     let p = stage.path();
     candle_core::safetensors::save(&weights(map)?, p.join("model.safetensors"))?;
-    candle_core::safetensors::save(&optimizer.state(), p.join("optimizer.safetensors"))?;
+    candle_core::safetensors::save(&optimizer.state()?, p.join("optimizer.safetensors"))?;
     save_json(&model.to_hf_json(), &p.join("config.json"))?;
     let tok = std::fs::read(tokenizer).at(tokenizer)?;
     write_atomic(p.join("tokenizer.json"), &tok)?;

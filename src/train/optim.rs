@@ -104,12 +104,33 @@ impl OptimConfig {
     }
 }
 
+/// The moments of one parameter: plain vectors updated in one fused loop for f32 CPU
+/// parameters, tensors (composed ops) elsewhere.
+enum Moments {
+    Host { m: Vec<f32>, v: Vec<f32> },
+    Device { m: Tensor, v: Tensor },
+}
+
 struct Slot {
     name: String,
     var: Var,
-    m: Tensor,
-    v: Tensor,
+    moments: Moments,
     decay: bool,
+}
+
+fn zero_moments(var: &Var) -> Result<Moments> {
+    let t = var.as_tensor();
+    Ok(if t.device().is_cpu() && t.dtype() == DType::F32 {
+        Moments::Host {
+            m: vec![0.0; t.elem_count()],
+            v: vec![0.0; t.elem_count()],
+        }
+    } else {
+        Moments::Device {
+            m: t.zeros_like()?,
+            v: t.zeros_like()?,
+        }
+    })
 }
 
 /// AdamW over named variables.
@@ -129,11 +150,9 @@ impl AdamW {
         let slots = vars
             .into_iter()
             .map(|(name, var)| {
-                let zeros = var.as_tensor().zeros_like()?;
                 Ok(Slot {
                     decay: cfg.decays(&name),
-                    m: zeros.clone(),
-                    v: zeros,
+                    moments: zero_moments(&var)?,
                     name,
                     var,
                 })
@@ -198,17 +217,39 @@ impl AdamW {
         self.step += 1;
         let t = self.step as i32;
         let (bc1, bc2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
+        let wd = if c.weight_decay > 0.0 { lr * c.weight_decay } else { 0.0 };
         for (slot, g) in self.slots.iter_mut().zip(&grads.0) {
-            let g = if scale == 1.0 { g.clone() } else { (g * scale)? };
-            slot.m = ((&slot.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
-            slot.v = ((&slot.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let mut theta = slot.var.as_tensor().clone();
-            if slot.decay && c.weight_decay > 0.0 {
-                theta = (theta * (1.0 - lr * c.weight_decay))?;
+            let decay = if slot.decay { wd } else { 0.0 };
+            match &mut slot.moments {
+                Moments::Host { m, v } => {
+                    let mut theta: Vec<f32> = slot.var.as_tensor().flatten_all()?.to_vec1()?;
+                    let g: Vec<f32> = g.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+                    let (b1, b2, eps) = (c.beta1 as f32, c.beta2 as f32, c.eps as f32);
+                    let (keep, step, sqrt_bc2) = ((1.0 - decay) as f32, (lr / bc1) as f32, bc2.sqrt() as f32);
+                    let scale = scale as f32;
+                    for i in 0..theta.len() {
+                        let gi = g[i] * scale;
+                        m[i] = m[i] * b1 + gi * (1.0 - b1);
+                        v[i] = v[i] * b2 + gi * gi * (1.0 - b2);
+                        let denom = v[i].sqrt() / sqrt_bc2 + eps;
+                        theta[i] = theta[i] * keep - m[i] / denom * step;
+                    }
+                    let shape = slot.var.as_tensor().shape().clone();
+                    slot.var.set(&Tensor::from_vec(theta, shape, slot.var.device())?)?;
+                }
+                Moments::Device { m, v } => {
+                    let g = if scale == 1.0 { g.clone() } else { (g * scale)? };
+                    *m = ((&*m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+                    *v = ((&*v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+                    let mut theta = slot.var.as_tensor().clone();
+                    if decay > 0.0 {
+                        theta = (theta * (1.0 - decay))?;
+                    }
+                    let denom = ((v.sqrt()? / bc2.sqrt())? + c.eps)?;
+                    let update = ((&*m / denom)? * (lr / bc1))?;
+                    slot.var.set(&(theta - update)?)?;
+                }
             }
-            let denom = ((slot.v.sqrt()? / bc2.sqrt())? + c.eps)?;
-            let update = ((&slot.m / denom)? * (lr / bc1))?;
-            slot.var.set(&(theta - update)?)?;
         }
         Ok(())
     }
@@ -216,41 +257,57 @@ impl AdamW {
     /// Zeroes the moments and the step count (a phase switch with `reset_optimizer`).
     pub fn reset(&mut self) -> Result<()> {
         for slot in &mut self.slots {
-            slot.m = slot.m.zeros_like()?;
-            slot.v = slot.v.zeros_like()?;
+            slot.moments = zero_moments(&slot.var)?;
         }
         self.step = 0;
         Ok(())
     }
 
     /// The moments as named tensors (`{name}.exp_avg`, `{name}.exp_avg_sq`).
-    pub fn state(&self) -> HashMap<String, Tensor> {
+    pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for s in &self.slots {
-            out.insert(format!("{}.exp_avg", s.name), s.m.clone());
-            out.insert(format!("{}.exp_avg_sq", s.name), s.v.clone());
+            let t = s.var.as_tensor();
+            let (m, v) = match &s.moments {
+                Moments::Host { m, v } => (
+                    Tensor::from_slice(m, t.shape(), t.device())?,
+                    Tensor::from_slice(v, t.shape(), t.device())?,
+                ),
+                Moments::Device { m, v } => (m.clone(), v.clone()),
+            };
+            out.insert(format!("{}.exp_avg", s.name), m);
+            out.insert(format!("{}.exp_avg_sq", s.name), v);
         }
-        out
+        Ok(out)
     }
 
     /// Restores the moments saved by [`AdamW::state`] from `path` and the step count.
     pub fn load_state(&mut self, path: &Path, step: usize, device: &Device) -> Result<()> {
         let tensors = candle_core::safetensors::load(path, device)?;
         for s in &mut self.slots {
-            for (suffix, target) in [("exp_avg", &mut s.m), ("exp_avg_sq", &mut s.v)] {
+            let mut loaded = Vec::new();
+            for suffix in ["exp_avg", "exp_avg_sq"] {
                 let key = format!("{}.{suffix}", s.name);
                 let t = tensors.get(&key).ok_or_else(|| {
                     Error::data(path, 0, format!("no tensor `{key}`: not this model's optimizer state"))
                 })?;
-                if t.shape() != target.shape() {
+                if t.shape() != s.var.shape() {
                     return Err(Error::data(
                         path,
                         0,
-                        format!("`{key}` has shape {:?}, the model {:?}", t.shape(), target.shape()),
+                        format!("`{key}` has shape {:?}, the model {:?}", t.shape(), s.var.shape()),
                     ));
                 }
-                *target = t.clone();
+                loaded.push(t.clone());
             }
+            let (m, v) = (loaded.remove(0), loaded.remove(0));
+            s.moments = match s.moments {
+                Moments::Host { .. } => Moments::Host {
+                    m: m.flatten_all()?.to_vec1()?,
+                    v: v.flatten_all()?.to_vec1()?,
+                },
+                Moments::Device { .. } => Moments::Device { m, v },
+            };
         }
         self.step = step;
         Ok(())

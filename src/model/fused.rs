@@ -1,0 +1,283 @@
+//! Fused CPU kernels, with their backward, for the non-matmul ops that dominate a CPU training
+//! step when composed from candle's elementwise ops (one buffer and one pass per op): softmax
+//! over the last dimension, RMS normalisation and rotary embeddings. Each one runs on
+//! contiguous f32 CPU tensors, row-parallel; anything else (GPU, bf16, strided input) takes
+//! the composed path, which computes the same function. Tests compare both paths, forward and
+//! backward.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+/// The rows of a contiguous f32 CPU tensor, or `None` (use the composed path).
+fn rows<'a>(storage: &'a CpuStorage, layout: &Layout) -> Option<&'a [f32]> {
+    match storage {
+        CpuStorage::F32(v) => layout.contiguous_offsets().map(|(a, b)| &v[a..b]),
+        _ => None,
+    }
+}
+
+fn fused_ok(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous()
+}
+
+fn need<'a>(slice: Option<&'a [f32]>, op: &str) -> Result<&'a [f32]> {
+    slice.ok_or_else(|| candle_core::Error::Msg(format!("{op}: contiguous f32 CPU input expected")))
+}
+
+/// Rows of width `width` processed in parallel, `f(input row, output row)`.
+fn map_rows(x: &[f32], width: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(width.max(1) * 64)
+        .zip(x.par_chunks(width.max(1) * 64))
+        .for_each(|(o, i)| {
+            for (orow, irow) in o.chunks_mut(width).zip(i.chunks(width)) {
+                f(irow, orow);
+            }
+        });
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// softmax
+
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "fused-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = need(rows(s, l), self.name())?;
+        let w = l.dims().last().copied().unwrap_or(1);
+        let out = map_rows(x, w, |i, o| {
+            let max = i.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for (oj, &ij) in o.iter_mut().zip(i) {
+                *oj = (ij - max).exp();
+                sum += *oj;
+            }
+            let inv = 1.0 / sum;
+            o.iter_mut().for_each(|v| *v *= inv);
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(res.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?))
+    }
+}
+
+/// dx = y · (dy − Σ dy·y), row by row.
+struct SoftmaxGrad;
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "fused-softmax-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, dy) = (need(rows(s1, l1), self.name())?, need(rows(s2, l2), self.name())?);
+        let w = l1.dims().last().copied().unwrap_or(1);
+        let mut out = vec![0f32; y.len()];
+        out.par_chunks_mut(w * 64)
+            .zip(y.par_chunks(w * 64).zip(dy.par_chunks(w * 64)))
+            .for_each(|(o, (y, dy))| {
+                for ((o, y), dy) in o.chunks_mut(w).zip(y.chunks(w)).zip(dy.chunks(w)) {
+                    let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
+                    for ((o, y), dy) in o.iter_mut().zip(y).zip(dy) {
+                        *o = y * (dy - dot);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// Softmax over the last dimension (differentiable).
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if fused_ok(x) {
+        x.apply_op1(Softmax)
+    } else {
+        softmax_composed(x)
+    }
+}
+
+/// The composed path of [`softmax_last_dim`] (any device and dtype).
+pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(x, D::Minus1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMS normalisation (without the weight): x / sqrt(mean(x²) + ε)
+
+struct RmsNormalize {
+    eps: f32,
+}
+
+impl CustomOp1 for RmsNormalize {
+    fn name(&self) -> &'static str {
+        "fused-rms-normalize"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = need(rows(s, l), self.name())?;
+        let w = l.dims().last().copied().unwrap_or(1);
+        let eps = self.eps;
+        let out = map_rows(x, w, |i, o| {
+            let ms = i.iter().map(|v| v * v).sum::<f32>() / w as f32;
+            let r = 1.0 / (ms + eps).sqrt();
+            for (o, i) in o.iter_mut().zip(i) {
+                *o = i * r;
+            }
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &RmsNormalizeGrad { eps: self.eps },
+        )?))
+    }
+}
+
+/// dx = r · (dy − x̂ · mean(dy · x̂)), x̂ = x·r, r = 1/sqrt(mean(x²) + ε).
+struct RmsNormalizeGrad {
+    eps: f32,
+}
+
+impl CustomOp2 for RmsNormalizeGrad {
+    fn name(&self) -> &'static str {
+        "fused-rms-normalize-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, dy) = (need(rows(s1, l1), self.name())?, need(rows(s2, l2), self.name())?);
+        let w = l1.dims().last().copied().unwrap_or(1);
+        let eps = self.eps;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(w * 64)
+            .zip(x.par_chunks(w * 64).zip(dy.par_chunks(w * 64)))
+            .for_each(|(o, (x, dy))| {
+                for ((o, x), dy) in o.chunks_mut(w).zip(x.chunks(w)).zip(dy.chunks(w)) {
+                    let ms = x.iter().map(|v| v * v).sum::<f32>() / w as f32;
+                    let r = 1.0 / (ms + eps).sqrt();
+                    let dot = x.iter().zip(dy).map(|(a, b)| a * r * b).sum::<f32>() / w as f32;
+                    for ((o, x), dy) in o.iter_mut().zip(x).zip(dy) {
+                        *o = r * (dy - x * r * dot);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// x / sqrt(mean(x², last dim) + ε), computed in f32 (differentiable).
+pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    if fused_ok(x) {
+        x.apply_op1(RmsNormalize { eps: eps as f32 })
+    } else {
+        rms_normalize_composed(x, eps)
+    }
+}
+
+/// The composed path of [`rms_normalize`].
+pub fn rms_normalize_composed(x: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(ms + eps)?.sqrt()?)?.to_dtype(dtype)
+}
+
+// ---------------------------------------------------------------------------------------------
+// rotary embeddings, half-split pairing: y = x·cos + rotate_half(x)·sin
+
+/// cos and sin tables (positions × head dim), shared by the ops of a model.
+#[derive(Debug, Clone)]
+pub struct RopeTables {
+    cos: Arc<Vec<f32>>,
+    sin: Arc<Vec<f32>>,
+    head_dim: usize,
+}
+
+impl RopeTables {
+    /// Tables of `positions` rows of `head_dim` values.
+    pub fn new(cos: Vec<f32>, sin: Vec<f32>, head_dim: usize) -> Self {
+        Self {
+            cos: Arc::new(cos),
+            sin: Arc::new(sin),
+            head_dim,
+        }
+    }
+}
+
+struct Rope {
+    tables: RopeTables,
+    /// +1: rotate by the angles; −1: by their opposite (the backward).
+    sign: f32,
+}
+
+impl CustomOp1 for Rope {
+    fn name(&self) -> &'static str {
+        "fused-rope"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = need(rows(s, l), self.name())?;
+        let dims = l.dims();
+        let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        if d != self.tables.head_dim || t * d > self.tables.cos.len() {
+            candle_core::bail!("rope: input (…, {t}, {d}) does not fit the tables");
+        }
+        let (cos, sin, sign, half) = (&self.tables.cos, &self.tables.sin, self.sign, d / 2);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).for_each(|(o, x)| {
+            for p in 0..t {
+                let (c, s) = (&cos[p * d..(p + 1) * d], &sin[p * d..(p + 1) * d]);
+                let (xr, or) = (&x[p * d..(p + 1) * d], &mut o[p * d..(p + 1) * d]);
+                for j in 0..half {
+                    // rotate_half(x)[j] = −x[j + half]; rotate_half(x)[j + half] = x[j]
+                    or[j] = xr[j] * c[j] - sign * xr[j + half] * s[j];
+                    or[j + half] = xr[j + half] * c[j + half] + sign * xr[j] * s[j + half];
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // a rotation's transpose is the rotation by the opposite angles
+        let back = Rope {
+            tables: self.tables.clone(),
+            sign: -self.sign,
+        };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&back)?))
+    }
+}
+
+/// Rotates `x` (…, T, head dim) by the angles of positions 0..T (differentiable); `cos`/`sin`
+/// are the tensors of the same tables, for the composed path.
+pub fn rope(x: &Tensor, tables: &RopeTables, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if fused_ok(x) {
+        return x.apply_op1(Rope {
+            tables: tables.clone(),
+            sign: 1.0,
+        });
+    }
+    rope_composed(x, cos, sin)
+}
+
+/// The composed path of [`rope`].
+pub fn rope_composed(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let t = x.dim(D::Minus2)?;
+    let cos = cos.narrow(0, 0, t)?.to_dtype(x.dtype())?;
+    let sin = sin.narrow(0, 0, t)?.to_dtype(x.dtype())?;
+    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+}
