@@ -175,3 +175,64 @@ fn fused_cross_entropy_matches_the_composed_one() -> anyhow::Result<()> {
     assert!(g_fused[2 * 37..3 * 37].iter().all(|v| *v == 0.0));
     Ok(())
 }
+
+/// The training loss (scored rows only, LM head in chunks) equals the dense computation: all
+/// logits, then the weighted cross entropy; gradients too.
+#[test]
+fn sparse_chunked_loss_equals_the_dense_one() -> anyhow::Result<()> {
+    use candle_nn::VarBuilder;
+    use encoderlab::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
+    use encoderlab::objectives::loss_in_chunks;
+    let dev = Device::Cpu;
+    let cfg = ModelConfig::tiny();
+    let map = init_weights(&cfg, &mut seeded(1, 1), &dev)?;
+    let model = LanguageModel::new(&cfg, VarBuilder::from_varmap(&map, candle_core::DType::F32, &dev))?;
+    let blocks: Vec<Vec<u32>> = (0..3)
+        .map(|b| (0..20).map(|i| 4 + ((b * 13 + i * 5) % 250) as u32).collect())
+        .collect();
+    let embed = sorted_vars(&map)?
+        .into_iter()
+        .find(|(n, _)| n == "lm_head.weight")
+        .unwrap()
+        .1;
+    for batch in [
+        clm_batch(&blocks),
+        mlm_batch(&blocks, 0.3, &MaskingConfig::default(), &tokens(), &mut seeded(2, 0)),
+    ] {
+        let (b, t) = batch.shape;
+        let inputs = Tensor::from_slice(&batch.inputs, (b, t), &dev)?;
+        let logits = model.forward_t(&inputs, None, batch.mode, true)?.flatten_to(1)?;
+        let dense = masked_cross_entropy(
+            &logits,
+            &Tensor::from_slice(&batch.targets, b * t, &dev)?,
+            &Tensor::from_slice(&batch.weights, b * t, &dev)?,
+        )?;
+        let g_dense = dense
+            .backward()?
+            .get(embed.as_tensor())
+            .unwrap()
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        for chunk in [7, 1000] {
+            let l = loss_in_chunks(&model, &batch, &dev, true, chunk)?;
+            assert!(
+                (l.to_scalar::<f32>()? - dense.to_scalar::<f32>()?).abs() < 1e-5,
+                "{:?} chunk {chunk}",
+                batch.mode
+            );
+            let g = l
+                .backward()?
+                .get(embed.as_tensor())
+                .unwrap()
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let worst = g.iter().zip(&g_dense).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(
+                worst < 1e-6,
+                "{:?} chunk {chunk}: head gradient differs by {worst}",
+                batch.mode
+            );
+        }
+    }
+    Ok(())
+}

@@ -106,4 +106,9 @@ impl LanguageModel {
         let hidden = self.model.forward_t(input_ids, padding, mode, train)?;
         self.lm_head.forward(&hidden)
     }
+
+    /// The LM head alone: hidden states (…, H) → logits (…, V).
+    pub fn head(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(hidden)
+    }
 }

@@ -66,12 +66,61 @@ impl TrainBatch {
     }
 }
 
-/// The mean loss of `model` on `batch` (scalar tensor), with the batch's attention mode.
+/// Logits computed at once (rows × V floats, 128 MiB in f32): bounds the memory of the LM head
+/// and of its gradient with a large vocabulary (Llama-3's 128,256 ids: 261 rows at a time).
+const HEAD_CHUNK_FLOATS: usize = 1 << 25;
+
+/// The mean loss of `model` on `batch` (scalar tensor), with the batch's attention mode. Only
+/// the scored positions go through the LM head when they are few (an MLM batch at 40 % computes
+/// 40 % of the logits), in chunks of rows.
 pub fn loss(model: &LanguageModel, batch: &TrainBatch, device: &Device, train: bool) -> Result<Tensor> {
+    let chunk = (HEAD_CHUNK_FLOATS / model.config.vocab_size).max(1);
+    loss_in_chunks(model, batch, device, train, chunk)
+}
+
+/// [`loss`] with the LM head run over `chunk` rows at a time.
+pub fn loss_in_chunks(
+    model: &LanguageModel,
+    batch: &TrainBatch,
+    device: &Device,
+    train: bool,
+    chunk: usize,
+) -> Result<Tensor> {
+    let chunk = chunk.max(1);
     let (b, t) = batch.shape;
     let inputs = Tensor::from_slice(&batch.inputs, (b, t), device)?;
-    let logits = model.forward_t(&inputs, None, batch.mode, train)?; // (B, T, V)
-    let targets = Tensor::from_slice(&batch.targets, b * t, device)?;
-    let weights = Tensor::from_slice(&batch.weights, b * t, device)?;
-    masked_cross_entropy(&logits.flatten_to(1)?, &targets, &weights)
+    let hidden = model.model.forward_t(&inputs, None, batch.mode, train)?.flatten_to(1)?; // (B·T, H)
+    let scored: Vec<u32> = (0..b * t)
+        .filter(|&i| batch.weights[i] > 0.0)
+        .map(|i| i as u32)
+        .collect();
+    if scored.is_empty() {
+        // nothing to predict: a zero loss that still reaches every weight
+        return model.head(&hidden.narrow(0, 0, 1)?)?.sum_all()? * 0.0;
+    }
+    // mostly scored (CLM): every row, ignored ones weighted 0; sparse (MLM): the scored rows
+    let (hidden, targets, weights) = if scored.len() * 10 >= b * t * 9 {
+        (hidden, batch.targets.clone(), batch.weights.clone())
+    } else {
+        let rows = Tensor::from_slice(&scored, scored.len(), device)?;
+        let targets = scored.iter().map(|&i| batch.targets[i as usize]).collect();
+        (hidden.index_select(&rows, 0)?, targets, vec![1f32; scored.len()])
+    };
+    let mut total: Option<Tensor> = None;
+    for start in (0..targets.len()).step_by(chunk) {
+        let n = chunk.min(targets.len() - start);
+        let logits = model.head(&hidden.narrow(0, start, n)?)?;
+        let w = Tensor::from_slice(&weights[start..start + n], n, device)?;
+        let scored_here = f64::from(weights[start..start + n].iter().sum::<f32>());
+        let part = masked_cross_entropy(&logits, &Tensor::from_slice(&targets[start..start + n], n, device)?, &w)?;
+        let part = (part * scored_here.max(1.0))?; // back to a sum
+        total = Some(match total {
+            Some(t) => (t + part)?,
+            None => part,
+        });
+    }
+    match total {
+        Some(t) => t / scored.len() as f64,
+        None => candle_core::bail!("no scored position"),
+    }
 }

@@ -63,7 +63,7 @@ pub struct StepMetrics {
     pub grad_norm: f64,
     /// Tokens consumed so far.
     pub tokens_seen: u64,
-    /// Training throughput of the step.
+    /// Training throughput of the step (evaluation excluded).
     pub tokens_per_s: f64,
 }
 
@@ -333,6 +333,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         opt.step(&grads, norm, lr)?;
         step += 1;
         tokens_seen += per_step;
+        let tokens_per_s = per_step as f64 / t0.elapsed().as_secs_f64();
 
         let evaluate_now = step % cfg.train.eval_every_steps == 0 || step == total;
         let (eval_clm, eval_mlm) = if evaluate_now {
@@ -351,7 +352,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
             lr,
             grad_norm: norm,
             tokens_seen,
-            tokens_per_s: per_step as f64 / t0.elapsed().as_secs_f64(),
+            tokens_per_s,
         };
         let line = serde_json::to_string(&record).map_err(|e| Error::data(&metrics_path, 0, e.to_string()))?;
         writeln!(metrics_file, "{line}").at(&metrics_path)?;
