@@ -276,7 +276,10 @@ fn continued_pretraining_starts_from_trained_weights() -> anyhow::Result<()> {
         ],
     )?;
     let e = pretrain(&wide, &RunOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("train.init_from"), "{e}");
+    assert!(
+        e.to_string().contains("train.init_from") && e.to_string().contains("hidden_size: 128 here, 64 there"),
+        "{e}"
+    );
     Ok(())
 }
 

@@ -203,9 +203,26 @@ fn starting_weights(
         let mut ours = model_cfg.clone();
         ours.attention = theirs.attention;
         if theirs != ours {
+            let (a, b) = (ours.to_hf_json(), theirs.to_hf_json());
+            let differing: Vec<String> = a
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, v)| b.get(k.as_str()) != Some(v))
+                .map(|(k, v)| {
+                    format!(
+                        "{k}: {v} here, {} there",
+                        b.get(k.as_str()).unwrap_or(&serde_json::Value::Null)
+                    )
+                })
+                .collect();
             return Err(Error::config(
                 "train.init_from",
-                format!("{}: its architecture differs from the configured model", dir.display()),
+                format!(
+                    "{}: its architecture differs from the configured model ({}); set [model] to match",
+                    dir.display(),
+                    differing.join("; ")
+                ),
             ));
         }
         load_weights(dir, &map, dev)?;
