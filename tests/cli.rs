@@ -155,6 +155,9 @@ schedule = { kind = "cosine" }
             .count(),
         4
     );
+    // a fresh start over a run that has checkpoints is refused, naming the way to resume
+    let o = encoderlab(&["pretrain", "--config", "pre.toml"], d);
+    fails_with(&o, "--resume runs/cli/checkpoints/step-0000004");
     // overrides are checked like the file
     let o = encoderlab(&["pretrain", "--config", "pre.toml", "--set", "model.hiden_size=3"], d);
     fails_with(&o, "model.hiden_size");

@@ -21,7 +21,7 @@ use crate::rng::seeded;
 use crate::schedule::{lr_at, phase_at, phase_start};
 use crate::tokenizer::TextTokenizer;
 use crate::train::checkpoint::{
-    checkpoint_dir, load_state, load_weights, prune_checkpoints, save_checkpoint, TrainerState,
+    checkpoint_dir, list_checkpoints, load_state, load_weights, prune_checkpoints, save_checkpoint, TrainerState,
 };
 use crate::train::config::PretrainConfig;
 use crate::train::AdamW;
@@ -260,6 +260,17 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
             Some(state)
         }
         None => {
+            let existing = list_checkpoints(&run_dir)?;
+            if let Some(last) = existing.last() {
+                return Err(Error::config(
+                    "name",
+                    format!(
+                        "{} already holds checkpoints (the last at step {last}): resume with --resume {}, or choose another name",
+                        run_dir.display(),
+                        checkpoint_dir(&run_dir, *last).display()
+                    ),
+                ));
+            }
             truncate_metrics(&metrics_path, 0)?;
             None
         }
