@@ -39,6 +39,20 @@ fn map_rows(x: &[f32], width: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> V
     out
 }
 
+/// Rows of two same-shaped inputs processed in parallel, `f(a row, b row, output row)`.
+fn map_rows2(a: &[f32], b: &[f32], width: usize, f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync) -> Vec<f32> {
+    let block = width.max(1) * 64;
+    let mut out = vec![0f32; a.len()];
+    out.par_chunks_mut(block)
+        .zip(a.par_chunks(block).zip(b.par_chunks(block)))
+        .for_each(|(o, (a, b))| {
+            for ((o, a), b) in o.chunks_mut(width).zip(a.chunks(width)).zip(b.chunks(width)) {
+                f(a, b, o);
+            }
+        });
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // softmax
 
@@ -81,17 +95,12 @@ impl CustomOp2 for SoftmaxGrad {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (y, dy) = (need(rows(s1, l1), self.name())?, need(rows(s2, l2), self.name())?);
         let w = l1.dims().last().copied().unwrap_or(1);
-        let mut out = vec![0f32; y.len()];
-        out.par_chunks_mut(w * 64)
-            .zip(y.par_chunks(w * 64).zip(dy.par_chunks(w * 64)))
-            .for_each(|(o, (y, dy))| {
-                for ((o, y), dy) in o.chunks_mut(w).zip(y.chunks(w)).zip(dy.chunks(w)) {
-                    let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
-                    for ((o, y), dy) in o.iter_mut().zip(y).zip(dy) {
-                        *o = y * (dy - dot);
-                    }
-                }
-            });
+        let out = map_rows2(y, dy, w, |y, dy, o| {
+            let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
+            for ((o, y), dy) in o.iter_mut().zip(y).zip(dy) {
+                *o = y * (dy - dot);
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -158,19 +167,14 @@ impl CustomOp2 for RmsNormalizeGrad {
         let (x, dy) = (need(rows(s1, l1), self.name())?, need(rows(s2, l2), self.name())?);
         let w = l1.dims().last().copied().unwrap_or(1);
         let eps = self.eps;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(w * 64)
-            .zip(x.par_chunks(w * 64).zip(dy.par_chunks(w * 64)))
-            .for_each(|(o, (x, dy))| {
-                for ((o, x), dy) in o.chunks_mut(w).zip(x.chunks(w)).zip(dy.chunks(w)) {
-                    let ms = x.iter().map(|v| v * v).sum::<f32>() / w as f32;
-                    let r = 1.0 / (ms + eps).sqrt();
-                    let dot = x.iter().zip(dy).map(|(a, b)| a * r * b).sum::<f32>() / w as f32;
-                    for ((o, x), dy) in o.iter_mut().zip(x).zip(dy) {
-                        *o = r * (dy - x * r * dot);
-                    }
-                }
-            });
+        let out = map_rows2(x, dy, w, |x, dy, o| {
+            let ms = x.iter().map(|v| v * v).sum::<f32>() / w as f32;
+            let r = 1.0 / (ms + eps).sqrt();
+            let dot = x.iter().zip(dy).map(|(a, b)| a * r * b).sum::<f32>() / w as f32;
+            for ((o, x), dy) in o.iter_mut().zip(x).zip(dy) {
+                *o = r * (dy - x * r * dot);
+            }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
