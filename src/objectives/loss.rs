@@ -15,6 +15,13 @@ use rayon::prelude::*;
 /// → scalar. With no position of weight 1 the loss is 0 (still connected to the graph, so every
 /// weight gets a zero gradient rather than none).
 pub fn masked_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    let count = f64::from(weights.sum_all()?.to_scalar::<f32>()?.max(1.0));
+    summed_cross_entropy(logits, targets, weights)? / count
+}
+
+/// Σ w · (−log softmax(logits)[target]) over the rows (the numerator of
+/// [`masked_cross_entropy`]), fused on contiguous f32 CPU logits.
+pub fn summed_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
     let (n, v) = logits.dims2()?;
     if targets.dims1()? != n || weights.dims1()? != n {
         candle_core::bail!(
@@ -23,7 +30,6 @@ pub fn masked_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor)
             weights.shape()
         );
     }
-    let count = f64::from(weights.sum_all()?.to_scalar::<f32>()?.max(1.0));
     let per_row = if logits.device().is_cpu() && logits.dtype() == DType::F32 && logits.is_contiguous() {
         let targets: Vec<u32> = targets.to_vec1()?;
         if let Some(bad) = targets.iter().find(|t| **t as usize >= v) {
@@ -36,7 +42,7 @@ pub fn masked_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor)
     } else {
         row_loss_composed(logits, targets, weights)?
     };
-    per_row.sum_all()? / count
+    per_row.sum_all()
 }
 
 /// The composed path: w · (−log softmax(logits)[target]) per row.

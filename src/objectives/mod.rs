@@ -9,7 +9,7 @@ use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use clm::clm_batch;
-pub use loss::masked_cross_entropy;
+pub use loss::{masked_cross_entropy, summed_cross_entropy};
 pub use mlm::{mlm_batch, mlm_eval_batch, MaskTokens, MaskingConfig};
 
 use crate::model::{AttentionMode, LanguageModel};
@@ -111,9 +111,7 @@ pub fn loss_in_chunks(
         let n = chunk.min(targets.len() - start);
         let logits = model.head(&hidden.narrow(0, start, n)?)?;
         let w = Tensor::from_slice(&weights[start..start + n], n, device)?;
-        let scored_here = f64::from(weights[start..start + n].iter().sum::<f32>());
-        let part = masked_cross_entropy(&logits, &Tensor::from_slice(&targets[start..start + n], n, device)?, &w)?;
-        let part = (part * scored_here.max(1.0))?; // back to a sum
+        let part = summed_cross_entropy(&logits, &Tensor::from_slice(&targets[start..start + n], n, device)?, &w)?;
         total = Some(match total {
             Some(t) => (t + part)?,
             None => part,

@@ -166,9 +166,8 @@ impl PretrainConfig {
             }
             None => toml::Table::new(),
         };
-        if self.model.preset.is_some() || !self.model.overrides.contains_key("vocab_size") {
-            table.insert("vocab_size".into(), toml::Value::Integer(tokenizer_vocab as i64));
-        }
+        // the tokenizer's size unless an override sets it
+        table.insert("vocab_size".into(), toml::Value::Integer(tokenizer_vocab as i64));
         for (k, v) in &self.model.overrides {
             table.insert(k.clone(), v.clone());
         }
