@@ -1,6 +1,7 @@
 //! One full pretraining step (forward, backward, AdamW) of a preset at fixed shapes, timed:
 //! tokens/s and achieved GFLOP/s, beside a large f32 matmul on the same threads (the practical
-//! peak). `cargo bench --bench pretrain [-- PRESET BATCH SEQ STEPS]` (default: small 16 128 6);
+//! peak). `cargo bench --bench pretrain [-- PRESET BATCH SEQ STEPS OBJECTIVES]` (default: small 16 128
+//! 6 clm,mlm);
 //! `python3 benches/torch_reference.py` runs the same model and shapes in PyTorch eager. Prints
 //! figures; asserts nothing about speed.
 
@@ -31,6 +32,13 @@ fn flops_per_token(cfg: &ModelConfig, t: usize) -> f64 {
     6.0 * weights + 12.0 * (cfg.num_hidden_layers * t * cfg.hidden_size) as f64
 }
 
+/// The median of column `k`.
+fn median_of(times: &[[f64; 4]], k: usize) -> f64 {
+    let mut v: Vec<f64> = times.iter().map(|t| t[k]).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
 fn main() -> anyhow::Result<()> {
     encoderlab::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -38,6 +46,7 @@ fn main() -> anyhow::Result<()> {
     let batch: usize = args.get(1).map_or(Ok(16), |a| a.parse())?;
     let seq: usize = args.get(2).map_or(Ok(128), |a| a.parse())?;
     let steps: usize = args.get(3).map_or(Ok(6), |a| a.parse())?;
+    let objectives = args.get(4).map_or("clm,mlm", String::as_str);
     let dev = Device::Cpu;
     let threads = candle_core::utils::get_num_threads();
 
@@ -78,25 +87,37 @@ fn main() -> anyhow::Result<()> {
             mlm_batch(&blocks, 0.4, &MaskingConfig::default(), &tokens, &mut rng),
         ),
     ] {
+        if !objectives.split(',').any(|o| o == name) {
+            continue;
+        }
+        // (step, forward, backward, optimizer) seconds
         let mut times = Vec::new();
         for step in 0..steps + 1 {
             let t = Instant::now();
             let l = loss(&model, &batch, &dev, true)?;
+            let forward = t.elapsed().as_secs_f64();
             let grads = opt.grads(&l.backward()?)?;
+            let backward = t.elapsed().as_secs_f64() - forward;
             let norm = AdamW::grad_norm(&grads)?;
             opt.step(&grads, norm, 1e-4)?;
+            let total = t.elapsed().as_secs_f64();
             if step > 0 {
-                times.push(t.elapsed().as_secs_f64());
+                times.push([total, forward, backward, total - forward - backward]);
             }
         }
-        times.sort_by(|a, b| a.total_cmp(b));
-        let median = times[times.len() / 2];
+        let median = median_of(&times, 0);
         let tok_s = (batch.shape.0 * seq) as f64 / median;
         let gflops = tok_s * flops_per_token(&cfg, seq) / 1e9;
         println!(
             "  {name}: step {:.0} ms (median of {steps}), {tok_s:.0} tokens/s, {gflops:.1} GFLOP/s = {:.0} % of the matmul peak",
             median * 1e3,
             100.0 * gflops / peak
+        );
+        println!(
+            "       forward {:.0} ms, backward {:.0} ms, optimizer {:.0} ms (medians)",
+            median_of(&times, 1) * 1e3,
+            median_of(&times, 2) * 1e3,
+            median_of(&times, 3) * 1e3
         );
     }
     Ok(())

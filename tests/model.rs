@@ -381,3 +381,149 @@ fn fused_kernels_match_the_composed_ops_forward_and_backward() -> anyhow::Result
     }
     Ok(())
 }
+
+/// The fused CPU attention computes what the composed ops compute, forward and backward (the
+/// gradients of q, k and v), with grouped-query heads, in both modes, with and without padding.
+#[test]
+fn fused_attention_matches_the_composed_ops_forward_and_backward() -> anyhow::Result<()> {
+    use encoderlab::model::attention::attend_composed;
+    use encoderlab::model::fused_attention::{fused_attention, AttentionSpec};
+    use encoderlab::model::mask::AttentionMask;
+    use encoderlab::model::rope::RotaryEmbedding;
+    let dev = Device::Cpu;
+    let (b, t, nh, nkv, hd) = (2, 11, 4, 2, 16);
+    let rand = |shape: &[usize], seed: u64| -> anyhow::Result<Tensor> {
+        Ok(encoderlab::model::init::normal_tensor(
+            shape,
+            1.0,
+            &mut seeded(seed, 0),
+            &dev,
+        )?)
+    };
+    let rope = RotaryEmbedding::new(hd, 32, 10_000.0, &dev)?;
+    // the second sequence ends in three padding tokens
+    let keep: Vec<u32> = (0..b * t).map(|i| u32::from(i < t || i % t < t - 3)).collect();
+    let padding = Tensor::from_vec(keep, (b, t), &dev)?;
+    let c = rand(&[b, t, nh * hd], 4)?;
+    for mode in [AttentionMode::Causal, AttentionMode::Bidirectional] {
+        for pad in [None, Some(&padding)] {
+            let mask = AttentionMask::new(mode, pad, t, &dev)?;
+            let spec = AttentionSpec {
+                heads: nh,
+                kv_heads: nkv,
+                head_dim: hd,
+                causal: mask.causal,
+                key_bias: mask.key_bias.clone(),
+                tables: rope.fused_tables().clone(),
+            };
+            let q = Var::from_tensor(&rand(&[b, t, nh * hd], 1)?)?;
+            let k = Var::from_tensor(&rand(&[b, t, nkv * hd], 2)?)?;
+            let v = Var::from_tensor(&rand(&[b, t, nkv * hd], 3)?)?;
+            let mut outs = Vec::new();
+            for fused in [true, false] {
+                let y = if fused {
+                    fused_attention(&q, &k, &v, &spec)?
+                } else {
+                    attend_composed(&q, &k, &v, (nh, nkv), &rope, mask.bias.as_ref())?
+                };
+                let grads = (&y * &c)?.sum_all()?.backward()?;
+                let mut out = vec![y.flatten_all()?.to_vec1::<f32>()?];
+                for x in [&q, &k, &v] {
+                    out.push(grads.get(x.as_tensor()).expect("a gradient").flatten_all()?.to_vec1()?);
+                }
+                outs.push(out);
+            }
+            for (what, (a, b)) in ["y", "dq", "dk", "dv"].iter().zip(outs[0].iter().zip(&outs[1])) {
+                let worst = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                assert!(
+                    worst < 1e-5,
+                    "{mode:?} padding {}: {what} differs by {worst}",
+                    pad.is_some()
+                );
+                assert!(a.iter().any(|v| v.abs() > 1e-3), "{what}: not trivially zero");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fused two-input CPU kernels (RMSNorm with its weight, SwiGLU's gate) compute what the
+/// composed ops compute, forward and backward (both inputs' gradients), to 1e-5.
+#[test]
+fn fused_norm_and_swiglu_match_the_composed_ops() -> anyhow::Result<()> {
+    use encoderlab::model::fused_norm::{rms_norm, rms_norm_composed};
+    use encoderlab::model::fused_swiglu::{swiglu, swiglu_composed};
+    let dev = Device::Cpu;
+    let rand = |shape: &[usize], seed: u64| -> anyhow::Result<Var> {
+        Ok(Var::from_tensor(&encoderlab::model::init::normal_tensor(
+            shape,
+            1.5,
+            &mut seeded(seed, 0),
+            &dev,
+        )?)?)
+    };
+    type Op2<'a> = Box<dyn Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor> + 'a>;
+    // 150 rows: more than two of the norm's 64-row blocks, the last one partial
+    type Case<'a> = (&'a str, Vec<usize>, Vec<usize>, Op2<'a>, Op2<'a>);
+    let cases: Vec<Case> = vec![
+        (
+            "rms_norm",
+            vec![3, 50, 24],
+            vec![24],
+            Box::new(|x, w| rms_norm(x, w, 1e-5)),
+            Box::new(|x, w| rms_norm_composed(x, w, 1e-5)),
+        ),
+        (
+            "swiglu",
+            vec![2, 7, 40],
+            vec![2, 7, 40],
+            Box::new(swiglu),
+            Box::new(swiglu_composed),
+        ),
+    ];
+    for (name, shape_a, shape_b, fused, composed) in cases {
+        let (a, b) = (rand(&shape_a, 1)?, rand(&shape_b, 2)?);
+        let c = rand(&shape_a, 3)?;
+        let mut outs = Vec::new();
+        for f in [&fused, &composed] {
+            let y = f(a.as_tensor(), b.as_tensor())?;
+            let grads = (&y * c.as_tensor())?.sum_all()?.backward()?;
+            let mut out = vec![y.flatten_all()?.to_vec1::<f32>()?];
+            for x in [&a, &b] {
+                out.push(grads.get(x.as_tensor()).expect("a gradient").flatten_all()?.to_vec1()?);
+            }
+            outs.push(out);
+        }
+        for (what, (p, q)) in ["forward", "grad a", "grad b"].iter().zip(outs[0].iter().zip(&outs[1])) {
+            let worst = p.iter().zip(q).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let size = q.iter().map(|v| v.abs()).fold(1f32, f32::max);
+            assert!(worst < 1e-5 * size, "{name} {what}: differs by {worst}");
+            assert!(p.iter().any(|v| v.abs() > 1e-3), "{name} {what}: trivially zero");
+        }
+    }
+    Ok(())
+}
+
+/// The kernels' vectorisable exp stays within 2e-7 (relative) of the exact value over the
+/// range softmax and sigmoid use, gives exactly 0 far below it, and propagates NaN; the slice
+/// form agrees with the scalar one bit for bit (whatever vector width the CPU runs).
+#[test]
+fn vectorised_exp_is_accurate_and_propagates_nan() {
+    use encoderlab::model::vmath;
+    let mut worst = 0f64;
+    for i in 0..=200_000 {
+        let x = -87.0 + 175.0 * f64::from(i) / 200_000.0;
+        let got = f64::from(vmath::exp(x as f32));
+        let want = (f64::from(x as f32)).exp();
+        worst = worst.max(((got - want) / want).abs());
+    }
+    assert!(worst < 2e-7, "relative error {worst}");
+    assert_eq!(vmath::exp(-1e9), 0.0);
+    assert_eq!(vmath::exp(0.0), 1.0);
+    assert!(vmath::exp(f32::NAN).is_nan());
+    assert!(vmath::exp(1e9).is_finite());
+    let mut row: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin() * 5.0).collect();
+    let scalar: Vec<f32> = row.iter().map(|v| vmath::exp(v - 1.5)).collect();
+    vmath::exp_shift_sum(&mut row, 1.5);
+    assert_eq!(row, scalar);
+}

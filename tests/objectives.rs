@@ -236,3 +236,54 @@ fn sparse_chunked_loss_equals_the_dense_one() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The fused head + cross entropy computes what `hidden · Wᵀ` then the cross entropy of the
+/// composed ops computes: the summed loss and the gradients of the hidden states and of W (with
+/// ignored rows), and a second backward over the same graph (which recomputes the softmax the
+/// first one consumed) gives the same gradients.
+#[test]
+fn fused_head_cross_entropy_matches_the_composed_head_and_loss() -> anyhow::Result<()> {
+    use candle_core::Var;
+    use encoderlab::objectives::fused_head_cross_entropy;
+    use encoderlab::objectives::loss::row_loss_composed;
+    let dev = Device::Cpu;
+    let (n, h, v) = (13, 16, 37);
+    let rand = |shape: &[usize], seed: u64| -> anyhow::Result<Tensor> {
+        Ok(encoderlab::model::init::normal_tensor(
+            shape,
+            1.0,
+            &mut seeded(seed, 0),
+            &dev,
+        )?)
+    };
+    let hidden = Var::from_tensor(&rand(&[n, h], 1)?)?;
+    let weight = Var::from_tensor(&rand(&[v, h], 2)?)?;
+    let targets: Vec<u32> = (0..n as u32).map(|i| (i * 11 + 5) % v as u32).collect();
+    let weights: Vec<f32> = (0..n).map(|i| if i % 4 == 3 { 0.0 } else { 1.0 }).collect();
+    let fused = fused_head_cross_entropy(&hidden, &weight, &targets, &weights)?;
+    let logits = hidden.matmul(&weight.t()?)?;
+    let composed = row_loss_composed(
+        &logits,
+        &Tensor::new(targets.as_slice(), &dev)?,
+        &Tensor::new(weights.as_slice(), &dev)?,
+    )?
+    .sum_all()?;
+    let close = |a: &Tensor, b: &Tensor, what: &str| -> anyhow::Result<()> {
+        let (a, b) = (a.flatten_all()?.to_vec1::<f32>()?, b.flatten_all()?.to_vec1::<f32>()?);
+        let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{what} differs by {worst}");
+        assert!(a.iter().any(|x| x.abs() > 1e-3), "{what}: trivially zero");
+        Ok(())
+    };
+    close(&fused, &composed, "loss")?;
+    let (gf, gc) = ((&fused * 0.5)?.backward()?, (&composed * 0.5)?.backward()?);
+    for (x, what) in [(&hidden, "d hidden"), (&weight, "d W")] {
+        close(gf.get(x).expect("grad"), gc.get(x).expect("grad"), what)?;
+    }
+    let again = (&fused * 0.5)?.backward()?;
+    assert_eq!(
+        again.get(&weight).expect("grad").flatten_all()?.to_vec1::<f32>()?,
+        gf.get(&weight).expect("grad").flatten_all()?.to_vec1::<f32>()?
+    );
+    Ok(())
+}

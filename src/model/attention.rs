@@ -1,11 +1,14 @@
 //! Grouped-query self-attention without biases (HF `LlamaAttention`). It takes the prepared
-//! additive bias and knows nothing about objectives.
+//! mask and knows nothing about objectives. Contiguous f32 CPU input runs the fused kernel of
+//! `fused_attention.rs`; anything else the composed ops.
 // B = batch, T = seq len, H = hidden, nh = query heads, nkv = key/value heads, hd = head dim
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::config::ModelConfig;
+use super::fused_attention::{fused_attention, AttentionSpec};
+use super::mask::AttentionMask;
 use super::rope::RotaryEmbedding;
 
 /// q/k/v/o projections of one block.
@@ -40,26 +43,59 @@ impl Attention {
     }
 
     /// # Shapes
-    /// `x`: (B, T, H); `bias`: (B or 1, 1, T, T) or none → (B, T, H).
-    pub fn forward(&self, x: &Tensor, rope: &RotaryEmbedding, bias: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let split = |y: Tensor, n: usize| y.reshape((b, t, n, self.head_dim))?.transpose(1, 2)?.contiguous();
-        let q = split(self.q_proj.forward(x)?, self.heads)?; // (B, nh, T, hd)
-        let k = split(self.k_proj.forward(x)?, self.kv_heads)?; // (B, nkv, T, hd)
-        let v = split(self.v_proj.forward(x)?, self.kv_heads)?;
-        let q = rope.apply(&q)?;
-        let k = repeat_kv(rope.apply(&k)?, self.heads / self.kv_heads)?; // (B, nh, T, hd)
-        let v = repeat_kv(v, self.heads / self.kv_heads)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?; // (B, nh, T, T)
-        if let Some(bias) = bias {
-            scores = scores.broadcast_add(bias)?;
-        }
-        let weights = super::fused::softmax_last_dim(&scores)?;
-        let y = weights.matmul(&v)?; // (B, nh, T, hd)
-        let y = y.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+    /// `x`: (B, T, H) → (B, T, H).
+    pub fn forward(&self, x: &Tensor, rope: &RotaryEmbedding, mask: &AttentionMask) -> Result<Tensor> {
+        let q = self.q_proj.forward(x)?; // (B, T, nh·hd)
+        let k = self.k_proj.forward(x)?; // (B, T, nkv·hd)
+        let v = self.v_proj.forward(x)?;
+        let fused = [&q, &k, &v]
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous());
+        let y = if fused {
+            let spec = AttentionSpec {
+                heads: self.heads,
+                kv_heads: self.kv_heads,
+                head_dim: self.head_dim,
+                causal: mask.causal,
+                key_bias: mask.key_bias.clone(),
+                tables: rope.fused_tables().clone(),
+            };
+            fused_attention(&q, &k, &v, &spec)?
+        } else {
+            attend_composed(&q, &k, &v, (self.heads, self.kv_heads), rope, mask.bias.as_ref())?
+        };
         self.o_proj.forward(&y)
     }
+}
+
+/// Attention from projections composed of candle ops (any device and dtype), the function
+/// [`fused_attention`] computes. `heads`: (query heads, key/value heads).
+///
+/// # Shapes
+/// `q`: (B, T, nh·hd); `k`, `v`: (B, T, nkv·hd); `bias`: (B or 1, 1, T, T) → (B, T, nh·hd).
+pub fn attend_composed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: (usize, usize),
+    rope: &RotaryEmbedding,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, t, w) = q.dims3()?;
+    let (nh, nkv) = heads;
+    let hd = w / nh;
+    let split = |y: &Tensor, n: usize| y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous();
+    let q = rope.apply(&split(q, nh)?)?; // (B, nh, T, hd)
+    let k = repeat_kv(rope.apply(&split(k, nkv)?)?, nh / nkv)?; // (B, nh, T, hd)
+    let v = repeat_kv(split(v, nkv)?, nh / nkv)?;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let mut scores = (q.matmul(&k.t()?)? * scale)?; // (B, nh, T, T)
+    if let Some(bias) = bias {
+        scores = scores.broadcast_add(bias)?;
+    }
+    let weights = super::fused::softmax_last_dim(&scores)?;
+    let y = weights.matmul(&v)?; // (B, nh, T, hd)
+    y.transpose(1, 2)?.reshape((b, t, w))
 }
 
 /// Each key/value head repeated for the `n` query heads of its group: (B, nkv, T, hd) →

@@ -5,6 +5,7 @@ use candle_nn::VarBuilder;
 
 use super::attention::Attention;
 use super::config::ModelConfig;
+use super::mask::AttentionMask;
 use super::mlp::Mlp;
 use super::norm::RmsNorm;
 use super::rope::RotaryEmbedding;
@@ -32,8 +33,8 @@ impl Block {
 
     /// # Shapes
     /// `x`: (B, T, H) → (B, T, H).
-    pub fn forward(&self, x: &Tensor, rope: &RotaryEmbedding, bias: Option<&Tensor>) -> Result<Tensor> {
-        let x = (x + self.self_attn.forward(&self.input_layernorm.forward(x)?, rope, bias)?)?;
+    pub fn forward(&self, x: &Tensor, rope: &RotaryEmbedding, mask: &AttentionMask) -> Result<Tensor> {
+        let x = (x + self.self_attn.forward(&self.input_layernorm.forward(x)?, rope, mask)?)?;
         &x + self.mlp.forward(&self.post_attention_layernorm.forward(&x)?)?
     }
 }

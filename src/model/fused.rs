@@ -67,14 +67,8 @@ impl CustomOp1 for Softmax {
         let x = need(rows(s, l), self.name())?;
         let w = l.dims().last().copied().unwrap_or(1);
         let out = map_rows(x, w, |i, o| {
-            let max = i.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for (oj, &ij) in o.iter_mut().zip(i) {
-                *oj = (ij - max).exp();
-                sum += *oj;
-            }
-            let inv = 1.0 / sum;
-            o.iter_mut().for_each(|v| *v *= inv);
+            o.copy_from_slice(i);
+            super::vmath::softmax_in_place(o);
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -215,6 +209,16 @@ impl RopeTables {
             sin: Arc::new(sin),
             head_dim,
         }
+    }
+
+    /// The width of a head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// The cos and sin tables, positions × head dim, row-major.
+    pub fn cos_sin(&self) -> (&[f32], &[f32]) {
+        (&self.cos, &self.sin)
     }
 }
 

@@ -1,6 +1,8 @@
 //! The additive attention bias: the attention mode (causal or not) combined with a padding mask,
 //! in one convention: 0 where a query may attend to a key, a large negative number where not.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::config::AttentionMode;
@@ -8,6 +10,35 @@ use super::config::AttentionMode;
 /// Added to the scores of keys a query may not see: finite, so that a row never becomes NaN,
 /// and large enough that its softmax weight is exactly 0 in f32.
 pub const MASKED: f32 = -1e9;
+
+/// The mask of one forward, in the two forms the attention paths take.
+#[derive(Debug, Clone)]
+pub struct AttentionMask {
+    /// The additive bias tensor (composed path), as [`attention_bias`] gives it.
+    pub bias: Option<Tensor>,
+    /// Whether queries see only keys at or before their position.
+    pub causal: bool,
+    /// Padding as an additive bias per (sequence, key), B·T values (fused CPU path).
+    pub key_bias: Option<Arc<Vec<f32>>>,
+}
+
+impl AttentionMask {
+    /// The mask for `mode` and an optional padding mask (B, T), 1 = token, 0 = padding.
+    pub fn new(mode: AttentionMode, padding: Option<&Tensor>, t: usize, device: &Device) -> Result<Self> {
+        let key_bias = match padding {
+            Some(p) if device.is_cpu() => {
+                let keep: Vec<f32> = p.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+                Some(Arc::new(keep.iter().map(|k| (1.0 - k) * MASKED).collect()))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            bias: attention_bias(mode, padding, t, device)?,
+            causal: mode == AttentionMode::Causal,
+            key_bias,
+        })
+    }
+}
 
 /// The bias of shape (B or 1, 1, T, T) for `mode` and an optional padding mask (B, T) with 1 for
 /// tokens and 0 for padding (any dtype). `None` when nothing is masked.

@@ -5,12 +5,16 @@ pub mod attention;
 pub mod block;
 pub mod config;
 pub mod fused;
+pub mod fused_attention;
+pub mod fused_norm;
+pub mod fused_swiglu;
 pub mod init;
 pub mod mask;
 pub mod mlp;
 pub mod norm;
 pub mod rope;
 pub mod transformer;
+pub mod vmath;
 
 pub use config::{AttentionMode, ModelConfig};
 pub use init::{init_weights, parameter_shapes, sorted_vars};

@@ -23,7 +23,6 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let normalized = super::fused::rms_normalize(x, self.eps)?;
-        normalized.broadcast_mul(&self.weight.to_dtype(x.dtype())?)
+        super::fused_norm::rms_norm(x, &self.weight, self.eps)
     }
 }

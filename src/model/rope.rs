@@ -50,6 +50,11 @@ impl RotaryEmbedding {
         (&self.cos, &self.sin)
     }
 
+    /// The tables as the fused CPU kernels take them.
+    pub fn fused_tables(&self) -> &RopeTables {
+        &self.tables
+    }
+
     /// The dtype of the tables.
     pub fn dtype(&self) -> DType {
         self.cos.dtype()

@@ -8,7 +8,7 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 
 use super::block::Block;
 use super::config::{AttentionMode, ModelConfig};
-use super::mask::attention_bias;
+use super::mask::AttentionMask;
 use super::norm::RmsNorm;
 use super::rope::RotaryEmbedding;
 
@@ -59,10 +59,10 @@ impl Transformer {
         if t > self.max_positions {
             candle_core::bail!("sequence of {t} tokens, the model has {} positions", self.max_positions);
         }
-        let bias = attention_bias(mode, padding, t, input_ids.device())?;
+        let mask = AttentionMask::new(mode, padding, t, input_ids.device())?;
         let mut x = self.embed_tokens.forward(input_ids)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &self.rope, bias.as_ref())?;
+            x = layer.forward(&x, &self.rope, &mask)?;
         }
         self.norm.forward(&x)
     }
@@ -105,6 +105,11 @@ impl LanguageModel {
     ) -> Result<Tensor> {
         let hidden = self.model.forward_t(input_ids, padding, mode, train)?;
         self.lm_head.forward(&hidden)
+    }
+
+    /// The LM head's weight (V, H): the embedding matrix when tied.
+    pub fn head_weight(&self) -> &Tensor {
+        self.lm_head.weight()
     }
 
     /// The LM head alone: hidden states (…, H) → logits (…, V).

@@ -2,6 +2,7 @@
 //! weight per position and the attention mode), and [`loss`] scores a model on it.
 
 pub mod clm;
+pub mod fused_head;
 pub mod loss;
 pub mod mlm;
 
@@ -9,6 +10,7 @@ use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use clm::clm_batch;
+pub use fused_head::{fused_head_cross_entropy, fused_head_ok};
 pub use loss::{masked_cross_entropy, summed_cross_entropy};
 pub use mlm::{mlm_batch, mlm_eval_batch, MaskTokens, MaskingConfig};
 
@@ -109,9 +111,18 @@ pub fn loss_in_chunks(
     let mut total: Option<Tensor> = None;
     for start in (0..targets.len()).step_by(chunk) {
         let n = chunk.min(targets.len() - start);
-        let logits = model.head(&hidden.narrow(0, start, n)?)?;
-        let w = Tensor::from_slice(&weights[start..start + n], n, device)?;
-        let part = summed_cross_entropy(&logits, &Tensor::from_slice(&targets[start..start + n], n, device)?, &w)?;
+        let rows = hidden.narrow(0, start, n)?;
+        let (targets, weights) = (&targets[start..start + n], &weights[start..start + n]);
+        let part = if fused_head_ok(&rows, model.head_weight()) {
+            fused_head_cross_entropy(&rows, model.head_weight(), targets, weights)?
+        } else {
+            let logits = model.head(&rows)?;
+            let (t, w) = (
+                Tensor::from_slice(targets, n, device)?,
+                Tensor::from_slice(weights, n, device)?,
+            );
+            summed_cross_entropy(&logits, &t, &w)?
+        };
         total = Some(match total {
             Some(t) => (t + part)?,
             None => part,

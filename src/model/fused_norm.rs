@@ -1,0 +1,134 @@
+//! RMSNorm with its weight, x / sqrt(mean(x²) + ε) · w, fused on the CPU with its backward:
+//! the weight's gradient is summed over rows in fixed blocks of rows, combined in block order
+//! (so the thread count never changes a bit), instead of candle's broadcast product and its
+//! strided reduction. Other devices and dtypes take the composed ops (computed in f32);
+//! `tests/model.rs` compares the two.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Rows per parallel task.
+const ROWS: usize = 64;
+
+/// RMSNorm of `x` (…, W) with `weight` (W) (differentiable in both).
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let ok = [x, weight]
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous());
+    if ok && weight.dims1()? == x.dim(candle_core::D::Minus1)? {
+        x.apply_op2(weight, RmsNorm { eps: eps as f32 })
+    } else {
+        rms_norm_composed(x, weight, eps)
+    }
+}
+
+/// The composed path of [`rms_norm`].
+pub fn rms_norm_composed(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let normalized = super::fused::rms_normalize_composed(x, eps)?;
+    normalized.broadcast_mul(&weight.to_dtype(x.dtype())?)
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("fused rms norm: contiguous f32 CPU input expected"),
+    }
+}
+
+/// 1 / sqrt(mean(x²) + ε) of one row.
+fn inv_rms(x: &[f32], eps: f32) -> f32 {
+    1.0 / (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32 + eps).sqrt()
+}
+
+struct RmsNorm {
+    eps: f32,
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "fused-rms-norm"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
+        let width = w.len();
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(width * ROWS)
+            .zip(x.par_chunks(width * ROWS))
+            .for_each(|(o, x)| {
+                for (o, x) in o.chunks_mut(width).zip(x.chunks(width)) {
+                    let r = inv_rms(x, self.eps);
+                    for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
+                        *o = x * r * w;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let both = x.apply_op3_no_bwd(weight, &grad.contiguous()?, &RmsNormGrad { eps: self.eps })?;
+        let n = x.elem_count();
+        let dx = both.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dw = both.narrow(0, n, weight.elem_count())?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// [dx | dw], flat: with x̂ = x·r and dŷ = dy·w, dx = r · (dŷ − x̂ · mean(dŷ · x̂)) and
+/// dw = Σ_rows dy · x̂.
+struct RmsNormGrad {
+    eps: f32,
+}
+
+impl CustomOp3 for RmsNormGrad {
+    fn name(&self) -> &'static str {
+        "fused-rms-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let width = w.len();
+        let mut out = vec![0f32; x.len() + width];
+        let (dx, dw) = out.split_at_mut(x.len());
+        let partials: Vec<Vec<f32>> = dx
+            .par_chunks_mut(width * ROWS)
+            .zip(x.par_chunks(width * ROWS).zip(dy.par_chunks(width * ROWS)))
+            .map(|(dx, (x, dy))| {
+                let mut dw = vec![0f32; width];
+                for ((dx, x), dy) in dx.chunks_mut(width).zip(x.chunks(width)).zip(dy.chunks(width)) {
+                    let r = inv_rms(x, self.eps);
+                    let mut dot = 0.0;
+                    for j in 0..width {
+                        let xh = x[j] * r;
+                        dw[j] += dy[j] * xh;
+                        dot += dy[j] * w[j] * xh;
+                    }
+                    let mean = dot / width as f32;
+                    for j in 0..width {
+                        dx[j] = r * (dy[j] * w[j] - x[j] * r * mean);
+                    }
+                }
+                dw
+            })
+            .collect();
+        for part in &partials {
+            dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+        Ok((CpuStorage::F32(out), Shape::from(x.len() + width)))
+    }
+}

@@ -1,0 +1,203 @@
+//! The LM head and the cross entropy fused on the CPU: logits = hidden · Wᵀ, then per row
+//! w · (logsumexp − logit[target]), in one op whose forward turns the logits into softmax
+//! probabilities in place and keeps them for the backward (g·w·(p − one-hot), then the two
+//! products for the hidden states and W). Composed, the same function allocates the logits,
+//! their gradient and a zeroed accumulator for it, each rows × V floats, and passes over them
+//! half a dozen times; the head is the largest matmul of a small-model step. Other devices and
+//! dtypes take `head` + [`summed_cross_entropy`](super::summed_cross_entropy); `tests/objectives.rs`
+//! compares the two paths.
+// N = rows, H = hidden, V = vocab
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::model::vmath;
+
+/// Σ w · (−log softmax(hidden · Wᵀ)[target]) over the rows, for contiguous f32 CPU `hidden`
+/// (N, H) and `weight` (V, H) (differentiable in both).
+pub fn fused_head_cross_entropy(hidden: &Tensor, weight: &Tensor, targets: &[u32], weights: &[f32]) -> Result<Tensor> {
+    let (n, _) = hidden.dims2()?;
+    let (v, _) = weight.dims2()?;
+    if targets.len() != n || weights.len() != n {
+        candle_core::bail!("{n} hidden rows, {} targets, {} weights", targets.len(), weights.len());
+    }
+    if let Some(bad) = targets.iter().find(|t| **t as usize >= v) {
+        candle_core::bail!("target id {bad} outside the vocabulary of {v}");
+    }
+    let op = HeadLoss {
+        targets: Arc::new(targets.to_vec()),
+        weights: Arc::new(weights.to_vec()),
+        probs: Arc::new(Mutex::new(None)),
+    };
+    hidden.apply_op2(weight, op)?.sum_all()
+}
+
+/// Whether [`fused_head_cross_entropy`] takes these tensors.
+pub fn fused_head_ok(hidden: &Tensor, weight: &Tensor) -> bool {
+    [hidden, weight]
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("fused head: {what} must be contiguous f32 on the CPU"),
+    }
+}
+
+/// dst (m×n, row-major) = lhs (m×k, strides rs/cs) · rhs (k×n, strides rs/cs), on all threads.
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize)) {
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    debug_assert!(dst.len() >= m * n);
+    // SAFETY: callers pass buffers holding every element the shapes and strides address
+    // (checked by the shape checks of the ops below); dst is exclusively borrowed.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.0.as_ptr(),
+            lhs.2 as isize,
+            lhs.1 as isize,
+            rhs.0.as_ptr(),
+            rhs.2 as isize,
+            rhs.1 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+struct HeadLoss {
+    targets: Arc<Vec<u32>>,
+    weights: Arc<Vec<f32>>,
+    /// The softmax of the last forward, for the backward.
+    probs: Arc<Mutex<Option<Vec<f32>>>>,
+}
+
+/// Shapes (N, H) and (V, H) checked against each other: (N, H, V).
+fn dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
+    let (n, h) = l1.shape().dims2()?;
+    let (v, h2) = l2.shape().dims2()?;
+    if h != h2 {
+        candle_core::bail!(
+            "fused head: hidden {:?} and head {:?} differ in width",
+            l1.dims(),
+            l2.dims()
+        );
+    }
+    Ok((n, h, v))
+}
+
+impl HeadLoss {
+    /// Softmax probabilities (N × V) and the loss of each row.
+    fn forward(&self, hidden: &[f32], weight: &[f32], (n, h, v): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
+        let mut probs = vec![0f32; n * v];
+        matmul(n, v, h, &mut probs, (hidden, h, 1), (weight, 1, h));
+        let mut losses = vec![0f32; n];
+        probs
+            .par_chunks_mut(v)
+            .zip(losses.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (row, loss))| {
+                let w = self.weights[i];
+                if w == 0.0 {
+                    row.fill(0.0);
+                    return;
+                }
+                let picked = row[self.targets[i] as usize];
+                let (max, sum) = vmath::softmax_in_place(row);
+                *loss = w * (max + sum.ln() - picked);
+            });
+        (probs, losses)
+    }
+}
+
+impl CustomOp2 for HeadLoss {
+    fn name(&self) -> &'static str {
+        "fused-head-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let shape = dims(l1, l2)?;
+        let (hidden, weight) = (f32_slice(s1, l1, "hidden")?, f32_slice(s2, l2, "head weight")?);
+        let (probs, losses) = self.forward(hidden, weight, shape);
+        if let Ok(mut kept) = self.probs.lock() {
+            *kept = Some(probs);
+        }
+        Ok((CpuStorage::F32(losses), Shape::from(shape.0)))
+    }
+
+    fn bwd(
+        &self,
+        hidden: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let back = HeadLossGrad {
+            forward: HeadLoss {
+                targets: self.targets.clone(),
+                weights: self.weights.clone(),
+                probs: self.probs.clone(),
+            },
+            grad: grad.to_dtype(DType::F32)?.to_vec1()?,
+        };
+        let all = hidden.apply_op2_no_bwd(weight, &back)?;
+        let (nh, nw) = (hidden.elem_count(), weight.elem_count());
+        let d_hidden = all.narrow(0, 0, nh)?.reshape(hidden.shape())?;
+        let d_weight = all.narrow(0, nh, nw)?.reshape(weight.shape())?;
+        Ok((Some(d_hidden), Some(d_weight)))
+    }
+}
+
+/// [d hidden | d W], flat, given the gradient of each row's loss.
+struct HeadLossGrad {
+    forward: HeadLoss,
+    grad: Vec<f32>,
+}
+
+impl CustomOp2 for HeadLossGrad {
+    fn name(&self) -> &'static str {
+        "fused-head-cross-entropy-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, h, v) = dims(l1, l2)?;
+        let (hidden, weight) = (f32_slice(s1, l1, "hidden")?, f32_slice(s2, l2, "head weight")?);
+        // the forward's probabilities, or recomputed when taken by an earlier backward
+        let kept = self.forward.probs.lock().ok().and_then(|mut p| p.take());
+        let mut d_logits = match kept {
+            Some(p) if p.len() == n * v => p,
+            _ => self.forward.forward(hidden, weight, (n, h, v)).0,
+        };
+        let (targets, weights) = (&self.forward.targets, &self.forward.weights);
+        d_logits.par_chunks_mut(v).enumerate().for_each(|(i, row)| {
+            let scale = self.grad[i] * weights[i];
+            row.iter_mut().for_each(|p| *p *= scale);
+            row[targets[i] as usize] -= scale;
+        });
+        let mut all = vec![0f32; n * h + v * h];
+        let (d_hidden, d_weight) = all.split_at_mut(n * h);
+        matmul(n, h, v, d_hidden, (&d_logits, v, 1), (weight, h, 1));
+        matmul(v, h, n, d_weight, (&d_logits, 1, v), (hidden, h, 1));
+        let len = all.len();
+        Ok((CpuStorage::F32(all), Shape::from(len)))
+    }
+}
