@@ -4,10 +4,11 @@
 // B = batch, T = seq len, H = hidden, nh = query heads, nkv = key/value heads, hd = head dim
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
 use super::fused_attention::{fused_attention, AttentionSpec};
+use super::linear::Linear;
 use super::mask::AttentionMask;
 use super::rope::RotaryEmbedding;
 
@@ -24,7 +25,7 @@ pub struct Attention {
 }
 
 fn linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
-    Ok(Linear::new(vb.get((outputs, inputs), "weight")?, None))
+    Ok(Linear::new(vb.get((outputs, inputs), "weight")?))
 }
 
 impl Attention {
@@ -89,11 +90,12 @@ pub fn attend_composed(
     let k = repeat_kv(rope.apply(&split(k, nkv)?)?, nh / nkv)?; // (B, nh, T, hd)
     let v = repeat_kv(split(v, nkv)?, nh / nkv)?;
     let scale = 1.0 / (hd as f64).sqrt();
-    let mut scores = (q.matmul(&k.t()?)? * scale)?; // (B, nh, T, T)
+    // scores and softmax in f32 whatever the compute dtype (as autocast does)
+    let mut scores = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?; // (B, nh, T, T)
     if let Some(bias) = bias {
         scores = scores.broadcast_add(bias)?;
     }
-    let weights = super::fused::softmax_last_dim(&scores)?;
+    let weights = super::fused::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
     let y = weights.matmul(&v)?; // (B, nh, T, hd)
     y.transpose(1, 2)?.reshape((b, t, w))
 }

@@ -1,9 +1,10 @@
 //! The SwiGLU MLP without biases: down(silu(gate(x)) · up(x)) (HF `LlamaMLP`).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
+use super::linear::Linear;
 
 /// gate/up/down projections of one block.
 #[derive(Debug, Clone)]
@@ -18,7 +19,7 @@ impl Mlp {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         let get = |name: &str, shape: (usize, usize)| -> Result<Linear> {
-            Ok(Linear::new(vb.pp(name).get(shape, "weight")?, None))
+            Ok(Linear::new(vb.pp(name).get(shape, "weight")?))
         };
         Ok(Self {
             gate_proj: get("gate_proj", (i, h))?,

@@ -9,6 +9,7 @@ pub mod fused_attention;
 pub mod fused_norm;
 pub mod fused_swiglu;
 pub mod init;
+pub mod linear;
 pub mod mask;
 pub mod mlp;
 pub mod norm;

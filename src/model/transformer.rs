@@ -3,11 +3,12 @@
 //! `lm_head`). The attention mode and the padding mask are arguments of `forward_t`.
 // B = batch, T = seq len, H = hidden, V = vocab
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder};
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{Embedding, VarBuilder};
 
 use super::block::Block;
 use super::config::{AttentionMode, ModelConfig};
+use super::linear::Linear;
 use super::mask::AttentionMask;
 use super::norm::RmsNorm;
 use super::rope::RotaryEmbedding;
@@ -20,6 +21,7 @@ pub struct Transformer {
     norm: RmsNorm,
     rope: RotaryEmbedding,
     max_positions: usize,
+    compute: DType,
 }
 
 impl Transformer {
@@ -35,6 +37,7 @@ impl Transformer {
             norm: RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("norm"))?,
             rope: RotaryEmbedding::new(cfg.head_dim(), cfg.max_position_embeddings, cfg.rope_theta, vb.device())?,
             max_positions: cfg.max_position_embeddings,
+            compute: DType::F32,
         })
     }
 
@@ -60,7 +63,7 @@ impl Transformer {
             candle_core::bail!("sequence of {t} tokens, the model has {} positions", self.max_positions);
         }
         let mask = AttentionMask::new(mode, padding, t, input_ids.device())?;
-        let mut x = self.embed_tokens.forward(input_ids)?;
+        let mut x = self.embed_tokens.forward(input_ids)?.to_dtype(self.compute)?;
         for layer in &self.layers {
             x = layer.forward(&x, &self.rope, &mask)?;
         }
@@ -89,7 +92,7 @@ impl LanguageModel {
         };
         Ok(Self {
             model,
-            lm_head: Linear::new(head, None),
+            lm_head: Linear::new(head),
             config: cfg.clone(),
         })
     }
@@ -105,6 +108,19 @@ impl LanguageModel {
     ) -> Result<Tensor> {
         let hidden = self.model.forward_t(input_ids, padding, mode, train)?;
         self.lm_head.forward(&hidden)
+    }
+
+    /// The model computing in `dtype` (f32 or bf16) with its weights kept as they are (f32):
+    /// each weight is cast at use, norms and softmax run in f32, logits reach the loss in
+    /// their dtype and the loss casts them to f32.
+    pub fn with_compute_dtype(mut self, dtype: DType) -> Self {
+        self.model.compute = dtype;
+        self
+    }
+
+    /// The dtype the forward computes in.
+    pub fn compute_dtype(&self) -> DType {
+        self.model.compute
     }
 
     /// The LM head's weight (V, H): the embedding matrix when tied.

@@ -79,9 +79,35 @@ pub struct TrainConfig {
     /// `cpu` or `cuda:N`.
     #[serde(default = "cpu")]
     pub device: String,
+    /// The dtype the forward and backward compute in: `f32` (default), or `bf16` with f32
+    /// weights, optimizer moments and checkpoints (mixed precision, for GPUs; on the CPU bf16
+    /// products are widened to f32 by candle, so it runs but is slower than f32).
+    #[serde(default)]
+    pub dtype: Precision,
     /// Where runs go: the run's folder is `{out_dir}/{name}`.
     #[serde(default = "out_dir")]
     pub out_dir: PathBuf,
+}
+
+/// The compute dtype of a run.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// bf16 products, f32 weights, norms, softmax and loss.
+    Bf16,
+}
+
+impl Precision {
+    /// The candle dtype.
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            Precision::F32 => candle_core::DType::F32,
+            Precision::Bf16 => candle_core::DType::BF16,
+        }
+    }
 }
 
 fn keep_last() -> usize {

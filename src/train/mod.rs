@@ -5,6 +5,6 @@ pub mod config;
 pub mod optim;
 pub mod trainer;
 
-pub use config::PretrainConfig;
+pub use config::{Precision, PretrainConfig};
 pub use optim::{AdamW, Grads, OptimConfig};
 pub use trainer::{pretrain, RunOptions, RunSummary, StepMetrics};

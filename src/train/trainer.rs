@@ -276,7 +276,8 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         }
     };
     let map = starting_weights(cfg, &model_cfg, opts.resume.as_deref(), &dev)?;
-    let model = LanguageModel::new(&model_cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?;
+    let model = LanguageModel::new(&model_cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?
+        .with_compute_dtype(cfg.train.dtype.dtype());
     let mut opt = AdamW::new(sorted_vars(&map)?, &cfg.optim)?;
     let train_blocks = data.blocks(Split::Train);
     let (mut step, mut tokens_seen, mut sampler) = match (&resumed, &opts.resume) {
