@@ -1,7 +1,7 @@
 //! The model: golden logits against PyTorch (and transformers' Llama), gradients reach every
 //! weight, causal and bidirectional attention, padding, configuration errors.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 use encoderlab::model::{init_weights, parameter_shapes, sorted_vars, AttentionMode, LanguageModel, ModelConfig};
 use encoderlab::rng::seeded;
@@ -447,12 +447,14 @@ fn fused_attention_matches_the_composed_ops_forward_and_backward() -> anyhow::Re
     Ok(())
 }
 
-/// The fused two-input CPU kernels (RMSNorm with its weight, SwiGLU's gate) compute what the
+/// The fused two-input CPU kernels (RMSNorm with its weight, SwiGLU's gate, the linear
+/// projection) compute what the
 /// composed ops compute, forward and backward (both inputs' gradients), to 1e-5.
 #[test]
 fn fused_norm_and_swiglu_match_the_composed_ops() -> anyhow::Result<()> {
     use encoderlab::model::fused_norm::{rms_norm, rms_norm_composed};
     use encoderlab::model::fused_swiglu::{swiglu, swiglu_composed};
+    use encoderlab::model::linear::{linear_composed, Linear};
     let dev = Device::Cpu;
     let rand = |shape: &[usize], seed: u64| -> anyhow::Result<Var> {
         Ok(Var::from_tensor(&encoderlab::model::init::normal_tensor(
@@ -480,13 +482,20 @@ fn fused_norm_and_swiglu_match_the_composed_ops() -> anyhow::Result<()> {
             Box::new(swiglu),
             Box::new(swiglu_composed),
         ),
+        (
+            "linear",
+            vec![3, 5, 24],
+            vec![10, 24],
+            Box::new(|x, w| Linear::new(w.clone()).forward(x)),
+            Box::new(linear_composed),
+        ),
     ];
     for (name, shape_a, shape_b, fused, composed) in cases {
         let (a, b) = (rand(&shape_a, 1)?, rand(&shape_b, 2)?);
-        let c = rand(&shape_a, 3)?;
         let mut outs = Vec::new();
         for f in [&fused, &composed] {
             let y = f(a.as_tensor(), b.as_tensor())?;
+            let c = rand(y.dims(), 3)?;
             let grads = (&y * c.as_tensor())?.sum_all()?.backward()?;
             let mut out = vec![y.flatten_all()?.to_vec1::<f32>()?];
             for x in [&a, &b] {

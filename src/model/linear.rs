@@ -1,8 +1,12 @@
 //! A projection without bias whose weight is cast to its input's dtype at use: the weights
 //! stay f32 (what the optimizer updates and checkpoints hold) while a bf16 run multiplies in
-//! bf16, as PyTorch's autocast does.
+//! bf16, as PyTorch's autocast does. On the CPU in f32 it is one op whose backward writes the
+//! weight's gradient row-major in one product (candle's matmul of `x · Wᵀ` yields the gradient
+//! of the transposed view, which then costs a strided transposing add into a zeroed buffer).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+
+use super::gemm::par_matmul;
 
 /// y = x · Wᵀ, W of shape (outputs, inputs).
 #[derive(Debug, Clone)]
@@ -24,6 +28,91 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        candle_nn::Linear::new(self.weight.to_dtype(x.dtype())?, None).forward(x)
+        let fused = [x, &self.weight]
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous());
+        if fused {
+            x.apply_op2(&self.weight, Project)
+        } else {
+            linear_composed(x, &self.weight)
+        }
+    }
+}
+
+/// The composed path (any device and dtype): candle's linear with the weight cast to `x`'s
+/// dtype.
+pub fn linear_composed(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    candle_nn::Linear::new(weight.to_dtype(x.dtype())?, None).forward(x)
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("fused linear: contiguous f32 CPU input expected"),
+    }
+}
+
+/// (rows, inputs, outputs) of x (…, inputs) and W (outputs, inputs).
+fn dims(x: &Layout, w: &Layout) -> Result<(usize, usize, usize)> {
+    let (outputs, inputs) = w.shape().dims2()?;
+    if x.dims().last() != Some(&inputs) {
+        candle_core::bail!("linear: input {:?} for a weight {:?}", x.dims(), w.dims());
+    }
+    Ok((x.shape().elem_count() / inputs.max(1), inputs, outputs))
+}
+
+struct Project;
+
+impl CustomOp2 for Project {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, i, o) = dims(l1, l2)?;
+        let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
+        let mut y = vec![0f32; n * o];
+        par_matmul(n, o, i, &mut y, (x, i, 1), (w, 1, i))?;
+        let mut shape = l1.dims().to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = o;
+        }
+        Ok((CpuStorage::F32(y), Shape::from(shape)))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let both = x.apply_op3_no_bwd(w, &grad.contiguous()?, &ProjectGrad)?;
+        let nx = x.elem_count();
+        let dx = both.narrow(0, 0, nx)?.reshape(x.shape())?;
+        let dw = both.narrow(0, nx, w.elem_count())?.reshape(w.shape())?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// [dx | dW], flat: dx = dy · W, dW = dyᵀ · x.
+struct ProjectGrad;
+
+impl CustomOp3 for ProjectGrad {
+    fn name(&self) -> &'static str {
+        "fused-linear-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, i, o) = dims(l1, l2)?;
+        let (x, w, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let mut out = vec![0f32; n * i + o * i];
+        let (dx, dw) = out.split_at_mut(n * i);
+        par_matmul(n, i, o, dx, (dy, o, 1), (w, i, 1))?;
+        par_matmul(o, i, n, dw, (dy, 1, o), (x, i, 1))?;
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }

@@ -8,6 +8,7 @@ pub mod fused;
 pub mod fused_attention;
 pub mod fused_norm;
 pub mod fused_swiglu;
+pub mod gemm;
 pub mod init;
 pub mod linear;
 pub mod mask;

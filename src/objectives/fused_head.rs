@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::model::gemm::par_matmul as matmul;
 use crate::model::vmath;
 
 /// Σ w · (−log softmax(hidden · Wᵀ)[target]) over the rows, for contiguous f32 CPU `hidden`
@@ -48,42 +49,6 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
     }
 }
 
-/// dst (m×n, row-major) = lhs (m×k, strides rs/cs) · rhs (k×n, strides rs/cs), on all threads.
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: (&[f32], usize, usize), rhs: (&[f32], usize, usize)) {
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    debug_assert!(dst.len() >= m * n);
-    // SAFETY: callers pass buffers holding every element the shapes and strides address
-    // (checked by the shape checks of the ops below); dst is exclusively borrowed.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.0.as_ptr(),
-            lhs.2 as isize,
-            lhs.1 as isize,
-            rhs.0.as_ptr(),
-            rhs.2 as isize,
-            rhs.1 as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
-}
-
 struct HeadLoss {
     targets: Arc<Vec<u32>>,
     weights: Arc<Vec<f32>>,
@@ -107,9 +72,14 @@ fn dims(l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
 
 impl HeadLoss {
     /// Softmax probabilities (N × V) and the loss of each row.
-    fn forward(&self, hidden: &[f32], weight: &[f32], (n, h, v): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
+    fn forward(
+        &self,
+        hidden: &[f32],
+        weight: &[f32],
+        (n, h, v): (usize, usize, usize),
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let mut probs = vec![0f32; n * v];
-        matmul(n, v, h, &mut probs, (hidden, h, 1), (weight, 1, h));
+        matmul(n, v, h, &mut probs, (hidden, h, 1), (weight, 1, h))?;
         let mut losses = vec![0f32; n];
         probs
             .par_chunks_mut(v)
@@ -125,7 +95,7 @@ impl HeadLoss {
                 let (max, sum) = vmath::softmax_in_place(row);
                 *loss = w * (max + sum.ln() - picked);
             });
-        (probs, losses)
+        Ok((probs, losses))
     }
 }
 
@@ -137,7 +107,7 @@ impl CustomOp2 for HeadLoss {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let shape = dims(l1, l2)?;
         let (hidden, weight) = (f32_slice(s1, l1, "hidden")?, f32_slice(s2, l2, "head weight")?);
-        let (probs, losses) = self.forward(hidden, weight, shape);
+        let (probs, losses) = self.forward(hidden, weight, shape)?;
         if let Ok(mut kept) = self.probs.lock() {
             *kept = Some(probs);
         }
@@ -185,7 +155,7 @@ impl CustomOp2 for HeadLossGrad {
         let kept = self.forward.probs.lock().ok().and_then(|mut p| p.take());
         let mut d_logits = match kept {
             Some(p) if p.len() == n * v => p,
-            _ => self.forward.forward(hidden, weight, (n, h, v)).0,
+            _ => self.forward.forward(hidden, weight, (n, h, v))?.0,
         };
         let (targets, weights) = (&self.forward.targets, &self.forward.weights);
         d_logits.par_chunks_mut(v).enumerate().for_each(|(i, row)| {
@@ -195,8 +165,8 @@ impl CustomOp2 for HeadLossGrad {
         });
         let mut all = vec![0f32; n * h + v * h];
         let (d_hidden, d_weight) = all.split_at_mut(n * h);
-        matmul(n, h, v, d_hidden, (&d_logits, v, 1), (weight, h, 1));
-        matmul(v, h, n, d_weight, (&d_logits, 1, v), (hidden, h, 1));
+        matmul(n, h, v, d_hidden, (&d_logits, v, 1), (weight, h, 1))?;
+        matmul(v, h, n, d_weight, (&d_logits, 1, v), (hidden, h, 1))?;
         let len = all.len();
         Ok((CpuStorage::F32(all), Shape::from(len)))
     }
