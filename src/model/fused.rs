@@ -10,20 +10,10 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-/// The rows of a contiguous f32 CPU tensor, or `None` (use the composed path).
-fn rows<'a>(storage: &'a CpuStorage, layout: &Layout) -> Option<&'a [f32]> {
-    match storage {
-        CpuStorage::F32(v) => layout.contiguous_offsets().map(|(a, b)| &v[a..b]),
-        _ => None,
-    }
-}
+use super::cpu::contiguous_f32;
 
 fn fused_ok(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous()
-}
-
-fn need<'a>(slice: Option<&'a [f32]>, op: &str) -> Result<&'a [f32]> {
-    slice.ok_or_else(|| candle_core::Error::Msg(format!("{op}: contiguous f32 CPU input expected")))
 }
 
 /// Rows of width `width` processed in parallel, `f(input row, output row)`.
@@ -64,7 +54,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = need(rows(s, l), self.name())?;
+        let x = contiguous_f32(s, l, self.name())?;
         let w = l.dims().last().copied().unwrap_or(1);
         let out = map_rows(x, w, |i, o| {
             o.copy_from_slice(i);
@@ -87,7 +77,10 @@ impl CustomOp2 for SoftmaxGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (y, dy) = (need(rows(s1, l1), self.name())?, need(rows(s2, l2), self.name())?);
+        let (y, dy) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let w = l1.dims().last().copied().unwrap_or(1);
         let out = map_rows2(y, dy, w, |y, dy, o| {
             let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
@@ -126,7 +119,7 @@ impl CustomOp1 for RmsNormalize {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = need(rows(s, l), self.name())?;
+        let x = contiguous_f32(s, l, self.name())?;
         let w = l.dims().last().copied().unwrap_or(1);
         let eps = self.eps;
         let out = map_rows(x, w, |i, o| {
@@ -158,7 +151,10 @@ impl CustomOp2 for RmsNormalizeGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, dy) = (need(rows(s1, l1), self.name())?, need(rows(s2, l2), self.name())?);
+        let (x, dy) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let w = l1.dims().last().copied().unwrap_or(1);
         let eps = self.eps;
         let out = map_rows2(x, dy, w, |x, dy, o| {
@@ -234,7 +230,7 @@ impl CustomOp1 for Rope {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = need(rows(s, l), self.name())?;
+        let x = contiguous_f32(s, l, self.name())?;
         let dims = l.dims();
         let (t, d) = (dims[dims.len() - 2], dims[dims.len() - 1]);
         if d != self.tables.head_dim || t * d > self.tables.cos.len() {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+use super::cpu::{contiguous_f32, split_flat};
 use super::fused::RopeTables;
 use super::vmath;
 
@@ -166,13 +167,6 @@ fn softmax_rows(s: &mut [f32], t: usize, causal: bool, key_bias: Option<&[f32]>)
     }
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("fused attention: {what} must be contiguous f32 on the CPU"),
-    }
-}
-
 impl AttentionSpec {
     /// (B, T) of `q` after checking the three shapes against the spec.
     fn check(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<(usize, usize)> {
@@ -219,9 +213,9 @@ impl CustomOp3 for FusedAttention {
         let spec = &self.0;
         let (batch, t) = spec.check(l1, l2, l3)?;
         let (q, k, v) = (
-            f32_slice(s1, l1, "q")?,
-            f32_slice(s2, l2, "k")?,
-            f32_slice(s3, l3, "v")?,
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+            contiguous_f32(s3, l3, self.name())?,
         );
         let (nh, nkv, d) = (spec.heads, spec.kv_heads, spec.head_dim);
         let (q_stride, kv_stride, group) = (nh * d, nkv * d, nh / nkv);
@@ -261,11 +255,8 @@ impl CustomOp3 for FusedAttention {
             grad: grad.contiguous()?,
         };
         let all = q.apply_op3_no_bwd(k, v, &grad_op)?;
-        let (nq, nk) = (q.elem_count(), k.elem_count());
-        let dq = all.narrow(0, 0, nq)?.reshape(q.shape())?;
-        let dk = all.narrow(0, nq, nk)?.reshape(k.shape())?;
-        let dv = all.narrow(0, nq + nk, nk)?.reshape(v.shape())?;
-        Ok((Some(dq), Some(dk), Some(dv)))
+        let mut grads = split_flat(&all, &[q, k, v])?.into_iter();
+        Ok((grads.next(), grads.next(), grads.next()))
     }
 }
 
@@ -292,13 +283,13 @@ impl CustomOp3 for FusedAttentionGrad {
         let spec = &self.spec;
         let (batch, t) = spec.check(l1, l2, l3)?;
         let (q, k, v) = (
-            f32_slice(s1, l1, "q")?,
-            f32_slice(s2, l2, "k")?,
-            f32_slice(s3, l3, "v")?,
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+            contiguous_f32(s3, l3, self.name())?,
         );
         let (storage, gl) = self.grad.storage_and_layout();
         let dy = match &*storage {
-            Storage::Cpu(s) => f32_slice(s, gl, "the output gradient")?,
+            Storage::Cpu(s) => contiguous_f32(s, gl, self.name())?,
             _ => candle_core::bail!("fused attention: the output gradient must be on the CPU"),
         };
         let (nh, nkv, d) = (spec.heads, spec.kv_heads, spec.head_dim);

@@ -7,6 +7,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu::{contiguous_f32, split_flat};
+
 /// Rows per parallel task.
 const ROWS: usize = 64;
 
@@ -28,13 +30,6 @@ pub fn rms_norm_composed(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor
     normalized.broadcast_mul(&weight.to_dtype(x.dtype())?)
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("fused rms norm: contiguous f32 CPU input expected"),
-    }
-}
-
 /// 1 / sqrt(mean(x²) + ε) of one row.
 fn inv_rms(x: &[f32], eps: f32) -> f32 {
     1.0 / (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32 + eps).sqrt()
@@ -50,7 +45,10 @@ impl CustomOp2 for RmsNorm {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (x, w) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let width = w.len();
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(width * ROWS)
@@ -74,10 +72,8 @@ impl CustomOp2 for RmsNorm {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let both = x.apply_op3_no_bwd(weight, &grad.contiguous()?, &RmsNormGrad { eps: self.eps })?;
-        let n = x.elem_count();
-        let dx = both.narrow(0, 0, n)?.reshape(x.shape())?;
-        let dw = both.narrow(0, n, weight.elem_count())?;
-        Ok((Some(dx), Some(dw)))
+        let mut grads = split_flat(&both, &[x, weight])?.into_iter();
+        Ok((grads.next(), grads.next()))
     }
 }
 
@@ -101,7 +97,11 @@ impl CustomOp3 for RmsNormGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, dy) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+            contiguous_f32(s3, l3, self.name())?,
+        );
         let width = w.len();
         let mut out = vec![0f32; x.len() + width];
         let (dx, dw) = out.split_at_mut(x.len());

@@ -5,6 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu::{contiguous_f32, split_flat};
 use super::vmath;
 
 /// Elements per parallel task.
@@ -27,13 +28,6 @@ pub fn swiglu_composed(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     gate.silu()? * up
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("fused swiglu: contiguous f32 CPU input expected"),
-    }
-}
-
 struct SwiGlu;
 
 impl CustomOp2 for SwiGlu {
@@ -42,7 +36,10 @@ impl CustomOp2 for SwiGlu {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (g, u) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (g, u) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let mut out = vec![0f32; g.len()];
         out.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
@@ -58,10 +55,8 @@ impl CustomOp2 for SwiGlu {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let both = gate.apply_op3_no_bwd(up, &grad.contiguous()?, &SwiGluGrad)?;
-        let n = gate.elem_count();
-        let d_gate = both.narrow(0, 0, n)?.reshape(gate.shape())?;
-        let d_up = both.narrow(0, n, n)?.reshape(up.shape())?;
-        Ok((Some(d_gate), Some(d_up)))
+        let mut grads = split_flat(&both, &[gate, up])?.into_iter();
+        Ok((grads.next(), grads.next()))
     }
 }
 
@@ -82,7 +77,11 @@ impl CustomOp3 for SwiGluGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (g, u, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (g, u, dy) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+            contiguous_f32(s3, l3, self.name())?,
+        );
         let n = g.len();
         let mut out = vec![0f32; 2 * n];
         let (dg, du) = out.split_at_mut(n);

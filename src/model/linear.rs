@@ -6,6 +6,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
 
+use super::cpu::{contiguous_f32, split_flat};
 use super::gemm::par_matmul;
 
 /// y = x · Wᵀ, W of shape (outputs, inputs).
@@ -45,13 +46,6 @@ pub fn linear_composed(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     candle_nn::Linear::new(weight.to_dtype(x.dtype())?, None).forward(x)
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("fused linear: contiguous f32 CPU input expected"),
-    }
-}
-
 /// (rows, inputs, outputs) of x (…, inputs) and W (outputs, inputs).
 fn dims(x: &Layout, w: &Layout) -> Result<(usize, usize, usize)> {
     let (outputs, inputs) = w.shape().dims2()?;
@@ -70,7 +64,10 @@ impl CustomOp2 for Project {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, i, o) = dims(l1, l2)?;
-        let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (x, w) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let mut y = vec![0f32; n * o];
         par_matmul(n, o, i, &mut y, (x, i, 1), (w, 1, i))?;
         let mut shape = l1.dims().to_vec();
@@ -82,10 +79,8 @@ impl CustomOp2 for Project {
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let both = x.apply_op3_no_bwd(w, &grad.contiguous()?, &ProjectGrad)?;
-        let nx = x.elem_count();
-        let dx = both.narrow(0, 0, nx)?.reshape(x.shape())?;
-        let dw = both.narrow(0, nx, w.elem_count())?.reshape(w.shape())?;
-        Ok((Some(dx), Some(dw)))
+        let mut grads = split_flat(&both, &[x, w])?.into_iter();
+        Ok((grads.next(), grads.next()))
     }
 }
 
@@ -107,7 +102,11 @@ impl CustomOp3 for ProjectGrad {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, i, o) = dims(l1, l2)?;
-        let (x, w, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, dy) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+            contiguous_f32(s3, l3, self.name())?,
+        );
         let mut out = vec![0f32; n * i + o * i];
         let (dx, dw) = out.split_at_mut(n * i);
         par_matmul(n, i, o, dx, (dy, o, 1), (w, i, 1))?;

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod block;
 pub mod config;
+pub mod cpu;
 pub mod fused;
 pub mod fused_attention;
 pub mod fused_norm;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::model::cpu::{contiguous_f32, split_flat};
 use crate::model::gemm::par_matmul as matmul;
 use crate::model::vmath;
 
@@ -40,13 +41,6 @@ pub fn fused_head_ok(hidden: &Tensor, weight: &Tensor) -> bool {
     [hidden, weight]
         .iter()
         .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
-}
-
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("fused head: {what} must be contiguous f32 on the CPU"),
-    }
 }
 
 struct HeadLoss {
@@ -106,7 +100,10 @@ impl CustomOp2 for HeadLoss {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let shape = dims(l1, l2)?;
-        let (hidden, weight) = (f32_slice(s1, l1, "hidden")?, f32_slice(s2, l2, "head weight")?);
+        let (hidden, weight) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let (probs, losses) = self.forward(hidden, weight, shape)?;
         if let Ok(mut kept) = self.probs.lock() {
             *kept = Some(probs);
@@ -130,10 +127,8 @@ impl CustomOp2 for HeadLoss {
             grad: grad.to_dtype(DType::F32)?.to_vec1()?,
         };
         let all = hidden.apply_op2_no_bwd(weight, &back)?;
-        let (nh, nw) = (hidden.elem_count(), weight.elem_count());
-        let d_hidden = all.narrow(0, 0, nh)?.reshape(hidden.shape())?;
-        let d_weight = all.narrow(0, nh, nw)?.reshape(weight.shape())?;
-        Ok((Some(d_hidden), Some(d_weight)))
+        let mut grads = split_flat(&all, &[hidden, weight])?.into_iter();
+        Ok((grads.next(), grads.next()))
     }
 }
 
@@ -150,7 +145,10 @@ impl CustomOp2 for HeadLossGrad {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, h, v) = dims(l1, l2)?;
-        let (hidden, weight) = (f32_slice(s1, l1, "hidden")?, f32_slice(s2, l2, "head weight")?);
+        let (hidden, weight) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         // the forward's probabilities, or recomputed when taken by an earlier backward
         let kept = self.forward.probs.lock().ok().and_then(|mut p| p.take());
         let mut d_logits = match kept {

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
+use crate::model::cpu::contiguous_f32;
+
 /// Mean of −log softmax(logits)[target] over the positions of weight 1.
 ///
 /// # Shapes
@@ -52,13 +54,6 @@ pub fn row_loss_composed(logits: &Tensor, targets: &Tensor, weights: &Tensor) ->
     (picked * weights.to_dtype(DType::F32)?)?.neg()
 }
 
-fn rows<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("fused cross entropy: contiguous f32 CPU logits expected"),
-    }
-}
-
 /// log Σ exp(row), stably.
 fn logsumexp(row: &[f32]) -> f32 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -77,7 +72,7 @@ impl CustomOp1 for RowLoss {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = rows(s, l)?;
+        let x = contiguous_f32(s, l, self.name())?;
         let v = l.dims()[1];
         let out: Vec<f32> = x
             .par_chunks(v)
@@ -115,7 +110,10 @@ impl CustomOp2 for RowLossGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, g) = (rows(s1, l1)?, rows(s2, l2)?);
+        let (x, g) = (
+            contiguous_f32(s1, l1, self.name())?,
+            contiguous_f32(s2, l2, self.name())?,
+        );
         let v = l1.dims()[1];
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(v).enumerate().for_each(|(i, o)| {

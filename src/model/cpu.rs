@@ -1,0 +1,25 @@
+//! What the fused CPU ops share: reading a contiguous f32 buffer out of candle's storage, and
+//! splitting the one flat tensor a backward op returns into the gradients of its inputs.
+
+use candle_core::{CpuStorage, Layout, Result, Tensor};
+
+/// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
+pub fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("{op}: contiguous f32 CPU input expected"),
+    }
+}
+
+/// `flat` (the gradients of `like`'s tensors end to end) cut into tensors shaped like them.
+pub fn split_flat(flat: &Tensor, like: &[&Tensor]) -> Result<Vec<Tensor>> {
+    let mut start = 0;
+    like.iter()
+        .map(|t| {
+            let n = t.elem_count();
+            let part = flat.narrow(0, start, n)?.reshape(t.shape());
+            start += n;
+            part
+        })
+        .collect()
+}
