@@ -348,12 +348,6 @@ fn fused_kernels_match_the_composed_ops_forward_and_backward() -> anyhow::Result
             Box::new(softmax_composed),
         ),
         (
-            "rms_normalize",
-            vec![2, 7, 24],
-            Box::new(|x| rms_normalize(x, 1e-5)),
-            Box::new(|x| rms_normalize_composed(x, 1e-5)),
-        ),
-        (
             "rope",
             vec![2, 3, 11, 16],
             Box::new(|x| rope_tables.apply(x)),

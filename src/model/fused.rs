@@ -1,9 +1,9 @@
 //! Fused CPU kernels, with their backward, for the non-matmul ops that dominate a CPU training
 //! step when composed from candle's elementwise ops (one buffer and one pass per op): softmax
-//! over the last dimension, RMS normalisation and rotary embeddings. Each one runs on
-//! contiguous f32 CPU tensors, row-parallel; anything else (GPU, bf16, strided input) takes
-//! the composed path, which computes the same function. Tests compare both paths, forward and
-//! backward.
+//! over the last dimension and rotary embeddings (RMS normalisation is in `fused_norm.rs`).
+//! Each one runs on contiguous f32 CPU tensors, row-parallel; anything else (GPU, bf16, strided
+//! input) takes the composed path, which computes the same function. Tests compare both
+//! paths, forward and backward.
 
 use std::sync::Arc;
 
@@ -107,78 +107,9 @@ pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RMS normalisation (without the weight): x / sqrt(mean(x²) + ε)
+// RMS normalisation (without the weight), composed; `fused_norm.rs` fuses it with the weight
 
-struct RmsNormalize {
-    eps: f32,
-}
-
-impl CustomOp1 for RmsNormalize {
-    fn name(&self) -> &'static str {
-        "fused-rms-normalize"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(s, l, self.name())?;
-        let w = l.dims().last().copied().unwrap_or(1);
-        let eps = self.eps;
-        let out = map_rows(x, w, |i, o| {
-            let ms = i.iter().map(|v| v * v).sum::<f32>() / w as f32;
-            let r = 1.0 / (ms + eps).sqrt();
-            for (o, i) in o.iter_mut().zip(i) {
-                *o = i * r;
-            }
-        });
-        Ok((CpuStorage::F32(out), l.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(
-            &grad.contiguous()?,
-            &RmsNormalizeGrad { eps: self.eps },
-        )?))
-    }
-}
-
-/// dx = r · (dy − x̂ · mean(dy · x̂)), x̂ = x·r, r = 1/sqrt(mean(x²) + ε).
-struct RmsNormalizeGrad {
-    eps: f32,
-}
-
-impl CustomOp2 for RmsNormalizeGrad {
-    fn name(&self) -> &'static str {
-        "fused-rms-normalize-grad"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, dy) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-        );
-        let w = l1.dims().last().copied().unwrap_or(1);
-        let eps = self.eps;
-        let out = map_rows2(x, dy, w, |x, dy, o| {
-            let ms = x.iter().map(|v| v * v).sum::<f32>() / w as f32;
-            let r = 1.0 / (ms + eps).sqrt();
-            let dot = x.iter().zip(dy).map(|(a, b)| a * r * b).sum::<f32>() / w as f32;
-            for ((o, x), dy) in o.iter_mut().zip(x).zip(dy) {
-                *o = r * (dy - x * r * dot);
-            }
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-}
-
-/// x / sqrt(mean(x², last dim) + ε), computed in f32 (differentiable).
-pub fn rms_normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
-    if fused_ok(x) {
-        x.apply_op1(RmsNormalize { eps: eps as f32 })
-    } else {
-        rms_normalize_composed(x, eps)
-    }
-}
-
-/// The composed path of [`rms_normalize`].
+/// x / sqrt(mean(x², last dim) + ε), computed in f32 whatever `x`'s dtype (differentiable).
 pub fn rms_normalize_composed(x: &Tensor, eps: f64) -> Result<Tensor> {
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
