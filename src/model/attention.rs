@@ -7,6 +7,7 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
+use super::cpu::fused_ok;
 use super::fused_attention::{fused_attention, AttentionSpec};
 use super::linear::Linear;
 use super::mask::AttentionMask;
@@ -49,10 +50,7 @@ impl Attention {
         let q = self.q_proj.forward(x)?; // (B, T, nh·hd)
         let k = self.k_proj.forward(x)?; // (B, T, nkv·hd)
         let v = self.v_proj.forward(x)?;
-        let fused = [&q, &k, &v]
-            .iter()
-            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous());
-        let y = if fused {
+        let y = if fused_ok(&[&q, &k, &v]) {
             let spec = AttentionSpec {
                 heads: self.heads,
                 kv_heads: self.kv_heads,

@@ -1,7 +1,14 @@
 //! What the fused CPU ops share: reading a contiguous f32 buffer out of candle's storage, and
 //! splitting the one flat tensor a backward op returns into the gradients of its inputs.
 
-use candle_core::{CpuStorage, Layout, Result, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+
+/// Whether the fused CPU kernels take all of `tensors`: contiguous f32 on the CPU.
+pub fn fused_ok(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
+}
 
 /// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
 pub fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {

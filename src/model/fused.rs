@@ -10,11 +10,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::cpu::contiguous_f32;
-
-fn fused_ok(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32 && x.is_contiguous()
-}
+use super::cpu::{contiguous_f32, fused_ok};
 
 /// Rows of width `width` processed in parallel, `f(input row, output row)`.
 fn map_rows(x: &[f32], width: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
@@ -94,7 +90,7 @@ impl CustomOp2 for SoftmaxGrad {
 
 /// Softmax over the last dimension (differentiable).
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if fused_ok(x) {
+    if fused_ok(&[x]) {
         x.apply_op1(Softmax)
     } else {
         softmax_composed(x)
@@ -196,7 +192,7 @@ impl CustomOp1 for Rope {
 /// Rotates `x` (…, T, head dim) by the angles of positions 0..T (differentiable); `cos`/`sin`
 /// are the tensors of the same tables, for the composed path.
 pub fn rope(x: &Tensor, tables: &RopeTables, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    if fused_ok(x) {
+    if fused_ok(&[x]) {
         return x.apply_op1(Rope {
             tables: tables.clone(),
             sign: 1.0,

@@ -4,20 +4,17 @@
 //! strided reduction. Other devices and dtypes take the composed ops (computed in f32);
 //! `tests/model.rs` compares the two.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{contiguous_f32, split_flat};
+use super::cpu::{contiguous_f32, fused_ok, split_flat};
 
 /// Rows per parallel task.
 const ROWS: usize = 64;
 
 /// RMSNorm of `x` (…, W) with `weight` (W) (differentiable in both).
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    let ok = [x, weight]
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous());
-    if ok && weight.dims1()? == x.dim(candle_core::D::Minus1)? {
+    if fused_ok(&[x, weight]) && weight.dims1()? == x.dim(candle_core::D::Minus1)? {
         x.apply_op2(weight, RmsNorm { eps: eps as f32 })
     } else {
         rms_norm_composed(x, weight, eps)

@@ -2,10 +2,10 @@
 //! candle's silu, product and the half-dozen ops of silu's backward (one buffer each). Other
 //! devices and dtypes take the composed ops; `tests/model.rs` compares the two.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{contiguous_f32, split_flat};
+use super::cpu::{contiguous_f32, fused_ok, split_flat};
 use super::vmath;
 
 /// Elements per parallel task.
@@ -13,10 +13,7 @@ const CHUNK: usize = 1 << 14;
 
 /// silu(`gate`) · `up`, same shapes (differentiable).
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    let ok = [gate, up]
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous());
-    if ok && gate.shape() == up.shape() {
+    if fused_ok(&[gate, up]) && gate.shape() == up.shape() {
         gate.apply_op2(up, SwiGlu)
     } else {
         swiglu_composed(gate, up)

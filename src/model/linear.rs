@@ -4,9 +4,9 @@
 //! weight's gradient row-major in one product (candle's matmul of `x · Wᵀ` yields the gradient
 //! of the transposed view, which then costs a strided transposing add into a zeroed buffer).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor};
 
-use super::cpu::{contiguous_f32, split_flat};
+use super::cpu::{contiguous_f32, fused_ok, split_flat};
 use super::gemm::par_matmul;
 
 /// y = x · Wᵀ, W of shape (outputs, inputs).
@@ -29,10 +29,7 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let fused = [x, &self.weight]
-            .iter()
-            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous());
-        if fused {
+        if fused_ok(&[x, &self.weight]) {
             x.apply_op2(&self.weight, Project)
         } else {
             linear_composed(x, &self.weight)

@@ -38,9 +38,7 @@ pub fn fused_head_cross_entropy(hidden: &Tensor, weight: &Tensor, targets: &[u32
 
 /// Whether [`fused_head_cross_entropy`] takes these tensors.
 pub fn fused_head_ok(hidden: &Tensor, weight: &Tensor) -> bool {
-    [hidden, weight]
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
+    crate::model::cpu::fused_ok(&[hidden, weight])
 }
 
 struct HeadLoss {

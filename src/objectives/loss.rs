@@ -32,7 +32,7 @@ pub fn summed_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor)
             weights.shape()
         );
     }
-    let per_row = if logits.device().is_cpu() && logits.dtype() == DType::F32 && logits.is_contiguous() {
+    let per_row = if crate::model::cpu::fused_ok(&[logits]) {
         let targets: Vec<u32> = targets.to_vec1()?;
         if let Some(bad) = targets.iter().find(|t| **t as usize >= v) {
             candle_core::bail!("target id {bad} outside the vocabulary of {v}");
