@@ -17,19 +17,18 @@ use encoderlab::train::{AdamW, OptimConfig};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Training FLOPs of one token: 6 per weight used in a matmul (embedding lookups excluded) plus
-/// attention's score and value products (forward 4·T·H per layer, ×3 with backward).
-fn flops_per_token(cfg: &ModelConfig, t: usize) -> f64 {
-    // every parameter but the input embedding (a lookup) and the norm weights; a tied head
-    // still multiplies by the embedding
-    let lookup = if cfg.tie_word_embeddings {
-        0
-    } else {
-        cfg.vocab_size * cfg.hidden_size
-    };
-    let norms = cfg.hidden_size * (2 * cfg.num_hidden_layers + 1);
-    let weights = (cfg.num_parameters() - lookup - norms) as f64;
-    6.0 * weights + 12.0 * (cfg.num_hidden_layers * t * cfg.hidden_size) as f64
+/// Training FLOPs per input token: 6 per weight used in a matmul (embedding lookups excluded)
+/// plus attention's score and value products (forward 4·T·H per layer, ×3 with backward); the
+/// LM head's share scaled by `head_rows`, the fraction of positions it runs on (MLM: the
+/// masked ones).
+fn flops_per_token(cfg: &ModelConfig, t: usize, head_rows: f64) -> f64 {
+    let head = (cfg.vocab_size * cfg.hidden_size) as f64;
+    // every parameter but the input embedding (a lookup), the norm weights and the head; a
+    // tied head still multiplies by the embedding
+    let lookup = if cfg.tie_word_embeddings { 0.0 } else { head };
+    let norms = (cfg.hidden_size * (2 * cfg.num_hidden_layers + 1)) as f64;
+    let body = cfg.num_parameters() as f64 - lookup - norms - head;
+    6.0 * (body + head * head_rows) + 12.0 * (cfg.num_hidden_layers * t * cfg.hidden_size) as f64
 }
 
 /// The median of column `k`.
@@ -107,7 +106,8 @@ fn main() -> anyhow::Result<()> {
         }
         let median = median_of(&times, 0);
         let tok_s = (batch.shape.0 * seq) as f64 / median;
-        let gflops = tok_s * flops_per_token(&cfg, seq) / 1e9;
+        let head_rows = batch.weights.iter().filter(|w| **w > 0.0).count() as f64 / batch.weights.len() as f64;
+        let gflops = tok_s * flops_per_token(&cfg, seq, head_rows) / 1e9;
         println!(
             "  {name}: step {:.0} ms (median of {steps}), {tok_s:.0} tokens/s, {gflops:.1} GFLOP/s = {:.0} % of the matmul peak",
             median * 1e3,

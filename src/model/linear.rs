@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor};
 
 use super::cpu::{contiguous_f32, fused_ok, split_flat};
-use super::gemm::par_matmul;
+use super::gemm::{par_matmuls, Product};
 
 /// y = x · Wᵀ, W of shape (outputs, inputs).
 #[derive(Debug, Clone)]
@@ -65,8 +65,13 @@ impl CustomOp2 for Project {
             contiguous_f32(s1, l1, self.name())?,
             contiguous_f32(s2, l2, self.name())?,
         );
-        let mut y = vec![0f32; n * o];
-        par_matmul(n, o, i, &mut y, (x, i, 1), (w, 1, i))?;
+        let y = par_matmuls(&[Product {
+            m: n,
+            n: o,
+            k: i,
+            lhs: (x, i, 1),
+            rhs: (w, 1, i),
+        }])?;
         let mut shape = l1.dims().to_vec();
         if let Some(last) = shape.last_mut() {
             *last = o;
@@ -104,10 +109,21 @@ impl CustomOp3 for ProjectGrad {
             contiguous_f32(s2, l2, self.name())?,
             contiguous_f32(s3, l3, self.name())?,
         );
-        let mut out = vec![0f32; n * i + o * i];
-        let (dx, dw) = out.split_at_mut(n * i);
-        par_matmul(n, i, o, dx, (dy, o, 1), (w, i, 1))?;
-        par_matmul(o, i, n, dw, (dy, 1, o), (x, i, 1))?;
+        let dx = Product {
+            m: n,
+            n: i,
+            k: o,
+            lhs: (dy, o, 1),
+            rhs: (w, i, 1),
+        };
+        let dw = Product {
+            m: o,
+            n: i,
+            k: n,
+            lhs: (dy, 1, o),
+            rhs: (x, i, 1),
+        };
+        let out = par_matmuls(&[dx, dw])?;
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))
     }

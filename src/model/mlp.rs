@@ -31,7 +31,11 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let hidden = super::fused_swiglu::swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
-        self.down_proj.forward(&hidden)
+        super::fused_mlp::mlp(
+            x,
+            self.gate_proj.weight(),
+            self.up_proj.weight(),
+            self.down_proj.weight(),
+        )
     }
 }

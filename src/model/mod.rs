@@ -7,6 +7,7 @@ pub mod config;
 pub mod cpu;
 pub mod fused;
 pub mod fused_attention;
+pub mod fused_mlp;
 pub mod fused_norm;
 pub mod fused_swiglu;
 pub mod gemm;

@@ -14,7 +14,7 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::model::cpu::{contiguous_f32, split_flat};
-use crate::model::gemm::par_matmul as matmul;
+use crate::model::gemm::{par_matmuls, Product};
 use crate::model::vmath;
 
 /// Σ w · (−log softmax(hidden · Wᵀ)[target]) over the rows, for contiguous f32 CPU `hidden`
@@ -70,8 +70,13 @@ impl HeadLoss {
         weight: &[f32],
         (n, h, v): (usize, usize, usize),
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let mut probs = vec![0f32; n * v];
-        matmul(n, v, h, &mut probs, (hidden, h, 1), (weight, 1, h))?;
+        let mut probs = par_matmuls(&[Product {
+            m: n,
+            n: v,
+            k: h,
+            lhs: (hidden, h, 1),
+            rhs: (weight, 1, h),
+        }])?;
         let mut losses = vec![0f32; n];
         probs
             .par_chunks_mut(v)
@@ -159,10 +164,21 @@ impl CustomOp2 for HeadLossGrad {
             row.iter_mut().for_each(|p| *p *= scale);
             row[targets[i] as usize] -= scale;
         });
-        let mut all = vec![0f32; n * h + v * h];
-        let (d_hidden, d_weight) = all.split_at_mut(n * h);
-        matmul(n, h, v, d_hidden, (&d_logits, v, 1), (weight, h, 1))?;
-        matmul(v, h, n, d_weight, (&d_logits, 1, v), (hidden, h, 1))?;
+        let d_hidden = Product {
+            m: n,
+            n: h,
+            k: v,
+            lhs: (&d_logits, v, 1),
+            rhs: (weight, h, 1),
+        };
+        let d_weight = Product {
+            m: v,
+            n: h,
+            k: n,
+            lhs: (&d_logits, 1, v),
+            rhs: (hidden, h, 1),
+        };
+        let all = par_matmuls(&[d_hidden, d_weight])?;
         let len = all.len();
         Ok((CpuStorage::F32(all), Shape::from(len)))
     }

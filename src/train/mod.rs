@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod config;
+mod host_adamw;
 pub mod optim;
 pub mod trainer;
 

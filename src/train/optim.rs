@@ -7,13 +7,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::host_adamw::{step_in_place, sum_squares, Update};
 use crate::error::{Error, Result};
-
-/// Elements per parallel task of the host loops.
-const CHUNK: usize = 1 << 14;
 
 /// AdamW settings (the paper's by default).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -205,12 +202,7 @@ impl AdamW {
         let mut total = 0.0f64;
         for g in &grads.0 {
             total += if g.device().is_cpu() && g.dtype() == DType::F32 {
-                let values: Vec<f32> = g.flatten_all()?.to_vec1()?;
-                let parts: Vec<f64> = values
-                    .par_chunks(CHUNK)
-                    .map(|c| c.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>())
-                    .collect();
-                parts.iter().sum::<f64>()
+                sum_squares(g)?
             } else {
                 f64::from(g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>()?)
             };
@@ -236,27 +228,16 @@ impl AdamW {
             let decay = if slot.decay { wd } else { 0.0 };
             match &mut slot.moments {
                 Moments::Host { m, v } => {
-                    let mut theta: Vec<f32> = slot.var.as_tensor().flatten_all()?.to_vec1()?;
-                    let g: Vec<f32> = g.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
-                    let (b1, b2, eps) = (c.beta1 as f32, c.beta2 as f32, c.eps as f32);
-                    let (keep, step, sqrt_bc2) = ((1.0 - decay) as f32, (lr / bc1) as f32, bc2.sqrt() as f32);
-                    let scale = scale as f32;
-                    // elementwise, so the parallel split does not change a bit
-                    theta
-                        .par_chunks_mut(CHUNK)
-                        .zip(m.par_chunks_mut(CHUNK))
-                        .zip(v.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)))
-                        .for_each(|((theta, m), (v, g))| {
-                            for i in 0..theta.len() {
-                                let gi = g[i] * scale;
-                                m[i] = m[i] * b1 + gi * (1.0 - b1);
-                                v[i] = v[i] * b2 + gi * gi * (1.0 - b2);
-                                let denom = v[i].sqrt() / sqrt_bc2 + eps;
-                                theta[i] = theta[i] * keep - m[i] / denom * step;
-                            }
-                        });
-                    let shape = slot.var.as_tensor().shape().clone();
-                    slot.var.set(&Tensor::from_vec(theta, shape, slot.var.device())?)?;
+                    let update = Update {
+                        beta1: c.beta1 as f32,
+                        beta2: c.beta2 as f32,
+                        eps: c.eps as f32,
+                        keep: (1.0 - decay) as f32,
+                        step: (lr / bc1) as f32,
+                        sqrt_bc2: bc2.sqrt() as f32,
+                        scale: scale as f32,
+                    };
+                    step_in_place(slot.var.as_tensor(), g, m, v, update)?;
                 }
                 Moments::Device { m, v } => {
                     let g = if scale == 1.0 { g.clone() } else { (g * scale)? };
