@@ -75,6 +75,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A metric's inputs do not fit together (predictions and references of different
+    /// lengths, a tag or label the metric cannot read).
+    #[error("metric {metric}: {reason}")]
+    Metric {
+        /// The metric.
+        metric: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A plot could not be drawn or encoded.
     #[error("plot {name}: {reason}")]
     Plot {

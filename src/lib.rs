@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod fsutil;
 pub mod model;
 pub mod objectives;
