@@ -37,6 +37,21 @@ enum Command {
     Study(StudyArgs),
     /// Pretrain (CLM, MLM, or phases of both) from a TOML config, or resume a checkpoint.
     Pretrain(PretrainArgs),
+    /// Fine-tune a checkpoint on one task (one learning rate, one seed) and write its run record.
+    Finetune(FinetuneArgs),
+}
+
+#[derive(Args)]
+struct FinetuneArgs {
+    /// The run's configuration (configs/finetune/*.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a config value: --set train.learning_rate=1e-4 --set train.seed=3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -307,11 +322,7 @@ fn study(args: &StudyArgs) -> Result<()> {
 
 fn pretrain(args: &PretrainArgs) -> Result<()> {
     use encoderlab::train::{checkpoint::load_state, PretrainConfig, RunOptions};
-    if let Some(n) = args.threads {
-        // candle's CPU kernels read RAYON_NUM_THREADS; set it before any tensor work
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
-    }
+    set_threads(args.threads);
     let cfg = match (&args.resume, &args.config) {
         (Some(dir), _) => {
             if !args.set.is_empty() {
@@ -339,6 +350,31 @@ fn pretrain(args: &PretrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn set_threads(threads: Option<usize>) {
+    if let Some(n) = threads {
+        // candle's CPU kernels read RAYON_NUM_THREADS; set it before any tensor work
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+    }
+}
+
+fn finetune(args: &FinetuneArgs) -> Result<()> {
+    use encoderlab::finetune::{FinetuneConfig, FinetuneOptions, Status};
+    set_threads(args.threads);
+    let cfg = FinetuneConfig::load(&args.config, &args.set)?;
+    let result = encoderlab::finetune::finetune(&cfg, &FinetuneOptions { progress: true })?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    println!("record: {}", cfg.run_dir()?.display());
+    match result.status {
+        Status::Ok => Ok(()),
+        Status::Diverged => {
+            eprintln!("the run diverged: {}", result.reason.unwrap_or_default());
+            Ok(())
+        }
+        Status::Failed => bail!("the run failed: {}", result.reason.unwrap_or_default()),
+    }
 }
 
 fn main() -> Result<()> {
@@ -379,6 +415,7 @@ fn main() -> Result<()> {
         }
         Command::Study(a) => study(&a)?,
         Command::Pretrain(a) => pretrain(&a)?,
+        Command::Finetune(a) => finetune(&a)?,
     }
     Ok(())
 }

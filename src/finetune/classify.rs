@@ -1,0 +1,119 @@
+//! Sequence classification (SC): single texts and text pairs, accuracy (or macro-F1).
+
+use candle_core::{Device, Tensor};
+
+use super::features::classification_input;
+use super::task::{chunks, hold_out, limit, pad_batch, split_plan, EvalSplit, Family, Task, ValidationSource};
+use crate::data::registry::Registry;
+use crate::error::Result;
+use crate::eval::classification::accuracy;
+use crate::eval::Scores;
+use crate::heads::{HeadKind, TaskModel};
+use crate::tokenizer::TextTokenizer;
+
+/// Encoded examples: (id, ids, label).
+type Encoded = Vec<(String, Vec<u32>, usize)>;
+
+/// A loaded classification task.
+pub struct Classification {
+    labels: usize,
+    train: Encoded,
+    validation: Encoded,
+    test: Encoded,
+    pad: u32,
+}
+
+impl Classification {
+    /// Loads and encodes `cfg.dataset`'s splits.
+    pub fn load(
+        registry: &Registry,
+        cfg: &super::config::TaskConfig,
+        tok: &TextTokenizer,
+        (sep, pad): (u32, u32),
+        seed: u64,
+    ) -> Result<Self> {
+        let (dir, name) = (&cfg.data_dir, cfg.dataset.as_str());
+        let spec = registry.get(name)?;
+        let (source, test_split) = split_plan(spec, name)?;
+        let train = registry.classification(name, dir, "train")?;
+        let encode = |examples: Vec<crate::data::tasks::ClassificationExample>| -> Result<Encoded> {
+            examples
+                .into_iter()
+                .map(|ex| {
+                    Ok((
+                        ex.id.clone(),
+                        classification_input(tok, &ex, sep, cfg.max_length)?,
+                        ex.label,
+                    ))
+                })
+                .collect()
+        };
+        let (train_ex, validation_ex) = match source {
+            ValidationSource::Split => (
+                train.examples,
+                registry.classification(name, dir, "validation")?.examples,
+            ),
+            ValidationSource::HeldOut => hold_out(train.examples, cfg.validation_fraction, seed),
+        };
+        let test_ex = registry.classification(name, dir, &test_split)?.examples;
+        Ok(Self {
+            labels: train.labels.len(),
+            train: encode(limit(train_ex, cfg.max_train_examples))?,
+            validation: encode(limit(validation_ex, cfg.max_eval_examples))?,
+            test: encode(limit(test_ex, cfg.max_eval_examples))?,
+            pad,
+        })
+    }
+
+    fn logits(
+        &self,
+        model: &TaskModel,
+        rows: &[&(String, Vec<u32>, usize)],
+        train: bool,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let seqs: Vec<&[u32]> = rows.iter().map(|r| r.1.as_slice()).collect();
+        let (ids, mask) = pad_batch(&seqs, self.pad, device)?;
+        model.forward(&ids, &mask, train)
+    }
+}
+
+impl Task for Classification {
+    fn family(&self) -> Family {
+        Family::SC
+    }
+
+    fn head(&self) -> HeadKind {
+        HeadKind::Sequence { labels: self.labels }
+    }
+
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn loss(&self, model: &TaskModel, batch: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+        let rows: Vec<_> = batch.iter().map(|&i| &self.train[i]).collect();
+        let logits = self.logits(model, &rows, true, device)?;
+        let targets: Vec<u32> = rows.iter().map(|r| r.2 as u32).collect();
+        candle_nn::loss::cross_entropy(&logits, &Tensor::from_vec(targets, rows.len(), device)?)
+    }
+
+    fn evaluate(&self, model: &TaskModel, split: EvalSplit, batch_size: usize, device: &Device) -> Result<Vec<Scores>> {
+        let data = match split {
+            EvalSplit::Validation => &self.validation,
+            EvalSplit::Test => &self.test,
+        };
+        let mut predicted = Vec::with_capacity(data.len());
+        for chunk in chunks(data.len(), batch_size) {
+            let rows: Vec<_> = chunk.iter().map(|&i| &data[i]).collect();
+            let logits = self.logits(model, &rows, false, device)?;
+            predicted.extend(logits.argmax(1)?.to_vec1::<u32>()?.into_iter().map(|p| p as usize));
+        }
+        let ids: Vec<String> = data.iter().map(|r| r.0.clone()).collect();
+        let gold: Vec<usize> = data.iter().map(|r| r.2).collect();
+        Ok(vec![
+            accuracy(&ids, &predicted, &gold)?,
+            crate::eval::classification::macro_f1(&ids, &predicted, &gold)?,
+        ])
+    }
+}

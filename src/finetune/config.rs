@@ -1,0 +1,307 @@
+//! The fine-tuning configuration (`configs/finetune/*.toml`): which backbone, which dataset,
+//! and the paper's protocol as defaults (AdamW β=(0.9, 0.95), ε=1e-5, weight decay 0.1, batch
+//! 32, 1000 steps, 10 % warmup then linear decay). Unknown keys are refused; the resolved
+//! configuration is saved with the run, and its hash is the run's id.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::parse_toml;
+use crate::error::{Error, IoContext, Result};
+use crate::heads::Pooling;
+use crate::model::AttentionMode;
+use crate::train::config::set_override;
+use crate::train::OptimConfig;
+
+/// Where the backbone's weights come from.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// The checkpoint's weights (its LM head left out).
+    #[default]
+    Pretrained,
+    /// Fresh weights of the checkpoint's architecture, drawn from the run's seed: the
+    /// random-init baseline.
+    Random,
+}
+
+/// The backbone.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneConfig {
+    /// A checkpoint folder: ours (`checkpoints/step-N`) or any HF Llama layout
+    /// (`model.safetensors`, `config.json`, `tokenizer.json`).
+    pub checkpoint: PathBuf,
+    /// The `model` column of the runs table (default: the checkpoint's run folder name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The `objective` column (default: from the checkpoint's `trainer_state.json`, e.g. `clm`,
+    /// `mlm40`, `clm-mlm40`; `random` for a random init; else `unknown`).
+    #[serde(default)]
+    pub objective: Option<String>,
+    /// Pretrained weights or a random-init baseline.
+    #[serde(default)]
+    pub init: Init,
+    /// Attention while fine-tuning (bidirectional for every backbone by default).
+    #[serde(default = "bidirectional")]
+    pub attention: AttentionMode,
+    /// Pooling of the sequence classifier.
+    #[serde(default)]
+    pub pooling: Pooling,
+}
+
+fn bidirectional() -> AttentionMode {
+    AttentionMode::Bidirectional
+}
+
+/// The task and how its examples become inputs.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// A registry name (`configs/datasets.toml`).
+    pub dataset: String,
+    /// The data folder the registry's paths are relative to.
+    #[serde(default = "data_dir")]
+    pub data_dir: PathBuf,
+    /// Longest input in tokens.
+    #[serde(default = "max_length")]
+    pub max_length: usize,
+    /// QA: context tokens shared by consecutive windows.
+    #[serde(default = "doc_stride")]
+    pub doc_stride: usize,
+    /// QA: the question is cut to this many tokens.
+    #[serde(default = "max_question_tokens")]
+    pub max_question_tokens: usize,
+    /// QA: longest answer in tokens.
+    #[serde(default = "max_answer_tokens")]
+    pub max_answer_tokens: usize,
+    /// QA: start and end candidates per window.
+    #[serde(default = "n_best")]
+    pub n_best: usize,
+    /// Retrieval: the temperature of the in-batch contrastive loss.
+    #[serde(default = "temperature")]
+    pub temperature: f64,
+    /// Retrieval: the extractive-QA dataset whose training questions and their passages are
+    /// the training pairs (BEIR test sets have no training split).
+    #[serde(default = "train_pairs")]
+    pub train_pairs: String,
+    /// Share of train held out (seeded) as validation when the dataset has no separate
+    /// validation and test splits.
+    #[serde(default = "validation_fraction")]
+    pub validation_fraction: f64,
+    /// Use only the first N training examples (0: all) — for quick runs.
+    #[serde(default)]
+    pub max_train_examples: usize,
+    /// Score only the first N examples (queries) of each evaluation split (0: all).
+    #[serde(default)]
+    pub max_eval_examples: usize,
+}
+
+fn data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn max_length() -> usize {
+    128
+}
+fn doc_stride() -> usize {
+    32
+}
+fn max_question_tokens() -> usize {
+    64
+}
+fn max_answer_tokens() -> usize {
+    30
+}
+fn n_best() -> usize {
+    20
+}
+fn temperature() -> f64 {
+    0.05
+}
+fn train_pairs() -> String {
+    "squad".into()
+}
+fn validation_fraction() -> f64 {
+    0.05
+}
+
+/// The loop.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneTrainConfig {
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Seed of the head's weights (and a random backbone's), the validation split and the
+    /// data order.
+    #[serde(default)]
+    pub seed: u64,
+    /// Examples per optimizer step.
+    #[serde(default = "batch_size")]
+    pub batch_size: usize,
+    /// Micro-batches per step (batch_size is split across them).
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Optimizer steps (ignored when `epochs` is set).
+    #[serde(default = "max_steps")]
+    pub max_steps: usize,
+    /// Passes over the training set instead of `max_steps` (the paper: 1 for token
+    /// classification).
+    #[serde(default)]
+    pub epochs: Option<usize>,
+    /// Share of the steps spent warming up (then linear decay to 0).
+    #[serde(default = "warmup_ratio")]
+    pub warmup_ratio: f64,
+    /// Examples per evaluation batch.
+    #[serde(default = "eval_batch_size")]
+    pub eval_batch_size: usize,
+    /// Append a line to metrics.jsonl every this many steps.
+    #[serde(default = "log_every")]
+    pub log_every: usize,
+    /// `cpu` or `cuda:N`.
+    #[serde(default = "cpu")]
+    pub device: String,
+    /// Run records go to `{out_dir}/{run_id}/`.
+    #[serde(default = "out_dir")]
+    pub out_dir: PathBuf,
+}
+
+fn batch_size() -> usize {
+    32
+}
+fn one() -> usize {
+    1
+}
+fn max_steps() -> usize {
+    1000
+}
+fn warmup_ratio() -> f64 {
+    0.1
+}
+fn eval_batch_size() -> usize {
+    64
+}
+fn log_every() -> usize {
+    10
+}
+fn cpu() -> String {
+    "cpu".into()
+}
+fn out_dir() -> PathBuf {
+    PathBuf::from("runs/finetune")
+}
+
+/// A whole fine-tuning run.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneConfig {
+    /// The backbone.
+    pub model: BackboneConfig,
+    /// The task.
+    pub task: TaskConfig,
+    /// The loop.
+    pub train: FinetuneTrainConfig,
+    /// AdamW.
+    #[serde(default)]
+    pub optim: OptimConfig,
+}
+
+impl FinetuneConfig {
+    /// Reads `path`, applies `overrides` (`key.path=value`), parses (unknown keys refused) and
+    /// validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        Self::parse(&text, path, overrides)
+    }
+
+    /// As [`FinetuneConfig::load`] from text (`origin` names it in errors).
+    pub fn parse(text: &str, origin: &Path, overrides: &[String]) -> Result<Self> {
+        let mut table: toml::Table = parse_toml(text, origin)?;
+        for o in overrides {
+            set_override(&mut table, o)?;
+        }
+        let text = toml::to_string(&table).map_err(|e| Error::config("overrides", e.to_string()))?;
+        let cfg: Self = parse_toml(&text, origin)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every field once.
+    pub fn validate(&self) -> Result<()> {
+        let (t, k) = (&self.train, &self.task);
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return Err(Error::config(
+                "train.learning_rate",
+                format!("{} must be positive", t.learning_rate),
+            ));
+        }
+        for (field, v) in [
+            ("train.batch_size", t.batch_size),
+            ("train.grad_accum", t.grad_accum),
+            ("train.max_steps", t.max_steps),
+            ("train.eval_batch_size", t.eval_batch_size),
+            ("train.log_every", t.log_every),
+            ("task.max_length", k.max_length),
+            ("task.max_answer_tokens", k.max_answer_tokens),
+            ("task.n_best", k.n_best),
+        ] {
+            if v == 0 {
+                return Err(Error::config(field, "must be at least 1"));
+            }
+        }
+        if t.epochs == Some(0) {
+            return Err(Error::config(
+                "train.epochs",
+                "must be at least 1 (or left out for max_steps)",
+            ));
+        }
+        if t.batch_size % t.grad_accum != 0 {
+            return Err(Error::config(
+                "train.grad_accum",
+                format!("{} does not divide batch_size {}", t.grad_accum, t.batch_size),
+            ));
+        }
+        if !(0.0..1.0).contains(&t.warmup_ratio) {
+            return Err(Error::config(
+                "train.warmup_ratio",
+                format!("{} is not in [0, 1)", t.warmup_ratio),
+            ));
+        }
+        if !(k.validation_fraction > 0.0 && k.validation_fraction < 1.0) {
+            return Err(Error::config(
+                "task.validation_fraction",
+                format!("{} is not in (0, 1)", k.validation_fraction),
+            ));
+        }
+        if !(k.temperature.is_finite() && k.temperature > 0.0) {
+            return Err(Error::config(
+                "task.temperature",
+                format!("{} must be positive", k.temperature),
+            ));
+        }
+        if k.max_length < 8 {
+            return Err(Error::config(
+                "task.max_length",
+                format!("{} tokens is too short", k.max_length),
+            ));
+        }
+        if t.device != "cpu" && !t.device.starts_with("cuda") {
+            return Err(Error::config(
+                "train.device",
+                format!("`{}`: use cpu or cuda:N", t.device),
+            ));
+        }
+        self.optim.validate()
+    }
+
+    /// A short hash of the resolved configuration: the run's id and folder name.
+    pub fn run_id(&self) -> Result<String> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::config("config", e.to_string()))?;
+        Ok(crate::fsutil::sha256_bytes(&json)[..12].to_string())
+    }
+
+    /// The run's folder.
+    pub fn run_dir(&self) -> Result<PathBuf> {
+        Ok(self.train.out_dir.join(self.run_id()?))
+    }
+}

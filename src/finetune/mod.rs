@@ -1,0 +1,18 @@
+//! Fine-tuning: a pretrained (or random) backbone with a task head on one dataset, one
+//! learning rate and one seed, with the paper's protocol; the run's record feeds the sweeps and
+//! the analysis. The four families: sequence classification (`classify`), token classification
+//! (`tag`), extractive QA (`qa`), retrieval (`retrieve`).
+
+pub mod classify;
+pub mod config;
+pub mod features;
+pub mod qa;
+pub mod record;
+pub mod retrieve;
+pub mod tag;
+pub mod task;
+pub mod trainer;
+
+pub use config::FinetuneConfig;
+pub use record::{RunResult, Status};
+pub use trainer::{finetune, FinetuneOptions};

@@ -1,0 +1,208 @@
+//! Retrieval (IR): a bi-encoder trained with in-batch negatives on (question, passage) pairs of
+//! an extractive-QA dataset's train split (BEIR test sets have no training split), scored on
+//! the BEIR dataset by exact dot-product search: nDCG@10 (reported), MRR@10, recall@100.
+//! Validation is a held-out share of the pairs, searched among their own passages.
+
+use std::collections::BTreeMap;
+
+use candle_core::{Device, Tensor};
+
+use super::features::text_input;
+use super::task::{chunks, hold_out, limit, pad_batch, EvalSplit, Family, Task};
+use crate::data::registry::Registry;
+use crate::error::{Error, Result};
+use crate::eval::retrieval::{retrieval_scores, Qrels, Run};
+use crate::eval::Scores;
+use crate::heads::contrastive::in_batch_loss;
+use crate::heads::{HeadKind, TaskModel};
+use crate::tokenizer::TextTokenizer;
+
+/// Documents kept per query when searching (recall@100 needs 100).
+const TOP_K: usize = 100;
+
+/// An encoded retrieval set: queries, documents and judgements.
+struct Searchable {
+    queries: Vec<(String, Vec<u32>)>,
+    docs: Vec<(String, Vec<u32>)>,
+    qrels: Qrels,
+}
+
+/// A loaded retrieval task.
+pub struct Retrieval {
+    /// (query ids, passage ids, passage key) per training pair.
+    train: Vec<(Vec<u32>, Vec<u32>, u64)>,
+    validation: Searchable,
+    test: Searchable,
+    pad: u32,
+    temperature: f64,
+}
+
+/// A stable key for a passage's text (equal texts, equal keys).
+fn text_key(text: &str) -> u64 {
+    let digest = crate::fsutil::sha256_bytes(text.as_bytes());
+    u64::from_str_radix(&digest[..16], 16).unwrap_or(0)
+}
+
+impl Retrieval {
+    /// Loads the training pairs and the BEIR test set.
+    pub fn load(
+        registry: &Registry,
+        cfg: &super::config::TaskConfig,
+        tok: &TextTokenizer,
+        (sep, pad): (u32, u32),
+        seed: u64,
+    ) -> Result<Self> {
+        let dir = &cfg.data_dir;
+        let spec = registry.get(&cfg.dataset)?;
+        let test_split = spec
+            .splits
+            .keys()
+            .find(|k| *k == "test")
+            .or_else(|| spec.splits.keys().next())
+            .ok_or_else(|| Error::config("task.dataset", format!("`{}` has no split to score", cfg.dataset)))?;
+        let encode = |text: &str| text_input(tok, text, sep, cfg.max_length);
+        let pairs: Vec<(String, String, String)> = registry
+            .qa(&cfg.train_pairs, dir, "train")
+            .map_err(|e| Error::config("task.train_pairs", format!("`{}`: {e}", cfg.train_pairs)))?
+            .into_iter()
+            .map(|q| (q.id, q.question, q.context))
+            .collect();
+        let (train_pairs, held) = hold_out(pairs, cfg.validation_fraction, seed);
+        let train = limit(train_pairs, cfg.max_train_examples)
+            .iter()
+            .map(|(_, q, p)| Ok((encode(q)?, encode(p)?, text_key(p))))
+            .collect::<Result<Vec<_>>>()?;
+        // validation: held-out questions among the held-out passages
+        let held = limit(held, cfg.max_eval_examples);
+        let mut docs: BTreeMap<u64, String> = BTreeMap::new();
+        let mut qrels = Qrels::new();
+        let mut queries = Vec::new();
+        for (id, q, p) in &held {
+            let key = text_key(p);
+            docs.insert(key, p.clone());
+            qrels.entry(id.clone()).or_default().insert(format!("p{key:016x}"), 1);
+            queries.push((id.clone(), encode(q)?));
+        }
+        let validation = Searchable {
+            queries,
+            docs: docs
+                .iter()
+                .map(|(k, p)| Ok((format!("p{k:016x}"), encode(p)?)))
+                .collect::<Result<_>>()?,
+            qrels,
+        };
+        let corpus = registry.retrieval(&cfg.dataset, dir, test_split)?;
+        let queries: Vec<_> = limit(corpus.queries, cfg.max_eval_examples);
+        let qrels: Qrels = queries
+            .iter()
+            .filter_map(|q| corpus.qrels.get(&q.id).map(|j| (q.id.clone(), j.clone())))
+            .collect();
+        let test = Searchable {
+            queries: queries
+                .iter()
+                .map(|q| Ok((q.id.clone(), encode(&q.text)?)))
+                .collect::<Result<_>>()?,
+            docs: corpus
+                .docs
+                .iter()
+                .map(|d| {
+                    let text = if d.title.is_empty() {
+                        d.text.clone()
+                    } else {
+                        format!("{} {}", d.title, d.text)
+                    };
+                    Ok((d.id.clone(), encode(&text)?))
+                })
+                .collect::<Result<_>>()?,
+            qrels,
+        };
+        Ok(Self {
+            train,
+            validation,
+            test,
+            pad,
+            temperature: cfg.temperature,
+        })
+    }
+
+    fn embed(&self, model: &TaskModel, seqs: &[&[u32]], train: bool, device: &Device) -> candle_core::Result<Tensor> {
+        let (ids, mask) = pad_batch(seqs, self.pad, device)?;
+        model.forward(&ids, &mask, train)
+    }
+
+    /// Unit embeddings of `items` (N, H), in batches.
+    fn embed_all(
+        &self,
+        model: &TaskModel,
+        items: &[(String, Vec<u32>)],
+        batch: usize,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        for chunk in chunks(items.len(), batch) {
+            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| items[i].1.as_slice()).collect();
+            parts.push(self.embed(model, &seqs, false, device)?.detach());
+        }
+        Ok(Tensor::cat(&parts, 0)?)
+    }
+}
+
+impl Task for Retrieval {
+    fn family(&self) -> Family {
+        Family::IR
+    }
+
+    fn head(&self) -> HeadKind {
+        HeadKind::Embedding
+    }
+
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn loss(&self, model: &TaskModel, batch: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+        let rows: Vec<_> = batch.iter().map(|&i| &self.train[i]).collect();
+        let q: Vec<&[u32]> = rows.iter().map(|r| r.0.as_slice()).collect();
+        let d: Vec<&[u32]> = rows.iter().map(|r| r.1.as_slice()).collect();
+        let keys: Vec<u64> = rows.iter().map(|r| r.2).collect();
+        in_batch_loss(
+            &self.embed(model, &q, true, device)?,
+            &self.embed(model, &d, true, device)?,
+            &keys,
+            self.temperature,
+        )
+    }
+
+    fn evaluate(&self, model: &TaskModel, split: EvalSplit, batch_size: usize, device: &Device) -> Result<Vec<Scores>> {
+        let data = match split {
+            EvalSplit::Validation => &self.validation,
+            EvalSplit::Test => &self.test,
+        };
+        if data.queries.is_empty() || data.docs.is_empty() {
+            return Err(Error::config(
+                "task.dataset",
+                format!("the {} split has no query or no document", split.name()),
+            ));
+        }
+        let docs = self.embed_all(model, &data.docs, batch_size, device)?;
+        let queries = self.embed_all(model, &data.queries, batch_size, device)?;
+        let scores = queries
+            .matmul(&docs.t()?)?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec2::<f32>()?;
+        let mut run = Run::new();
+        for ((qid, _), row) in data.queries.iter().zip(scores) {
+            let mut order: Vec<usize> = (0..row.len()).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+            order.truncate(TOP_K);
+            run.insert(
+                qid.clone(),
+                order
+                    .into_iter()
+                    .map(|i| (data.docs[i].0.clone(), f64::from(row[i])))
+                    .collect(),
+            );
+        }
+        retrieval_scores(&run, &data.qrels)
+    }
+}

@@ -1,0 +1,143 @@
+//! Token classification (TC): one tag per word, learnt and predicted on each word's first
+//! token; entity F1 (IOB2) or token accuracy (POS), per the registry's metric.
+
+use candle_core::{Device, Tensor};
+
+use super::features::{tagging_input, TaggingInput};
+use super::task::{
+    chunks, hold_out, limit, masked_cross_entropy, pad_batch, split_plan, EvalSplit, Family, Task, ValidationSource,
+};
+use crate::data::registry::{Metric, Registry};
+use crate::error::Result;
+use crate::eval::tagging::{entity_f1, token_accuracy};
+use crate::eval::Scores;
+use crate::heads::{HeadKind, TaskModel};
+use crate::tokenizer::TextTokenizer;
+
+/// One encoded sentence: id, input, gold tags per word.
+type Encoded = (String, TaggingInput, Vec<usize>);
+
+/// A loaded tagging task.
+pub struct Tagging {
+    labels: Vec<String>,
+    metric: Metric,
+    train: Vec<Encoded>,
+    validation: Vec<Encoded>,
+    test: Vec<Encoded>,
+    pad: u32,
+    /// The tag predicted for words that truncation cut off (`O` when there is one).
+    fallback: usize,
+}
+
+impl Tagging {
+    /// Loads and encodes `cfg.dataset`'s splits.
+    pub fn load(
+        registry: &Registry,
+        cfg: &super::config::TaskConfig,
+        tok: &TextTokenizer,
+        (sep, pad): (u32, u32),
+        seed: u64,
+    ) -> Result<Self> {
+        let (dir, name) = (&cfg.data_dir, cfg.dataset.as_str());
+        let spec = registry.get(name)?;
+        let (source, test_split) = split_plan(spec, name)?;
+        let train = registry.tagging(name, dir, "train")?;
+        let encode = |examples: Vec<crate::data::tasks::TaggingExample>| -> Result<Vec<Encoded>> {
+            examples
+                .into_iter()
+                .map(|ex| Ok((ex.id.clone(), tagging_input(tok, &ex, sep, cfg.max_length)?, ex.tags)))
+                .collect()
+        };
+        let (train_ex, validation_ex) = match source {
+            ValidationSource::Split => (train.examples, registry.tagging(name, dir, "validation")?.examples),
+            ValidationSource::HeldOut => hold_out(train.examples, cfg.validation_fraction, seed),
+        };
+        let test_ex = registry.tagging(name, dir, &test_split)?.examples;
+        let fallback = train.labels.iter().position(|l| l == "O").unwrap_or(0);
+        Ok(Self {
+            metric: spec.metric.unwrap_or(Metric::TokenAccuracy),
+            fallback,
+            train: encode(limit(train_ex, cfg.max_train_examples))?,
+            validation: encode(limit(validation_ex, cfg.max_eval_examples))?,
+            test: encode(limit(test_ex, cfg.max_eval_examples))?,
+            labels: train.labels,
+            pad,
+        })
+    }
+
+    /// Logits (B·T, tags) of `rows`, and T.
+    fn logits(
+        &self,
+        model: &TaskModel,
+        rows: &[&Encoded],
+        train: bool,
+        device: &Device,
+    ) -> candle_core::Result<(Tensor, usize)> {
+        let seqs: Vec<&[u32]> = rows.iter().map(|r| r.1.ids.as_slice()).collect();
+        let (ids, mask) = pad_batch(&seqs, self.pad, device)?;
+        let logits = model.forward(&ids, &mask, train)?;
+        let (b, t, c) = logits.dims3()?;
+        Ok((logits.reshape((b * t, c))?, t))
+    }
+}
+
+impl Task for Tagging {
+    fn family(&self) -> Family {
+        Family::TC
+    }
+
+    fn head(&self) -> HeadKind {
+        HeadKind::Token {
+            labels: self.labels.len(),
+        }
+    }
+
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn loss(&self, model: &TaskModel, batch: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+        let rows: Vec<_> = batch.iter().map(|&i| &self.train[i]).collect();
+        let (logits, t) = self.logits(model, &rows, true, device)?;
+        let mut targets = vec![-1i64; rows.len() * t];
+        for (b, r) in rows.iter().enumerate() {
+            targets[b * t..b * t + r.1.labels.len()].copy_from_slice(&r.1.labels);
+        }
+        masked_cross_entropy(&logits, &targets)
+    }
+
+    fn evaluate(&self, model: &TaskModel, split: EvalSplit, batch_size: usize, device: &Device) -> Result<Vec<Scores>> {
+        let data = match split {
+            EvalSplit::Validation => &self.validation,
+            EvalSplit::Test => &self.test,
+        };
+        let (mut predicted, mut gold) = (Vec::with_capacity(data.len()), Vec::with_capacity(data.len()));
+        for chunk in chunks(data.len(), batch_size) {
+            let rows: Vec<_> = chunk.iter().map(|&i| &data[i]).collect();
+            let (logits, t) = self.logits(model, &rows, false, device)?;
+            let best = logits.argmax(1)?.to_vec1::<u32>()?;
+            for (b, r) in rows.iter().enumerate() {
+                let tags = r.1.word_starts.iter().map(|p| match p {
+                    Some(p) => best[b * t + p] as usize,
+                    None => self.fallback,
+                });
+                predicted.push(tags.map(|i| self.labels[i].clone()).collect::<Vec<_>>());
+                gold.push(r.2.iter().map(|&i| self.labels[i].clone()).collect::<Vec<_>>());
+            }
+        }
+        let ids: Vec<String> = data.iter().map(|r| r.0.clone()).collect();
+        let accuracy = token_accuracy(&ids, &predicted, &gold)?;
+        Ok(match self.metric {
+            Metric::EntityF1 => vec![entity_f1(&ids, &predicted, &gold)?, accuracy],
+            _ => vec![accuracy],
+        })
+    }
+}
+
+/// The tag names (for reports).
+impl Tagging {
+    /// The tag set.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+}

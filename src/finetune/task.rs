@@ -1,0 +1,169 @@
+//! What every task family provides to the fine-tuning loop, and the helpers they share:
+//! padding a batch, holding out a validation split, limiting example counts.
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::eval::Scores;
+use crate::heads::{HeadKind, TaskModel};
+use crate::rng::{choose_indices, seeded};
+
+/// The family code of the runs table (the paper's).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Sequence classification.
+    SC,
+    /// Token classification.
+    TC,
+    /// Extractive question answering.
+    QA,
+    /// Retrieval.
+    IR,
+}
+
+impl Family {
+    /// The code as text.
+    pub fn code(self) -> &'static str {
+        match self {
+            Family::SC => "SC",
+            Family::TC => "TC",
+            Family::QA => "QA",
+            Family::IR => "IR",
+        }
+    }
+}
+
+/// The two evaluated splits.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalSplit {
+    /// Model selection (a held-out part of train unless the dataset has its own).
+    Validation,
+    /// The reported score.
+    Test,
+}
+
+impl EvalSplit {
+    /// `validation` or `test`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvalSplit::Validation => "validation",
+            EvalSplit::Test => "test",
+        }
+    }
+}
+
+/// A task family, loaded and encoded.
+pub trait Task {
+    /// SC, TC, QA or IR.
+    fn family(&self) -> Family;
+    /// The head it needs.
+    fn head(&self) -> HeadKind;
+    /// Training examples (the unit of a batch).
+    fn train_len(&self) -> usize;
+    /// Mean loss of the training examples `batch`.
+    fn loss(&self, model: &TaskModel, batch: &[usize], device: &Device) -> candle_core::Result<Tensor>;
+    /// The metrics of `split`, the reported one first, with per-instance scores.
+    fn evaluate(&self, model: &TaskModel, split: EvalSplit, batch_size: usize, device: &Device) -> Result<Vec<Scores>>;
+}
+
+/// Right-padded ids (B, T) u32 and the padding mask (B, T) f32 (1 = token).
+pub fn pad_batch(seqs: &[&[u32]], pad: u32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    let mut ids = Vec::with_capacity(seqs.len() * t);
+    let mut mask = Vec::with_capacity(seqs.len() * t);
+    for s in seqs {
+        ids.extend_from_slice(s);
+        ids.extend(std::iter::repeat_n(pad, t - s.len()));
+        mask.extend(std::iter::repeat_n(1f32, s.len()));
+        mask.extend(std::iter::repeat_n(0f32, t - s.len()));
+    }
+    Ok((
+        Tensor::from_vec(ids, (seqs.len(), t), device)?,
+        Tensor::from_vec(mask, (seqs.len(), t), device)?,
+    ))
+}
+
+/// Stream of the validation hold-out draw.
+const HOLDOUT_STREAM: u64 = 7;
+
+/// Splits `items` into (train, held out): a seeded `fraction` (at least one item when there
+/// are two or more) held out, the rest kept, both in their original order.
+pub fn hold_out<T>(items: Vec<T>, fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
+    let n = items.len();
+    let k = if n < 2 {
+        0
+    } else {
+        ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
+    };
+    let chosen = choose_indices(&mut seeded(seed, HOLDOUT_STREAM), n, k);
+    let mut held = Vec::with_capacity(k);
+    let mut kept = Vec::with_capacity(n - k);
+    let mut next = chosen.iter().peekable();
+    for (i, item) in items.into_iter().enumerate() {
+        if next.peek() == Some(&&i) {
+            next.next();
+            held.push(item);
+        } else {
+            kept.push(item);
+        }
+    }
+    (kept, held)
+}
+
+/// The first `limit` items (all when `limit` is 0).
+pub fn limit<T>(mut items: Vec<T>, limit: usize) -> Vec<T> {
+    if limit > 0 {
+        items.truncate(limit);
+    }
+    items
+}
+
+/// Indices of `0..n` in chunks of `size`.
+pub fn chunks(n: usize, size: usize) -> impl Iterator<Item = Vec<usize>> {
+    (0..n)
+        .step_by(size.max(1))
+        .map(move |s| (s..(s + size.max(1)).min(n)).collect())
+}
+
+/// Mean cross entropy of `logits` (N, C) against `targets` on the rows where `targets` ≥ 0
+/// (the others ignored); an error when no row is scored.
+pub fn masked_cross_entropy(logits: &Tensor, targets: &[i64]) -> candle_core::Result<Tensor> {
+    let rows: Vec<u32> = (0..targets.len() as u32)
+        .filter(|&i| targets[i as usize] >= 0)
+        .collect();
+    if rows.is_empty() {
+        candle_core::bail!("a batch without any scored position");
+    }
+    let kept: Vec<u32> = rows.iter().map(|&i| targets[i as usize] as u32).collect();
+    let dev = logits.device();
+    let index = Tensor::from_vec(rows.clone(), rows.len(), dev)?;
+    let picked = logits.index_select(&index, 0)?.to_dtype(candle_core::DType::F32)?;
+    candle_nn::loss::cross_entropy(&picked, &Tensor::from_vec(kept, rows.len(), dev)?)
+}
+
+/// Where the validation examples come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationSource {
+    /// The dataset's own `validation` split (when it also has a `test` split).
+    Split,
+    /// A seeded share of train.
+    HeldOut,
+}
+
+/// The evaluation plan of a dataset's splits: its own validation split when it has both
+/// validation and test; else a held-out part of train, with `test` (or, without one, the
+/// public `validation` split, as the paper does with dev sets) as the test split.
+pub fn split_plan(spec: &crate::data::registry::DatasetSpec, dataset: &str) -> Result<(ValidationSource, String)> {
+    let has = |s: &str| spec.splits.contains_key(s);
+    match (has("validation"), has("test")) {
+        (true, true) => Ok((ValidationSource::Split, "test".into())),
+        (false, true) => Ok((ValidationSource::HeldOut, "test".into())),
+        (true, false) => Ok((ValidationSource::HeldOut, "validation".into())),
+        (false, false) => Err(crate::error::Error::config(
+            "task.dataset",
+            format!("`{dataset}` has neither a validation nor a test split to score"),
+        )),
+    }
+}

@@ -1,0 +1,343 @@
+//! The fine-tuning loop: one backbone, one head, one dataset, one (learning rate, seed) — the
+//! unit the sweeps repeat thousands of times. Setup errors (configuration, data, checkpoint)
+//! return before anything is written; once training starts, the run always ends with a record:
+//! `ok`, `diverged` (a non-finite loss or gradient norm, with the step) or `failed` (reason).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::classify::Classification;
+use super::config::{FinetuneConfig, Init};
+use super::qa::Qa;
+use super::record::{write_record, RunResult, Status};
+use super::retrieve::Retrieval;
+use super::tag::Tagging;
+use super::task::{EvalSplit, Task};
+use crate::data::registry::{Registry, TaskFamily};
+use crate::error::{Error, IoContext, Result};
+use crate::eval::Scores;
+use crate::heads::{init_task_weights, TaskModel};
+use crate::model::{sorted_vars, ModelConfig};
+use crate::objectives::Objective;
+use crate::rng::{seeded, shuffle};
+use crate::schedule::{lr_at, LrConfig, LrSchedule};
+use crate::tokenizer::TextTokenizer;
+use crate::train::checkpoint::{load_state, load_weights};
+use crate::train::trainer::device;
+use crate::train::{AdamW, Grads};
+
+/// Random streams of a run's seed: a random backbone, the head, the data order (+ epoch).
+const BACKBONE_STREAM: u64 = 1;
+const HEAD_STREAM: u64 = 2;
+const ORDER_STREAM: u64 = 1 << 32;
+
+/// How the caller wants the run shown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FinetuneOptions {
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// The backbone's `model` and `objective` columns: the configured ones, else from the
+/// checkpoint's `trainer_state.json` (`{run name}-step{N}`; `clm`, `mlm40`, `clm-mlm40`), else
+/// the folder's name and `unknown`; a random init's objective is `random`.
+pub fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
+    let ckpt = &cfg.model.checkpoint;
+    let state = load_state(ckpt).ok();
+    let name = cfg.model.name.clone().unwrap_or_else(|| match &state {
+        Some(s) => format!("{}-step{}", s.config.name, s.step),
+        None => ckpt
+            .file_name()
+            .map_or("model".into(), |n| n.to_string_lossy().into_owned()),
+    });
+    let objective = cfg.model.objective.clone().unwrap_or_else(|| {
+        if cfg.model.init == Init::Random {
+            return "random".into();
+        }
+        match &state {
+            Some(s) => s
+                .config
+                .train
+                .phases
+                .iter()
+                .map(|p| match p.objective {
+                    Objective::Clm => "clm".to_string(),
+                    Objective::Mlm => format!("mlm{:.0}", p.ratio.unwrap_or(0.0) * 100.0),
+                })
+                .collect::<Vec<_>>()
+                .join("-"),
+            None => "unknown".into(),
+        }
+    });
+    (name, objective)
+}
+
+/// Fills the backbone's variables of `map` (`model.*`) from the checkpoint; the head keeps its
+/// fresh weights and the checkpoint's LM head is ignored.
+fn load_backbone(dir: &Path, map: &VarMap, dev: &Device) -> Result<()> {
+    let backbone = VarMap::new();
+    {
+        let mut data = backbone
+            .data()
+            .lock()
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        for (name, var) in sorted_vars(map)?.into_iter().filter(|(n, _)| n.starts_with("model.")) {
+            data.insert(name, var);
+        }
+    }
+    load_weights(dir, &backbone, dev)
+}
+
+/// The task of `cfg.task.dataset`, loaded and encoded.
+fn load_task(cfg: &FinetuneConfig, tok: &TextTokenizer, tokens: (u32, u32)) -> Result<Box<dyn Task>> {
+    let registry = Registry::builtin()?;
+    let (task, seed) = (&cfg.task, cfg.train.seed);
+    Ok(match registry.get(&task.dataset)?.family {
+        TaskFamily::SequenceClassification => Box::new(Classification::load(&registry, task, tok, tokens, seed)?),
+        TaskFamily::TokenClassification => Box::new(Tagging::load(&registry, task, tok, tokens, seed)?),
+        TaskFamily::ExtractiveQa => Box::new(Qa::load(&registry, task, tok, tokens, seed)?),
+        TaskFamily::Retrieval => Box::new(Retrieval::load(&registry, task, tok, tokens, seed)?),
+        TaskFamily::Pretraining => {
+            return Err(Error::config(
+                "task.dataset",
+                format!("`{}` is a pretraining corpus, not a task", task.dataset),
+            ))
+        }
+    })
+}
+
+/// What training and evaluation produced.
+struct Outcome {
+    status: Status,
+    reason: Option<String>,
+    steps: usize,
+    examples: usize,
+    train_seconds: f64,
+    eval_instances: usize,
+    eval_seconds: f64,
+    scores: Vec<(String, Vec<Scores>)>,
+}
+
+/// Trains `model` on `task` and evaluates it (both splits) unless it diverged.
+fn train_and_evaluate(
+    cfg: &FinetuneConfig,
+    task: &dyn Task,
+    model: &TaskModel,
+    opt: &mut AdamW,
+    dev: &Device,
+    log: &mut String,
+    bar: &ProgressBar,
+) -> Result<Outcome> {
+    let t = &cfg.train;
+    let n = task.train_len();
+    let total = match t.epochs {
+        Some(e) => e * n.div_ceil(t.batch_size),
+        None => t.max_steps,
+    };
+    let lr = LrConfig {
+        peak: t.learning_rate,
+        warmup_steps: (t.warmup_ratio * total as f64).round() as usize,
+        schedule: LrSchedule::Linear,
+    };
+    bar.set_length(total as u64);
+    let started = Instant::now();
+    let (mut order, mut cursor, mut epoch) = (Vec::new(), n, 0u64);
+    let mut out = Outcome {
+        status: Status::Ok,
+        reason: None,
+        steps: 0,
+        examples: 0,
+        train_seconds: 0.0,
+        eval_instances: 0,
+        eval_seconds: 0.0,
+        scores: Vec::new(),
+    };
+    for step in 0..total {
+        // the next batch_size examples of this epoch's seeded order
+        let mut batch = Vec::with_capacity(t.batch_size);
+        while batch.len() < t.batch_size {
+            if cursor == n {
+                order = (0..n).collect();
+                shuffle(&mut seeded(t.seed, ORDER_STREAM + epoch), &mut order);
+                (cursor, epoch) = (0, epoch + 1);
+            }
+            let take = (t.batch_size - batch.len()).min(n - cursor);
+            batch.extend_from_slice(&order[cursor..cursor + take]);
+            cursor += take;
+        }
+        let mut grads: Option<Grads> = None;
+        let mut loss_sum = 0.0;
+        for micro in batch.chunks(t.batch_size / t.grad_accum) {
+            let loss = task.loss(model, micro, dev)?;
+            loss_sum += f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?) / t.grad_accum as f64;
+            let scaled = (loss / t.grad_accum as f64)?;
+            grads = Some(AdamW::accumulate(grads, opt.grads(&scaled.backward()?)?)?);
+        }
+        let grads = grads.ok_or_else(|| Error::config("train.batch_size", "an empty batch"))?;
+        let norm = AdamW::grad_norm(&grads)?;
+        if !loss_sum.is_finite() || !norm.is_finite() {
+            out.status = Status::Diverged;
+            out.reason = Some(format!(
+                "non-finite loss {loss_sum} or gradient norm {norm} at step {}",
+                step + 1
+            ));
+            break;
+        }
+        let rate = lr_at(&lr, step, total);
+        opt.step(&grads, norm, rate)?;
+        out.steps = step + 1;
+        out.examples += batch.len();
+        if out.steps % t.log_every == 0 || out.steps == total {
+            let per_s = out.examples as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let _ = writeln!(
+                log,
+                "{{\"step\":{},\"loss\":{loss_sum},\"lr\":{rate},\"grad_norm\":{norm},\"examples_per_s\":{per_s:.2}}}",
+                out.steps
+            );
+            bar.set_message(format!("loss {loss_sum:.4}"));
+        }
+        bar.set_position(out.steps as u64);
+    }
+    out.train_seconds = started.elapsed().as_secs_f64();
+    if out.status != Status::Ok {
+        return Ok(out);
+    }
+    let started = Instant::now();
+    for split in [EvalSplit::Validation, EvalSplit::Test] {
+        let scores = task.evaluate(model, split, t.eval_batch_size, dev)?;
+        out.eval_instances += scores.first().map_or(0, |s| s.instances.len());
+        out.scores.push((split.name().to_string(), scores));
+    }
+    out.eval_seconds = started.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// Runs one fine-tuning configuration and writes its record to `{out_dir}/{run_id}/`.
+pub fn finetune(cfg: &FinetuneConfig, opts: &FinetuneOptions) -> Result<RunResult> {
+    let started = Instant::now();
+    cfg.validate()?;
+    let dev = device(&cfg.train.device)?;
+    let ckpt = &cfg.model.checkpoint;
+    let model_cfg = ModelConfig::from_hf_json(&ckpt.join("config.json"))?;
+    let tok_path = ckpt.join("tokenizer.json");
+    let tok = TextTokenizer::load(&tok_path)?;
+    if tok.vocab_size() > model_cfg.vocab_size {
+        return Err(Error::data(
+            &tok_path,
+            0,
+            format!(
+                "the tokenizer has {} ids but the model's vocabulary {} (config.json): not this model's tokenizer",
+                tok.vocab_size(),
+                model_cfg.vocab_size
+            ),
+        ));
+    }
+    let sep = tok.eos_id()?;
+    let pad = tok.special().pad.unwrap_or(sep);
+    let task = load_task(cfg, &tok, (sep, pad))?;
+    if task.train_len() == 0 {
+        return Err(Error::config(
+            "task.dataset",
+            format!("`{}` has no training example", cfg.task.dataset),
+        ));
+    }
+    let seed = cfg.train.seed;
+    let map = init_task_weights(
+        &model_cfg,
+        task.head(),
+        &mut seeded(seed, BACKBONE_STREAM),
+        &mut seeded(seed, HEAD_STREAM),
+        &dev,
+    )?;
+    if cfg.model.init == Init::Pretrained {
+        load_backbone(ckpt, &map, &dev)?;
+    }
+    let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
+    let model = TaskModel::new(&model_cfg, task.head(), cfg.model.pooling, cfg.model.attention, vb)?;
+    let mut opt = AdamW::new(sorted_vars(&map)?, &cfg.optim)?;
+    let run_id = cfg.run_id()?;
+    let dir = cfg.run_dir()?;
+    std::fs::create_dir_all(&cfg.train.out_dir).at(&cfg.train.out_dir)?;
+
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if opts.progress {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} steps, {msg}, ETA {eta}") {
+        bar.set_style(style);
+    }
+    let mut log = String::new();
+    let outcome = train_and_evaluate(cfg, task.as_ref(), &model, &mut opt, &dev, &mut log, &bar);
+    bar.finish_and_clear();
+    let outcome = outcome.unwrap_or_else(|e| Outcome {
+        status: Status::Failed,
+        reason: Some(e.to_string()),
+        steps: 0,
+        examples: 0,
+        train_seconds: 0.0,
+        eval_instances: 0,
+        eval_seconds: 0.0,
+        scores: Vec::new(),
+    });
+    let (model_name, objective) = backbone_labels(cfg);
+    let main = |split: &str| -> Option<f64> {
+        outcome
+            .scores
+            .iter()
+            .find(|(s, _)| s == split)
+            .and_then(|(_, m)| m.first())
+            .map(|m| m.score)
+    };
+    let metric = outcome
+        .scores
+        .first()
+        .and_then(|(_, m)| m.first())
+        .map_or_else(|| default_metric(task.family()), |m| m.metric.clone());
+    let result = RunResult {
+        run_id,
+        model: model_name,
+        objective,
+        family: task.family().code().to_string(),
+        dataset: cfg.task.dataset.clone(),
+        learning_rate: cfg.train.learning_rate,
+        seed,
+        metric,
+        validation: main("validation"),
+        test: main("test"),
+        all_scores: outcome
+            .scores
+            .iter()
+            .flat_map(|(split, ms)| ms.iter().map(move |m| (split.clone(), m.metric.clone(), m.score)))
+            .collect(),
+        status: outcome.status,
+        reason: outcome.reason.clone(),
+        steps: outcome.steps,
+        examples: outcome.examples,
+        train_examples_per_s: outcome.examples as f64 / outcome.train_seconds.max(1e-9),
+        eval_examples_per_s: outcome.eval_instances as f64 / outcome.eval_seconds.max(1e-9),
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    write_record(&dir, cfg, &result, &outcome.scores, &log)?;
+    Ok(result)
+}
+
+/// The metric a family reports when the run ended before evaluating.
+fn default_metric(family: super::task::Family) -> String {
+    use super::task::Family;
+    match family {
+        Family::SC => "accuracy",
+        Family::TC => "entity_f1",
+        Family::QA => "f1",
+        Family::IR => "ndcg@10",
+    }
+    .to_string()
+}

@@ -1,0 +1,175 @@
+//! Task heads on a backbone (`model::Transformer`), each returning logits (or, for retrieval,
+//! embeddings): sequence classification (pooled hidden state → linear), token classification
+//! (per-token linear), extractive QA (start/end logits per token) and retrieval (mean-pooled,
+//! L2-normalised embeddings). Weight names follow HF: the backbone under `model.`, `score` for
+//! the classifiers (HF `LlamaForSequenceClassification` has no bias there,
+//! `LlamaForTokenClassification` has one), `qa_outputs` for QA.
+
+pub mod contrastive;
+pub mod pool;
+pub mod span;
+
+use candle_core::{DType, Device, Result, Tensor, Var, D};
+use candle_nn::{VarBuilder, VarMap};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::model::init::{normal_tensor, parameter_shapes, INIT_STD};
+use crate::model::{AttentionMode, ModelConfig, Transformer};
+pub use pool::{pool, Pooling};
+
+/// Which head sits on the backbone.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadKind {
+    /// Pooled hidden state → `labels` logits.
+    Sequence {
+        /// Number of classes.
+        labels: usize,
+    },
+    /// Each token → `labels` logits.
+    Token {
+        /// Number of tags.
+        labels: usize,
+    },
+    /// Each token → start and end logits.
+    Span,
+    /// Mean-pooled, L2-normalised embedding.
+    Embedding,
+}
+
+impl HeadKind {
+    /// The head's parameters: (HF name, shape, is a bias).
+    pub fn parameters(self, hidden: usize) -> Vec<(String, Vec<usize>, bool)> {
+        match self {
+            HeadKind::Sequence { labels } => vec![("score.weight".into(), vec![labels, hidden], false)],
+            HeadKind::Token { labels } => vec![
+                ("score.weight".into(), vec![labels, hidden], false),
+                ("score.bias".into(), vec![labels], true),
+            ],
+            HeadKind::Span => vec![
+                ("qa_outputs.weight".into(), vec![2, hidden], false),
+                ("qa_outputs.bias".into(), vec![2], true),
+            ],
+            HeadKind::Embedding => Vec::new(),
+        }
+    }
+}
+
+/// Fresh weights for a task model: the backbone drawn from `backbone_rng` (replaced by a
+/// checkpoint's when one is loaded), the head from `head_rng` (N(0, 0.02), biases 0). The LM
+/// head of a pretraining checkpoint has no place here.
+pub fn init_task_weights(
+    cfg: &ModelConfig,
+    head: HeadKind,
+    backbone_rng: &mut impl RngCore,
+    head_rng: &mut impl RngCore,
+    device: &Device,
+) -> Result<VarMap> {
+    let map = VarMap::new();
+    {
+        let mut data = map.data().lock().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        for (name, shape) in parameter_shapes(cfg)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("model."))
+        {
+            let tensor = if name.ends_with("norm.weight") {
+                Tensor::ones(shape.as_slice(), DType::F32, device)?
+            } else {
+                normal_tensor(&shape, INIT_STD, backbone_rng, device)?
+            };
+            data.insert(name, Var::from_tensor(&tensor)?);
+        }
+        for (name, shape, bias) in head.parameters(cfg.hidden_size) {
+            let tensor = if bias {
+                Tensor::zeros(shape.as_slice(), DType::F32, device)?
+            } else {
+                normal_tensor(&shape, INIT_STD, head_rng, device)?
+            };
+            data.insert(name, Var::from_tensor(&tensor)?);
+        }
+    }
+    Ok(map)
+}
+
+/// A backbone with one head. The attention mode is the model's for fine-tuning
+/// (bidirectional by default for every backbone; causal tests a CLM model as a decoder).
+#[derive(Debug, Clone)]
+pub struct TaskModel {
+    /// The backbone.
+    pub backbone: Transformer,
+    /// The head.
+    pub kind: HeadKind,
+    weight: Option<Tensor>,
+    bias: Option<Tensor>,
+    pooling: Pooling,
+    mode: AttentionMode,
+}
+
+impl TaskModel {
+    /// The model under the root of `vb` (HF names).
+    pub fn new(
+        cfg: &ModelConfig,
+        kind: HeadKind,
+        pooling: Pooling,
+        mode: AttentionMode,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let backbone = Transformer::new(cfg, vb.pp("model"))?;
+        let (mut weight, mut bias) = (None, None);
+        for (name, shape, is_bias) in kind.parameters(cfg.hidden_size) {
+            let t = vb.get(shape.as_slice(), &name)?;
+            if is_bias {
+                bias = Some(t);
+            } else {
+                weight = Some(t);
+            }
+        }
+        Ok(Self {
+            backbone,
+            kind,
+            weight,
+            bias,
+            pooling,
+            mode,
+        })
+    }
+
+    /// The attention mode of the forward.
+    pub fn mode(&self) -> AttentionMode {
+        self.mode
+    }
+
+    fn project(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self
+            .weight
+            .as_ref()
+            .ok_or_else(|| candle_core::Error::Msg("head without weight".into()))?;
+        let y = x.broadcast_matmul(&w.t()?)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
+    /// # Shapes
+    /// `input_ids`: (B, T) u32, `padding`: (B, T) f32 (1 = token) →
+    /// sequence: (B, labels); token: (B, T, labels); span: (B, T, 2) (start, end);
+    /// embedding: (B, H), unit L2 norm.
+    pub fn forward(&self, input_ids: &Tensor, padding: &Tensor, train: bool) -> Result<Tensor> {
+        let hidden = self.backbone.forward_t(input_ids, Some(padding), self.mode, train)?;
+        match self.kind {
+            HeadKind::Sequence { .. } => self.project(&pool(&hidden, padding, self.pooling)?),
+            HeadKind::Token { .. } | HeadKind::Span => self.project(&hidden),
+            HeadKind::Embedding => {
+                let pooled = pool(&hidden, padding, Pooling::Mean)?;
+                let norm = pooled
+                    .sqr()?
+                    .sum_keepdim(D::Minus1)?
+                    .sqrt()?
+                    .clamp(1e-12, f64::INFINITY)?;
+                pooled.broadcast_div(&norm)
+            }
+        }
+    }
+}
