@@ -79,7 +79,7 @@ pub fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
 
 /// Fills the backbone's variables of `map` (`model.*`) from the checkpoint; the head keeps its
 /// fresh weights and the checkpoint's LM head is ignored.
-fn load_backbone(dir: &Path, map: &VarMap, dev: &Device) -> Result<()> {
+pub fn load_backbone(dir: &Path, map: &VarMap, dev: &Device) -> Result<()> {
     let backbone = VarMap::new();
     {
         let mut data = backbone

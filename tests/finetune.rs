@@ -1,0 +1,542 @@
+//! Fine-tuning: the four families end to end on the shared data with a tiny checkpoint, heads
+//! that overfit a tiny subset, QA windows, retrieval on a hand-made corpus, partial loading,
+//! divergence, and bad input.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use common::{sample_corpus, shared_data, write};
+use encoderlab::data::corpus::Corpus;
+use encoderlab::data::pack::{pack_corpus, PackConfig};
+use encoderlab::data::tasks::{Answer, QaExample};
+use encoderlab::finetune::features::{encode_with_offsets, qa_windows};
+use encoderlab::finetune::record::InstanceRow;
+use encoderlab::finetune::trainer::load_backbone;
+use encoderlab::finetune::{finetune, FinetuneConfig, FinetuneOptions, RunResult, Status};
+use encoderlab::heads::span::{best_span, WindowLogits};
+use encoderlab::heads::{init_task_weights, HeadKind};
+use encoderlab::model::{sorted_vars, ModelConfig};
+use encoderlab::rng::seeded;
+use encoderlab::stats::runs::read_runs;
+use encoderlab::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
+use encoderlab::train::{pretrain, PretrainConfig, RunOptions};
+
+/// A tiny CLM checkpoint (vocabulary 300, 2 steps) under `dir`.
+fn tiny_checkpoint(dir: &Path) -> anyhow::Result<PathBuf> {
+    let corpus = Corpus::open(&[sample_corpus(dir, 200)], "text")?;
+    let tok_path = dir.join("tokenizer.json");
+    save_tokenizer(&train_bpe(&corpus, 300, 2)?, &tok_path)?;
+    let tok = TextTokenizer::load(&tok_path)?;
+    let pack = dir.join("pack");
+    let pack_cfg = PackConfig {
+        seq_len: 32,
+        validation_fraction: 0.05,
+        seed: 0,
+        ..PackConfig::default()
+    };
+    pack_corpus(&corpus, &tok, &pack_cfg, &pack)?;
+    let text = format!(
+        r#"
+name = "tinyclm"
+[model]
+preset = "tiny"
+[data]
+pack = "{}"
+batch_size = 4
+eval_blocks = 2
+[train]
+phases = [{{ objective = "clm", steps = 2 }}]
+eval_every_steps = 2
+checkpoint_every_steps = 2
+out_dir = "{}"
+[lr]
+peak = 1e-3
+warmup_steps = 1
+schedule = {{ kind = "constant" }}
+"#,
+        pack.display(),
+        dir.join("runs").display()
+    );
+    let path = write(dir, "pretrain.toml", &text);
+    let cfg = PretrainConfig::load(&path, &[])?;
+    pretrain(&cfg, &RunOptions::default())?;
+    Ok(dir.join("runs/tinyclm/checkpoints/step-0000002"))
+}
+
+/// A fine-tuning config of the tiny checkpoint on `dataset`, records under `out`.
+fn config(ckpt: &Path, dataset: &str, data_dir: &Path, out: &Path, sets: &[&str]) -> anyhow::Result<FinetuneConfig> {
+    let text = format!(
+        r#"
+[model]
+checkpoint = "{}"
+[task]
+dataset = "{dataset}"
+data_dir = "{}"
+max_length = 48
+max_question_tokens = 16
+doc_stride = 8
+max_train_examples = 32
+max_eval_examples = 12
+[train]
+learning_rate = 1e-3
+batch_size = 8
+max_steps = 3
+eval_batch_size = 16
+log_every = 1
+out_dir = "{}"
+"#,
+        ckpt.display(),
+        data_dir.display(),
+        out.display()
+    );
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Ok(FinetuneConfig::parse(&text, Path::new("test.toml"), &sets)?)
+}
+
+fn losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn instances(run: &Path) -> Vec<InstanceRow> {
+    std::fs::read_to_string(run.join("instances.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_family_runs_end_to_end_and_writes_its_record() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let out = dir.path().join("ft");
+    for (dataset, family, metric) in [
+        ("sst2", "SC", "accuracy"),
+        ("conll2003", "TC", "entity_f1"),
+        ("squad", "QA", "f1"),
+        ("squad_retrieval", "IR", "ndcg@10"),
+    ] {
+        let cfg = config(&ckpt, dataset, &data, &out, &[])?;
+        let r: RunResult = finetune(&cfg, &FinetuneOptions::default())?;
+        assert_eq!(
+            (r.status, r.family.as_str(), r.metric.as_str()),
+            (Status::Ok, family, metric),
+            "{dataset}"
+        );
+        assert_eq!(
+            (r.model.as_str(), r.objective.as_str(), r.steps),
+            ("tinyclm-step2", "clm", 3)
+        );
+        let run = cfg.run_dir()?;
+        assert_eq!(run.file_name().unwrap().to_str().unwrap(), r.run_id);
+        // the saved configuration is the resolved one: same id
+        let saved: FinetuneConfig = serde_json::from_str(&std::fs::read_to_string(run.join("config.json"))?)?;
+        assert_eq!(saved.run_id()?, r.run_id);
+        // the rows the analysis reads
+        let rows = read_runs(&run.join("runs.csv"))?;
+        assert_eq!(rows.len(), 2);
+        for (row, (split, score)) in rows.iter().zip([("validation", r.validation), ("test", r.test)]) {
+            assert_eq!((row.split.as_str(), row.dataset.as_str()), (split, dataset));
+            assert_eq!(row.family.as_deref(), Some(family));
+            assert_eq!(row.metric.as_deref(), Some(metric));
+            assert_eq!(row.score, score.unwrap());
+        }
+        // per-instance scores give the reported score back
+        for (split, score) in [("validation", r.validation.unwrap()), ("test", r.test.unwrap())] {
+            let rows: Vec<_> = instances(&run)
+                .into_iter()
+                .filter(|i| i.split == split && i.metric == metric)
+                .collect();
+            assert!(!rows.is_empty(), "{dataset} {split}");
+            let back = if metric == "entity_f1" {
+                let c = rows
+                    .iter()
+                    .filter_map(|i| i.counts)
+                    .fold(Default::default(), |a: encoderlab::eval::Counts, c| a + c);
+                c.f1()
+            } else {
+                rows.iter().map(|i| i.score).sum::<f64>() / rows.len() as f64
+            };
+            assert!((back - score).abs() < 1e-12, "{dataset} {split}: {back} vs {score}");
+        }
+        assert_eq!(losses(&run).len(), 3);
+    }
+    Ok(())
+}
+
+#[test]
+fn each_head_overfits_a_tiny_subset() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    for dataset in ["sst2", "conll2003", "squad", "squad_retrieval"] {
+        let cfg = config(
+            &ckpt,
+            dataset,
+            &data,
+            &dir.path().join("ft"),
+            &[
+                "task.max_train_examples=8",
+                "task.max_eval_examples=4",
+                "train.max_steps=60",
+                "train.learning_rate=3e-3",
+                "train.warmup_ratio=0.0",
+                "optim.weight_decay=0.0",
+            ],
+        )?;
+        let r = finetune(&cfg, &FinetuneOptions::default())?;
+        assert_eq!(r.status, Status::Ok);
+        let l = losses(&cfg.run_dir()?);
+        let (first, last) = (l[0], l[l.len() - 3..].iter().sum::<f64>() / 3.0);
+        assert!(last < 0.2 * first, "{dataset}: loss {first} → {last}");
+    }
+    Ok(())
+}
+
+#[test]
+fn qa_windows_recover_answers_that_straddle_a_window_boundary() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let corpus = Corpus::open(&[sample_corpus(dir.path(), 100)], "text")?;
+    let tok_path = dir.path().join("tokenizer.json");
+    save_tokenizer(&train_bpe(&corpus, 300, 2)?, &tok_path)?;
+    let tok = TextTokenizer::load(&tok_path)?;
+    let sep = tok.eos_id()?;
+    let context = "The jury said the election was conducted fairly. Quarterly profits at the media giant jumped by a large margin. In meeting you again I feel much satisfaction.";
+    let answer = "profits at the media giant";
+    let start = context.find(answer).unwrap();
+    let ex = QaExample {
+        id: "q".into(),
+        title: String::new(),
+        context: context.into(),
+        question: "What jumped?".into(),
+        answers: vec![Answer {
+            text: answer.into(),
+            start_char: context[..start].chars().count(),
+        }],
+    };
+    let q_len = tok.encode("What jumped?")?.len();
+    // windows whose first one ends two tokens into the answer, the next starting before it
+    let (_, offsets) = encode_with_offsets(&tok, context)?;
+    let a0 = offsets.iter().position(|o| o.1 > start).unwrap();
+    let a1 = offsets.iter().rposition(|o| o.0 < start + answer.len()).unwrap();
+    assert!(a1 >= a0 + 3, "the answer needs several tokens");
+    let room = a0 + 2;
+    let stride = room.min(a1 - a0 + 3).min(room - 1);
+    let window = q_len + 2 + room;
+    let windows = qa_windows(&tok, &ex, 0, sep, (window, stride, 16))?;
+    assert!(windows.len() >= 3, "{} windows", windows.len());
+    let mut holding = 0;
+    for (i, w) in windows.iter().enumerate() {
+        assert!(w.ids.len() <= window);
+        let ctx: Vec<(usize, usize)> = w.offsets.iter().flatten().copied().collect();
+        if i + 1 < windows.len() {
+            // consecutive windows share `stride` context tokens
+            let next: Vec<(usize, usize)> = windows[i + 1].offsets.iter().flatten().copied().collect();
+            assert_eq!(ctx[ctx.len() - stride..], next[..stride]);
+        }
+        let covers = ctx[0].0 <= start && ctx[ctx.len() - 1].1 >= start + answer.len();
+        if covers {
+            holding += 1;
+            let (s, e) = w.target;
+            let text = &context[w.offsets[s].unwrap().0..w.offsets[e].unwrap().1];
+            assert_eq!(text.trim(), answer);
+            // the span extraction finds it from logits peaking there
+            let (mut sl, mut el) = (vec![0f32; w.ids.len()], vec![0f32; w.ids.len()]);
+            (sl[s], el[e]) = (5.0, 5.0);
+            let got = best_span(
+                &[WindowLogits {
+                    start: &sl,
+                    end: &el,
+                    offsets: &w.offsets,
+                }],
+                5,
+                30,
+            )
+            .unwrap();
+            assert_eq!(context[got.start..got.end].trim(), answer);
+        } else {
+            assert_eq!(w.target, (0, 0), "window {i} does not hold the whole answer");
+        }
+    }
+    // the answer is cut by some window boundary and still held whole by another window
+    let cut = windows.iter().any(|w| {
+        let ctx: Vec<(usize, usize)> = w.offsets.iter().flatten().copied().collect();
+        let (a, b) = (ctx[0].0, ctx[ctx.len() - 1].1);
+        (a > start && a < start + answer.len()) || (b > start && b < start + answer.len())
+    });
+    assert!(cut && holding >= 1, "cut {cut}, holding {holding}");
+    Ok(())
+}
+
+#[test]
+fn retrieval_ranks_the_right_document_first_on_a_hand_made_corpus() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let data = dir.path().join("data");
+    let pairs = [
+        (
+            "q1",
+            "who won the election",
+            "d1",
+            "The jury said the election was conducted fairly.",
+        ),
+        (
+            "q2",
+            "what did profits do",
+            "d2",
+            "Quarterly profits at the media giant jumped by a large margin.",
+        ),
+        (
+            "q3",
+            "how do you feel",
+            "d3",
+            "In meeting you again I feel much satisfaction.",
+        ),
+        (
+            "q4",
+            "what grew in Zürich",
+            "d4",
+            "Café owners in Zürich reported 12% growth — a record.",
+        ),
+    ];
+    let (mut corpus, mut queries, mut qrels, mut train) = (
+        String::new(),
+        String::new(),
+        String::from("query-id\tcorpus-id\tscore\n"),
+        String::new(),
+    );
+    for (q, qt, d, dt) in pairs {
+        corpus.push_str(&serde_json::json!({"_id": d, "title": "", "text": dt}).to_string());
+        corpus.push('\n');
+        queries.push_str(&serde_json::json!({"_id": q, "text": qt}).to_string());
+        queries.push('\n');
+        qrels.push_str(&format!("{q}\t{d}\t1\n"));
+        for copy in 0..5 {
+            let row = serde_json::json!({"id": format!("{q}-{copy}"), "title": "", "context": dt, "question": qt,
+                "answers": {"text": [], "answer_start": []}});
+            train.push_str(&row.to_string());
+            train.push('\n');
+        }
+    }
+    write(&data, "retrieval/squad_dev/corpus.jsonl", &corpus);
+    write(&data, "retrieval/squad_dev/queries.jsonl", &queries);
+    write(&data, "retrieval/squad_dev/qrels/test.tsv", &qrels);
+    write(&data, "question_answering/squad/train.jsonl", &train);
+    let cfg = config(
+        &ckpt,
+        "squad_retrieval",
+        &data,
+        &dir.path().join("ft"),
+        &[
+            "task.max_train_examples=0",
+            "task.max_eval_examples=0",
+            "task.validation_fraction=0.05",
+            "train.batch_size=4",
+            "train.max_steps=80",
+            "train.learning_rate=3e-3",
+            "optim.weight_decay=0.0",
+        ],
+    )?;
+    let r = finetune(&cfg, &FinetuneOptions::default())?;
+    assert_eq!(r.status, Status::Ok);
+    let ndcg: Vec<_> = instances(&cfg.run_dir()?)
+        .into_iter()
+        .filter(|i| i.split == "test" && i.metric == "ndcg@10")
+        .collect();
+    assert_eq!(ndcg.len(), 4);
+    for i in &ndcg {
+        assert_eq!(i.score, 1.0, "query {} does not rank its document first", i.id);
+    }
+    Ok(())
+}
+
+#[test]
+fn partial_loading_keeps_the_backbone_bit_identical() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let cfg = ModelConfig::from_hf_json(&ckpt.join("config.json"))?;
+    let saved = candle_core::safetensors::load(ckpt.join("model.safetensors"), &Device::Cpu)?;
+    let head = HeadKind::Sequence { labels: 3 };
+    let build = |seed: u64| -> anyhow::Result<candle_nn::VarMap> {
+        let map = init_task_weights(&cfg, head, &mut seeded(seed, 1), &mut seeded(seed, 2), &Device::Cpu)?;
+        load_backbone(&ckpt, &map, &Device::Cpu)?;
+        Ok(map)
+    };
+    let (a, b, c) = (build(0)?, build(0)?, build(1)?);
+    let vars = sorted_vars(&a)?;
+    assert!(
+        vars.iter().all(|(n, _)| n != "lm_head.weight"),
+        "the LM head is left out"
+    );
+    let bits = |t: &candle_core::Tensor| -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect()
+    };
+    let mut backbone = 0;
+    for (name, var) in &vars {
+        if let Some(name) = name.strip_prefix("").filter(|n| n.starts_with("model.")) {
+            assert_eq!(bits(var.as_tensor()), bits(&saved[name]), "{name}");
+            backbone += 1;
+        }
+    }
+    assert_eq!(backbone, saved.keys().filter(|k| k.starts_with("model.")).count());
+    // the head: fresh, from the seed
+    let score = |m: &candle_nn::VarMap| {
+        bits(
+            sorted_vars(m)
+                .unwrap()
+                .iter()
+                .find(|(n, _)| n == "score.weight")
+                .unwrap()
+                .1
+                .as_tensor(),
+        )
+    };
+    assert_eq!(score(&a), score(&b));
+    assert_ne!(score(&a), score(&c));
+    Ok(())
+}
+
+#[test]
+fn a_diverging_run_ends_with_status_diverged() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let cfg = config(
+        &ckpt,
+        "sst2",
+        &data,
+        &dir.path().join("ft"),
+        &[
+            "train.learning_rate=1e30",
+            "optim.grad_clip=0.0",
+            "train.max_steps=20",
+            "train.warmup_ratio=0.0",
+        ],
+    )?;
+    let r = finetune(&cfg, &FinetuneOptions::default())?;
+    assert_eq!(r.status, Status::Diverged, "{r:?}");
+    assert!(r.reason.as_deref().unwrap_or("").contains("at step"), "{:?}", r.reason);
+    assert_eq!((r.validation, r.test), (None, None));
+    let csv = std::fs::read_to_string(cfg.run_dir()?.join("runs.csv"))?;
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",accuracy,,diverged")), "{csv}");
+    // the analysis reads it as a failed run
+    assert!(read_runs(&cfg.run_dir()?.join("runs.csv"))?
+        .iter()
+        .all(|r| r.score.is_nan()));
+    Ok(())
+}
+
+#[test]
+fn bad_input_is_refused_with_its_file_and_nothing_is_written() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let out = dir.path().join("ft");
+    let data = dir.path().join("data");
+    let nothing_written = || !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none();
+    // a label out of range
+    write(&data, "classification/sst2/labels.json", "[\"negative\", \"positive\"]");
+    write(
+        &data,
+        "classification/sst2/train.jsonl",
+        "{\"idx\": 0, \"sentence\": \"fine\", \"label\": 1}\n{\"idx\": 1, \"sentence\": \"bad\", \"label\": 5}\n",
+    );
+    for split in ["validation", "test"] {
+        write(
+            &data,
+            &format!("classification/sst2/{split}.jsonl"),
+            "{\"idx\": 0, \"sentence\": \"ok\", \"label\": 0}\n",
+        );
+    }
+    let err = finetune(&config(&ckpt, "sst2", &data, &out, &[])?, &FinetuneOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("train.jsonl:2"), "{err}");
+    // a QA answer whose offset does not match its text
+    let row = serde_json::json!({"id": "a", "title": "", "context": "Paris is in France.", "question": "Where?",
+        "answers": {"text": ["France"], "answer_start": [3]}});
+    write(&data, "question_answering/squad/train.jsonl", &format!("{row}\n"));
+    write(&data, "question_answering/squad/validation.jsonl", &format!("{row}\n"));
+    let err = finetune(&config(&ckpt, "squad", &data, &out, &[])?, &FinetuneOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.jsonl:1") && err.contains("does not stand at answer_start 3"),
+        "{err}"
+    );
+    // a checkpoint whose vocabulary does not fit its tokenizer
+    let small_vocab = dir.path().join("small_vocab");
+    std::fs::create_dir_all(&small_vocab)?;
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(ckpt.join(f), small_vocab.join(f))?;
+    }
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ckpt.join("config.json"))?)?;
+    json["vocab_size"] = 100.into();
+    std::fs::write(small_vocab.join("config.json"), json.to_string())?;
+    write(
+        &data,
+        "classification/sst2/train.jsonl",
+        "{\"idx\": 0, \"sentence\": \"fine\", \"label\": 1}\n",
+    );
+    let err = finetune(
+        &config(&small_vocab, "sst2", &data, &out, &[])?,
+        &FinetuneOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("tokenizer.json") && err.contains("not this model's tokenizer"),
+        "{err}"
+    );
+    // a backbone whose sizes differ from the checkpoint's weights
+    json["vocab_size"] = 300.into();
+    json["intermediate_size"] = 40.into();
+    std::fs::write(small_vocab.join("config.json"), json.to_string())?;
+    let err = finetune(
+        &config(&small_vocab, "sst2", &data, &out, &[])?,
+        &FinetuneOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("mlp") && err.contains("shape"),
+        "{err}"
+    );
+    // configuration errors name the field
+    for (set, field) in [
+        ("train.learning_rate=0.0", "train.learning_rate"),
+        ("train.grad_accum=3", "train.grad_accum"),
+        ("task.validation_fraction=1.5", "task.validation_fraction"),
+        ("train.unknown=1", "unknown"),
+    ] {
+        let err = config(&ckpt, "sst2", &data, &out, &[set]).unwrap_err().to_string();
+        assert!(err.contains(field), "{set}: {err}");
+    }
+    let err = finetune(
+        &config(&ckpt, "wiki_squad", &data, &out, &[])?,
+        &FinetuneOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("pretraining corpus"), "{err}");
+    assert!(nothing_written(), "a refused run left files in {}", out.display());
+    Ok(())
+}
