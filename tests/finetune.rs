@@ -482,6 +482,64 @@ fn bad_input_is_refused_with_its_file_and_nothing_is_written() -> anyhow::Result
         err.contains("train.jsonl:1") && err.contains("does not stand at answer_start 3"),
         "{err}"
     );
+    // a tag missing from labels.json
+    write(
+        &data,
+        "token_classification/conll2003/labels.json",
+        "[\"O\", \"B-PER\", \"I-PER\"]",
+    );
+    let tagged = "{\"id\": \"0\", \"tokens\": [\"John\", \"ran\"], \"ner_tags\": [\"B-PER\", \"O\"]}\n";
+    write(
+        &data,
+        "token_classification/conll2003/train.jsonl",
+        &format!("{tagged}{}", tagged.replace("\"O\"]", "\"B-XYZ\"]")),
+    );
+    for split in ["validation", "test"] {
+        write(&data, &format!("token_classification/conll2003/{split}.jsonl"), tagged);
+    }
+    let err = finetune(
+        &config(&ckpt, "conll2003", &data, &out, &[])?,
+        &FinetuneOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("train.jsonl:2") && err.contains("outside labels.json"),
+        "{err}"
+    );
+    // a qrels line naming an unknown document
+    let good = serde_json::json!({"id": "a", "title": "", "context": "Paris is in France.", "question": "Where?",
+        "answers": {"text": ["France"], "answer_start": [12]}});
+    write(
+        &data,
+        "question_answering/squad/train.jsonl",
+        &format!("{good}\n{good}\n"),
+    );
+    write(
+        &data,
+        "retrieval/squad_dev/corpus.jsonl",
+        "{\"_id\": \"d1\", \"title\": \"\", \"text\": \"Paris is in France.\"}\n",
+    );
+    write(
+        &data,
+        "retrieval/squad_dev/queries.jsonl",
+        "{\"_id\": \"q1\", \"text\": \"Where is Paris?\"}\n",
+    );
+    write(
+        &data,
+        "retrieval/squad_dev/qrels/test.tsv",
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td9\t1\n",
+    );
+    let err = finetune(
+        &config(&ckpt, "squad_retrieval", &data, &out, &[])?,
+        &FinetuneOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("test.tsv:3") && err.contains("not in corpus.jsonl"),
+        "{err}"
+    );
     // a checkpoint whose vocabulary does not fit its tokenizer
     let small_vocab = dir.path().join("small_vocab");
     std::fs::create_dir_all(&small_vocab)?;
@@ -538,5 +596,44 @@ fn bad_input_is_refused_with_its_file_and_nothing_is_written() -> anyhow::Result
     .to_string();
     assert!(err.contains("pretraining corpus"), "{err}");
     assert!(nothing_written(), "a refused run left files in {}", out.display());
+    Ok(())
+}
+
+#[test]
+fn the_cli_runs_a_config_and_prints_the_record() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let cfg = config(&ckpt, "sst2", &data, &dir.path().join("ft"), &[])?;
+    let path = dir.path().join("sst2.toml");
+    std::fs::write(&path, toml::to_string(&cfg)?)?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args(["finetune", "--config"])
+        .arg(&path)
+        .args(["--set", "train.seed=4", "--threads", "2"])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\"status\": \"ok\"") && stdout.contains("\"seed\": 4"),
+        "{stdout}"
+    );
+    let record = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("record: "))
+        .expect("a record line");
+    assert!(Path::new(record).join("runs.csv").exists());
+    // an unknown key is refused with its name, exit code 1
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args(["finetune", "--config"])
+        .arg(&path)
+        .args(["--set", "task.bogus=1"])
+        .output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
     Ok(())
 }
