@@ -11,6 +11,7 @@ use common::{sample_corpus, shared_data, write};
 use encoderlab::data::corpus::Corpus;
 use encoderlab::data::pack::{pack_corpus, PackConfig};
 use encoderlab::data::tasks::{Answer, QaExample};
+use encoderlab::eval::Counts;
 use encoderlab::finetune::features::{encode_with_offsets, qa_windows};
 use encoderlab::finetune::record::InstanceRow;
 use encoderlab::finetune::trainer::load_backbone;
@@ -126,6 +127,11 @@ fn every_family_runs_end_to_end_and_writes_its_record() -> anyhow::Result<()> {
         ("conll2003", "TC", "entity_f1"),
         ("squad", "QA", "f1"),
         ("squad_retrieval", "IR", "ndcg@10"),
+        // text pairs; a held-out validation split (no validation file); POS; graded qrels
+        ("rte", "SC", "accuracy"),
+        ("trec", "SC", "accuracy"),
+        ("ud_ewt_upos", "TC", "token_accuracy"),
+        ("cranfield", "IR", "ndcg@10"),
     ] {
         let cfg = config(&ckpt, dataset, &data, &out, &[])?;
         let r: RunResult = finetune(&cfg, &FinetuneOptions::default())?;
@@ -159,14 +165,14 @@ fn every_family_runs_end_to_end_and_writes_its_record() -> anyhow::Result<()> {
                 .filter(|i| i.split == split && i.metric == metric)
                 .collect();
             assert!(!rows.is_empty(), "{dataset} {split}");
-            let back = if metric == "entity_f1" {
-                let c = rows
-                    .iter()
-                    .filter_map(|i| i.counts)
-                    .fold(Default::default(), |a: encoderlab::eval::Counts, c| a + c);
-                c.f1()
-            } else {
-                rows.iter().map(|i| i.score).sum::<f64>() / rows.len() as f64
+            let counts = rows
+                .iter()
+                .filter_map(|i| i.counts)
+                .fold(Counts::default(), |a, c| a + c);
+            let back = match metric {
+                "entity_f1" => counts.f1(),
+                "token_accuracy" => counts.tp as f64 / counts.gold as f64,
+                _ => rows.iter().map(|i| i.score).sum::<f64>() / rows.len() as f64,
             };
             assert!((back - score).abs() < 1e-12, "{dataset} {split}: {back} vs {score}");
         }

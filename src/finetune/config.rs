@@ -86,6 +86,10 @@ pub struct TaskConfig {
     /// the training pairs (BEIR test sets have no training split).
     #[serde(default = "train_pairs")]
     pub train_pairs: String,
+    /// Retrieval: the data folder of `train_pairs` (default: `data_dir`), e.g. the shared
+    /// bundle's SQuAD while the test set is a fetched one.
+    #[serde(default)]
+    pub train_pairs_dir: Option<PathBuf>,
     /// Share of train held out (seeded) as validation when the dataset has no separate
     /// validation and test splits.
     #[serde(default = "validation_fraction")]

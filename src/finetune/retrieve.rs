@@ -62,7 +62,7 @@ impl Retrieval {
             .ok_or_else(|| Error::config("task.dataset", format!("`{}` has no split to score", cfg.dataset)))?;
         let encode = |text: &str| text_input(tok, text, sep, cfg.max_length);
         let pairs: Vec<(String, String, String)> = registry
-            .qa(&cfg.train_pairs, dir, "train")
+            .qa(&cfg.train_pairs, cfg.train_pairs_dir.as_ref().unwrap_or(dir), "train")
             .map_err(|e| Error::config("task.train_pairs", format!("`{}`: {e}", cfg.train_pairs)))?
             .into_iter()
             .map(|q| (q.id, q.question, q.context))
