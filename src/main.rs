@@ -39,6 +39,78 @@ enum Command {
     Pretrain(PretrainArgs),
     /// Fine-tune a checkpoint on one task (one learning rate, one seed) and write its run record.
     Finetune(FinetuneArgs),
+    /// Grids of fine-tuning runs: plan, run (resumable), status, collect.
+    #[command(subcommand)]
+    Sweep(SweepCommand),
+}
+
+#[derive(Subcommand)]
+enum SweepCommand {
+    /// Print the number of runs, how many are done, and the time left at the measured pace.
+    Plan(SweepPlanArgs),
+    /// Run the pending runs, WORKERS at a time (finished runs are skipped: rerun to resume).
+    Run(SweepRunArgs),
+    /// Counts by status, as JSON.
+    Status(SweepArgs),
+    /// Write the runs table of the finished runs (CSV), for `analysis report`.
+    Collect(SweepCollectArgs),
+    /// Run one run of the sweep by its index (what each worker or Slurm array task calls).
+    RunOne(SweepRunOneArgs),
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// The sweep file (configs/sweep/*.toml).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct SweepPlanArgs {
+    #[command(flatten)]
+    sweep: SweepArgs,
+    /// Parallel runs assumed by the estimate.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+}
+
+#[derive(Args)]
+struct SweepRunArgs {
+    #[command(flatten)]
+    sweep: SweepArgs,
+    /// Runs at once.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// CPU threads per run (default: the cores divided among the workers).
+    #[arg(long)]
+    threads_per_worker: Option<usize>,
+    /// Also rerun the runs recorded as failed.
+    #[arg(long)]
+    retry_failed: bool,
+}
+
+#[derive(Args)]
+struct SweepCollectArgs {
+    #[command(flatten)]
+    sweep: SweepArgs,
+    /// The table to write (.csv).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct SweepRunOneArgs {
+    #[command(flatten)]
+    sweep: SweepArgs,
+    /// The run's index in the sweep's order.
+    #[arg(long)]
+    index: usize,
+    /// CPU threads.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Die when the process that started this one dies (set by `sweep run`).
+    #[arg(long)]
+    die_with_parent: bool,
 }
 
 #[derive(Args)]
@@ -377,6 +449,88 @@ fn finetune(args: &FinetuneArgs) -> Result<()> {
     }
 }
 
+fn sweep(cmd: &SweepCommand) -> Result<()> {
+    use encoderlab::sweep::{collect, plan, run_local, LocalOptions, SweepConfig};
+    let args = match cmd {
+        SweepCommand::Plan(a) => &a.sweep,
+        SweepCommand::Run(a) => &a.sweep,
+        SweepCommand::Status(a) => a,
+        SweepCommand::Collect(a) => &a.sweep,
+        SweepCommand::RunOne(a) => &a.sweep,
+    };
+    let cfg = SweepConfig::load(&args.config)?;
+    let specs = cfg.expand()?;
+    match cmd {
+        SweepCommand::Plan(a) => {
+            let p = plan(&specs, &cfg.runs_dir(), a.workers);
+            println!(
+                "{} runs: {} ok, {} diverged, {} failed, {} pending",
+                p.total, p.ok, p.diverged, p.failed, p.pending
+            );
+            match (p.mean_run_seconds, p.remaining_seconds) {
+                (Some(m), Some(r)) => println!(
+                    "mean run {m:.1} s; about {:.1} min left with {} worker(s)",
+                    r / 60.0,
+                    a.workers
+                ),
+                _ => println!("no finished run yet to estimate the time from"),
+            }
+        }
+        SweepCommand::Status(_) => {
+            println!("{}", serde_json::to_string_pretty(&plan(&specs, &cfg.runs_dir(), 1))?);
+        }
+        SweepCommand::Run(a) => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let opts = LocalOptions {
+                sweep_file: args.config.clone(),
+                exe: std::env::current_exe()?,
+                workers: a.workers.max(1),
+                threads_per_worker: a.threads_per_worker.unwrap_or((cores / a.workers.max(1)).max(1)),
+                retry_failed: a.retry_failed,
+                progress: true,
+            };
+            let summary = run_local(&cfg, &specs, &opts)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        SweepCommand::Collect(a) => {
+            let n = collect(&specs, &cfg.runs_dir(), &a.out)?;
+            println!("{n} of {} runs written to {}", specs.len(), a.out.display());
+        }
+        SweepCommand::RunOne(a) => {
+            if a.die_with_parent {
+                die_with_parent();
+            }
+            set_threads(a.threads);
+            let spec = specs
+                .get(a.index)
+                .with_context(|| format!("index {} is outside the sweep's {} runs", a.index, specs.len()))?;
+            let result =
+                encoderlab::finetune::finetune(&spec.config, &encoderlab::finetune::FinetuneOptions::default())?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            if result.status == encoderlab::finetune::Status::Failed {
+                bail!("the run failed: {}", result.reason.unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks the kernel to kill this process when its parent dies, so that killing `sweep run` (even
+/// with SIGKILL) leaves no run behind to race with the next `sweep run`.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers; getppid cannot fail.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() == 1 {
+                // the parent died before the call
+                libc::_exit(1);
+            }
+        }
+    }
+}
+
 fn main() -> Result<()> {
     encoderlab::alloc::keep_freed_memory();
     let cli = Cli::parse();
@@ -416,6 +570,7 @@ fn main() -> Result<()> {
         Command::Study(a) => study(&a)?,
         Command::Pretrain(a) => pretrain(&a)?,
         Command::Finetune(a) => finetune(&a)?,
+        Command::Sweep(c) => sweep(&c)?,
     }
     Ok(())
 }

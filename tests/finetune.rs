@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device};
-use common::{sample_corpus, shared_data, write};
+use common::{sample_corpus, shared_data, tiny_checkpoint, write};
 use encoderlab::data::corpus::Corpus;
-use encoderlab::data::pack::{pack_corpus, PackConfig};
 use encoderlab::data::tasks::{Answer, QaExample};
 use encoderlab::eval::Counts;
 use encoderlab::finetune::features::{encode_with_offsets, qa_windows};
@@ -22,49 +21,6 @@ use encoderlab::model::{sorted_vars, ModelConfig};
 use encoderlab::rng::seeded;
 use encoderlab::stats::runs::read_runs;
 use encoderlab::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
-use encoderlab::train::{pretrain, PretrainConfig, RunOptions};
-
-/// A tiny CLM checkpoint (vocabulary 300, 2 steps) under `dir`.
-fn tiny_checkpoint(dir: &Path) -> anyhow::Result<PathBuf> {
-    let corpus = Corpus::open(&[sample_corpus(dir, 200)], "text")?;
-    let tok_path = dir.join("tokenizer.json");
-    save_tokenizer(&train_bpe(&corpus, 300, 2)?, &tok_path)?;
-    let tok = TextTokenizer::load(&tok_path)?;
-    let pack = dir.join("pack");
-    let pack_cfg = PackConfig {
-        seq_len: 32,
-        validation_fraction: 0.05,
-        seed: 0,
-        ..PackConfig::default()
-    };
-    pack_corpus(&corpus, &tok, &pack_cfg, &pack)?;
-    let text = format!(
-        r#"
-name = "tinyclm"
-[model]
-preset = "tiny"
-[data]
-pack = "{}"
-batch_size = 4
-eval_blocks = 2
-[train]
-phases = [{{ objective = "clm", steps = 2 }}]
-eval_every_steps = 2
-checkpoint_every_steps = 2
-out_dir = "{}"
-[lr]
-peak = 1e-3
-warmup_steps = 1
-schedule = {{ kind = "constant" }}
-"#,
-        pack.display(),
-        dir.join("runs").display()
-    );
-    let path = write(dir, "pretrain.toml", &text);
-    let cfg = PretrainConfig::load(&path, &[])?;
-    pretrain(&cfg, &RunOptions::default())?;
-    Ok(dir.join("runs/tinyclm/checkpoints/step-0000002"))
-}
 
 /// A fine-tuning config of the tiny checkpoint on `dataset`, records under `out`.
 fn config(ckpt: &Path, dataset: &str, data_dir: &Path, out: &Path, sets: &[&str]) -> anyhow::Result<FinetuneConfig> {

@@ -341,3 +341,44 @@ fn default_metric(family: super::task::Family) -> String {
     }
     .to_string()
 }
+
+/// Records `cfg`'s run as `failed` with `reason` and no score: for a run whose process died
+/// before it could write its own record (the sweep executor calls this).
+pub fn failed_record(cfg: &FinetuneConfig, reason: &str) -> Result<RunResult> {
+    use super::task::Family;
+    let family = Registry::builtin()
+        .ok()
+        .and_then(|r| r.get(&cfg.task.dataset).ok().map(|s| s.family))
+        .and_then(|f| match f {
+            TaskFamily::SequenceClassification => Some(Family::SC),
+            TaskFamily::TokenClassification => Some(Family::TC),
+            TaskFamily::ExtractiveQa => Some(Family::QA),
+            TaskFamily::Retrieval => Some(Family::IR),
+            TaskFamily::Pretraining => None,
+        })
+        .unwrap_or(Family::SC);
+    let (model, objective) = backbone_labels(cfg);
+    let result = RunResult {
+        run_id: cfg.run_id()?,
+        model,
+        objective,
+        family: family.code().to_string(),
+        dataset: cfg.task.dataset.clone(),
+        learning_rate: cfg.train.learning_rate,
+        seed: cfg.train.seed,
+        metric: default_metric(family),
+        validation: None,
+        test: None,
+        all_scores: Vec::new(),
+        status: Status::Failed,
+        reason: Some(reason.to_string()),
+        steps: 0,
+        examples: 0,
+        train_examples_per_s: 0.0,
+        eval_examples_per_s: 0.0,
+        wall_seconds: 0.0,
+    };
+    std::fs::create_dir_all(&cfg.train.out_dir).at(&cfg.train.out_dir)?;
+    write_record(&cfg.run_dir()?, cfg, &result, &[], "")?;
+    Ok(result)
+}

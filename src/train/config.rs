@@ -151,7 +151,12 @@ pub fn set_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
         Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.trim().into())),
         Err(_) => toml::Value::String(raw.trim().to_string()),
     };
-    let keys: Vec<&str> = path.trim().split('.').collect();
+    set_path(table, path.trim(), value)
+}
+
+/// Sets the dotted `path` to `value` in `table`, creating tables on the way.
+pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Result<()> {
+    let keys: Vec<&str> = path.split('.').collect();
     let mut node = table;
     for (i, key) in keys.iter().enumerate() {
         if i + 1 == keys.len() {

@@ -57,3 +57,45 @@ pub fn python_has(modules: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// A tiny CLM checkpoint (vocabulary 300, 2 steps) under `dir`.
+pub fn tiny_checkpoint(dir: &Path) -> anyhow::Result<PathBuf> {
+    let corpus = encoderlab::data::corpus::Corpus::open(&[sample_corpus(dir, 200)], "text")?;
+    let tok_path = dir.join("tokenizer.json");
+    encoderlab::tokenizer::save_tokenizer(&encoderlab::tokenizer::train_bpe(&corpus, 300, 2)?, &tok_path)?;
+    let tok = encoderlab::tokenizer::TextTokenizer::load(&tok_path)?;
+    let pack = dir.join("pack");
+    let pack_cfg = encoderlab::data::pack::PackConfig {
+        seq_len: 32,
+        validation_fraction: 0.05,
+        seed: 0,
+        ..encoderlab::data::pack::PackConfig::default()
+    };
+    encoderlab::data::pack::pack_corpus(&corpus, &tok, &pack_cfg, &pack)?;
+    let text = format!(
+        r#"
+name = "tinyclm"
+[model]
+preset = "tiny"
+[data]
+pack = "{}"
+batch_size = 4
+eval_blocks = 2
+[train]
+phases = [{{ objective = "clm", steps = 2 }}]
+eval_every_steps = 2
+checkpoint_every_steps = 2
+out_dir = "{}"
+[lr]
+peak = 1e-3
+warmup_steps = 1
+schedule = {{ kind = "constant" }}
+"#,
+        pack.display(),
+        dir.join("runs").display()
+    );
+    let path = write(dir, "pretrain.toml", &text);
+    let cfg = encoderlab::train::PretrainConfig::load(&path, &[])?;
+    encoderlab::train::pretrain(&cfg, &encoderlab::train::RunOptions::default())?;
+    Ok(dir.join("runs/tinyclm/checkpoints/step-0000002"))
+}

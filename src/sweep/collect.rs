@@ -1,0 +1,32 @@
+//! The runs table of a sweep, from its run records: the analysis' columns
+//! (`model,objective,family,dataset,learning_rate,seed,split,metric,score,status`) plus
+//! `run_id`, `steps` and `wall_seconds`; one row per (finished run, split), in the sweep's order.
+
+use std::path::Path;
+
+use super::config::RunSpec;
+use super::state::record;
+use crate::error::Result;
+use crate::finetune::record::{runs_rows, RUNS_HEADER};
+use crate::fsutil::write_atomic;
+
+/// The table as CSV text, and the number of runs in it.
+pub fn runs_table(specs: &[RunSpec], runs_dir: &Path) -> (String, usize) {
+    let mut out = format!("{RUNS_HEADER},run_id,steps,wall_seconds\n");
+    let mut n = 0;
+    for spec in specs {
+        let Some(r) = record(spec, runs_dir) else { continue };
+        n += 1;
+        for row in runs_rows(&r).lines() {
+            out.push_str(&format!("{row},{},{},{:.3}\n", r.run_id, r.steps, r.wall_seconds));
+        }
+    }
+    (out, n)
+}
+
+/// Writes the table to `out` (CSV) atomically; returns the number of runs.
+pub fn collect(specs: &[RunSpec], runs_dir: &Path, out: &Path) -> Result<usize> {
+    let (text, n) = runs_table(specs, runs_dir);
+    write_atomic(out, text.as_bytes())?;
+    Ok(n)
+}

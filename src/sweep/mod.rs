@@ -1,0 +1,13 @@
+//! Sweeps: grids of fine-tuning runs (checkpoints × tasks × learning rates × seeds × any key),
+//! planned, run locally in parallel processes, resumed after any interruption, and collected
+//! into the runs table the analysis reads.
+
+pub mod collect;
+pub mod config;
+pub mod local;
+pub mod state;
+
+pub use collect::{collect, runs_table};
+pub use config::{Axis, RunSpec, SweepConfig};
+pub use local::{run_local, LocalOptions, LocalSummary};
+pub use state::{plan, state, Plan, RunState};

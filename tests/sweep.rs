@@ -1,0 +1,293 @@
+//! Sweeps: expansion of the axes, the local executor (parallel, skipping finished runs,
+//! recording a run whose process died), collection into the runs table, and a real `kill -9`
+//! of a running sweep followed by a rerun: every run exactly once, no corrupt record.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{shared_data, tiny_checkpoint, write};
+use encoderlab::stats::runs::read_runs;
+use encoderlab::sweep::{plan, SweepConfig};
+
+/// A base fine-tuning config (tiny checkpoint, SST-2, `steps` steps) and a sweep over
+/// learning rates × seeds (`lrs` × `seeds`) in `dir`; returns the sweep file.
+fn sweep_files(dir: &Path, ckpt: &Path, data: &Path, steps: usize, lrs: &str, seeds: &str) -> PathBuf {
+    write(
+        dir,
+        "base.toml",
+        &format!(
+            r#"
+[model]
+checkpoint = "{}"
+[task]
+dataset = "sst2"
+data_dir = "{}"
+max_length = 32
+max_train_examples = 64
+max_eval_examples = 16
+[train]
+learning_rate = 1e-3
+batch_size = 8
+max_steps = {steps}
+"#,
+            ckpt.display(),
+            data.display()
+        ),
+    );
+    write(
+        dir,
+        "sweep.toml",
+        &format!(
+            r#"
+name = "grid"
+base = "{}"
+out_dir = "{}"
+set = ["task.max_eval_examples=12"]
+[[axes]]
+key = "train.learning_rate"
+values = {lrs}
+[[axes]]
+key = "train.seed"
+values = {seeds}
+"#,
+            dir.join("base.toml").display(),
+            dir.join("sweeps").display()
+        ),
+    )
+}
+
+fn encoderlab(args: &[&str], sweep: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args(args)
+        .arg("--config")
+        .arg(sweep)
+        .output()
+        .unwrap()
+}
+
+/// The record folders under `runs` (hidden staging folders are not records).
+fn records(runs: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(runs) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn axes_expand_to_the_product_once_per_distinct_config() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ckpt = dir.path().join("ckpt");
+    let sweep = sweep_files(dir.path(), &ckpt, Path::new("data"), 3, "[1e-4, 2e-4, 1e-4]", "[0, 1]");
+    let cfg = SweepConfig::load(&sweep)?;
+    let specs = cfg.expand()?;
+    // 3 × 2 points, the repeated learning rate resolves to configs already seen
+    assert_eq!(specs.len(), 4);
+    let got: Vec<(f64, u64)> = specs
+        .iter()
+        .map(|s| (s.config.train.learning_rate, s.config.train.seed))
+        .collect();
+    assert_eq!(got, vec![(1e-4, 0), (1e-4, 1), (2e-4, 0), (2e-4, 1)]);
+    for (i, s) in specs.iter().enumerate() {
+        assert_eq!(s.index, i);
+        assert_eq!(s.run_id, s.config.run_id()?);
+        assert_eq!(s.config.task.max_eval_examples, 12, "the sweep's `set` applies");
+        assert_eq!(s.config.train.out_dir, cfg.runs_dir());
+    }
+    // keys that move together
+    let text = std::fs::read_to_string(&sweep)?.replace(
+        "[[axes]]\nkey = \"train.seed\"\nvalues = [0, 1]",
+        "[[axes]]\nvalues = [{ \"task.dataset\" = \"sst2\" }, { \"task.dataset\" = \"conll2003\", \"train.epochs\" = 1 }]",
+    );
+    let paired = write(dir.path(), "paired.toml", &text);
+    let specs = SweepConfig::load(&paired)?.expand()?;
+    assert_eq!(specs.len(), 4);
+    assert_eq!(specs[1].config.task.dataset, "conll2003");
+    assert_eq!(
+        (specs[1].config.train.epochs, specs[0].config.train.epochs),
+        (Some(1), None)
+    );
+    // errors name the field
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        &text.replace("\"train.epochs\" = 1", "\"train.epoch\" = 1"),
+    );
+    let err = SweepConfig::load(&bad)?.expand().unwrap_err().to_string();
+    assert!(err.contains("epoch"), "{err}");
+    let bad = write(
+        dir.path(),
+        "bad2.toml",
+        &text.replace("values = [{ \"task.dataset\" = \"sst2\" }, ", "values = [3, "),
+    );
+    let err = SweepConfig::load(&bad).unwrap_err().to_string();
+    assert!(err.contains("axes[1]"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn local_sweep_runs_in_parallel_skips_finished_runs_and_collects() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let sweep = sweep_files(dir.path(), &ckpt, &data, 3, "[1e-3, 3e-3]", "[0, 1]");
+    let cfg = SweepConfig::load(&sweep)?;
+    let specs = cfg.expand()?;
+    assert_eq!(plan(&specs, &cfg.runs_dir(), 2).pending, 4);
+    let out = Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args([
+            "sweep",
+            "run",
+            "--workers",
+            "2",
+            "--threads-per-worker",
+            "1",
+            "--config",
+        ])
+        .arg(&sweep)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        (summary["started"].as_u64(), summary["done"].as_u64()),
+        (Some(4), Some(4))
+    );
+    let p = plan(&specs, &cfg.runs_dir(), 2);
+    assert_eq!((p.ok, p.pending), (4, 0));
+    assert!(p.mean_run_seconds.unwrap() > 0.0);
+    // a second call has nothing to do
+    let mtime = std::fs::metadata(cfg.runs_dir().join(&specs[0].run_id).join("result.json"))?.modified()?;
+    let out = encoderlab(&["sweep", "run", "--workers", "2"], &sweep);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        (summary["started"].as_u64(), summary["skipped"].as_u64()),
+        (Some(0), Some(4))
+    );
+    assert_eq!(
+        std::fs::metadata(cfg.runs_dir().join(&specs[0].run_id).join("result.json"))?.modified()?,
+        mtime
+    );
+    // the runs table, as the analysis reads it
+    let table = dir.path().join("runs.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args(["sweep", "collect", "--out"])
+        .arg(&table)
+        .arg("--config")
+        .arg(&sweep)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = read_runs(&table)?;
+    assert_eq!(rows.len(), 8);
+    let header = std::fs::read_to_string(&table)?;
+    assert!(header.starts_with(
+        "model,objective,family,dataset,learning_rate,seed,split,metric,score,status,run_id,steps,wall_seconds"
+    ));
+    let plan_out = encoderlab(&["sweep", "plan", "--workers", "2"], &sweep);
+    assert!(String::from_utf8_lossy(&plan_out.stdout).contains("4 runs: 4 ok, 0 diverged, 0 failed, 0 pending"));
+    Ok(())
+}
+
+#[test]
+fn a_run_whose_process_dies_without_a_record_is_recorded_failed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // no checkpoint there: every run fails during setup, before it could write anything
+    let sweep = sweep_files(
+        dir.path(),
+        &dir.path().join("missing"),
+        Path::new("data"),
+        3,
+        "[1e-3]",
+        "[0, 1]",
+    );
+    let out = encoderlab(&["sweep", "run", "--workers", "2"], &sweep);
+    assert!(
+        out.status.success(),
+        "the sweep goes on: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = SweepConfig::load(&sweep)?;
+    let specs = cfg.expand()?;
+    let p = plan(&specs, &cfg.runs_dir(), 1);
+    assert_eq!((p.failed, p.pending), (2, 0));
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        cfg.runs_dir().join(&specs[0].run_id).join("result.json"),
+    )?)?;
+    assert_eq!(result["status"], "failed");
+    assert!(result["reason"].as_str().unwrap().contains("config.json"), "{result}");
+    // failed runs are skipped unless retried
+    let out = encoderlab(&["sweep", "run"], &sweep);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(s["started"].as_u64(), Some(0));
+    let out = encoderlab(&["sweep", "run", "--retry-failed"], &sweep);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!((s["started"].as_u64(), s["failed"].as_u64()), (Some(2), Some(2)));
+    Ok(())
+}
+
+#[test]
+fn kill_9_then_rerun_loses_nothing_and_duplicates_nothing() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let sweep = sweep_files(dir.path(), &ckpt, &data, 40, "[1e-3, 2e-3, 3e-3]", "[0, 1]");
+    let cfg = SweepConfig::load(&sweep)?;
+    let specs = cfg.expand()?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args([
+            "sweep",
+            "run",
+            "--workers",
+            "2",
+            "--threads-per-worker",
+            "1",
+            "--config",
+        ])
+        .arg(&sweep)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    // kill it once some runs are done and others are under way
+    let start = Instant::now();
+    while records(&cfg.runs_dir()).len() < 2 && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let done_at_kill = records(&cfg.runs_dir()).len();
+    Command::new("kill").args(["-9", &child.id().to_string()]).status()?;
+    child.wait()?;
+    assert!(
+        done_at_kill < specs.len(),
+        "the sweep finished before the kill; make the runs longer"
+    );
+    // its run processes die with it: nothing changes afterwards
+    std::thread::sleep(Duration::from_millis(500));
+    let after = records(&cfg.runs_dir()).len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(records(&cfg.runs_dir()).len(), after, "a run went on after the kill");
+    // every record present is whole
+    for r in records(&cfg.runs_dir()) {
+        for f in [
+            "config.json",
+            "result.json",
+            "instances.jsonl",
+            "metrics.jsonl",
+            "runs.csv",
+        ] {
+            assert!(r.join(f).exists(), "{} lacks {f}", r.display());
+        }
+    }
+    let out = encoderlab(&["sweep", "run", "--workers", "2"], &sweep);
+    assert!(out.status.success());
+    let table = dir.path().join("runs.csv");
+    let n = encoderlab::sweep::collect(&specs, &cfg.runs_dir(), &table)?;
+    assert_eq!(n, specs.len());
+    let rows = read_runs(&table)?; // also refuses duplicate (model, objective, dataset, lr, seed, split)
+    assert_eq!(rows.len(), 2 * specs.len());
+    assert_eq!(records(&cfg.runs_dir()).len(), specs.len());
+    assert!(rows.iter().all(|r| r.score.is_finite()));
+    Ok(())
+}
