@@ -42,6 +42,24 @@ enum Command {
     /// Grids of fine-tuning runs: plan, run (resumable), status, collect.
     #[command(subcommand)]
     Sweep(SweepCommand),
+    /// Import results made elsewhere into a runs table.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// The paper's released EncodEval results tree (results/<model>/<family>/<dataset>/<config>/results.json).
+    Encodeval(ImportArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The EncodEval checkout or its `results` folder.
+    dir: PathBuf,
+    /// The runs table to write (.csv).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -571,6 +589,11 @@ fn main() -> Result<()> {
         Command::Pretrain(a) => pretrain(&a)?,
         Command::Finetune(a) => finetune(&a)?,
         Command::Sweep(c) => sweep(&c)?,
+        Command::Import(ImportCommand::Encodeval(a)) => {
+            let rows = encoderlab::sweep::encodeval::read_encodeval(&a.dir)?;
+            encoderlab::sweep::encodeval::write_runs_csv(&rows, &a.out)?;
+            println!("{} rows written to {}", rows.len(), a.out.display());
+        }
     }
     Ok(())
 }

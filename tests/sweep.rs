@@ -291,3 +291,131 @@ fn kill_9_then_rerun_loses_nothing_and_duplicates_nothing() -> anyhow::Result<()
     assert!(rows.iter().all(|r| r.score.is_finite()));
     Ok(())
 }
+
+#[test]
+fn encodeval_results_import_into_the_runs_table() -> anyhow::Result<()> {
+    use encoderlab::sweep::encodeval::{objective_of, parse_config};
+    // the objective rule agrees with the paper's own labels in the released slice
+    if let Some(data) = shared_data() {
+        for r in read_runs(&data.join("paper_runs/runs.csv"))? {
+            assert_eq!(objective_of(&r.model), r.objective, "{}", r.model);
+        }
+    }
+    assert_eq!(
+        parse_config("msmarco_pairs_lr1e-04_sd3"),
+        Some((Some("msmarco_pairs".into()), 1e-4, 3))
+    );
+    assert_eq!(parse_config("lr5e-05_sd0"), Some((None, 5e-5, 0)));
+    assert_eq!(parse_config("lr_sd0"), None);
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("EncodEval/results");
+    write(
+        &tree,
+        "610m-clm-42k/SC/sst2/lr1e-04_sd0/results.json",
+        r#"{"validation": {"score": 0.85, "scores_i": [1, 0]}, "test": {"score": 0.9, "scores_i": [1]}}"#,
+    );
+    write(
+        &tree,
+        "610m-clm-10k-mlm40-42k/IR/msmarco/msmarco_pairs_lr5e-05_sd2/results.json",
+        r#"{"validation": {"score": 0.31}}"#,
+    );
+    write(
+        &tree,
+        "610m-mlm40-42k/TC/conll2003_en/lr2e-04_sd1/results.json",
+        r#"{"validation": {"score": null}}"#,
+    );
+    let out = dir.path().join("paper.csv");
+    let run = |root: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+            .args(["import", "encodeval"])
+            .arg(root)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = run(&dir.path().join("EncodEval"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = read_runs(&out)?;
+    let got: Vec<(String, String, Option<String>, String, f64, i64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.model.clone(),
+                r.objective.clone(),
+                r.family.clone(),
+                r.dataset.clone(),
+                r.learning_rate,
+                r.seed,
+                r.split.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "610m-clm-10k-mlm40-42k".into(),
+                "clm10k-mlm40".into(),
+                Some("IR".into()),
+                "msmarco/msmarco_pairs".into(),
+                5e-5,
+                2,
+                "validation".into()
+            ),
+            (
+                "610m-clm-42k".into(),
+                "clm".into(),
+                Some("SC".into()),
+                "sst2".into(),
+                1e-4,
+                0,
+                "validation".into()
+            ),
+            (
+                "610m-clm-42k".into(),
+                "clm".into(),
+                Some("SC".into()),
+                "sst2".into(),
+                1e-4,
+                0,
+                "test".into()
+            ),
+            (
+                "610m-mlm40-42k".into(),
+                "mlm40".into(),
+                Some("TC".into()),
+                "conll2003_en".into(),
+                2e-4,
+                1,
+                "validation".into()
+            ),
+        ]
+    );
+    assert_eq!(rows[1].score, 0.85);
+    assert!(rows[3].score.is_nan(), "a split without a score is a failed run");
+    // bad trees are refused naming the folder or file
+    write(
+        &tree,
+        "610m-clm-42k/SC/sst2/lr1e-04_sd1/results.json",
+        "{\"validation\": ",
+    );
+    let o = run(&tree);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("lr1e-04_sd1/results.json:1"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_dir_all(tree.join("610m-clm-42k/SC/sst2/lr1e-04_sd1"))?;
+    write(&tree, "610m-clm-42k/SC/sst2/best/results.json", "{}");
+    let o = run(&tree);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sst2/best"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(dir.path());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an EncodEval results tree"));
+    Ok(())
+}

@@ -4,6 +4,7 @@
 
 pub mod collect;
 pub mod config;
+pub mod encodeval;
 pub mod local;
 pub mod state;
 
