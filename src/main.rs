@@ -74,6 +74,49 @@ enum SweepCommand {
     Collect(SweepCollectArgs),
     /// Run one run of the sweep by its index (what each worker or Slurm array task calls).
     RunOne(SweepRunOneArgs),
+    /// Submit the pending runs to Slurm as one job array (runs already queued are left out).
+    Slurm(SweepSlurmArgs),
+    /// Record a run that ended without a record as failed (what a Slurm task's script calls).
+    MarkFailed(SweepMarkFailedArgs),
+}
+
+#[derive(Args)]
+struct SweepSlurmArgs {
+    #[command(flatten)]
+    sweep: SweepArgs,
+    /// Slurm partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Time limit per task (Slurm syntax, e.g. 2:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// GPUs per task.
+    #[arg(long)]
+    gpus_per_task: Option<usize>,
+    /// CPUs per task (also the run's threads).
+    #[arg(long, default_value_t = 1)]
+    cpus_per_task: usize,
+    /// At most this many tasks at once.
+    #[arg(long)]
+    max_parallel: Option<usize>,
+    /// Also resubmit the runs recorded as failed.
+    #[arg(long)]
+    retry_failed: bool,
+    /// Write the batch script and print it, without submitting.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
+struct SweepMarkFailedArgs {
+    #[command(flatten)]
+    sweep: SweepArgs,
+    /// The run's index.
+    #[arg(long)]
+    index: usize,
+    /// Why it failed.
+    #[arg(long)]
+    reason: String,
 }
 
 #[derive(Args)]
@@ -475,6 +518,8 @@ fn sweep(cmd: &SweepCommand) -> Result<()> {
         SweepCommand::Status(a) => a,
         SweepCommand::Collect(a) => &a.sweep,
         SweepCommand::RunOne(a) => &a.sweep,
+        SweepCommand::Slurm(a) => &a.sweep,
+        SweepCommand::MarkFailed(a) => &a.sweep,
     };
     let cfg = SweepConfig::load(&args.config)?;
     let specs = cfg.expand()?;
@@ -513,6 +558,45 @@ fn sweep(cmd: &SweepCommand) -> Result<()> {
         SweepCommand::Collect(a) => {
             let n = collect(&specs, &cfg.runs_dir(), &a.out)?;
             println!("{n} of {} runs written to {}", specs.len(), a.out.display());
+        }
+        SweepCommand::Slurm(a) => {
+            use encoderlab::sweep::slurm::{submit, SlurmOptions};
+            let opts = SlurmOptions {
+                sweep_file: std::fs::canonicalize(&args.config)?,
+                exe: std::env::current_exe()?,
+                partition: a.partition.clone(),
+                time: a.time.clone(),
+                gpus_per_task: a.gpus_per_task,
+                cpus_per_task: a.cpus_per_task,
+                max_parallel: a.max_parallel,
+                retry_failed: a.retry_failed,
+            };
+            let sub = submit(&cfg, &specs, &opts, a.dry_run)?;
+            if sub.indices.is_empty() {
+                println!("nothing to submit: every run is done, failed (see --retry-failed) or already queued");
+            } else if a.dry_run {
+                print!("{}", std::fs::read_to_string(&sub.script)?);
+                println!(
+                    "# {} runs; not submitted (--dry-run): {}",
+                    sub.indices.len(),
+                    sub.script.display()
+                );
+            } else {
+                println!(
+                    "submitted job {} ({} runs): {}",
+                    sub.job_id.unwrap_or_default(),
+                    sub.indices.len(),
+                    sub.script.display()
+                );
+            }
+        }
+        SweepCommand::MarkFailed(a) => {
+            let spec = specs
+                .get(a.index)
+                .with_context(|| format!("index {} is outside the sweep's {} runs", a.index, specs.len()))?;
+            if encoderlab::sweep::state(spec, &cfg.runs_dir()) == encoderlab::sweep::RunState::Pending {
+                encoderlab::finetune::trainer::failed_record(&spec.config, &a.reason)?;
+            }
         }
         SweepCommand::RunOne(a) => {
             if a.die_with_parent {

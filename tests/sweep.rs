@@ -388,3 +388,133 @@ fn encodeval_results_import_into_the_runs_table() -> anyhow::Result<()> {
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an EncodEval results tree"));
     Ok(())
 }
+
+/// Whether a Slurm controller answers (`scripts/slurm.sh start` runs one).
+fn slurm_running() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !up {
+        eprintln!("SKIPPED: no Slurm answers (start one with scripts/slurm.sh start)");
+    }
+    up
+}
+
+/// Waits until no task of the sweep's array is queued or running.
+fn wait_for_slurm(cfg: &SweepConfig, limit: Duration) {
+    let start = Instant::now();
+    while !encoderlab::sweep::slurm::active_indices(cfg).unwrap().is_empty() {
+        assert!(start.elapsed() < limit, "the Slurm array did not finish in {limit:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The runs table without the columns that differ between two executions of the same runs.
+fn table_without_ids(path: &Path) -> Vec<String> {
+    let mut rows: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(10).collect::<Vec<_>>().join(","))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn slurm_arrays_match_the_local_executor_and_cancelled_tasks_are_rerun() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    if !slurm_running() {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let local = sweep_files(
+        dir.path(),
+        &ckpt,
+        &data,
+        3,
+        "[1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4]",
+        "[0, 1]",
+    );
+    let text = std::fs::read_to_string(&local)?;
+    let slurm = write(
+        dir.path(),
+        "slurm.toml",
+        &text.replace("name = \"grid\"", "name = \"slurm-grid\""),
+    );
+    // the same 12 runs locally (2 × 1 thread) and through sbatch (1 CPU per task)
+    let out = encoderlab(&["sweep", "run", "--workers", "2", "--threads-per-worker", "1"], &local);
+    assert!(out.status.success());
+    let out = encoderlab(&["sweep", "slurm", "--cpus-per-task", "1"], &slurm);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(12 runs)"));
+    // resubmitting while it runs submits nothing
+    let again = encoderlab(&["sweep", "slurm", "--cpus-per-task", "1"], &slurm);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to submit"));
+    let cfg = SweepConfig::load(&slurm)?;
+    wait_for_slurm(&cfg, Duration::from_secs(300));
+    let specs = cfg.expand()?;
+    assert_eq!(plan(&specs, &cfg.runs_dir(), 1).ok, 12);
+    let (a, b) = (dir.path().join("local.csv"), dir.path().join("slurm.csv"));
+    encoderlab::sweep::collect(
+        &SweepConfig::load(&local)?.expand()?,
+        &SweepConfig::load(&local)?.runs_dir(),
+        &a,
+    )?;
+    encoderlab::sweep::collect(&specs, &cfg.runs_dir(), &b)?;
+    assert_eq!(table_without_ids(&a), table_without_ids(&b));
+    assert_eq!(
+        std::fs::read_dir(cfg.dir().join("slurm/logs"))?.count(),
+        12,
+        "a log per task"
+    );
+
+    // a cancelled array: its tasks are recorded failed, and a resubmission reruns them
+    let long = write(
+        dir.path(),
+        "long.toml",
+        &text
+            .replace("name = \"grid\"", "name = \"cancelled\"")
+            .replace("values = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4]", "values = [1e-3]")
+            .replace("set = [", "set = [\"train.max_steps=400\", "),
+    );
+    let cfg = SweepConfig::load(&long)?;
+    let out = encoderlab(&["sweep", "slurm", "--cpus-per-task", "1"], &long);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let start = Instant::now();
+    loop {
+        let running = Command::new("squeue")
+            .args(["-h", "-r", "-t", "R", "--name", "encoderlab-cancelled", "-o", "%K"])
+            .output()?;
+        if String::from_utf8_lossy(&running.stdout).lines().count() == 2 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the tasks did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("scancel")
+        .args(["--name", "encoderlab-cancelled"])
+        .status()?;
+    wait_for_slurm(&cfg, Duration::from_secs(30));
+    let specs = cfg.expand()?;
+    // the batch script records the run after its process ended
+    let start = Instant::now();
+    while plan(&specs, &cfg.runs_dir(), 1).failed < 2 && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let p = plan(&specs, &cfg.runs_dir(), 1);
+    assert_eq!((p.failed, p.ok), (2, 0), "cancelled tasks are recorded failed");
+    let reason = std::fs::read_to_string(cfg.runs_dir().join(&specs[0].run_id).join("result.json"))?;
+    assert!(reason.contains("Slurm task"), "{reason}");
+    let out = encoderlab(&["sweep", "slurm"], &long);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to submit"));
+    let out = encoderlab(&["sweep", "slurm", "--retry-failed"], &long);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(2 runs)"));
+    wait_for_slurm(&cfg, Duration::from_secs(300));
+    assert_eq!(plan(&specs, &cfg.runs_dir(), 1).ok, 2);
+    Ok(())
+}

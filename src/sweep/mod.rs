@@ -1,11 +1,12 @@
 //! Sweeps: grids of fine-tuning runs (checkpoints × tasks × learning rates × seeds × any key),
-//! planned, run locally in parallel processes, resumed after any interruption, and collected
-//! into the runs table the analysis reads.
+//! planned, run locally in parallel processes or as Slurm job arrays, resumed after any
+//! interruption, and collected into the runs table the analysis reads.
 
 pub mod collect;
 pub mod config;
 pub mod encodeval;
 pub mod local;
+pub mod slurm;
 pub mod state;
 
 pub use collect::{collect, runs_table};
