@@ -68,9 +68,18 @@ start_munge() {
     chown munge:munge /etc/munge/munge.key
     chmod 0400 /etc/munge/munge.key
   fi
-  if ! pgrep -x munged >/dev/null; then
+  # a munged that answers is kept; otherwise (none, or one still exiting) start ours
+  if ! munge -n >/dev/null 2>&1; then
     runuser -u munge -- /usr/sbin/munged
-    pgrep -x munged >>"$PIDS"
+    for _ in $(seq 1 50); do
+      munge -n >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    pgrep -n -x munged >>"$PIDS"
+  fi
+  if ! munge -n >/dev/null 2>&1; then
+    log "munged does not answer"
+    return 1
   fi
 }
 
@@ -138,8 +147,10 @@ start() {
   slurmd
   sleep 0.2
   cat "$STATE/slurmd.pid" >>"$PIDS"
-  wait_idle
-  warm_up
+  if ! wait_idle || ! warm_up; then
+    stop
+    return 1
+  fi
   log "running: $(sinfo -h -o '%n %T %c CPUs')"
 }
 
