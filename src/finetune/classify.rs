@@ -3,7 +3,7 @@
 use candle_core::{Device, Tensor};
 
 use super::features::classification_input;
-use super::task::{chunks, hold_out, limit, pad_batch, split_plan, EvalSplit, Family, Task, ValidationSource};
+use super::task::{chunks, load_splits, pad_batch, EvalSplit, Family, Task};
 use crate::data::registry::Registry;
 use crate::error::Result;
 use crate::eval::classification::accuracy;
@@ -33,9 +33,9 @@ impl Classification {
         seed: u64,
     ) -> Result<Self> {
         let (dir, name) = (&cfg.data_dir, cfg.dataset.as_str());
-        let spec = registry.get(name)?;
-        let (source, test_split) = split_plan(spec, name)?;
-        let train = registry.classification(name, dir, "train")?;
+        let [train, validation, test] = load_splits(registry, cfg, seed, |split| {
+            Ok(registry.classification(name, dir, split)?.examples)
+        })?;
         let encode = |examples: Vec<crate::data::tasks::ClassificationExample>| -> Result<Encoded> {
             examples
                 .into_iter()
@@ -48,19 +48,11 @@ impl Classification {
                 })
                 .collect()
         };
-        let (train_ex, validation_ex) = match source {
-            ValidationSource::Split => (
-                train.examples,
-                registry.classification(name, dir, "validation")?.examples,
-            ),
-            ValidationSource::HeldOut => hold_out(train.examples, cfg.validation_fraction, seed),
-        };
-        let test_ex = registry.classification(name, dir, &test_split)?.examples;
         Ok(Self {
-            labels: train.labels.len(),
-            train: encode(limit(train_ex, cfg.max_train_examples))?,
-            validation: encode(limit(validation_ex, cfg.max_eval_examples))?,
-            test: encode(limit(test_ex, cfg.max_eval_examples))?,
+            labels: registry.get(name)?.labels(name, dir)?.len(),
+            train: encode(train)?,
+            validation: encode(validation)?,
+            test: encode(test)?,
             pad,
         })
     }

@@ -6,7 +6,7 @@
 use candle_core::{Device, Tensor, D};
 
 use super::features::{qa_windows, QaWindow};
-use super::task::{chunks, hold_out, limit, pad_batch, split_plan, EvalSplit, Family, Task, ValidationSource};
+use super::task::{chunks, load_splits, pad_batch, EvalSplit, Family, Task};
 use crate::data::registry::Registry;
 use crate::data::tasks::QaExample;
 use crate::error::Result;
@@ -45,14 +45,7 @@ impl Qa {
         seed: u64,
     ) -> Result<Self> {
         let (dir, name) = (&cfg.data_dir, cfg.dataset.as_str());
-        let spec = registry.get(name)?;
-        let (source, test_split) = split_plan(spec, name)?;
-        let train = registry.qa(name, dir, "train")?;
-        let (train, validation) = match source {
-            ValidationSource::Split => (train, registry.qa(name, dir, "validation")?),
-            ValidationSource::HeldOut => hold_out(train, cfg.validation_fraction, seed),
-        };
-        let test = registry.qa(name, dir, &test_split)?;
+        let [train, validation, test] = load_splits(registry, cfg, seed, |split| registry.qa(name, dir, split))?;
         let encode = |questions: Vec<QaExample>| -> Result<Encoded> {
             let mut windows = Vec::new();
             for (i, q) in questions.iter().enumerate() {
@@ -67,9 +60,9 @@ impl Qa {
             Ok(Encoded { questions, windows })
         };
         Ok(Self {
-            train: encode(limit(train, cfg.max_train_examples))?,
-            validation: encode(limit(validation, cfg.max_eval_examples))?,
-            test: encode(limit(test, cfg.max_eval_examples))?,
+            train: encode(train)?,
+            validation: encode(validation)?,
+            test: encode(test)?,
             pad,
             n_best: cfg.n_best,
             max_answer_tokens: cfg.max_answer_tokens,

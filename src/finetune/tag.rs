@@ -4,9 +4,7 @@
 use candle_core::{Device, Tensor};
 
 use super::features::{tagging_input, TaggingInput};
-use super::task::{
-    chunks, hold_out, limit, masked_cross_entropy, pad_batch, split_plan, EvalSplit, Family, Task, ValidationSource,
-};
+use super::task::{chunks, load_splits, masked_cross_entropy, pad_batch, EvalSplit, Family, Task};
 use crate::data::registry::{Metric, Registry};
 use crate::error::Result;
 use crate::eval::tagging::{entity_f1, token_accuracy};
@@ -39,28 +37,24 @@ impl Tagging {
         seed: u64,
     ) -> Result<Self> {
         let (dir, name) = (&cfg.data_dir, cfg.dataset.as_str());
+        let [train, validation, test] = load_splits(registry, cfg, seed, |split| {
+            Ok(registry.tagging(name, dir, split)?.examples)
+        })?;
         let spec = registry.get(name)?;
-        let (source, test_split) = split_plan(spec, name)?;
-        let train = registry.tagging(name, dir, "train")?;
+        let labels = spec.labels(name, dir)?;
         let encode = |examples: Vec<crate::data::tasks::TaggingExample>| -> Result<Vec<Encoded>> {
             examples
                 .into_iter()
                 .map(|ex| Ok((ex.id.clone(), tagging_input(tok, &ex, sep, cfg.max_length)?, ex.tags)))
                 .collect()
         };
-        let (train_ex, validation_ex) = match source {
-            ValidationSource::Split => (train.examples, registry.tagging(name, dir, "validation")?.examples),
-            ValidationSource::HeldOut => hold_out(train.examples, cfg.validation_fraction, seed),
-        };
-        let test_ex = registry.tagging(name, dir, &test_split)?.examples;
-        let fallback = train.labels.iter().position(|l| l == "O").unwrap_or(0);
         Ok(Self {
             metric: spec.metric.unwrap_or(Metric::TokenAccuracy),
-            fallback,
-            train: encode(limit(train_ex, cfg.max_train_examples))?,
-            validation: encode(limit(validation_ex, cfg.max_eval_examples))?,
-            test: encode(limit(test_ex, cfg.max_eval_examples))?,
-            labels: train.labels,
+            fallback: labels.iter().position(|l| l == "O").unwrap_or(0),
+            train: encode(train)?,
+            validation: encode(validation)?,
+            test: encode(test)?,
+            labels,
             pad,
         })
     }

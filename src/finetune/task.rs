@@ -167,3 +167,26 @@ pub fn split_plan(spec: &crate::data::registry::DatasetSpec, dataset: &str) -> R
         )),
     }
 }
+
+/// Train, validation and test examples of `cfg.dataset`, each split read by `read(split)`:
+/// validation is the dataset's own split or a seeded hold-out of train ([`split_plan`]); train
+/// is limited to `max_train_examples`, the others to `max_eval_examples`.
+pub fn load_splits<T>(
+    registry: &crate::data::registry::Registry,
+    cfg: &super::config::TaskConfig,
+    seed: u64,
+    read: impl Fn(&str) -> Result<Vec<T>>,
+) -> Result<[Vec<T>; 3]> {
+    let (source, test_split) = split_plan(registry.get(&cfg.dataset)?, &cfg.dataset)?;
+    let train = read("train")?;
+    let (train, validation) = match source {
+        ValidationSource::Split => (train, read("validation")?),
+        ValidationSource::HeldOut => hold_out(train, cfg.validation_fraction, seed),
+    };
+    let test = read(&test_split)?;
+    Ok([
+        limit(train, cfg.max_train_examples),
+        limit(validation, cfg.max_eval_examples),
+        limit(test, cfg.max_eval_examples),
+    ])
+}
