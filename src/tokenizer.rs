@@ -44,6 +44,9 @@ pub struct SpecialIds {
     pub mask: Option<u32>,
 }
 
+/// Token ids and each token's byte range in the encoded text.
+pub type IdsWithOffsets = (Vec<u32>, Vec<(usize, usize)>);
+
 /// A loaded tokenizer with its file's hash and special-token ids.
 #[derive(Clone)]
 pub struct TextTokenizer {
@@ -209,6 +212,12 @@ impl TextTokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode_fast(text, false).map_err(tok_err(&self.path))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// Token ids of `text` with each token's byte range in it (no special token).
+    pub fn encode_with_offsets(&self, text: &str) -> Result<IdsWithOffsets> {
+        let enc = self.inner.encode(text, false).map_err(tok_err(&self.path))?;
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
     }
 
     /// Text of `ids` (special tokens kept).

@@ -11,7 +11,7 @@ use common::{sample_corpus, shared_data, tiny_checkpoint, write};
 use encoderlab::data::corpus::Corpus;
 use encoderlab::data::tasks::{Answer, QaExample};
 use encoderlab::eval::Counts;
-use encoderlab::finetune::features::{encode_with_offsets, qa_windows};
+use encoderlab::finetune::features::qa_windows;
 use encoderlab::finetune::record::InstanceRow;
 use encoderlab::finetune::trainer::load_backbone;
 use encoderlab::finetune::{finetune, FinetuneConfig, FinetuneOptions, RunResult, Status};
@@ -189,7 +189,7 @@ fn qa_windows_recover_answers_that_straddle_a_window_boundary() -> anyhow::Resul
     };
     let q_len = tok.encode("What jumped?")?.len();
     // windows whose first one ends two tokens into the answer, the next starting before it
-    let (_, offsets) = encode_with_offsets(&tok, context)?;
+    let (_, offsets) = tok.encode_with_offsets(context)?;
     let a0 = offsets.iter().position(|o| o.1 > start).unwrap();
     let a1 = offsets.iter().rposition(|o| o.0 < start + answer.len()).unwrap();
     assert!(a1 >= a0 + 3, "the answer needs several tokens");

@@ -3,7 +3,7 @@
 use candle_core::{Device, Tensor};
 
 use super::features::classification_input;
-use super::task::{chunks, load_splits, pad_batch, EvalSplit, Family, Task};
+use super::task::{chunks, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
 use crate::data::registry::Registry;
 use crate::error::Result;
 use crate::eval::classification::accuracy;
@@ -86,8 +86,8 @@ impl Task for Classification {
     fn loss(&self, model: &TaskModel, batch: &[usize], device: &Device) -> candle_core::Result<Tensor> {
         let rows: Vec<_> = batch.iter().map(|&i| &self.train[i]).collect();
         let logits = self.logits(model, &rows, true, device)?;
-        let targets: Vec<u32> = rows.iter().map(|r| r.2 as u32).collect();
-        candle_nn::loss::cross_entropy(&logits, &Tensor::from_vec(targets, rows.len(), device)?)
+        let targets: Vec<i64> = rows.iter().map(|r| r.2 as i64).collect();
+        cross_entropy(&logits, &targets)
     }
 
     fn evaluate(&self, model: &TaskModel, split: EvalSplit, batch_size: usize, device: &Device) -> Result<Vec<Scores>> {

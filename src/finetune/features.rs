@@ -8,18 +8,6 @@ use crate::data::tasks::{ClassificationExample, QaExample, TaggingExample};
 use crate::error::{Error, Result};
 use crate::tokenizer::TextTokenizer;
 
-/// Token ids and each token's byte range in the text.
-pub type Encoded = (Vec<u32>, Vec<(usize, usize)>);
-
-/// Tokens of a text with each token's byte range in it (no special token).
-pub fn encode_with_offsets(tok: &TextTokenizer, text: &str) -> Result<Encoded> {
-    let enc = tok.inner().encode(text, false).map_err(|e| Error::Tokenizer {
-        path: tok.path().to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
-}
-
 /// Cuts the longer of `a` and `b` one token at a time until both fit in `budget` tokens.
 fn truncate_pair(a: &mut Vec<u32>, b: &mut Vec<u32>, budget: usize) {
     while a.len() + b.len() > budget {
@@ -81,7 +69,7 @@ pub fn tagging_input(tok: &TextTokenizer, ex: &TaggingExample, sep: u32, max_len
         ranges.push((text.len(), text.len() + w.len()));
         text.push_str(w);
     }
-    let (mut ids, offsets) = encode_with_offsets(tok, &text)?;
+    let (mut ids, offsets) = tok.encode_with_offsets(&text)?;
     ids.truncate(max_length.saturating_sub(1));
     let mut labels = vec![-1i64; ids.len()];
     let mut word_starts = vec![None; ex.tokens.len()];
@@ -135,7 +123,7 @@ pub fn qa_windows(
 ) -> Result<Vec<QaWindow>> {
     let mut q = tok.encode(&ex.question)?;
     q.truncate(max_question);
-    let (ctx, offsets) = encode_with_offsets(tok, &ex.context)?;
+    let (ctx, offsets) = tok.encode_with_offsets(&ex.context)?;
     let room = max_length.saturating_sub(q.len() + 2);
     if room == 0 || stride >= room {
         return Err(Error::config(

@@ -6,7 +6,7 @@
 use candle_core::{Device, Tensor, D};
 
 use super::features::{qa_windows, QaWindow};
-use super::task::{chunks, load_splits, pad_batch, EvalSplit, Family, Task};
+use super::task::{chunks, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
 use crate::data::registry::Registry;
 use crate::data::tasks::QaExample;
 use crate::error::Result;
@@ -104,11 +104,9 @@ impl Task for Qa {
     fn loss(&self, model: &TaskModel, batch: &[usize], device: &Device) -> candle_core::Result<Tensor> {
         let rows: Vec<_> = batch.iter().map(|&i| &self.train.windows[i]).collect();
         let (start, end) = self.logits(model, &rows, true, device)?;
-        let target = |f: fn(&QaWindow) -> usize| -> candle_core::Result<Tensor> {
-            Tensor::from_vec(rows.iter().map(|r| f(r) as u32).collect::<Vec<_>>(), rows.len(), device)
-        };
-        let ls = candle_nn::loss::cross_entropy(&start, &target(|w| w.target.0)?)?;
-        let le = candle_nn::loss::cross_entropy(&end, &target(|w| w.target.1)?)?;
+        let starts: Vec<i64> = rows.iter().map(|r| r.target.0 as i64).collect();
+        let ends: Vec<i64> = rows.iter().map(|r| r.target.1 as i64).collect();
+        let (ls, le) = (cross_entropy(&start, &starts)?, cross_entropy(&end, &ends)?);
         (ls + le)? / 2.0
     }
 

@@ -99,7 +99,7 @@ pub struct InstanceRow {
 pub const RUNS_HEADER: &str = "model,objective,family,dataset,learning_rate,seed,split,metric,score,status";
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

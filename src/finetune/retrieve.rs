@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 
 use super::features::text_input;
-use super::task::{chunks, hold_out, limit, pad_batch, EvalSplit, Family, Task};
+use super::task::{chunks, hold_out, limit, pad_batch, split_plan, EvalSplit, Family, Task};
 use crate::data::registry::Registry;
 use crate::error::{Error, Result};
 use crate::eval::retrieval::{retrieval_scores, Qrels, Run};
@@ -53,13 +53,8 @@ impl Retrieval {
         seed: u64,
     ) -> Result<Self> {
         let dir = &cfg.data_dir;
-        let spec = registry.get(&cfg.dataset)?;
-        let test_split = spec
-            .splits
-            .keys()
-            .find(|k| *k == "test")
-            .or_else(|| spec.splits.keys().next())
-            .ok_or_else(|| Error::config("task.dataset", format!("`{}` has no split to score", cfg.dataset)))?;
+        // the BEIR set is the test split; validation is held out of the training pairs
+        let (_, test_split) = split_plan(registry.get(&cfg.dataset)?, &cfg.dataset)?;
         let encode = |text: &str| text_input(tok, text, sep, cfg.max_length);
         let pairs: Vec<(String, String, String)> = registry
             .qa(&cfg.train_pairs, cfg.train_pairs_dir.as_ref().unwrap_or(dir), "train")
@@ -91,7 +86,7 @@ impl Retrieval {
                 .collect::<Result<_>>()?,
             qrels,
         };
-        let corpus = registry.retrieval(&cfg.dataset, dir, test_split)?;
+        let corpus = registry.retrieval(&cfg.dataset, dir, &test_split)?;
         let queries: Vec<_> = limit(corpus.queries, cfg.max_eval_examples);
         let qrels: Qrels = queries
             .iter()

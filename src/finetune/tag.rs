@@ -4,7 +4,7 @@
 use candle_core::{Device, Tensor};
 
 use super::features::{tagging_input, TaggingInput};
-use super::task::{chunks, load_splits, masked_cross_entropy, pad_batch, EvalSplit, Family, Task};
+use super::task::{chunks, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
 use crate::data::registry::{Metric, Registry};
 use crate::error::Result;
 use crate::eval::tagging::{entity_f1, token_accuracy};
@@ -97,7 +97,7 @@ impl Task for Tagging {
         for (b, r) in rows.iter().enumerate() {
             targets[b * t..b * t + r.1.labels.len()].copy_from_slice(&r.1.labels);
         }
-        masked_cross_entropy(&logits, &targets)
+        cross_entropy(&logits, &targets)
     }
 
     fn evaluate(&self, model: &TaskModel, split: EvalSplit, batch_size: usize, device: &Device) -> Result<Vec<Scores>> {

@@ -127,20 +127,18 @@ pub fn chunks(n: usize, size: usize) -> impl Iterator<Item = Vec<usize>> {
         .map(move |s| (s..(s + size.max(1)).min(n)).collect())
 }
 
-/// Mean cross entropy of `logits` (N, C) against `targets` on the rows where `targets` ≥ 0
-/// (the others ignored); an error when no row is scored.
-pub fn masked_cross_entropy(logits: &Tensor, targets: &[i64]) -> candle_core::Result<Tensor> {
-    let rows: Vec<u32> = (0..targets.len() as u32)
-        .filter(|&i| targets[i as usize] >= 0)
-        .collect();
-    if rows.is_empty() {
-        candle_core::bail!("a batch without any scored position");
-    }
-    let kept: Vec<u32> = rows.iter().map(|&i| targets[i as usize] as u32).collect();
+/// Mean cross entropy of `logits` (N, C) against `targets` over the rows where `targets` ≥ 0
+/// (the others ignored): `objectives::loss::masked_cross_entropy`, the pretraining loss (fused
+/// on the CPU; 0 when no row is scored).
+pub fn cross_entropy(logits: &Tensor, targets: &[i64]) -> candle_core::Result<Tensor> {
     let dev = logits.device();
-    let index = Tensor::from_vec(rows.clone(), rows.len(), dev)?;
-    let picked = logits.index_select(&index, 0)?.to_dtype(candle_core::DType::F32)?;
-    candle_nn::loss::cross_entropy(&picked, &Tensor::from_vec(kept, rows.len(), dev)?)
+    let ids: Vec<u32> = targets.iter().map(|&t| t.max(0) as u32).collect();
+    let weights: Vec<f32> = targets.iter().map(|&t| f32::from(u8::from(t >= 0))).collect();
+    crate::objectives::loss::masked_cross_entropy(
+        &logits.to_dtype(candle_core::DType::F32)?.contiguous()?,
+        &Tensor::from_vec(ids, targets.len(), dev)?,
+        &Tensor::from_vec(weights, targets.len(), dev)?,
+    )
 }
 
 /// Where the validation examples come from.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
 use super::classify::Classification;
 use super::config::{FinetuneConfig, Init};
@@ -28,7 +28,7 @@ use crate::rng::{seeded, shuffle};
 use crate::schedule::{lr_at, LrConfig, LrSchedule};
 use crate::tokenizer::TextTokenizer;
 use crate::train::checkpoint::{load_state, load_weights};
-use crate::train::trainer::device;
+use crate::train::trainer::{device, progress_bar};
 use crate::train::{AdamW, Grads};
 
 /// Random streams of a run's seed: a random backbone, the head, the data order (+ epoch).
@@ -123,6 +123,22 @@ struct Outcome {
     scores: Vec<(String, Vec<Scores>)>,
 }
 
+impl Outcome {
+    /// Nothing done yet (or nothing to show), with this status.
+    fn ended(status: Status, reason: Option<String>) -> Self {
+        Self {
+            status,
+            reason,
+            steps: 0,
+            examples: 0,
+            train_seconds: 0.0,
+            eval_instances: 0,
+            eval_seconds: 0.0,
+            scores: Vec::new(),
+        }
+    }
+}
+
 /// Trains `model` on `task` and evaluates it (both splits) unless it diverged.
 fn train_and_evaluate(
     cfg: &FinetuneConfig,
@@ -147,16 +163,7 @@ fn train_and_evaluate(
     bar.set_length(total as u64);
     let started = Instant::now();
     let (mut order, mut cursor, mut epoch) = (Vec::new(), n, 0u64);
-    let mut out = Outcome {
-        status: Status::Ok,
-        reason: None,
-        steps: 0,
-        examples: 0,
-        train_seconds: 0.0,
-        eval_instances: 0,
-        eval_seconds: 0.0,
-        scores: Vec::new(),
-    };
+    let mut out = Outcome::ended(Status::Ok, None);
     for step in 0..total {
         // the next batch_size examples of this epoch's seeded order
         let mut batch = Vec::with_capacity(t.batch_size);
@@ -264,30 +271,11 @@ pub fn finetune(cfg: &FinetuneConfig, opts: &FinetuneOptions) -> Result<RunResul
     let dir = cfg.run_dir()?;
     std::fs::create_dir_all(&cfg.train.out_dir).at(&cfg.train.out_dir)?;
 
-    let bar = ProgressBar::with_draw_target(
-        None,
-        if opts.progress {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} steps, {msg}, ETA {eta}") {
-        bar.set_style(style);
-    }
+    let bar = progress_bar(opts.progress, 0, 0, "steps");
     let mut log = String::new();
     let outcome = train_and_evaluate(cfg, task.as_ref(), &model, &mut opt, &dev, &mut log, &bar);
     bar.finish_and_clear();
-    let outcome = outcome.unwrap_or_else(|e| Outcome {
-        status: Status::Failed,
-        reason: Some(e.to_string()),
-        steps: 0,
-        examples: 0,
-        train_seconds: 0.0,
-        eval_instances: 0,
-        eval_seconds: 0.0,
-        scores: Vec::new(),
-    });
+    let outcome = outcome.unwrap_or_else(|e| Outcome::ended(Status::Failed, Some(e.to_string())));
     let (model_name, objective) = backbone_labels(cfg);
     let main = |split: &str| -> Option<f64> {
         outcome

@@ -34,6 +34,13 @@ pub fn in_batch_loss(queries: &Tensor, docs: &Tensor, doc_ids: &[u64], temperatu
         })
         .collect();
     let scores = (scores + Tensor::from_vec(mask, (b, b), queries.device())?.to_dtype(queries.dtype())?)?;
-    let targets = Tensor::arange(0u32, b as u32, queries.device())?;
-    candle_nn::loss::cross_entropy(&scores, &targets)
+    let (targets, weights) = (
+        Tensor::arange(0u32, b as u32, queries.device())?,
+        Tensor::ones(b, candle_core::DType::F32, queries.device())?,
+    );
+    crate::objectives::loss::masked_cross_entropy(
+        &scores.to_dtype(candle_core::DType::F32)?.contiguous()?,
+        &targets,
+        &weights,
+    )
 }

@@ -9,12 +9,13 @@ pub mod contrastive;
 pub mod pool;
 pub mod span;
 
-use candle_core::{DType, Device, Result, Tensor, Var, D};
+use candle_core::{Device, Module, Result, Tensor, Var, D};
 use candle_nn::{VarBuilder, VarMap};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::model::init::{normal_tensor, parameter_shapes, INIT_STD};
+use crate::model::init::{initial_tensor, parameter_shapes};
+use crate::model::linear::Linear;
 use crate::model::{AttentionMode, ModelConfig, Transformer};
 pub use pool::{pool, Pooling};
 
@@ -39,17 +40,17 @@ pub enum HeadKind {
 }
 
 impl HeadKind {
-    /// The head's parameters: (HF name, shape, is a bias).
-    pub fn parameters(self, hidden: usize) -> Vec<(String, Vec<usize>, bool)> {
+    /// The head's parameters: (HF name, shape).
+    pub fn parameters(self, hidden: usize) -> Vec<(String, Vec<usize>)> {
         match self {
-            HeadKind::Sequence { labels } => vec![("score.weight".into(), vec![labels, hidden], false)],
+            HeadKind::Sequence { labels } => vec![("score.weight".into(), vec![labels, hidden])],
             HeadKind::Token { labels } => vec![
-                ("score.weight".into(), vec![labels, hidden], false),
-                ("score.bias".into(), vec![labels], true),
+                ("score.weight".into(), vec![labels, hidden]),
+                ("score.bias".into(), vec![labels]),
             ],
             HeadKind::Span => vec![
-                ("qa_outputs.weight".into(), vec![2, hidden], false),
-                ("qa_outputs.bias".into(), vec![2], true),
+                ("qa_outputs.weight".into(), vec![2, hidden]),
+                ("qa_outputs.bias".into(), vec![2]),
             ],
             HeadKind::Embedding => Vec::new(),
         }
@@ -73,19 +74,11 @@ pub fn init_task_weights(
             .into_iter()
             .filter(|(n, _)| n.starts_with("model."))
         {
-            let tensor = if name.ends_with("norm.weight") {
-                Tensor::ones(shape.as_slice(), DType::F32, device)?
-            } else {
-                normal_tensor(&shape, INIT_STD, backbone_rng, device)?
-            };
+            let tensor = initial_tensor(&name, &shape, backbone_rng, device)?;
             data.insert(name, Var::from_tensor(&tensor)?);
         }
-        for (name, shape, bias) in head.parameters(cfg.hidden_size) {
-            let tensor = if bias {
-                Tensor::zeros(shape.as_slice(), DType::F32, device)?
-            } else {
-                normal_tensor(&shape, INIT_STD, head_rng, device)?
-            };
+        for (name, shape) in head.parameters(cfg.hidden_size) {
+            let tensor = initial_tensor(&name, &shape, head_rng, device)?;
             data.insert(name, Var::from_tensor(&tensor)?);
         }
     }
@@ -100,7 +93,7 @@ pub struct TaskModel {
     pub backbone: Transformer,
     /// The head.
     pub kind: HeadKind,
-    weight: Option<Tensor>,
+    weight: Option<Linear>,
     bias: Option<Tensor>,
     pooling: Pooling,
     mode: AttentionMode,
@@ -117,12 +110,12 @@ impl TaskModel {
     ) -> Result<Self> {
         let backbone = Transformer::new(cfg, vb.pp("model"))?;
         let (mut weight, mut bias) = (None, None);
-        for (name, shape, is_bias) in kind.parameters(cfg.hidden_size) {
+        for (name, shape) in kind.parameters(cfg.hidden_size) {
             let t = vb.get(shape.as_slice(), &name)?;
-            if is_bias {
+            if name.ends_with(".bias") {
                 bias = Some(t);
             } else {
-                weight = Some(t);
+                weight = Some(Linear::new(t));
             }
         }
         Ok(Self {
@@ -145,7 +138,7 @@ impl TaskModel {
             .weight
             .as_ref()
             .ok_or_else(|| candle_core::Error::Msg("head without weight".into()))?;
-        let y = x.broadcast_matmul(&w.t()?)?;
+        let y = w.forward(x)?;
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),

@@ -53,17 +53,25 @@ pub fn normal_tensor(shape: &[usize], std: f64, rng: &mut impl RngCore, device: 
     Tensor::from_vec(values, shape, device)
 }
 
+/// The initial value of parameter `name`: norm weights 1, biases 0, everything else
+/// N(0, 0.02) drawn from `rng` (f32).
+pub fn initial_tensor(name: &str, shape: &[usize], rng: &mut impl RngCore, device: &Device) -> Result<Tensor> {
+    if name.ends_with("norm.weight") {
+        Tensor::ones(shape, DType::F32, device)
+    } else if name.ends_with(".bias") {
+        Tensor::zeros(shape, DType::F32, device)
+    } else {
+        normal_tensor(shape, INIT_STD, rng, device)
+    }
+}
+
 /// A variable map holding freshly initialised weights for `cfg` (f32, on `device`).
 pub fn init_weights(cfg: &ModelConfig, rng: &mut impl RngCore, device: &Device) -> Result<VarMap> {
     let map = VarMap::new();
     {
         let mut data = map.data().lock().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         for (name, shape) in parameter_shapes(cfg) {
-            let tensor = if name.ends_with("norm.weight") {
-                Tensor::ones(shape.as_slice(), DType::F32, device)?
-            } else {
-                normal_tensor(&shape, INIT_STD, rng, device)?
-            };
+            let tensor = initial_tensor(&name, &shape, rng, device)?;
             data.insert(name, Var::from_tensor(&tensor)?);
         }
     }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, IoContext, Result};
-use crate::finetune::record::RUNS_HEADER;
+use crate::finetune::record::{csv_field, RUNS_HEADER};
 use crate::fsutil::write_atomic;
 
 /// One imported (run, split).
@@ -181,7 +181,13 @@ pub fn write_runs_csv(rows: &[ImportedRow], out: &Path) -> Result<()> {
         };
         text.push_str(&format!(
             "{},{},{},{},{},{},{},,{score},{status}\n",
-            r.model, r.objective, r.family, r.dataset, r.learning_rate, r.seed, r.split
+            csv_field(&r.model),
+            csv_field(&r.objective),
+            csv_field(&r.family),
+            csv_field(&r.dataset),
+            r.learning_rate,
+            r.seed,
+            r.split
         ));
     }
     write_atomic(out, text.as_bytes())

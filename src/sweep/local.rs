@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::config::{RunSpec, SweepConfig};
 use super::state::{state, RunState};
 use crate::error::{IoContext, Result};
 use crate::finetune::trainer::failed_record;
+use crate::train::trainer::progress_bar;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -90,17 +90,7 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
         }
     }
     queue.reverse(); // pop from the end = sweep order
-    let bar = ProgressBar::with_draw_target(
-        Some(queue.len() as u64),
-        if opts.progress {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg}, ETA {eta}") {
-        bar.set_style(style);
-    }
+    let bar = progress_bar(opts.progress, queue.len(), 0, "runs");
     let mut active: Vec<(&RunSpec, Child, PathBuf)> = Vec::new();
     while !queue.is_empty() || !active.is_empty() {
         while active.len() < opts.workers.max(1) {

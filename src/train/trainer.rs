@@ -296,7 +296,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     let end = opts.stop_after.map_or(total, |s| s.min(total));
     let phases = &cfg.train.phases;
     let per_step = (cfg.data.batch_size * cfg.data.grad_accum * data.seq_len()) as u64;
-    let bar = progress_bar(opts.progress, total, step);
+    let bar = progress_bar(opts.progress, total, step, "steps");
     let mut metrics_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -424,7 +424,9 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     Ok(summary)
 }
 
-fn progress_bar(show: bool, total: usize, at: usize) -> ProgressBar {
+/// The progress bar of a loop over `total` units (`steps`, `runs`), drawn on stderr when
+/// `show`, positioned at `at`.
+pub fn progress_bar(show: bool, total: usize, at: usize, unit: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
         Some(total as u64),
         if show {
@@ -433,7 +435,8 @@ fn progress_bar(show: bool, total: usize, at: usize) -> ProgressBar {
             ProgressDrawTarget::hidden()
         },
     );
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} steps, {msg}, ETA {eta}") {
+    if let Ok(style) = ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {unit}, {{msg}}, ETA {{eta}}"))
+    {
         bar.set_style(style);
     }
     bar.set_position(at as u64);
