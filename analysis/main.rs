@@ -6,9 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use encoderlab::data::Registry;
 use encoderlab::stats::report::{build_tables, write_report, NanPolicy, ReportConfig, RunsIndex};
-use encoderlab::stats::runs::{builtin_meta, check_meta, read_meta, read_runs, TaskMeta};
+use encoderlab::stats::runs::{check_meta, meta_or_builtin, read_runs};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -130,13 +129,7 @@ fn load_filtered(input: &Input, pair: Option<(&str, &str)>) -> Result<(RunsIndex
         runs.retain(|r| name(r) == x || name(r) == y);
         runs.sort_by_key(|r| name(r) != x);
     }
-    let (meta, origin): (std::collections::BTreeMap<String, TaskMeta>, PathBuf) = match &input.meta {
-        Some(path) => (read_meta(path)?, path.clone()),
-        None => (
-            builtin_meta(&Registry::builtin()?),
-            PathBuf::from("the built-in dataset registry"),
-        ),
-    };
+    let (meta, origin) = meta_or_builtin(input.meta.as_deref())?;
     check_meta(&runs, &meta, &input.runs, &origin)?;
     let policy = match input.nan_policy {
         Policy::ImputeChance => NanPolicy::ImputeChance,

@@ -15,6 +15,8 @@ pub mod finetune;
 pub mod fsutil;
 pub mod heads;
 pub mod model;
+#[cfg(feature = "notebook")]
+pub mod notebook;
 pub mod objectives;
 pub mod rng;
 pub mod schedule;
@@ -28,10 +30,17 @@ pub use error::{Error, Result};
 /// The types a notebook or a script needs most.
 pub mod prelude {
     pub use crate::data::fetch::{fetch, FetchOptions};
+    pub use crate::data::prepare::{prepare_pretraining_data, PrepareOptions, Prepared};
     pub use crate::data::{
         pack_corpus, BlockSampler, ClassificationExample, Corpus, Cursor, PackConfig, PackedDataset, QaExample,
         Registry, RetrievalCorpus, Split, TaggingExample, TaskFamily,
     };
     pub use crate::error::{Error, Result};
+    pub use crate::finetune::{finetune, FinetuneConfig, FinetuneOptions, RunResult, Status};
+    #[cfg(feature = "notebook")]
+    pub use crate::notebook::{attention_demo, compare, results_table, History, Html, MaskDemo, Png, Report};
+    pub use crate::stats::report::{ReportConfig, Table};
+    pub use crate::sweep::SweepConfig;
     pub use crate::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
+    pub use crate::train::{pretrain, PretrainConfig, RunOptions, RunSummary};
 }

@@ -57,7 +57,7 @@ enum ImportCommand {
 struct ImportArgs {
     /// The EncodEval checkout or its `results` folder.
     dir: PathBuf,
-    /// The runs table to write (.csv).
+    /// The runs table to write (.csv, or .parquet).
     #[arg(long)]
     out: PathBuf,
 }
@@ -154,7 +154,7 @@ struct SweepRunArgs {
 struct SweepCollectArgs {
     #[command(flatten)]
     sweep: SweepArgs,
-    /// The table to write (.csv).
+    /// The table to write (.csv, or .parquet).
     #[arg(long)]
     out: PathBuf,
 }
@@ -419,8 +419,8 @@ fn stats(data: &DataDir, names: &[String], json: bool) -> Result<()> {
 }
 
 fn study(args: &StudyArgs) -> Result<()> {
+    use encoderlab::data::prepare::{prepare_pretraining_data, tokenizer_path, PrepareOptions};
     let registry = args.data.registry()?;
-    let defaults = ["sotu", "brown_text"];
     let missing: Vec<&str> = ["sotu", "brown_text", "brown_pos", "bbc_news", "bbc_news_retrieval"]
         .into_iter()
         .filter(|n| {
@@ -436,20 +436,30 @@ fn study(args: &StudyArgs) -> Result<()> {
         opts.seed = args.seed;
         fetch(&opts)?;
     }
-    let paths: Vec<PathBuf> = defaults
-        .iter()
-        .map(|n| Ok(registry.get(n)?.root(&args.data.data_dir)))
-        .collect::<encoderlab::Result<_>>()?;
-    let corpus = Corpus::open(&paths, "text")?;
-    let tok_path = args.out.join("tokenizer").join("tokenizer.json");
-    let tokenizer = train_tokenizer(&corpus, args.vocab_size, 2, &tok_path)?;
-    let cfg = PackConfig {
+    let opts = PrepareOptions {
+        vocab_size: args.vocab_size,
         seq_len: args.seq_len,
-        validation_fraction: 0.01,
         seed: args.seed,
-        ..PackConfig::default()
+        ..PrepareOptions::new(&args.data.data_dir, &args.out)
     };
-    pack(&corpus, &tokenizer, &cfg, &args.out.join("pretrain_data"))?;
+    let p = prepare_pretraining_data(&opts)?;
+    if p.reused {
+        println!("kept the pack in {} (same settings)", p.pack.display());
+    } else {
+        println!(
+            "trained a {}-id byte-level BPE in {:.1} s -> {}",
+            p.meta.tokenizer.vocab_size,
+            p.tokenizer_seconds,
+            tokenizer_path(&args.out).display()
+        );
+        let tokens = p.meta.train.tokens + p.meta.validation.tokens;
+        println!(
+            "packed {} documents, {tokens} tokens in {:.2} s -> {}",
+            p.meta.train.documents + p.meta.validation.documents,
+            p.pack_seconds,
+            p.pack.display()
+        );
+    }
     stats(&args.data, &[], false)
 }
 
@@ -531,11 +541,19 @@ fn sweep(cmd: &SweepCommand) -> Result<()> {
                 p.total, p.ok, p.diverged, p.failed, p.pending
             );
             match (p.mean_run_seconds, p.remaining_seconds) {
-                (Some(m), Some(r)) => println!(
-                    "mean run {m:.1} s; about {:.1} min left with {} worker(s)",
-                    r / 60.0,
-                    a.workers
-                ),
+                (Some(m), Some(r)) => {
+                    println!(
+                        "mean run {m:.1} s; about {:.1} min left with {} worker(s)",
+                        r / 60.0,
+                        a.workers
+                    );
+                    if p.unmeasured_pending > 0 {
+                        println!(
+                            "({} pending runs are on datasets with no finished run yet: counted at the mean)",
+                            p.unmeasured_pending
+                        );
+                    }
+                }
                 _ => println!("no finished run yet to estimate the time from"),
             }
         }
@@ -675,7 +693,7 @@ fn main() -> Result<()> {
         Command::Sweep(c) => sweep(&c)?,
         Command::Import(ImportCommand::Encodeval(a)) => {
             let rows = encoderlab::sweep::encodeval::read_encodeval(&a.dir)?;
-            encoderlab::sweep::encodeval::write_runs_csv(&rows, &a.out)?;
+            encoderlab::sweep::encodeval::write_runs(&rows, &a.out)?;
             println!("{} rows written to {}", rows.len(), a.out.display());
         }
     }

@@ -259,3 +259,32 @@ fn wide_vocabularies_use_u32() -> anyhow::Result<()> {
     assert!(all.contains(&69_997) && all.contains(&0));
     Ok(())
 }
+
+#[test]
+fn study_data_is_prepared_once_and_redone_when_its_settings_change() -> anyhow::Result<()> {
+    use encoderlab::data::prepare::{prepare_pretraining_data, PrepareOptions};
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    // the two pretraining datasets present, so nothing is fetched
+    let corpus = std::fs::read_to_string(common::sample_corpus(dir.path(), 60))?;
+    common::write(&data, "pretrain/sotu.jsonl", &corpus);
+    common::write(&data, "pretrain/brown.jsonl", &corpus);
+    let mut opts = PrepareOptions::new(&data, dir.path().join("study"));
+    opts.vocab_size = 300;
+    opts.seq_len = 16;
+    let first = prepare_pretraining_data(&opts)?;
+    assert!(!first.reused && first.fetched.is_empty());
+    assert_eq!(first.meta.sources.len(), 2);
+    assert!(first.meta.train.blocks > 0);
+    let meta = first.pack.join("meta.json");
+    let written = std::fs::metadata(&meta)?.modified()?;
+    let again = prepare_pretraining_data(&opts)?;
+    assert!(again.reused);
+    assert_eq!(again.meta, first.meta);
+    assert_eq!(std::fs::metadata(&meta)?.modified()?, written, "kept, not rewritten");
+    opts.seq_len = 32;
+    let redone = prepare_pretraining_data(&opts)?;
+    assert!(!redone.reused);
+    assert_eq!(redone.meta.config.seq_len, 32);
+    Ok(())
+}

@@ -112,6 +112,28 @@ fn axes_expand_to_the_product_once_per_distinct_config() -> anyhow::Result<()> {
         (specs[1].config.train.epochs, specs[0].config.train.epochs),
         (Some(1), None)
     );
+    // the time estimate counts each pending run at its own dataset's pace once one has finished
+    let cfg = SweepConfig::load(&paired)?;
+    let finish = |spec: &encoderlab::sweep::RunSpec, seconds: f64| -> anyhow::Result<()> {
+        encoderlab::finetune::trainer::failed_record(&spec.config, "stand-in")?;
+        let path = cfg.runs_dir().join(&spec.run_id).join("result.json");
+        let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        r["status"] = "ok".into();
+        r["wall_seconds"] = seconds.into();
+        std::fs::write(&path, r.to_string())?;
+        Ok(())
+    };
+    finish(&specs[0], 10.0)?; // sst2
+    let p = plan(&specs, &cfg.runs_dir(), 2);
+    assert_eq!((p.ok, p.pending, p.unmeasured_pending), (1, 3, 2));
+    assert_eq!(p.remaining_seconds, Some(15.0));
+    finish(&specs[1], 30.0)?; // conll2003
+    let p = plan(&specs, &cfg.runs_dir(), 2);
+    assert_eq!(
+        (p.pending, p.unmeasured_pending, p.mean_run_seconds),
+        (2, 0, Some(20.0))
+    );
+    assert_eq!(p.remaining_seconds, Some(20.0), "(10 + 30) / 2 workers");
     // errors name the field
     let bad = write(
         dir.path(),
@@ -189,6 +211,23 @@ fn local_sweep_runs_in_parallel_skips_finished_runs_and_collects() -> anyhow::Re
     ));
     let plan_out = encoderlab(&["sweep", "plan", "--workers", "2"], &sweep);
     assert!(String::from_utf8_lossy(&plan_out.stdout).contains("4 runs: 4 ok, 0 diverged, 0 failed, 0 pending"));
+    // the same table as Parquet, typed, reads back to the same runs
+    #[cfg(feature = "polars")]
+    {
+        let parquet = dir.path().join("runs.parquet");
+        let out = encoderlab(&["sweep", "collect", "--out", parquet.to_str().unwrap()], &sweep);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(read_runs(&parquet)?, rows);
+        let frame = encoderlab::data::parquet::read_frame(&parquet)?;
+        let dtype = |c: &str| frame.column(c).unwrap().dtype().to_string();
+        assert_eq!(
+            ["learning_rate", "seed", "score", "steps", "run_id"].map(dtype),
+            ["f64", "i64", "f64", "i64", "str"]
+        );
+    }
+    let out = encoderlab(&["sweep", "collect", "--out", "runs.xlsx"], &sweep);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(".csv or .parquet"));
     Ok(())
 }
 
@@ -226,6 +265,17 @@ fn a_run_whose_process_dies_without_a_record_is_recorded_failed() -> anyhow::Res
     let out = encoderlab(&["sweep", "run", "--retry-failed"], &sweep);
     let s: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!((s["started"].as_u64(), s["failed"].as_u64()), (Some(2), Some(2)));
+    // failed runs are in the table with an empty score (a null in Parquet): NaN to the analysis
+    for name in ["runs.csv", "runs.parquet"] {
+        if name.ends_with("parquet") && !cfg!(feature = "polars") {
+            continue;
+        }
+        let table = dir.path().join(name);
+        encoderlab::sweep::collect(&specs, &cfg.runs_dir(), &table)?;
+        let rows = read_runs(&table)?;
+        assert_eq!(rows.len(), 4, "{name}: validation and test of 2 runs");
+        assert!(rows.iter().all(|r| r.score.is_nan()), "{name}");
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod pack;
 #[cfg(feature = "polars")]
 pub mod parquet;
+pub mod prepare;
 pub mod records;
 pub mod registry;
 pub mod stats;

@@ -1,5 +1,5 @@
 //! Parquet tables through polars (eager, `polars` feature): rows become [`Record`]s so that the
-//! typed readers treat Parquet and JSON Lines alike.
+//! typed readers treat Parquet and JSON Lines alike; CSV text becomes a typed Parquet file.
 
 use std::fs::File;
 use std::path::Path;
@@ -9,6 +9,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::data::records::Record;
 use crate::error::{Error, IoContext, Result};
+use crate::fsutil::AtomicFile;
 
 fn polars_err(path: &Path) -> impl Fn(PolarsError) -> Error + '_ {
     move |source| Error::Polars {
@@ -68,6 +69,80 @@ pub fn read_text_column(path: &Path, name: &str) -> Result<Vec<(usize, String)>>
             None => Err(Error::data(path, i + 1, format!("column `{name}` is null"))),
         })
         .collect()
+}
+
+/// The Parquet type of a column written from CSV text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// UTF-8 text.
+    Text,
+    /// 64-bit float.
+    Float,
+    /// 64-bit integer.
+    Int,
+}
+
+/// Writes CSV text (a header line, then rows) to `dest` as Parquet, atomically: `kind(name)`
+/// types each column and an empty cell is null; a cell that does not parse as its column's
+/// type is an error naming its line and column, and nothing is written.
+pub fn write_csv_as_parquet(csv_text: &str, dest: &Path, kind: impl Fn(&str) -> ColumnKind) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv_text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::data(dest, 1, e.to_string()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| Error::data(dest, i + 2, e.to_string()))?;
+        for (c, column) in cells.iter_mut().enumerate() {
+            column.push(record.get(c).unwrap_or("").to_string());
+        }
+    }
+    let height = cells.first().map_or(0, Vec::len);
+    let mut columns = Vec::with_capacity(headers.len());
+    for (name, values) in headers.iter().zip(&cells) {
+        let bad = |row: usize, what: &str| {
+            Error::data(
+                dest,
+                row + 2,
+                format!("column `{name}`: `{}` is not {what}", values[row]),
+            )
+        };
+        let series = match kind(name) {
+            ColumnKind::Text => Series::new(name.into(), values.as_slice()),
+            ColumnKind::Float => {
+                let parsed = values
+                    .iter()
+                    .enumerate()
+                    .map(|(r, v)| match v.trim() {
+                        "" => Ok(None),
+                        t => t.parse::<f64>().map(Some).map_err(|_| bad(r, "a number")),
+                    })
+                    .collect::<Result<Vec<Option<f64>>>>()?;
+                Series::new(name.into(), parsed)
+            }
+            ColumnKind::Int => {
+                let parsed = values
+                    .iter()
+                    .enumerate()
+                    .map(|(r, v)| match v.trim() {
+                        "" => Ok(None),
+                        t => t.parse::<i64>().map(Some).map_err(|_| bad(r, "an integer")),
+                    })
+                    .collect::<Result<Vec<Option<i64>>>>()?;
+                Series::new(name.into(), parsed)
+            }
+        };
+        columns.push(series.into_column());
+    }
+    let mut frame = DataFrame::new(height, columns).map_err(polars_err(dest))?;
+    let mut file = AtomicFile::create(dest)?;
+    ParquetWriter::new(&mut file)
+        .finish(&mut frame)
+        .map_err(polars_err(dest))?;
+    file.commit()
 }
 
 /// Converts one polars value to JSON (nested lists and structs included).

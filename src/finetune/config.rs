@@ -213,7 +213,8 @@ pub struct FinetuneConfig {
 impl FinetuneConfig {
     /// Reads `path`, applies `overrides` (`key.path=value`), parses (unknown keys refused) and
     /// validates.
-    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+    pub fn load(path: impl AsRef<Path>, overrides: &[String]) -> Result<Self> {
+        let path = path.as_ref();
         let text = std::fs::read_to_string(path).at(path)?;
         Self::parse(&text, path, overrides)
     }

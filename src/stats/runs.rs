@@ -141,6 +141,40 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
 
 type Rows = Vec<(usize, Vec<String>)>;
 
+/// Writes a runs table given as CSV text to `out`, atomically: as is for `.csv`, typed
+/// (`learning_rate`, `score`, `wall_seconds` floats; `seed`, `steps` integers; the rest text)
+/// for `.parquet` with the `polars` feature. Any other extension is an error.
+pub fn write_runs_table(out: &Path, csv_text: &str) -> Result<()> {
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("csv") => crate::fsutil::write_atomic(out, csv_text.as_bytes()),
+        Some("parquet") => write_parquet_table(out, csv_text),
+        _ => Err(Error::data(
+            out,
+            0,
+            "a runs table is written as .csv or .parquet: name the file with one of these extensions",
+        )),
+    }
+}
+
+#[cfg(feature = "polars")]
+fn write_parquet_table(out: &Path, csv_text: &str) -> Result<()> {
+    use crate::data::parquet::{write_csv_as_parquet, ColumnKind};
+    write_csv_as_parquet(csv_text, out, |name| match name {
+        "learning_rate" | "score" | "wall_seconds" => ColumnKind::Float,
+        "seed" | "steps" => ColumnKind::Int,
+        _ => ColumnKind::Text,
+    })
+}
+
+#[cfg(not(feature = "polars"))]
+fn write_parquet_table(out: &Path, _csv_text: &str) -> Result<()> {
+    Err(Error::data(
+        out,
+        0,
+        "Parquet support is off in this build: rebuild encoderlab with the `polars` feature, or write .csv",
+    ))
+}
+
 fn read_table(path: &Path) -> Result<(Vec<String>, Rows)> {
     if !path.exists() {
         return Err(Error::data(path, 0, "file not found"));
@@ -283,6 +317,18 @@ pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
         out.insert(cell("dataset").to_string(), meta);
     }
     Ok(out)
+}
+
+/// Task metadata from the CSV `meta`, or (`None`) from the built-in dataset registry; with the
+/// name of where it came from, for error messages.
+pub fn meta_or_builtin(meta: Option<&Path>) -> Result<(BTreeMap<String, TaskMeta>, std::path::PathBuf)> {
+    Ok(match meta {
+        Some(m) => (read_meta(m)?, m.to_path_buf()),
+        None => (
+            builtin_meta(&Registry::builtin()?),
+            std::path::PathBuf::from("the built-in dataset registry"),
+        ),
+    })
 }
 
 /// Metadata of every task dataset of the registry (0-1 scale, higher is better).

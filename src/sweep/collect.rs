@@ -8,7 +8,7 @@ use super::config::RunSpec;
 use super::state::record;
 use crate::error::Result;
 use crate::finetune::record::{runs_rows, RUNS_HEADER};
-use crate::fsutil::write_atomic;
+use crate::stats::runs::write_runs_table;
 
 /// The table as CSV text, and the number of runs in it.
 pub fn runs_table(specs: &[RunSpec], runs_dir: &Path) -> (String, usize) {
@@ -24,9 +24,17 @@ pub fn runs_table(specs: &[RunSpec], runs_dir: &Path) -> (String, usize) {
     (out, n)
 }
 
-/// Writes the table to `out` (CSV) atomically; returns the number of runs.
+/// Writes the table to `out` (`.csv`, or `.parquet` with the `polars` feature) atomically;
+/// returns the number of runs.
 pub fn collect(specs: &[RunSpec], runs_dir: &Path, out: &Path) -> Result<usize> {
     let (text, n) = runs_table(specs, runs_dir);
-    write_atomic(out, text.as_bytes())?;
+    write_runs_table(out, &text)?;
     Ok(n)
+}
+
+impl super::SweepConfig {
+    /// Collects the sweep's finished runs into `out` ([`collect`]); returns the number of runs.
+    pub fn collect(&self, out: impl AsRef<Path>) -> Result<usize> {
+        collect(&self.expand()?, &self.runs_dir(), out.as_ref())
+    }
 }

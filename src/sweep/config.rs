@@ -74,7 +74,8 @@ pub struct RunSpec {
 
 impl SweepConfig {
     /// Reads and checks a sweep file.
-    pub fn load(path: &Path) -> Result<Self> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
         let text = std::fs::read_to_string(path).at(path)?;
         let cfg: Self = parse_toml(&text, path)?;
         if cfg.name.is_empty() || cfg.name.contains(['/', '\\']) {
@@ -124,7 +125,12 @@ impl SweepConfig {
                     match (&axis.key, v) {
                         (Some(k), v) => q.push((k.clone(), v.clone())),
                         (None, toml::Value::Table(t)) => q.extend(t.iter().map(|(k, v)| (k.clone(), v.clone()))),
-                        (None, _) => unreachable!("checked by load"),
+                        (None, other) => {
+                            return Err(Error::config(
+                                "axes",
+                                format!("without `key`, every value must be a table of dotted keys, found `{other}`"),
+                            ))
+                        }
                     }
                     next.push(q);
                 }

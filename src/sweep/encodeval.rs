@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::error::{Error, IoContext, Result};
 use crate::finetune::record::{csv_field, RUNS_HEADER};
-use crate::fsutil::write_atomic;
+use crate::stats::runs::write_runs_table;
 
 /// One imported (run, split).
 #[derive(Debug, Clone, PartialEq)]
@@ -170,8 +170,9 @@ pub fn read_encodeval(root: &Path) -> Result<Vec<ImportedRow>> {
     Ok(rows)
 }
 
-/// Writes `rows` as a runs table (CSV) to `out`, atomically.
-pub fn write_runs_csv(rows: &[ImportedRow], out: &Path) -> Result<()> {
+/// Writes `rows` as a runs table to `out` (`.csv`, or `.parquet` with the `polars` feature),
+/// atomically.
+pub fn write_runs(rows: &[ImportedRow], out: &Path) -> Result<()> {
     let mut text = format!("{RUNS_HEADER}\n");
     for r in rows {
         let (score, status) = if r.score.is_finite() {
@@ -190,5 +191,5 @@ pub fn write_runs_csv(rows: &[ImportedRow], out: &Path) -> Result<()> {
             r.split
         ));
     }
-    write_atomic(out, text.as_bytes())
+    write_runs_table(out, &text)
 }

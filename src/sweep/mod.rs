@@ -5,11 +5,13 @@
 pub mod collect;
 pub mod config;
 pub mod encodeval;
+pub mod inline;
 pub mod local;
 pub mod slurm;
 pub mod state;
 
 pub use collect::{collect, runs_table};
 pub use config::{Axis, RunSpec, SweepConfig};
+pub use inline::run_inline;
 pub use local::{run_local, LocalOptions, LocalSummary};
 pub use state::{plan, state, Plan, RunState};

@@ -1,6 +1,7 @@
 //! Where each run of a sweep stands, read from its record (`result.json`), and the plan: how
 //! many runs are done, failed or pending, and how long the rest should take at the measured pace.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -51,8 +52,34 @@ pub struct Plan {
     pub pending: usize,
     /// Mean wall seconds of the finished runs.
     pub mean_run_seconds: Option<f64>,
-    /// pending × mean / workers.
+    /// The pending runs' estimated seconds divided by `workers`: each pending run counts the
+    /// mean of the finished runs on its checkpoint and dataset, else on its dataset, else of all.
     pub remaining_seconds: Option<f64>,
+    /// Pending runs whose dataset has no finished run yet (their estimate is the overall mean).
+    pub unmeasured_pending: usize,
+}
+
+/// Mean wall seconds per key.
+#[derive(Default)]
+struct Means(HashMap<String, (f64, usize)>);
+
+impl Means {
+    fn add(&mut self, key: String, seconds: f64) {
+        let e = self.0.entry(key).or_default();
+        e.0 += seconds;
+        e.1 += 1;
+    }
+    fn get(&self, key: &str) -> Option<f64> {
+        self.0.get(key).map(|&(sum, n)| sum / n as f64)
+    }
+}
+
+fn keys(spec: &RunSpec) -> (String, String) {
+    let dataset = spec.config.task.dataset.clone();
+    (
+        format!("{}\n{dataset}", spec.config.model.checkpoint.display()),
+        dataset,
+    )
 }
 
 /// The plan of `specs` for `workers` parallel runs.
@@ -65,11 +92,13 @@ pub fn plan(specs: &[RunSpec], runs_dir: &Path, workers: usize) -> Plan {
         pending: 0,
         mean_run_seconds: None,
         remaining_seconds: None,
+        unmeasured_pending: 0,
     };
-    let mut walls = Vec::new();
+    let (mut by_run, mut by_dataset, mut all) = (Means::default(), Means::default(), Means::default());
+    let mut pending = Vec::new();
     for s in specs {
         match record(s, runs_dir) {
-            None => p.pending += 1,
+            None => pending.push(s),
             Some(r) => {
                 match r.status {
                     Status::Ok => p.ok += 1,
@@ -77,15 +106,29 @@ pub fn plan(specs: &[RunSpec], runs_dir: &Path, workers: usize) -> Plan {
                     Status::Failed => p.failed += 1,
                 }
                 if r.status != Status::Failed {
-                    walls.push(r.wall_seconds);
+                    let (run, dataset) = keys(s);
+                    by_run.add(run, r.wall_seconds);
+                    by_dataset.add(dataset, r.wall_seconds);
+                    all.add(String::new(), r.wall_seconds);
                 }
             }
         }
     }
-    if !walls.is_empty() {
-        let mean = walls.iter().sum::<f64>() / walls.len() as f64;
-        p.mean_run_seconds = Some(mean);
-        p.remaining_seconds = Some(mean * p.pending as f64 / workers.max(1) as f64);
+    p.pending = pending.len();
+    p.mean_run_seconds = all.get("");
+    if let Some(mean) = p.mean_run_seconds {
+        let mut total = 0.0;
+        for s in pending {
+            let (run, dataset) = keys(s);
+            total += by_run
+                .get(&run)
+                .or_else(|| by_dataset.get(&dataset))
+                .unwrap_or_else(|| {
+                    p.unmeasured_pending += 1;
+                    mean
+                });
+        }
+        p.remaining_seconds = Some(total / workers.max(1) as f64);
     }
     p
 }

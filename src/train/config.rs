@@ -176,7 +176,8 @@ pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Resu
 impl PretrainConfig {
     /// Reads `path`, applies `overrides` (`key.path=value`), parses (unknown keys rejected) and
     /// validates.
-    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+    pub fn load(path: impl AsRef<Path>, overrides: &[String]) -> Result<Self> {
+        let path = path.as_ref();
         let text = std::fs::read_to_string(path).at(path)?;
         let mut table: toml::Table = parse_toml(&text, path)?;
         for o in overrides {

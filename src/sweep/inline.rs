@@ -1,0 +1,47 @@
+//! A sweep run inside the calling process, one run after another: for notebooks and scripts
+//! that want the results as values. Runs with a record are read back, not redone; a run whose
+//! setup fails is recorded `failed` and the sweep goes on, as with the local executor.
+
+use super::config::{RunSpec, SweepConfig};
+use super::state::{record, state, RunState};
+use crate::error::Result;
+use crate::finetune::trainer::failed_record;
+use crate::finetune::{finetune, FinetuneOptions, RunResult};
+use crate::train::trainer::progress_bar;
+
+/// Every run of `specs` (records under `runs_dir`), in order: done ones read back, pending ones
+/// (and failed ones with `retry_failed`) run here. `progress` draws a bar over the runs.
+pub fn run_inline(
+    specs: &[RunSpec],
+    runs_dir: &std::path::Path,
+    retry_failed: bool,
+    progress: bool,
+) -> Result<Vec<RunResult>> {
+    let bar = progress_bar(progress, specs.len(), 0, "runs");
+    let mut results = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let redo = match state(spec, runs_dir) {
+            RunState::Pending => true,
+            RunState::Failed => retry_failed,
+            RunState::Done(_) => false,
+        };
+        let result = match (redo, record(spec, runs_dir)) {
+            (false, Some(r)) => r,
+            _ => match finetune(&spec.config, &FinetuneOptions::default()) {
+                Ok(r) => r,
+                Err(e) => failed_record(&spec.config, &e.to_string())?,
+            },
+        };
+        bar.inc(1);
+        results.push(result);
+    }
+    bar.finish_and_clear();
+    Ok(results)
+}
+
+impl SweepConfig {
+    /// Every run of the sweep, run here where not done yet ([`run_inline`], with a progress bar).
+    pub fn run_inline(&self) -> Result<Vec<RunResult>> {
+        run_inline(&self.expand()?, &self.runs_dir(), false, true)
+    }
+}

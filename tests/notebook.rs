@@ -1,0 +1,166 @@
+//! Notebook support: the pretraining history and its loss curves, the attention-mask
+//! demonstration on a real checkpoint, the analysis report as a value, results over seeds, and
+//! a sweep run in process.
+#![cfg(feature = "notebook")]
+
+mod common;
+
+use common::{shared_data, tiny_checkpoint, write};
+use encoderlab::finetune::{RunResult, Status};
+use encoderlab::notebook::{attention_demo, compare, results_table, History, Report};
+use encoderlab::sweep::SweepConfig;
+
+#[test]
+fn history_reads_the_metrics_and_plots_every_run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    tiny_checkpoint(dir.path())?;
+    let h = History::load(dir.path().join("runs/tinyclm"))?;
+    assert_eq!(h.name, "tinyclm");
+    assert_eq!(h.steps.iter().map(|m| m.step).collect::<Vec<_>>(), [1, 2]);
+    let last = h.last(1);
+    assert_eq!(last.rows.len(), 1);
+    assert_eq!((last.rows[0][0].as_str(), last.rows[0][1].as_str()), ("2", "clm"));
+    assert_eq!(h.evaluations().rows.len(), 1, "evaluated at step 2 only");
+    let mut other = h.clone();
+    other.name = "again".into();
+    let fig = compare(&[h, other]);
+    assert_eq!(fig.legend, ["tinyclm", "again"]);
+    assert_eq!(fig.panels.len(), 3);
+    let points = |p: usize| fig.panels[p].series.iter().map(|s| s.points.len()).collect::<Vec<_>>();
+    assert_eq!((points(0), points(1), points(2)), (vec![2, 2], vec![1, 1], vec![1, 1]));
+    assert!(fig.png()?.0.starts_with(b"\x89PNG"));
+    let err = History::load(dir.path().join("nothing")).unwrap_err().to_string();
+    assert!(err.contains("metrics.jsonl"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn under_the_causal_mask_only_positions_after_a_change_move() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let demo = attention_demo(
+        &ckpt,
+        "The jury said the election was conducted fairly.",
+        "The jury said the election was conducted badly.",
+    )?;
+    let k = demo.first_change;
+    assert!(k > 3 && k < demo.causal_shift.len(), "{k}");
+    assert!(
+        demo.causal_shift[..k].iter().all(|&d| d == 0.0),
+        "{:?}",
+        demo.causal_shift
+    );
+    assert!(demo.causal_shift[k..].iter().all(|&d| d > 0.0));
+    assert!(
+        demo.bidirectional_shift.iter().all(|&d| d > 0.0),
+        "{:?}",
+        demo.bidirectional_shift
+    );
+    assert_eq!(demo.shift_rows().len(), demo.causal_shift.len());
+    let causal = demo.mask_html(encoderlab::model::AttentionMode::Causal);
+    let n = demo.causal_shift.len();
+    assert_eq!(causal.matches("■").count(), n * (n + 1) / 2);
+    assert!(demo.plot().png()?.0.starts_with(b"\x89PNG"));
+    let same = attention_demo(&ckpt, "The jury said.", "The jury said.").unwrap_err();
+    assert!(same.to_string().contains("change a word"), "{same}");
+    Ok(())
+}
+
+#[test]
+fn the_report_of_the_papers_runs_gives_its_tables_and_plots() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let report = Report::from_runs(data.join("paper_runs/runs.csv"))?;
+    assert!(report.systems.len() >= 2, "{:?}", report.systems);
+    let best = report.table("best_lr")?;
+    assert_eq!(best.name, "best_lr.csv");
+    assert!(!best.rows.is_empty());
+    assert_eq!(report.table("best_lr.csv")?, best);
+    let err = report.table("nope").unwrap_err().to_string();
+    assert!(err.contains("group_stats"), "{err}");
+    let fig = report.plot("lr_curves")?;
+    assert!(fig.png()?.0.starts_with(b"\x89PNG"));
+    assert!(report.plot("nope").unwrap_err().to_string().contains("seed_spread"));
+    let out = tempfile::tempdir()?;
+    report.save(out.path().join("report"))?;
+    assert!(out.path().join("report/best_lr.csv").exists());
+    assert!(out.path().join("report/lr_curves.png").exists());
+    Ok(())
+}
+
+fn result(dataset: &str, lr: f64, seed: u64, status: Status, val: f64) -> RunResult {
+    RunResult {
+        run_id: format!("{dataset}{lr}{seed}"),
+        model: "m".into(),
+        objective: "clm".into(),
+        family: "SC".into(),
+        dataset: dataset.into(),
+        learning_rate: lr,
+        seed,
+        metric: "accuracy".into(),
+        validation: Some(val),
+        test: Some(val / 2.0),
+        all_scores: Vec::new(),
+        status,
+        reason: None,
+        steps: 1,
+        examples: 1,
+        train_examples_per_s: 1.0,
+        eval_examples_per_s: 1.0,
+        wall_seconds: 1.0,
+    }
+}
+
+#[test]
+fn results_are_summarised_over_seeds_without_failed_runs() {
+    let t = results_table(&[
+        result("sst2", 1e-4, 0, Status::Ok, 0.5),
+        result("sst2", 1e-4, 1, Status::Ok, 0.7),
+        result("sst2", 1e-4, 2, Status::Diverged, 0.0),
+        result("sst2", 2e-4, 0, Status::Ok, 0.6),
+    ]);
+    // python3 -c "import statistics as s; print(s.stdev([0.5, 0.7]), s.stdev([0.25, 0.35]))"
+    // 0.14142135623730948 0.07071067811865474
+    assert_eq!(
+        t.rows,
+        [
+            ["m", "clm", "sst2", "accuracy", "1e-4", "3", "1", "0.6000", "0.1414", "0.3000", "0.07071"],
+            ["m", "clm", "sst2", "accuracy", "2e-4", "1", "0", "0.6000", "NaN", "0.3000", "NaN"],
+        ]
+    );
+}
+
+#[test]
+fn a_sweep_runs_in_process_and_reads_back_what_is_done() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    write(
+        dir.path(),
+        "base.toml",
+        &format!(
+            "[model]\ncheckpoint = \"{}\"\n[task]\ndataset = \"sst2\"\ndata_dir = \"{}\"\nmax_length = 32\n\
+             max_train_examples = 32\nmax_eval_examples = 8\n[train]\nlearning_rate = 1e-3\nbatch_size = 8\nmax_steps = 2\n",
+            ckpt.display(),
+            data.display()
+        ),
+    );
+    let sweep = write(
+        dir.path(),
+        "sweep.toml",
+        &format!(
+            "name = \"nb\"\nbase = \"{}\"\nout_dir = \"{}\"\n[[axes]]\nkey = \"train.seed\"\nvalues = [0, 1]\n",
+            dir.path().join("base.toml").display(),
+            dir.path().join("sweeps").display()
+        ),
+    );
+    let cfg = SweepConfig::load(&sweep)?;
+    let first = cfg.run_inline()?;
+    assert_eq!(first.iter().map(|r| r.seed).collect::<Vec<_>>(), [0, 1]);
+    assert!(first.iter().all(|r| r.status == Status::Ok), "{first:?}");
+    let record = cfg.runs_dir().join(&first[0].run_id).join("result.json");
+    let written = std::fs::metadata(&record)?.modified()?;
+    let again = cfg.run_inline()?;
+    assert_eq!(again, first);
+    assert_eq!(std::fs::metadata(&record)?.modified()?, written, "read back, not rerun");
+    Ok(())
+}
