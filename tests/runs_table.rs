@@ -149,3 +149,24 @@ fn parquet_runs_table() -> anyhow::Result<()> {
     assert!(runs[1].score.is_nan());
     Ok(())
 }
+
+#[cfg(feature = "polars")]
+#[test]
+fn a_parquet_runs_table_refuses_a_cell_of_the_wrong_type_and_writes_nothing() -> anyhow::Result<()> {
+    use encoderlab::stats::runs::write_runs_table;
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("runs.parquet");
+    let text = "model,objective,dataset,learning_rate,seed,split,score\n\
+                m,clm,sst2,1e-4,0,test,0.5\n\
+                m,clm,sst2,1e-4,one,test,\n";
+    let err = write_runs_table(&out, text).unwrap_err().to_string();
+    assert!(
+        err.contains(":3") && err.contains("`seed`") && err.contains("`one`"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path())?.count(), 0, "nothing written");
+    write_runs_table(&out, &text.replace(",one,", ",1,"))?;
+    let runs = read_runs(&out)?;
+    assert_eq!((runs[1].seed, runs[1].score.is_nan()), (1, true));
+    Ok(())
+}

@@ -103,37 +103,10 @@ pub fn write_csv_as_parquet(csv_text: &str, dest: &Path, kind: impl Fn(&str) -> 
     let height = cells.first().map_or(0, Vec::len);
     let mut columns = Vec::with_capacity(headers.len());
     for (name, values) in headers.iter().zip(&cells) {
-        let bad = |row: usize, what: &str| {
-            Error::data(
-                dest,
-                row + 2,
-                format!("column `{name}`: `{}` is not {what}", values[row]),
-            )
-        };
         let series = match kind(name) {
             ColumnKind::Text => Series::new(name.into(), values.as_slice()),
-            ColumnKind::Float => {
-                let parsed = values
-                    .iter()
-                    .enumerate()
-                    .map(|(r, v)| match v.trim() {
-                        "" => Ok(None),
-                        t => t.parse::<f64>().map(Some).map_err(|_| bad(r, "a number")),
-                    })
-                    .collect::<Result<Vec<Option<f64>>>>()?;
-                Series::new(name.into(), parsed)
-            }
-            ColumnKind::Int => {
-                let parsed = values
-                    .iter()
-                    .enumerate()
-                    .map(|(r, v)| match v.trim() {
-                        "" => Ok(None),
-                        t => t.parse::<i64>().map(Some).map_err(|_| bad(r, "an integer")),
-                    })
-                    .collect::<Result<Vec<Option<i64>>>>()?;
-                Series::new(name.into(), parsed)
-            }
+            ColumnKind::Float => Series::new(name.into(), parse_cells::<f64>(values, name, "a number", dest)?),
+            ColumnKind::Int => Series::new(name.into(), parse_cells::<i64>(values, name, "an integer", dest)?),
         };
         columns.push(series.into_column());
     }
@@ -143,6 +116,22 @@ pub fn write_csv_as_parquet(csv_text: &str, dest: &Path, kind: impl Fn(&str) -> 
         .finish(&mut frame)
         .map_err(polars_err(dest))?;
     file.commit()
+}
+
+/// The cells of column `name` parsed as `T` (empty: null); a bad cell is an error naming its
+/// line (the header is line 1).
+fn parse_cells<T: std::str::FromStr>(values: &[String], name: &str, what: &str, dest: &Path) -> Result<Vec<Option<T>>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(row, v)| match v.trim() {
+            "" => Ok(None),
+            t => t
+                .parse::<T>()
+                .map(Some)
+                .map_err(|_| Error::data(dest, row + 2, format!("column `{name}`: `{v}` is not {what}"))),
+        })
+        .collect()
 }
 
 /// Converts one polars value to JSON (nested lists and structs included).
