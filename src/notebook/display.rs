@@ -29,7 +29,8 @@ pub fn escape(text: &str) -> String {
     s
 }
 
-/// An HTML table (cells escaped; numbers right-aligned).
+/// An HTML table (cells escaped; numbers right-aligned, those longer than 8 characters shown to
+/// 4 significant digits).
 pub fn html_table<H: AsRef<str>>(caption: &str, header: &[H], rows: &[Vec<String>]) -> String {
     let mut s = String::from("<table>");
     if !caption.is_empty() {
@@ -43,9 +44,13 @@ pub fn html_table<H: AsRef<str>>(caption: &str, header: &[H], rows: &[Vec<String
     for row in rows {
         s.push_str("<tr>");
         for cell in row {
-            let numeric = cell.parse::<f64>().is_ok();
-            let align = if numeric { " style=\"text-align:right\"" } else { "" };
-            let _ = write!(s, "<td{align}>{}</td>", escape(cell));
+            let (text, align) = match cell.parse::<f64>() {
+                // long numbers shown to 4 significant digits (the table itself keeps them whole)
+                Ok(v) if cell.len() > 8 => (short(v), " style=\"text-align:right\""),
+                Ok(_) => (cell.clone(), " style=\"text-align:right\""),
+                Err(_) => (cell.clone(), ""),
+            };
+            let _ = write!(s, "<td{align}>{}</td>", escape(&text));
         }
         s.push_str("</tr>");
     }
@@ -269,11 +274,18 @@ mod tests {
 
     #[test]
     fn tables_escape_and_align() {
-        let t = html_table("c<1>", &["a", "b"], &[vec!["x&y".into(), "0.5".into()]]);
+        let t = html_table(
+            "c<1>",
+            &["a", "b", "c"],
+            &[vec!["x&y".into(), "0.5".into(), "0.9107798165137615".into()]],
+        );
+        let right = "<td style=\"text-align:right\">";
         assert_eq!(
             t,
-            "<table><caption>c&lt;1&gt;</caption><thead><tr><th>a</th><th>b</th></tr></thead><tbody>\
-             <tr><td>x&amp;y</td><td style=\"text-align:right\">0.5</td></tr></tbody></table>"
+            format!(
+                "<table><caption>c&lt;1&gt;</caption><thead><tr><th>a</th><th>b</th><th>c</th></tr></thead><tbody>\
+                 <tr><td>x&amp;y</td>{right}0.5</td>{right}0.9108</td></tr></tbody></table>"
+            )
         );
     }
 
