@@ -50,38 +50,16 @@ impl History {
 
     /// The last `n` logged steps as a table.
     pub fn last(&self, n: usize) -> Table {
-        self.table(self.steps.len().saturating_sub(n))
+        table("metrics", &self.steps[self.steps.len().saturating_sub(n)..])
     }
 
     /// The steps with a held-out evaluation, as a table.
     pub fn evaluations(&self) -> Table {
-        let mut t = self.table(0);
-        t.rows.retain(|r| r[3] != "-" || r[4] != "-");
-        t.name = "evaluations";
-        t
-    }
-
-    fn table(&self, from: usize) -> Table {
-        let opt = |v: Option<f64>| v.map_or("-".into(), short);
-        Table {
-            name: "metrics",
-            header: COLUMNS.to_vec(),
-            rows: self.steps[from.min(self.steps.len())..]
-                .iter()
-                .map(|m| {
-                    vec![
-                        m.step.to_string(),
-                        format!("{:?}", m.objective).to_lowercase(),
-                        short(m.loss),
-                        opt(m.eval_clm_loss),
-                        opt(m.eval_mlm_loss),
-                        format!("{:.2e}", m.lr),
-                        short(m.grad_norm),
-                        format!("{:.0}", m.tokens_per_s),
-                    ]
-                })
-                .collect(),
-        }
+        let evaluated = self.steps.iter();
+        table(
+            "evaluations",
+            evaluated.filter(|m| m.eval_clm_loss.is_some() || m.eval_mlm_loss.is_some()),
+        )
     }
 
     /// This run's loss curves ([`compare`] of one run).
@@ -94,6 +72,30 @@ impl History {
         let t = self.last(5);
         let table = html_table(&self.name, &t.header, &t.rows);
         emit("text/html", &format!("{table}{}", figure_html(&self.plot())));
+    }
+}
+
+/// `steps` as a table named `name`.
+fn table<'a>(name: &'static str, steps: impl IntoIterator<Item = &'a StepMetrics>) -> Table {
+    let opt = |v: Option<f64>| v.map_or("-".into(), short);
+    Table {
+        name,
+        header: COLUMNS.to_vec(),
+        rows: steps
+            .into_iter()
+            .map(|m| {
+                vec![
+                    m.step.to_string(),
+                    format!("{:?}", m.objective).to_lowercase(),
+                    short(m.loss),
+                    opt(m.eval_clm_loss),
+                    opt(m.eval_mlm_loss),
+                    format!("{:.2e}", m.lr),
+                    short(m.grad_norm),
+                    format!("{:.0}", m.tokens_per_s),
+                ]
+            })
+            .collect(),
     }
 }
 

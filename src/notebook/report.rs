@@ -81,8 +81,7 @@ impl Report {
         figures(&views)
     }
 
-    /// The figure `name` (`lr_curves`, `seed_spread`, `best_lr_scores`, `expected_max_curves`,
-    /// `performance_profile`).
+    /// The figure `name` (the report's display lists them).
     pub fn plot(&self, name: &str) -> Result<Figure> {
         let all = self.figures()?;
         let names: Vec<&str> = all.iter().map(|f| f.name).collect();
@@ -106,7 +105,9 @@ impl Report {
             vec!["tables".into(), self.names().join(", ")],
             vec![
                 "plots".into(),
-                "lr_curves, seed_spread, best_lr_scores, expected_max_curves, performance_profile".into(),
+                self.figures()
+                    .map(|f| f.iter().map(|f| f.name).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_else(|e| e.to_string()),
             ],
         ];
         emit("text/html", &html_table("analysis report", &["", ""], &rows));

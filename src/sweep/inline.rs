@@ -3,7 +3,7 @@
 //! setup fails is recorded `failed` and the sweep goes on, as with the local executor.
 
 use super::config::{RunSpec, SweepConfig};
-use super::state::{record, state, RunState};
+use super::state::{record, state_of, wants_run};
 use crate::error::Result;
 use crate::finetune::trainer::failed_record;
 use crate::finetune::{finetune, FinetuneOptions, RunResult};
@@ -20,13 +20,10 @@ pub fn run_inline(
     let bar = progress_bar(progress, specs.len(), 0, "runs");
     let mut results = Vec::with_capacity(specs.len());
     for spec in specs {
-        let redo = match state(spec, runs_dir) {
-            RunState::Pending => true,
-            RunState::Failed => retry_failed,
-            RunState::Done(_) => false,
-        };
-        let result = match (redo, record(spec, runs_dir)) {
-            (false, Some(r)) => r,
+        // one read of the record: it decides, and it is the result when the run is not redone
+        let done = record(spec, runs_dir);
+        let result = match done {
+            Some(r) if !wants_run(state_of(Some(&r)), retry_failed) => r,
             _ => match finetune(&spec.config, &FinetuneOptions::default()) {
                 Ok(r) => r,
                 Err(e) => failed_record(&spec.config, &e.to_string())?,

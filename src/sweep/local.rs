@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::config::{RunSpec, SweepConfig};
-use super::state::{state, RunState};
+use super::state::{state, wants_run, RunState};
 use crate::error::{IoContext, Result};
 use crate::finetune::trainer::failed_record;
 use crate::train::trainer::progress_bar;
@@ -83,10 +83,10 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
     let mut summary = LocalSummary::default();
     let mut queue: Vec<&RunSpec> = Vec::new();
     for s in specs {
-        match state(s, &runs_dir) {
-            RunState::Pending => queue.push(s),
-            RunState::Failed if opts.retry_failed => queue.push(s),
-            _ => summary.skipped += 1,
+        if wants_run(state(s, &runs_dir), opts.retry_failed) {
+            queue.push(s);
+        } else {
+            summary.skipped += 1;
         }
     }
     queue.reverse(); // pop from the end = sweep order

@@ -30,10 +30,24 @@ pub fn record(spec: &RunSpec, runs_dir: &Path) -> Option<RunResult> {
 
 /// The state of `spec`.
 pub fn state(spec: &RunSpec, runs_dir: &Path) -> RunState {
-    match record(spec, runs_dir) {
+    state_of(record(spec, runs_dir).as_ref())
+}
+
+/// The state a record (or its absence) means.
+pub fn state_of(record: Option<&RunResult>) -> RunState {
+    match record {
         None => RunState::Pending,
         Some(r) if r.status == Status::Failed => RunState::Failed,
         Some(r) => RunState::Done(r.status),
+    }
+}
+
+/// Whether a run in `state` is (re)run: pending ones, and failed ones with `retry_failed`.
+pub fn wants_run(state: RunState, retry_failed: bool) -> bool {
+    match state {
+        RunState::Pending => true,
+        RunState::Failed => retry_failed,
+        RunState::Done(_) => false,
     }
 }
 
