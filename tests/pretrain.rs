@@ -396,3 +396,27 @@ fn bf16_mixed_precision_trains_with_f32_weights() -> anyhow::Result<()> {
     assert!(saved.values().all(|t| t.dtype() == DType::F32));
     Ok(())
 }
+
+#[test]
+fn a_completed_run_is_returned_not_redone_and_a_different_one_is_refused() -> anyhow::Result<()> {
+    use encoderlab::train::{pretrain, PretrainConfig, RunOptions, RunSummary};
+    let dir = tempfile::tempdir()?;
+    common::tiny_checkpoint(dir.path())?;
+    let run = dir.path().join("runs/tinyclm");
+    let read = |f: &str| std::fs::read_to_string(run.join(f));
+    let (metrics, config) = (read("metrics.jsonl")?, read("config.json")?);
+    let first: RunSummary = serde_json::from_str(&read("summary.json")?)?;
+    let cfg = PretrainConfig::load(dir.path().join("pretrain.toml"), &[])?;
+    let again = pretrain(&cfg, &RunOptions::default())?;
+    assert_eq!(again, first);
+    assert_eq!(read("metrics.jsonl")?, metrics, "not retrained");
+    let other = PretrainConfig::load(dir.path().join("pretrain.toml"), &["train.seed=7".into()])?;
+    let err = pretrain(&other, &RunOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("already holds checkpoints"), "{err}");
+    assert_eq!(
+        read("config.json")?,
+        config,
+        "a refused call leaves the folder as it was"
+    );
+    Ok(())
+}

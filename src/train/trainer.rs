@@ -11,7 +11,7 @@ use candle_nn::{VarBuilder, VarMap};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::config::save_json;
+use crate::config::{load_json, save_json};
 use crate::data::{BlockSampler, PackedDataset, Split};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::sha256_file;
@@ -232,7 +232,8 @@ fn starting_weights(
 
 /// Runs (or resumes) the pretraining of `cfg`. Writes into the run folder
 /// (`{train.out_dir}/{name}`): `config.json` (resolved), `metrics.jsonl`, `checkpoints/step-N/`
-/// and `summary.json`.
+/// and `summary.json`. A run whose folder already holds its completed run (same configuration,
+/// last checkpoint at the final step) is not redone: that run's summary is returned.
 pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let dev = device(&cfg.train.device)?;
@@ -243,7 +244,6 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     let run_id = cfg.run_id()?;
     let run_dir = cfg.run_dir();
     std::fs::create_dir_all(&run_dir).at(&run_dir)?;
-    save_json(cfg, &run_dir.join("config.json"))?;
     let metrics_path = run_dir.join("metrics.jsonl");
 
     // where to start: step 0, or a checkpoint's state
@@ -262,6 +262,13 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         None => {
             let existing = list_checkpoints(&run_dir)?;
             if let Some(last) = existing.last() {
+                // the same run, already completed: not done twice, its summary is the result
+                let last_state = load_state(&checkpoint_dir(&run_dir, *last)).ok();
+                let same = last_state.is_some_and(|s| s.config == *cfg && s.step == cfg.total_steps());
+                let summary: Option<RunSummary> = load_json(&run_dir.join("summary.json")).ok();
+                if let Some(summary) = summary.filter(|s| same && s.status == "completed") {
+                    return Ok(summary);
+                }
                 return Err(Error::config(
                     "name",
                     format!(
@@ -275,6 +282,8 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
             None
         }
     };
+    // written once the run is known to start or resume (a refused call leaves the folder as is)
+    save_json(cfg, &run_dir.join("config.json"))?;
     let map = starting_weights(cfg, &model_cfg, opts.resume.as_deref(), &dev)?;
     let model = LanguageModel::new(&model_cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?
         .with_compute_dtype(cfg.train.dtype.dtype());
