@@ -155,8 +155,13 @@ schedule = { kind = "cosine" }
             .count(),
         4
     );
-    // a fresh start over a run that has checkpoints is refused, naming the way to resume
+    // a fresh start over the same completed run gives its summary, not a second training
     let o = encoderlab(&["pretrain", "--config", "pre.toml"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(again, summary);
+    // a fresh start of another run over its checkpoints is refused, naming the way to resume
+    let o = encoderlab(&["pretrain", "--config", "pre.toml", "--set", "train.seed=9"], d);
     fails_with(&o, "--resume runs/cli/checkpoints/step-0000004");
     // overrides are checked like the file
     let o = encoderlab(&["pretrain", "--config", "pre.toml", "--set", "model.hiden_size=3"], d);
