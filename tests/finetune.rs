@@ -241,66 +241,43 @@ fn qa_windows_recover_answers_that_straddle_a_window_boundary() -> anyhow::Resul
     Ok(())
 }
 
-#[test]
-fn retrieval_ranks_the_right_document_first_on_a_hand_made_corpus() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let ckpt = tiny_checkpoint(dir.path())?;
-    let data = dir.path().join("data");
-    let pairs = [
-        (
-            "q1",
-            "who won the election",
-            "d1",
-            "The jury said the election was conducted fairly.",
-        ),
-        (
-            "q2",
-            "what did profits do",
-            "d2",
-            "Quarterly profits at the media giant jumped by a large margin.",
-        ),
-        (
-            "q3",
-            "how do you feel",
-            "d3",
-            "In meeting you again I feel much satisfaction.",
-        ),
-        (
-            "q4",
-            "what grew in Zürich",
-            "d4",
-            "Café owners in Zürich reported 12% growth — a record.",
-        ),
-    ];
-    let (mut corpus, mut queries, mut qrels, mut train) = (
-        String::new(),
-        String::new(),
-        String::from("query-id\tcorpus-id\tscore\n"),
-        String::new(),
-    );
-    for (q, qt, d, dt) in pairs {
-        corpus.push_str(&serde_json::json!({"_id": d, "title": "", "text": dt}).to_string());
-        corpus.push('\n');
-        queries.push_str(&serde_json::json!({"_id": q, "text": qt}).to_string());
-        queries.push('\n');
-        qrels.push_str(&format!("{q}\t{d}\t1\n"));
-        for copy in 0..5 {
-            let row = serde_json::json!({"id": format!("{q}-{copy}"), "title": "", "context": dt, "question": qt,
-                "answers": {"text": [], "answer_start": []}});
-            train.push_str(&row.to_string());
-            train.push('\n');
-        }
-    }
-    write(&data, "retrieval/squad_dev/corpus.jsonl", &corpus);
-    write(&data, "retrieval/squad_dev/queries.jsonl", &queries);
-    write(&data, "retrieval/squad_dev/qrels/test.tsv", &qrels);
-    write(&data, "question_answering/squad/train.jsonl", &train);
+const HAND_MADE_PAIRS: [(&str, &str, &str, &str); 4] = [
+    (
+        "q1",
+        "who won the election",
+        "d1",
+        "The jury said the election was conducted fairly.",
+    ),
+    (
+        "q2",
+        "what did profits do",
+        "d2",
+        "Quarterly profits at the media giant jumped by a large margin.",
+    ),
+    (
+        "q3",
+        "how do you feel",
+        "d3",
+        "In meeting you again I feel much satisfaction.",
+    ),
+    (
+        "q4",
+        "what grew in Zürich",
+        "d4",
+        "Café owners in Zürich reported 12% growth — a record.",
+    ),
+];
+
+/// Trains a retriever on `dataset` (whose training pairs come from `train_pairs`) and checks
+/// that every test query ranks its document first.
+fn retriever_ranks_first(dir: &Path, ckpt: &Path, data: &Path, dataset: &str, train_pairs: &str) -> anyhow::Result<()> {
     let cfg = config(
-        &ckpt,
-        "squad_retrieval",
-        &data,
-        &dir.path().join("ft"),
+        ckpt,
+        dataset,
+        data,
+        &dir.join("ft"),
         &[
+            &format!("task.train_pairs=\"{train_pairs}\""),
             "task.max_train_examples=0",
             "task.max_eval_examples=0",
             "task.validation_fraction=0.05",
@@ -321,6 +298,68 @@ fn retrieval_ranks_the_right_document_first_on_a_hand_made_corpus() -> anyhow::R
         assert_eq!(i.score, 1.0, "query {} does not rank its document first", i.id);
     }
     Ok(())
+}
+
+#[test]
+fn retrieval_ranks_the_right_document_first_on_a_hand_made_corpus() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let data = dir.path().join("data");
+    let (mut corpus, mut queries, mut qrels, mut train) = (
+        String::new(),
+        String::new(),
+        String::from("query-id\tcorpus-id\tscore\n"),
+        String::new(),
+    );
+    for (q, qt, d, dt) in HAND_MADE_PAIRS {
+        corpus.push_str(&serde_json::json!({"_id": d, "title": "", "text": dt}).to_string());
+        corpus.push('\n');
+        queries.push_str(&serde_json::json!({"_id": q, "text": qt}).to_string());
+        queries.push('\n');
+        qrels.push_str(&format!("{q}\t{d}\t1\n"));
+        for copy in 0..5 {
+            let row = serde_json::json!({"id": format!("{q}-{copy}"), "title": "", "context": dt, "question": qt,
+                "answers": {"text": [], "answer_start": []}});
+            train.push_str(&row.to_string());
+            train.push('\n');
+        }
+    }
+    write(&data, "retrieval/squad_dev/corpus.jsonl", &corpus);
+    write(&data, "retrieval/squad_dev/queries.jsonl", &queries);
+    write(&data, "retrieval/squad_dev/qrels/test.tsv", &qrels);
+    write(&data, "question_answering/squad/train.jsonl", &train);
+    retriever_ranks_first(dir.path(), &ckpt, &data, "squad_retrieval", "squad")
+}
+
+#[test]
+fn a_retrieval_dataset_with_train_qrels_is_its_own_training_set() -> anyhow::Result<()> {
+    // the BEIR layout of the fetched BBC News retrieval set: train and test queries in one
+    // queries.jsonl, each split's judgements in qrels/{split}.tsv
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let data = dir.path().join("data");
+    let header = String::from("query-id\tcorpus-id\tscore\n");
+    let (mut corpus, mut queries, mut test, mut train) = (String::new(), String::new(), header.clone(), header);
+    for (q, qt, d, dt) in HAND_MADE_PAIRS {
+        corpus.push_str(&serde_json::json!({"_id": d, "title": "", "text": dt}).to_string());
+        corpus.push('\n');
+        for id in std::iter::once(q.to_string()).chain((0..5).map(|c| format!("train-{q}-{c}"))) {
+            queries.push_str(&serde_json::json!({"_id": id, "text": qt}).to_string());
+            queries.push('\n');
+            let (qrels, grade) = if id == q { (&mut test, 1) } else { (&mut train, 2) };
+            qrels.push_str(&format!("{id}\t{d}\t{grade}\n"));
+        }
+        // most training queries also judge another document, lower: a pair takes the best-judged
+        // one (taking the other would teach the wrong document for most copies)
+        for c in 0..3 {
+            train.push_str(&format!("train-{q}-{c}\td{}\t1\n", if d == "d1" { 2 } else { 1 }));
+        }
+    }
+    write(&data, "retrieval/bbc_news/corpus.jsonl", &corpus);
+    write(&data, "retrieval/bbc_news/queries.jsonl", &queries);
+    write(&data, "retrieval/bbc_news/qrels/test.tsv", &test);
+    write(&data, "retrieval/bbc_news/qrels/train.tsv", &train);
+    retriever_ranks_first(dir.path(), &ckpt, &data, "bbc_news_retrieval", "bbc_news_retrieval")
 }
 
 #[test]

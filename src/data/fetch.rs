@@ -409,30 +409,40 @@ fn fetch_bbc(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
     }
     save_json(&json!(categories), &stage.path().join("labels.json"))?;
     stage.commit()?;
-    // retrieval: every article body is a document; the test split's headlines are the queries
+    // retrieval: every article body is a document; a split's headlines are its queries (train:
+    // the training pairs of a retriever, test: the BEIR test set)
     let rout = opts.data_dir.join("retrieval").join("bbc_news");
     let stage = StagingDir::create(&rout)?;
     let corpus: Vec<Value> = articles
         .iter()
         .map(|a| json!({"_id": format!("{}/{}", a.category, a.file), "title": "", "text": a.body}))
         .collect();
-    let tests: Vec<&BbcArticle> = articles
+    let in_split = |split: &str| -> Vec<&BbcArticle> {
+        articles
+            .iter()
+            .zip(&split_of)
+            .filter(|(_, s)| **s == split)
+            .map(|(a, _)| a)
+            .collect()
+    };
+    let (trains, tests) = (in_split("train"), in_split("test"));
+    let queries: Vec<Value> = trains
         .iter()
-        .zip(&split_of)
-        .filter(|(_, s)| **s == "test")
-        .map(|(a, _)| a)
-        .collect();
-    let queries: Vec<Value> = tests
-        .iter()
+        .chain(&tests)
         .map(|a| json!({"_id": format!("q/{}/{}", a.category, a.file), "text": a.title}))
         .collect();
     write_jsonl(&stage.path().join("corpus.jsonl"), &corpus)?;
     write_jsonl(&stage.path().join("queries.jsonl"), &queries)?;
-    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
-    for a in &tests {
-        qrels.push_str(&format!("q/{0}/{1}\t{0}/{1}\t1\n", a.category, a.file));
+    for (split, chosen) in [("train", &trains), ("test", &tests)] {
+        let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+        for a in chosen.iter() {
+            qrels.push_str(&format!("q/{0}/{1}\t{0}/{1}\t1\n", a.category, a.file));
+        }
+        crate::fsutil::write_atomic(
+            stage.path().join("qrels").join(format!("{split}.tsv")),
+            qrels.as_bytes(),
+        )?;
     }
-    crate::fsutil::write_atomic(stage.path().join("qrels").join("test.tsv"), qrels.as_bytes())?;
     stage.commit()?;
     Ok(vec![
         FetchReport {
@@ -445,7 +455,8 @@ fn fetch_bbc(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
             path: rout,
             counts: BTreeMap::from([
                 ("documents".into(), corpus.len() as u64),
-                ("queries".into(), queries.len() as u64),
+                ("train_queries".into(), trains.len() as u64),
+                ("queries".into(), tests.len() as u64),
             ]),
         },
     ])

@@ -82,8 +82,9 @@ pub struct TaskConfig {
     /// Retrieval: the temperature of the in-batch contrastive loss.
     #[serde(default = "temperature")]
     pub temperature: f64,
-    /// Retrieval: the extractive-QA dataset whose training questions and their passages are
-    /// the training pairs (BEIR test sets have no training split).
+    /// Retrieval: where the training pairs come from: an extractive-QA dataset (its training
+    /// questions and their passages) or a retrieval dataset with a `train` qrels split (its
+    /// training queries and their judged documents, e.g. `bbc_news_retrieval`).
     #[serde(default = "train_pairs")]
     pub train_pairs: String,
     /// Retrieval: the data folder of `train_pairs` (default: `data_dir`), e.g. the shared

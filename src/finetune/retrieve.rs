@@ -43,6 +43,43 @@ fn text_key(text: &str) -> u64 {
     u64::from_str_radix(&digest[..16], 16).unwrap_or(0)
 }
 
+/// The document's text as the retriever reads it: title, then body.
+fn doc_text(title: &str, text: &str) -> String {
+    if title.is_empty() {
+        text.to_string()
+    } else {
+        format!("{title} {text}")
+    }
+}
+
+/// (id, query, passage) training pairs of `name`: an extractive-QA dataset's training questions
+/// and their passages, or a retrieval dataset's `train` queries and each one's best-judged
+/// document (as MS MARCO's training pairs in the paper).
+fn training_pairs(registry: &Registry, name: &str, dir: &std::path::Path) -> Result<Vec<(String, String, String)>> {
+    if registry.get(name)?.family != crate::data::registry::TaskFamily::Retrieval {
+        return Ok(registry
+            .qa(name, dir, "train")?
+            .into_iter()
+            .map(|q| (q.id, q.question, q.context))
+            .collect());
+    }
+    let corpus = registry.retrieval(name, dir, "train")?;
+    let docs: std::collections::HashMap<&str, &crate::data::tasks::RetrievalDoc> =
+        corpus.docs.iter().map(|d| (d.id.as_str(), d)).collect();
+    let mut pairs = Vec::with_capacity(corpus.queries.len());
+    for q in &corpus.queries {
+        // the highest judgement, ties to the smallest id (qrels are a sorted map)
+        let best = corpus
+            .qrels
+            .get(&q.id)
+            .and_then(|j| j.iter().max_by_key(|(id, s)| (**s, std::cmp::Reverse(*id))));
+        if let Some(d) = best.and_then(|(id, _)| docs.get(id.as_str())) {
+            pairs.push((q.id.clone(), q.text.clone(), doc_text(&d.title, &d.text)));
+        }
+    }
+    Ok(pairs)
+}
+
 impl Retrieval {
     /// Loads the training pairs and the BEIR test set.
     pub fn load(
@@ -56,12 +93,8 @@ impl Retrieval {
         // the BEIR set is the test split; validation is held out of the training pairs
         let (_, test_split) = split_plan(registry.get(&cfg.dataset)?, &cfg.dataset)?;
         let encode = |text: &str| text_input(tok, text, sep, cfg.max_length);
-        let pairs: Vec<(String, String, String)> = registry
-            .qa(&cfg.train_pairs, cfg.train_pairs_dir.as_ref().unwrap_or(dir), "train")
-            .map_err(|e| Error::config("task.train_pairs", format!("`{}`: {e}", cfg.train_pairs)))?
-            .into_iter()
-            .map(|q| (q.id, q.question, q.context))
-            .collect();
+        let pairs = training_pairs(registry, &cfg.train_pairs, cfg.train_pairs_dir.as_ref().unwrap_or(dir))
+            .map_err(|e| Error::config("task.train_pairs", format!("`{}`: {e}", cfg.train_pairs)))?;
         let (train_pairs, held) = hold_out(pairs, cfg.validation_fraction, seed);
         let train = limit(train_pairs, cfg.max_train_examples)
             .iter()
@@ -100,14 +133,7 @@ impl Retrieval {
             docs: corpus
                 .docs
                 .iter()
-                .map(|d| {
-                    let text = if d.title.is_empty() {
-                        d.text.clone()
-                    } else {
-                        format!("{} {}", d.title, d.text)
-                    };
-                    Ok((d.id.clone(), encode(&text)?))
-                })
+                .map(|d| Ok((d.id.clone(), encode(&doc_text(&d.title, &d.text))?)))
                 .collect::<Result<_>>()?,
             qrels,
         };
