@@ -21,6 +21,7 @@ pub mod objectives;
 pub mod rng;
 pub mod schedule;
 pub mod stats;
+pub mod study;
 pub mod sweep;
 pub mod tokenizer;
 pub mod train;

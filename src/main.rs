@@ -32,8 +32,8 @@ enum Command {
     /// Tokenizers: train a byte-level BPE.
     #[command(subcommand)]
     Tokenizer(TokenizerCommand),
-    /// The study on the embedded default: fetch the data, train a tokenizer, pack the corpus,
-    /// print dataset statistics.
+    /// The whole study in one command (resumable): data, tokenizer, every pretraining arm, the
+    /// fine-tuning grid, the analysis and REPORT.md with a verdict per finding of the paper.
     Study(StudyArgs),
     /// Pretrain (CLM, MLM, or phases of both) from a TOML config, or resume a checkpoint.
     Pretrain(PretrainArgs),
@@ -348,20 +348,23 @@ struct TrainArgs {
 
 #[derive(Args)]
 struct StudyArgs {
-    #[command(flatten)]
-    data: DataDir,
-    /// Where the study writes its artefacts.
-    #[arg(long, default_value = "runs/study")]
-    out: PathBuf,
-    /// Tokenizer vocabulary size.
-    #[arg(long, default_value_t = 8192)]
-    vocab_size: usize,
-    /// Tokens per pretraining block.
-    #[arg(long, default_value_t = 128)]
-    seq_len: usize,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// A built-in study: demo (fetched data, ≈ 20 min on 2 cores), standard (../shared/data, a
+    /// few hours), paper (the paper's grid, for a GPU cluster: configs and Slurm scripts only).
+    #[arg(long, default_value = "demo", conflicts_with = "config")]
+    preset: String,
+    /// A study file instead of a preset (same fields as configs/study/*.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data folder (default: the study's).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Output folder (default: the study's).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print what would run (and its GPU hours, for a study with a [cluster] section); write
+    /// nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn train_tokenizer(corpus: &Corpus, vocab_size: usize, min_frequency: u64, out: &Path) -> Result<TextTokenizer> {
@@ -419,48 +422,70 @@ fn stats(data: &DataDir, names: &[String], json: bool) -> Result<()> {
 }
 
 fn study(args: &StudyArgs) -> Result<()> {
-    use encoderlab::data::prepare::{prepare_pretraining_data, tokenizer_path, PrepareOptions};
-    let registry = args.data.registry()?;
-    let missing: Vec<&str> = ["sotu", "brown_text", "brown_pos", "bbc_news", "bbc_news_retrieval"]
-        .into_iter()
-        .filter(|n| {
-            registry
-                .get(n)
-                .map(|s| !s.is_present(&args.data.data_dir))
-                .unwrap_or(true)
-        })
-        .collect();
-    if !missing.is_empty() {
-        eprintln!("fetching the default datasets ({} missing)", missing.join(", "));
-        let mut opts = FetchOptions::new(&args.data.data_dir);
-        opts.seed = args.seed;
-        fetch(&opts)?;
-    }
-    let opts = PrepareOptions {
-        vocab_size: args.vocab_size,
-        seq_len: args.seq_len,
-        seed: args.seed,
-        ..PrepareOptions::new(&args.data.data_dir, &args.out)
+    use encoderlab::study::{paper, run_study, StudyConfig, StudyOptions};
+    let mut cfg = match &args.config {
+        Some(path) => StudyConfig::load(path)?,
+        None => StudyConfig::preset(&args.preset)?,
     };
-    let p = prepare_pretraining_data(&opts)?;
-    if p.reused {
-        println!("kept the pack in {} (same settings)", p.pack.display());
-    } else {
-        println!(
-            "trained a {}-id byte-level BPE in {:.1} s -> {}",
-            p.meta.tokenizer.vocab_size,
-            p.tokenizer_seconds,
-            tokenizer_path(&args.out).display()
-        );
-        let tokens = p.meta.train.tokens + p.meta.validation.tokens;
-        println!(
-            "packed {} documents, {tokens} tokens in {:.2} s -> {}",
-            p.meta.train.documents + p.meta.validation.documents,
-            p.pack_seconds,
-            p.pack.display()
-        );
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
     }
-    stats(&args.data, &[], false)
+    if let Some(o) = &args.out {
+        cfg.out = o.clone();
+    }
+    if args.dry_run {
+        print!("{}", paper::describe(&cfg)?);
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("locating the encoderlab binary")?;
+    if !cfg.runnable {
+        print!("{}", paper::describe(&cfg)?);
+        let files = paper::emit(&cfg, &exe)?;
+        println!("wrote {} files under {}:", files.len(), cfg.out.display());
+        for f in &files {
+            println!("  {}", f.display());
+        }
+        println!(
+            "this study is not run here: on the cluster, put the pack in {} and the datasets under {}, then `bash {}`",
+            encoderlab::study::arms::pack_dir(&cfg).display(),
+            cfg.data_dir.display(),
+            cfg.out.join("slurm").join("submit.sh").display()
+        );
+        return Ok(());
+    }
+    let started = Instant::now();
+    let outcome = run_study(
+        &cfg,
+        &StudyOptions {
+            exe: Some(exe),
+            progress: true,
+        },
+    )?;
+    let t = &outcome.seconds;
+    println!(
+        "study `{}` done in {:.0} s (data {:.0} s, pretraining {:.0} s, fine-tuning {:.0} s, analysis {:.0} s)",
+        cfg.name,
+        started.elapsed().as_secs_f64(),
+        t.data,
+        t.pretrain,
+        t.finetune,
+        t.analysis
+    );
+    println!(
+        "{} pretraining runs done now ({} arms failed), {} fine-tuning runs ({} done now, {} failed, {} diverged)",
+        outcome.pretrain_runs_started,
+        outcome.arms_failed.len(),
+        outcome.finetune_runs,
+        outcome.finetune_runs_started,
+        outcome.finetune_failed,
+        outcome.finetune_diverged
+    );
+    println!("report: {}", outcome.report.display());
+    let report = std::fs::read_to_string(&outcome.report)?;
+    if let Some(verdicts) = report.split("## Setup").next() {
+        println!("{}", verdicts.trim_end());
+    }
+    Ok(())
 }
 
 fn pretrain(args: &PretrainArgs) -> Result<()> {

@@ -9,15 +9,21 @@ use std::time::Instant;
 
 use crate::config::load_json;
 use crate::data::fetch::{fetch, FetchOptions};
-use crate::data::{pack_corpus, Corpus, PackConfig, PackMeta, Registry};
-use crate::error::Result;
+use crate::data::{pack_corpus, Corpus, PackConfig, PackMeta, Registry, TaskFamily};
+use crate::error::{Error, Result};
 use crate::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
 
 /// The pretraining text of the study: these registry datasets.
 pub const PRETRAINING_DATASETS: [&str; 2] = ["sotu", "brown_text"];
 
-/// The `data fetch` source of each of [`PRETRAINING_DATASETS`].
-const SOURCES: [&str; 2] = ["sotu", "brown"];
+/// The `data fetch` source of a fetched pretraining dataset.
+fn fetch_source(dataset: &str) -> Option<&'static str> {
+    match dataset {
+        "sotu" => Some("sotu"),
+        "brown_text" => Some("brown"),
+        _ => None,
+    }
+}
 
 /// What to prepare.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +38,9 @@ pub struct PrepareOptions {
     pub seq_len: usize,
     /// Seed of the fetch's splits and of the held-out documents.
     pub seed: u64,
+    /// The pretraining datasets of the registry (default [`PRETRAINING_DATASETS`]); fetched ones
+    /// are fetched where missing, shared ones must be there.
+    pub datasets: Vec<String>,
 }
 
 impl PrepareOptions {
@@ -43,6 +52,7 @@ impl PrepareOptions {
             vocab_size: 8192,
             seq_len: 128,
             seed: 0,
+            datasets: PRETRAINING_DATASETS.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -78,9 +88,11 @@ pub struct Prepared {
     pub pack_seconds: f64,
 }
 
-fn existing(opts: &PrepareOptions) -> Option<PackMeta> {
+fn existing(opts: &PrepareOptions, paths: &[PathBuf]) -> Option<PackMeta> {
     let meta: PackMeta = load_json(&opts.pack_dir().join("meta.json")).ok()?;
-    let same = meta.config == opts.pack_config() && meta.tokenizer.vocab_size <= opts.vocab_size;
+    let sources: Vec<&Path> = meta.sources.iter().map(|s| s.path.as_path()).collect();
+    let same_files = sources == paths.iter().map(PathBuf::as_path).collect::<Vec<_>>();
+    let same = same_files && meta.config == opts.pack_config() && meta.tokenizer.vocab_size <= opts.vocab_size;
     same.then_some(meta)
 }
 
@@ -88,33 +100,53 @@ fn existing(opts: &PrepareOptions) -> Option<PackMeta> {
 /// is there with the same settings).
 pub fn prepare_pretraining_data(opts: &PrepareOptions) -> Result<Prepared> {
     let pack = opts.pack_dir();
-    if let Some(meta) = existing(opts) {
-        return Ok(Prepared {
-            pack,
-            meta,
-            fetched: Vec::new(),
-            reused: true,
-            tokenizer_seconds: 0.0,
-            pack_seconds: 0.0,
-        });
-    }
     let registry = Registry::builtin()?;
-    let missing: Vec<String> = PRETRAINING_DATASETS
+    let mut missing = Vec::new();
+    for name in &opts.datasets {
+        let spec = registry.get(name)?;
+        if spec.family != TaskFamily::Pretraining {
+            return Err(Error::config(
+                "pretraining datasets",
+                format!("`{name}` is a {} dataset, not pretraining text", spec.family.name()),
+            ));
+        }
+        if !spec.is_present(&opts.data_dir) {
+            match fetch_source(name) {
+                Some(source) => missing.push(source.to_string()),
+                None => {
+                    return Err(Error::config(
+                        "pretraining datasets",
+                        format!(
+                            "`{name}` is not in {} and cannot be fetched: point the data folder at ../shared/data, or use sotu and brown_text",
+                            opts.data_dir.display()
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    let paths = opts
+        .datasets
         .iter()
-        .zip(SOURCES)
-        .filter(|(n, _)| registry.get(n).map(|s| !s.is_present(&opts.data_dir)).unwrap_or(true))
-        .map(|(_, source)| source.to_string())
-        .collect();
-    if !missing.is_empty() {
+        .map(|n| Ok(registry.get(n)?.root(&opts.data_dir)))
+        .collect::<Result<Vec<_>>>()?;
+    if missing.is_empty() {
+        if let Some(meta) = existing(opts, &paths) {
+            return Ok(Prepared {
+                pack,
+                meta,
+                fetched: Vec::new(),
+                reused: true,
+                tokenizer_seconds: 0.0,
+                pack_seconds: 0.0,
+            });
+        }
+    } else {
         let mut f = FetchOptions::new(&opts.data_dir);
         f.seed = opts.seed;
         f.only = missing.clone();
         fetch(&f)?;
     }
-    let paths = PRETRAINING_DATASETS
-        .iter()
-        .map(|n| Ok(registry.get(n)?.root(&opts.data_dir)))
-        .collect::<Result<Vec<_>>>()?;
     let corpus = Corpus::open(&paths, "text")?;
     let started = Instant::now();
     let tok_path = tokenizer_path(&opts.out);

@@ -93,6 +93,17 @@ impl ModelConfig {
         Self::shape(256, 64, 2, 4, 2, 128, 128)
     }
 
+    /// The smallest: 2 layers, width 32, 2 query / 1 key-value heads (a second size for the
+    /// masking-ratio finding of the CPU study).
+    pub fn micro() -> Self {
+        Self::shape(256, 32, 2, 2, 1, 64, 128)
+    }
+
+    /// Between `tiny` and `small`: 4 layers, width 128, 4 / 2 heads.
+    pub fn mini() -> Self {
+        Self::shape(8192, 128, 4, 4, 2, 384, 512)
+    }
+
     /// For the CPU study: 4 layers, width 256, 4 / 2 heads, vocabulary 8,192 (about 7 M
     /// parameters, 3 M outside the embeddings).
     pub fn small() -> Self {
@@ -114,10 +125,12 @@ impl ModelConfig {
         Self::shape(128_256, 1728, 28, 18, 6, 5120, 2048)
     }
 
-    /// A preset by name: `tiny`, `small`, `210m`, `610m`, `1b`.
+    /// A preset by name: `micro`, `tiny`, `mini`, `small`, `210m`, `610m`, `1b`.
     pub fn preset(name: &str) -> Result<Self> {
         Ok(match name {
+            "micro" => Self::micro(),
             "tiny" => Self::tiny(),
+            "mini" => Self::mini(),
             "small" => Self::small(),
             "210m" => Self::paper_210m(),
             "610m" => Self::paper_610m(),
@@ -125,7 +138,7 @@ impl ModelConfig {
             other => {
                 return Err(Error::config(
                     "model.preset",
-                    format!("unknown preset `{other}`; use tiny, small, 210m, 610m or 1b"),
+                    format!("unknown preset `{other}`; use micro, tiny, mini, small, 210m, 610m or 1b"),
                 ))
             }
         })

@@ -1,0 +1,434 @@
+//! From a study to its runs: the pretraining arms (each a `configs/pretrain`-style TOML file)
+//! and the models the fine-tuning grid covers (final, intermediate and continued checkpoints,
+//! and a random-init baseline), with the fine-tuning sweep file over all of them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::config::StudyConfig;
+use crate::train::checkpoint::checkpoint_dir;
+
+/// What an arm trains.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ArmKind {
+    /// 100 % CLM.
+    Clm,
+    /// 100 % MLM at `ratio`.
+    Mlm {
+        /// Masking ratio.
+        ratio: f64,
+    },
+    /// CLM for `share` of the steps, then MLM at the study's ratio.
+    Biphasic {
+        /// Share of the steps done with CLM.
+        share: f64,
+    },
+    /// MLM continued from the decayed final checkpoint of arm `from`.
+    Continued {
+        /// The arm it starts from.
+        from: String,
+    },
+}
+
+/// One pretraining run.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Arm {
+    /// Run name (its folder under `<out>/pretrain/`).
+    pub name: String,
+    /// Model preset.
+    pub size: String,
+    /// What it trains.
+    pub kind: ArmKind,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Steps whose checkpoints are fine-tuned besides the final one.
+    pub intermediate: Vec<usize>,
+}
+
+/// The role of a fine-tuned model in the findings.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The final checkpoint of an arm.
+    Final,
+    /// An undecayed checkpoint of the CLM or MLM arm (F2).
+    Intermediate,
+    /// Fresh weights (the baseline).
+    Random,
+}
+
+/// One model of the fine-tuning grid: a `model` of the runs table.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Model {
+    /// The runs table's `model`.
+    pub name: String,
+    /// The runs table's `objective`.
+    pub objective: String,
+    /// The arm it comes from.
+    pub arm: String,
+    /// Model preset.
+    pub size: String,
+    /// Its role.
+    pub role: Role,
+    /// Pretraining steps behind it (0 for the random baseline).
+    pub step: usize,
+    /// The checkpoint folder (the random baseline takes its architecture from the CLM arm).
+    pub checkpoint: PathBuf,
+}
+
+/// `0.4` → `40`.
+pub fn percent(x: f64) -> String {
+    format!("{}", (x * 100.0).round() as i64)
+}
+
+/// The arms of a study, in the order they run (continued arms after their parents).
+pub fn arms(cfg: &StudyConfig) -> Vec<Arm> {
+    let p = &cfg.pretrain;
+    let main = percent(p.mlm_ratio);
+    let arm = |name: String, size: &str, kind: ArmKind, steps: usize, intermediate: Vec<usize>| Arm {
+        name,
+        size: size.to_string(),
+        kind,
+        steps,
+        intermediate,
+    };
+    let mut v = vec![
+        arm("clm".into(), &p.size, ArmKind::Clm, p.steps, p.intermediate.clone()),
+        arm(
+            format!("mlm{main}"),
+            &p.size,
+            ArmKind::Mlm { ratio: p.mlm_ratio },
+            p.steps,
+            p.intermediate.clone(),
+        ),
+    ];
+    for r in cfg.ratios().into_iter().skip(1) {
+        v.push(arm(
+            format!("mlm{}", percent(r)),
+            &p.size,
+            ArmKind::Mlm { ratio: r },
+            p.steps,
+            vec![],
+        ));
+    }
+    for s in &p.clm_shares {
+        v.push(arm(
+            format!("clm{}-mlm{main}", percent(*s)),
+            &p.size,
+            ArmKind::Biphasic { share: *s },
+            p.steps,
+            vec![],
+        ));
+    }
+    if p.continued_steps > 0 {
+        for from in ["clm".to_string(), format!("mlm{main}")] {
+            v.push(arm(
+                format!("{from}+mlm{main}"),
+                &p.size,
+                ArmKind::Continued { from },
+                p.continued_steps,
+                vec![],
+            ));
+        }
+    }
+    for size in cfg.sizes().into_iter().skip(1) {
+        for r in cfg.ratios() {
+            v.push(arm(
+                format!("{size}-mlm{}", percent(r)),
+                &size,
+                ArmKind::Mlm { ratio: r },
+                p.steps,
+                vec![],
+            ));
+        }
+    }
+    v
+}
+
+/// Where the study's pretraining runs go.
+pub fn pretrain_dir(cfg: &StudyConfig) -> PathBuf {
+    cfg.out.join("pretrain")
+}
+
+/// The pack of the study.
+pub fn pack_dir(cfg: &StudyConfig) -> PathBuf {
+    cfg.out.join("pretrain_data")
+}
+
+/// The run folder of an arm.
+pub fn arm_dir(cfg: &StudyConfig, arm: &str) -> PathBuf {
+    pretrain_dir(cfg).join(arm)
+}
+
+/// The pretraining config of `arm`, as TOML.
+pub fn pretrain_toml(cfg: &StudyConfig, arm: &Arm) -> String {
+    let p = &cfg.pretrain;
+    let ratio = |r: f64| format!("{{ objective = \"mlm\", ratio = {r:?}, steps = {} }}", arm.steps);
+    let (phases, init_from, warmup, decay) = match &arm.kind {
+        ArmKind::Clm => (
+            format!("[{{ objective = \"clm\", steps = {} }}]", arm.steps),
+            None,
+            p.warmup_steps,
+            p.decay_steps,
+        ),
+        ArmKind::Mlm { ratio: r } => (format!("[{}]", ratio(*r)), None, p.warmup_steps, p.decay_steps),
+        ArmKind::Biphasic { share } => {
+            let switch = (share * arm.steps as f64).round() as usize;
+            (
+                format!(
+                    "[{{ objective = \"clm\", steps = {switch} }}, {{ objective = \"mlm\", ratio = {:?}, steps = {} }}]",
+                    p.mlm_ratio,
+                    arm.steps - switch
+                ),
+                None,
+                p.warmup_steps,
+                p.decay_steps,
+            )
+        }
+        ArmKind::Continued { from } => {
+            // the same shape as the main schedule, rescaled to the extra steps
+            let scale = |x: usize| ((x * arm.steps) as f64 / p.steps as f64).round().max(1.0) as usize;
+            (
+                format!("[{}]", ratio(p.mlm_ratio)),
+                Some(checkpoint_dir(&arm_dir(cfg, from), p.steps)),
+                scale(p.warmup_steps),
+                scale(p.decay_steps).min(arm.steps - scale(p.warmup_steps)),
+            )
+        }
+    };
+    let every = (arm.steps / 4).max(1);
+    let milestones: Vec<String> = arm.intermediate.iter().map(|s| s.to_string()).collect();
+    let init = init_from.map_or(String::new(), |d| {
+        format!("init_from = {:?}\n", d.display().to_string())
+    });
+    format!(
+        r#"# Arm `{name}` of the study `{study}` (generated by `encoderlab study`; edit the study, not this file)
+name = "{name}"
+
+[model]
+preset = "{size}"
+
+[data]
+pack = {pack:?}
+batch_size = {batch}
+grad_accum = 1
+eval_blocks = 32
+
+[train]
+seed = {seed}
+phases = {phases}
+eval_every_steps = {eval}
+checkpoint_every_steps = {every}
+keep_last = 1
+milestones = [{milestones}]
+device = {device:?}
+dtype = "{dtype}"
+out_dir = {out:?}
+{init}
+[lr]
+peak = {peak:?}
+warmup_steps = {warmup}
+schedule = {{ kind = "wsd", decay_steps = {decay} }}
+
+[optim]
+beta1 = 0.9
+beta2 = 0.95
+eps = 1e-5
+weight_decay = 0.1
+grad_clip = 1.0
+
+[masking]
+mask = 1.0
+random = 0.0
+keep = 0.0
+eval_ratio = {ratio:?}
+"#,
+        name = arm.name,
+        study = cfg.name,
+        size = arm.size,
+        pack = pack_dir(cfg).display().to_string(),
+        batch = p.batch_size,
+        seed = cfg.seed,
+        eval = p.eval_every_steps.min(arm.steps),
+        milestones = milestones.join(", "),
+        device = p.device,
+        dtype = match p.dtype {
+            crate::train::Precision::F32 => "f32",
+            crate::train::Precision::Bf16 => "bf16",
+        },
+        out = pretrain_dir(cfg).display().to_string(),
+        peak = p.peak_lr,
+        ratio = p.mlm_ratio,
+    )
+}
+
+/// Every model of the fine-tuning grid, in a fixed order.
+pub fn models(cfg: &StudyConfig) -> Vec<Model> {
+    let mut v = Vec::new();
+    let arms = arms(cfg);
+    for arm in &arms {
+        let objective = match &arm.kind {
+            ArmKind::Clm => "clm".to_string(),
+            ArmKind::Mlm { ratio } => format!("mlm{}", percent(*ratio)),
+            ArmKind::Biphasic { share } => format!("clm{}-mlm{}", percent(*share), percent(cfg.pretrain.mlm_ratio)),
+            ArmKind::Continued { from } => format!("{from}+mlm{}", percent(cfg.pretrain.mlm_ratio)),
+        };
+        let dir = arm_dir(cfg, &arm.name);
+        v.push(Model {
+            name: arm.name.clone(),
+            objective: objective.clone(),
+            arm: arm.name.clone(),
+            size: arm.size.clone(),
+            role: Role::Final,
+            step: arm.steps,
+            checkpoint: checkpoint_dir(&dir, arm.steps),
+        });
+        for s in &arm.intermediate {
+            v.push(Model {
+                name: format!("{}@{s}", arm.name),
+                objective: objective.clone(),
+                arm: arm.name.clone(),
+                size: arm.size.clone(),
+                role: Role::Intermediate,
+                step: *s,
+                checkpoint: checkpoint_dir(&dir, *s),
+            });
+        }
+    }
+    v.push(Model {
+        name: "random".into(),
+        objective: "random".into(),
+        arm: "clm".into(),
+        size: cfg.pretrain.size.clone(),
+        role: Role::Random,
+        step: 0,
+        checkpoint: checkpoint_dir(&arm_dir(cfg, "clm"), cfg.pretrain.steps),
+    });
+    v
+}
+
+/// A TOML string literal.
+fn lit(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The base fine-tuning config of the grid (its first model and dataset; the sweep sets the
+/// rest).
+pub fn finetune_base_toml(cfg: &StudyConfig, first: &Model) -> String {
+    let f = &cfg.finetune;
+    let d = &f.datasets[0];
+    format!(
+        r#"# The base of the study's fine-tuning grid (generated by `encoderlab study`)
+[model]
+checkpoint = {ckpt}
+attention = "{attention}"
+pooling = "{pooling}"
+
+[task]
+dataset = {dataset}
+data_dir = {data}
+max_length = {max_length}
+max_train_examples = {mt}
+max_eval_examples = {me}
+
+[train]
+learning_rate = {lr:?}
+seed = {seed}
+batch_size = {batch}
+max_steps = {steps}
+device = {device}
+"#,
+        ckpt = lit(&first.checkpoint.display().to_string()),
+        attention = serde_json::to_value(f.attention)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        pooling = serde_json::to_value(f.pooling)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        dataset = lit(&d.dataset),
+        data = lit(&cfg.data_dir.display().to_string()),
+        max_length = d.max_length,
+        mt = f.max_train_examples,
+        me = f.max_eval_examples,
+        lr = f.learning_rates[0],
+        seed = f.seeds[0],
+        batch = f.batch_size,
+        steps = f.steps,
+        device = lit(&f.device),
+    )
+}
+
+/// The sweep file of the grid: models × datasets × learning rates × seeds.
+pub fn sweep_toml(cfg: &StudyConfig, models: &[Model], base: &Path, out_dir: &Path) -> String {
+    let f = &cfg.finetune;
+    let model_values: Vec<String> = models
+        .iter()
+        .map(|m| {
+            format!(
+                "  {{ \"model.checkpoint\" = {}, \"model.name\" = {}, \"model.objective\" = {}, \"model.init\" = \"{}\" }},",
+                lit(&m.checkpoint.display().to_string()),
+                lit(&m.name),
+                lit(&m.objective),
+                if m.role == Role::Random { "random" } else { "pretrained" }
+            )
+        })
+        .collect();
+    let dataset_values: Vec<String> = f
+        .datasets
+        .iter()
+        .map(|d| {
+            let mut keys = vec![
+                format!("\"task.dataset\" = {}", lit(&d.dataset)),
+                format!("\"task.max_length\" = {}", d.max_length),
+            ];
+            if let Some(t) = &d.train_pairs {
+                keys.push(format!("\"task.train_pairs\" = {}", lit(t)));
+            }
+            if let Some(e) = d.epochs {
+                keys.push(format!("\"train.epochs\" = {e}"));
+            }
+            format!("  {{ {} }},", keys.join(", "))
+        })
+        .collect();
+    let lrs: Vec<String> = f.learning_rates.iter().map(|x| format!("{x:?}")).collect();
+    let seeds: Vec<String> = f.seeds.iter().map(|x| x.to_string()).collect();
+    format!(
+        r#"# The fine-tuning grid of the study `{study}` (generated by `encoderlab study`): every model ×
+# dataset × learning rate × seed. Also runnable on its own:
+#   encoderlab sweep run --config <this file> --workers 2
+#   encoderlab sweep slurm --config <this file> --dry-run
+name = "finetune"
+base = {base}
+out_dir = {out}
+
+[[axes]]
+values = [
+{models}
+]
+
+[[axes]]
+values = [
+{datasets}
+]
+
+[[axes]]
+key = "train.learning_rate"
+values = [{lrs}]
+
+[[axes]]
+key = "train.seed"
+values = [{seeds}]
+"#,
+        study = cfg.name,
+        base = lit(&base.display().to_string()),
+        out = lit(&out_dir.display().to_string()),
+        models = model_values.join("\n"),
+        datasets = dataset_values.join("\n"),
+        lrs = lrs.join(", "),
+        seeds = seeds.join(", "),
+    )
+}

@@ -1,0 +1,341 @@
+//! A study's configuration (`configs/study/*.toml`): the data, the tokenizer, the pretraining
+//! arms at one step budget, the fine-tuning grid and the analysis settings. Three presets are
+//! built in (`demo`, `standard`, `paper`); any file with the same fields is a study too.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::parse_toml;
+use crate::error::{Error, IoContext, Result};
+use crate::heads::Pooling;
+use crate::model::{AttentionMode, ModelConfig};
+use crate::stats::report::NanPolicy;
+use crate::train::Precision;
+
+/// The built-in presets, by name.
+pub const PRESETS: [(&str, &str); 3] = [
+    ("demo", include_str!("../../configs/study/demo.toml")),
+    ("standard", include_str!("../../configs/study/standard.toml")),
+    ("paper", include_str!("../../configs/study/paper.toml")),
+];
+
+/// Tokenizer and blocks.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerPlan {
+    /// Byte-level BPE vocabulary, special tokens included.
+    pub vocab_size: usize,
+    /// Tokens per pretraining block.
+    pub seq_len: usize,
+    /// The pretraining text: registry datasets of the `pretraining` family.
+    pub datasets: Vec<String>,
+}
+
+/// The pretraining arms, all at `steps` optimizer steps of `batch_size` blocks.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainPlan {
+    /// Model preset of every arm (`tiny`, `small`, `210m`, `610m`, `1b`).
+    pub size: String,
+    /// The budget of every arm, in optimizer steps.
+    pub steps: usize,
+    /// Blocks per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub peak_lr: f64,
+    /// Linear warmup steps.
+    pub warmup_steps: usize,
+    /// The warmup–stable–decay schedule's final linear decay, in steps.
+    pub decay_steps: usize,
+    /// Masking ratio of the MLM arms the findings F1–F5 compare (the paper: 0.4).
+    pub mlm_ratio: f64,
+    /// More 100 % MLM arms at these ratios (F6).
+    #[serde(default)]
+    pub other_ratios: Vec<f64>,
+    /// More model sizes trained with 100 % MLM at every ratio (F6: does the best ratio depend
+    /// on size?).
+    #[serde(default)]
+    pub ratio_sizes: Vec<String>,
+    /// Biphasic arms: the share of the steps done with CLM before switching to MLM (F4).
+    pub clm_shares: Vec<f64>,
+    /// Steps of the CLM and MLM runs whose (undecayed) checkpoints are kept and fine-tuned (F2).
+    pub intermediate: Vec<usize>,
+    /// Extra MLM steps from the decayed CLM and MLM checkpoints (F5); 0: no such arms.
+    pub continued_steps: usize,
+    /// Held-out losses every this many steps.
+    pub eval_every_steps: usize,
+    /// `cpu` or `cuda:N`.
+    #[serde(default = "cpu")]
+    pub device: String,
+    /// Compute dtype of the pretraining runs (`f32`, or `bf16` on GPUs).
+    #[serde(default)]
+    pub dtype: Precision,
+}
+
+fn cpu() -> String {
+    "cpu".into()
+}
+
+/// One fine-tuning dataset of the grid.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetPlan {
+    /// Registry name.
+    pub dataset: String,
+    /// Longest input in tokens.
+    pub max_length: usize,
+    /// Retrieval: where the training pairs come from (see `task.train_pairs`).
+    #[serde(default)]
+    pub train_pairs: Option<String>,
+    /// Passes over the training set instead of the grid's steps (the paper: 1 for token
+    /// classification).
+    #[serde(default)]
+    pub epochs: Option<usize>,
+}
+
+/// The fine-tuning grid: every checkpoint × dataset × learning rate × seed.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FinetunePlan {
+    /// The datasets.
+    pub datasets: Vec<DatasetPlan>,
+    /// The learning rates (the paper's six).
+    pub learning_rates: Vec<f64>,
+    /// The seeds.
+    pub seeds: Vec<u64>,
+    /// Optimizer steps of a run (the paper: 1000).
+    pub steps: usize,
+    /// Examples per step (the paper: 32).
+    pub batch_size: usize,
+    /// Use only the first N training examples (0: all).
+    #[serde(default)]
+    pub max_train_examples: usize,
+    /// Score only the first N examples (queries) of each evaluation split (0: all).
+    #[serde(default)]
+    pub max_eval_examples: usize,
+    /// Attention while fine-tuning.
+    #[serde(default = "bidirectional")]
+    pub attention: AttentionMode,
+    /// Pooling of the sequence classifier.
+    #[serde(default)]
+    pub pooling: Pooling,
+    /// Runs at once (local processes).
+    pub workers: usize,
+    /// `cpu` or `cuda:N`.
+    #[serde(default = "cpu")]
+    pub device: String,
+}
+
+fn bidirectional() -> AttentionMode {
+    AttentionMode::Bidirectional
+}
+
+/// The analysis.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisPlan {
+    /// Confidence level of every interval.
+    pub confidence: f64,
+    /// Significance level of the verdicts (after Holm's correction).
+    pub alpha: f64,
+    /// Failed runs: impute the chance score (default) or drop.
+    pub nan_policy: NanPolicy,
+    /// Resamples of the bootstrap intervals of the full analysis report.
+    pub bootstrap_resamples: usize,
+    /// Resamples of its stratified aggregates.
+    pub aggregate_reps: usize,
+}
+
+/// What a cluster run of the study assumes (the `paper` preset's estimate).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterPlan {
+    /// The accelerator, in words.
+    pub gpu: String,
+    /// Its dense bf16 peak, in TFLOP/s.
+    pub peak_tflops: f64,
+    /// The share of the peak a run achieves (model FLOPs utilisation).
+    pub mfu: f64,
+    /// Tokens per fine-tuning example (padding included).
+    pub finetune_tokens_per_example: usize,
+    /// Slurm partition of the sweep.
+    #[serde(default)]
+    pub partition: Option<String>,
+}
+
+/// A study.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StudyConfig {
+    /// Name (the report's title).
+    pub name: String,
+    /// What it is for, in a sentence.
+    pub description: String,
+    /// The data folder of the fine-tuning datasets and the pretraining text.
+    pub data_dir: PathBuf,
+    /// Fetch the default datasets into `data_dir` where missing.
+    #[serde(default)]
+    pub fetch: bool,
+    /// Where every artefact goes.
+    pub out: PathBuf,
+    /// Seed of the pretraining runs, the pack and the analysis.
+    #[serde(default)]
+    pub seed: u64,
+    /// Run it here, or only emit its configs and cluster scripts.
+    #[serde(default = "yes")]
+    pub runnable: bool,
+    /// Tokenizer and blocks.
+    pub tokenizer: TokenizerPlan,
+    /// The arms.
+    pub pretrain: PretrainPlan,
+    /// The grid.
+    pub finetune: FinetunePlan,
+    /// The analysis.
+    pub analysis: AnalysisPlan,
+    /// Cluster assumptions (for `--dry-run` estimates).
+    #[serde(default)]
+    pub cluster: Option<ClusterPlan>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl StudyConfig {
+    /// A built-in preset.
+    pub fn preset(name: &str) -> Result<Self> {
+        let (_, text) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+            let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            Error::config("preset", format!("unknown preset `{name}`; use {}", names.join(", ")))
+        })?;
+        Self::parse(text, &PathBuf::from(format!("configs/study/{name}.toml")))
+    }
+
+    /// Reads a study file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        Self::parse(&std::fs::read_to_string(path).at(path)?, path)
+    }
+
+    /// Parses (unknown keys refused) and validates.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let cfg: Self = parse_toml(text, origin)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Model sizes of the study, the main one first.
+    pub fn sizes(&self) -> Vec<String> {
+        let mut v = vec![self.pretrain.size.clone()];
+        v.extend(
+            self.pretrain
+                .ratio_sizes
+                .iter()
+                .filter(|s| **s != self.pretrain.size)
+                .cloned(),
+        );
+        v
+    }
+
+    /// The masking ratios of the 100 % MLM arms, the main one first.
+    pub fn ratios(&self) -> Vec<f64> {
+        let mut v = vec![self.pretrain.mlm_ratio];
+        v.extend(
+            self.pretrain
+                .other_ratios
+                .iter()
+                .filter(|r| **r != self.pretrain.mlm_ratio),
+        );
+        v
+    }
+
+    fn validate(&self) -> Result<()> {
+        let p = &self.pretrain;
+        for size in self.sizes() {
+            ModelConfig::preset(&size).map_err(|e| Error::config("pretrain.size", e.to_string()))?;
+        }
+        for (field, v) in [
+            ("tokenizer.vocab_size", self.tokenizer.vocab_size),
+            ("tokenizer.seq_len", self.tokenizer.seq_len),
+            ("pretrain.steps", p.steps),
+            ("pretrain.batch_size", p.batch_size),
+            ("pretrain.eval_every_steps", p.eval_every_steps),
+            ("finetune.steps", self.finetune.steps),
+            ("finetune.batch_size", self.finetune.batch_size),
+            ("finetune.workers", self.finetune.workers),
+        ] {
+            if v == 0 {
+                return Err(Error::config(field, "must be at least 1"));
+            }
+        }
+        if p.warmup_steps + p.decay_steps > p.steps {
+            return Err(Error::config(
+                "pretrain.decay_steps",
+                format!(
+                    "warmup {} + decay {} exceed the {} steps",
+                    p.warmup_steps, p.decay_steps, p.steps
+                ),
+            ));
+        }
+        for r in self.ratios() {
+            crate::objectives::mlm::check_ratio("pretrain.mlm_ratio", r)?;
+        }
+        for s in &p.clm_shares {
+            let switch = (s * p.steps as f64).round() as usize;
+            if !(*s > 0.0 && *s < 1.0) || switch == 0 || switch >= p.steps {
+                return Err(Error::config(
+                    "pretrain.clm_shares",
+                    format!("{s} must be in (0, 1) and leave at least one step of each objective"),
+                ));
+            }
+        }
+        if let Some(m) = p.intermediate.iter().find(|m| **m == 0 || **m >= p.steps) {
+            return Err(Error::config(
+                "pretrain.intermediate",
+                format!("step {m} is not inside the run's 1..{} steps", p.steps),
+            ));
+        }
+        let f = &self.finetune;
+        for size in self.sizes() {
+            let positions = ModelConfig::preset(&size)?.max_position_embeddings;
+            if self.tokenizer.seq_len > positions {
+                return Err(Error::config(
+                    "tokenizer.seq_len",
+                    format!(
+                        "{} tokens exceed the {positions} positions of `{size}` models",
+                        self.tokenizer.seq_len
+                    ),
+                ));
+            }
+            if let Some(d) = f.datasets.iter().find(|d| d.max_length > positions) {
+                return Err(Error::config(
+                    "finetune.datasets",
+                    format!(
+                        "`{}`: max_length {} exceeds the {positions} positions of `{size}` models",
+                        d.dataset, d.max_length
+                    ),
+                ));
+            }
+        }
+        if f.datasets.is_empty() || f.learning_rates.is_empty() || f.seeds.is_empty() {
+            return Err(Error::config(
+                "finetune",
+                "needs at least one dataset, learning rate and seed",
+            ));
+        }
+        if f.seeds.len() < 2 {
+            return Err(Error::config(
+                "finetune.seeds",
+                "at least 2 seeds: every interval and test needs replicates",
+            ));
+        }
+        if !(self.analysis.confidence > 0.0 && self.analysis.confidence < 1.0) {
+            return Err(Error::config("analysis.confidence", "must be in (0, 1)"));
+        }
+        if !(self.analysis.alpha > 0.0 && self.analysis.alpha < 1.0) {
+            return Err(Error::config("analysis.alpha", "must be in (0, 1)"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! The report's figures: every model's mean normalised score, each finding's differences
+//! with their intervals (a forest plot), and F2's score-versus-pretraining-steps curves. PNG
+//! and SVG, drawn by the analysis' plotting code (the `plots` feature; without it, none).
+
+use super::config::StudyConfig;
+use super::findings::{Comparison, Evidence, Finding};
+use crate::error::Result;
+
+#[cfg(feature = "plots")]
+use super::findings::Names;
+#[cfg(feature = "plots")]
+use crate::stats::plots::{render_all, Figure, Mark, Panel, Point, Series};
+
+/// Every figure of the report, as (file name, bytes).
+#[cfg(not(feature = "plots"))]
+pub fn draw(_: &StudyConfig, _: &Evidence, _: &[Finding], _: &[Comparison]) -> Result<Vec<(String, Vec<u8>)>> {
+    Ok(Vec::new())
+}
+
+/// Every figure of the report, as (file name, bytes).
+#[cfg(feature = "plots")]
+pub fn draw(
+    cfg: &StudyConfig,
+    ev: &Evidence,
+    findings: &[Finding],
+    baseline: &[Comparison],
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut figs = vec![models(ev, cfg.analysis.confidence)];
+    for f in findings {
+        if f.rows.is_empty() {
+            continue;
+        }
+        let rows: Vec<&Comparison> = f.rows.iter().collect();
+        figs.push(forest(name(&f.id), &format!("{}: {}", f.id, f.claim), &rows));
+        if f.id == "F2" {
+            let names = Names::of(cfg);
+            figs.push(Figure {
+                name: "f2_curve",
+                title: "F2: downstream score along pretraining".into(),
+                legend: vec![names.clm.clone(), names.mlm.clone()],
+                panels: vec![curve(cfg, ev)],
+                note: "line: mean over (dataset, seed); band: 95% t-interval; the last point is the decayed final checkpoint".into(),
+            });
+        }
+    }
+    let rows: Vec<&Comparison> = baseline.iter().collect();
+    figs.push(forest("baseline", "Pretrained − random init (normalised score)", &rows));
+    render_all(&figs)
+}
+
+#[cfg(feature = "plots")]
+fn name(id: &str) -> &'static str {
+    match id {
+        "F1" => "f1",
+        "F2" => "f2",
+        "F3" => "f3",
+        "F4" => "f4",
+        "F5" => "f5",
+        _ => "f6",
+    }
+}
+
+/// Dots with whiskers, one row per comparison: the difference a − b and its interval.
+#[cfg(feature = "plots")]
+fn forest(name: &'static str, title: &str, rows: &[&Comparison]) -> Figure {
+    let n = rows.len();
+    let ticks: Vec<(f64, String)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((n - 1 - i) as f64, format!("{} − {} ({})", c.a, c.b, c.scope)))
+        .collect();
+    let series = rows
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Series {
+            system: usize::from(!c.primary),
+            mark: Mark::Whisker,
+            points: vec![Point {
+                lo: c.diff_lo,
+                hi: c.diff_hi,
+                emphasis: c.primary,
+                ..Point::at(c.diff, (n - 1 - i) as f64)
+            }],
+        })
+        .collect();
+    Figure {
+        name,
+        title: title.to_string(),
+        legend: vec!["primary test".into(), "supporting".into()],
+        panels: vec![Panel {
+            title: "difference a − b with its 95% interval".into(),
+            x_label: "difference (normalised score, or raw score on one dataset)".into(),
+            y_label: String::new(),
+            x_ticks: None,
+            y_ticks: Some(ticks),
+            series,
+        }],
+        note: "0 = no difference; an interval that excludes 0 is significant before correction".into(),
+    }
+}
+
+/// Every model's mean normalised best-LR test score over datasets × seeds.
+#[cfg(feature = "plots")]
+fn models(ev: &Evidence, confidence: f64) -> Figure {
+    use crate::stats::describe::{mean, t_interval};
+    let names: Vec<&String> = ev.scores.keys().collect();
+    let n = names.len();
+    let mut ticks = Vec::new();
+    let mut series = Vec::new();
+    for (i, m) in names.iter().enumerate() {
+        let v: Vec<f64> = ev.scores[*m].values().copied().collect();
+        let (lo, hi) = t_interval(&v, confidence);
+        let y = (n - 1 - i) as f64;
+        ticks.push((y, m.to_string()));
+        series.push(Series {
+            system: 0,
+            mark: Mark::Whisker,
+            points: vec![Point {
+                lo,
+                hi,
+                ..Point::at(mean(&v), y)
+            }],
+        });
+    }
+    Figure {
+        name: "models",
+        title: "Mean normalised test score at the best learning rate".into(),
+        legend: vec!["model".into()],
+        panels: vec![Panel {
+            title: "all datasets × seeds".into(),
+            x_label: "(score − chance) / (max − chance)".into(),
+            y_label: String::new(),
+            x_ticks: None,
+            y_ticks: Some(ticks),
+            series,
+        }],
+        note: "dot: mean; whisker: 95% t-interval over (dataset, seed) units".into(),
+    }
+}
+
+/// F2: mean normalised score of the CLM and MLM checkpoints against pretraining steps.
+#[cfg(feature = "plots")]
+fn curve(cfg: &StudyConfig, ev: &Evidence) -> Panel {
+    use crate::stats::describe::{mean, t_interval};
+    let names = Names::of(cfg);
+    let mut steps = cfg.pretrain.intermediate.clone();
+    steps.sort_unstable();
+    steps.push(cfg.pretrain.steps);
+    let series = [&names.clm, &names.mlm]
+        .iter()
+        .enumerate()
+        .map(|(i, arm)| Series {
+            system: i,
+            mark: Mark::Line,
+            points: steps
+                .iter()
+                .filter_map(|s| {
+                    let model = if *s == cfg.pretrain.steps {
+                        arm.to_string()
+                    } else {
+                        format!("{arm}@{s}")
+                    };
+                    let v: Vec<f64> = ev.scores.get(&model)?.values().copied().collect();
+                    let (lo, hi) = t_interval(&v, cfg.analysis.confidence);
+                    Some(Point {
+                        lo,
+                        hi,
+                        ..Point::at(*s as f64, mean(&v))
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    Panel {
+        title: format!("{} and {} checkpoints", names.clm, names.mlm),
+        x_label: "pretraining steps".into(),
+        y_label: "mean normalised score".into(),
+        x_ticks: None,
+        y_ticks: None,
+        series,
+    }
+}

@@ -1,0 +1,735 @@
+//! The paper's findings F1–F6 (`../shared/PAPER.md`) as comparisons of the study's runs, each
+//! with point estimates, 95 % intervals, a test, Holm-corrected p-values and a verdict.
+//!
+//! Conventions (STATISTICS.md): a model's score on a dataset is its test score at its best
+//! learning rate (chosen on validation), one value per seed, failed runs at the task's chance
+//! score. Comparisons across datasets use normalised scores, (score − chance) / (max − chance),
+//! paired by (dataset, seed) (row 19, `dataset_seed` units); a comparison on one dataset is
+//! Welch's test over seeds (row 17). Each finding's primary tests form one family, corrected
+//! with Holm over the whole report (row 21).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::arms::{percent, Model, Role};
+use super::config::StudyConfig;
+use crate::stats::describe::{mean, std, t_interval};
+use crate::stats::multitest::{adjust, Correction};
+use crate::stats::report::RunsIndex;
+use crate::stats::ttest::{paired, welch};
+
+/// One comparison: `a − b`, where the paper expects the sign `expected`.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The finding it belongs to (`F1` … `F6`, or `baseline`).
+    pub finding: String,
+    /// What is compared, in words.
+    pub label: String,
+    /// Model (or measure) a.
+    pub a: String,
+    /// Model (or measure) b.
+    pub b: String,
+    /// A dataset, a family, or `all`.
+    pub scope: String,
+    /// Paired units (or seeds per side).
+    pub n: usize,
+    /// Mean of a (and its interval).
+    pub mean_a: f64,
+    /// Lower end.
+    pub lo_a: f64,
+    /// Upper end.
+    pub hi_a: f64,
+    /// Mean of b.
+    pub mean_b: f64,
+    /// Lower end.
+    pub lo_b: f64,
+    /// Upper end.
+    pub hi_b: f64,
+    /// a − b.
+    pub diff: f64,
+    /// Lower end of its interval.
+    pub diff_lo: f64,
+    /// Upper end.
+    pub diff_hi: f64,
+    /// The test.
+    pub test: String,
+    /// Two-sided p-value.
+    pub p: f64,
+    /// Holm-corrected p-value within its family (the report's primary tests, or the rows of
+    /// one table).
+    pub p_holm: f64,
+    /// The sign the paper's claim predicts for a − b.
+    pub expected: f64,
+    /// Part of the report's family of primary tests.
+    pub primary: bool,
+}
+
+/// What the data say about a claim.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Significant (after Holm) in the paper's direction.
+    Reproduced,
+    /// Significant in the other direction.
+    Contradicted,
+    /// Neither.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// In words.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Reproduced => "reproduced",
+            Verdict::Contradicted => "contradicted",
+            Verdict::Inconclusive => "inconclusive at this scale",
+        }
+    }
+}
+
+/// One finding, evaluated.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// `F1` … `F6`.
+    pub id: String,
+    /// The paper's claim.
+    pub claim: String,
+    /// The comparison that tests it.
+    pub design: String,
+    /// Every comparison (primary and supporting).
+    pub rows: Vec<Comparison>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, in words.
+    pub why: String,
+}
+
+/// A model's normalised best-LR test scores, by (dataset, seed).
+pub type Scores = BTreeMap<(String, i64), f64>;
+
+/// The study's runs, organised for the findings.
+pub struct Evidence<'a> {
+    ix: &'a RunsIndex,
+    confidence: f64,
+    alpha: f64,
+    /// Normalised best-LR test scores by model name.
+    pub scores: BTreeMap<String, Scores>,
+    /// Raw best-LR test scores by (model, dataset), one per seed.
+    raw: BTreeMap<(String, String), Vec<f64>>,
+}
+
+fn system_of(ix: &RunsIndex, model: &str) -> Option<usize> {
+    ix.systems.iter().position(|(m, _)| m == model)
+}
+
+impl<'a> Evidence<'a> {
+    /// Collects the best-LR scores of every model of `ix`.
+    pub fn new(ix: &'a RunsIndex, confidence: f64, alpha: f64) -> Self {
+        let mut scores = BTreeMap::new();
+        let mut raw = BTreeMap::new();
+        for (s, (model, _)) in ix.systems.iter().enumerate() {
+            let mut by_unit = Scores::new();
+            for (d, dataset) in ix.datasets.iter().enumerate() {
+                let (Some((lr, _)), Some((_, report))) = (ix.best(s, d), ix.protocol(s, d)) else {
+                    continue;
+                };
+                let Some(g) = ix.group(s, d, &report, lr) else { continue };
+                let m = ix.meta_of(d);
+                let span = m.max_score - m.chance_score;
+                let values = ix.imputed(d, g);
+                for ((seed, _), v) in g.scores.iter().zip(&values) {
+                    by_unit.insert((dataset.clone(), *seed), (v - m.chance_score) / span);
+                }
+                raw.insert((model.clone(), dataset.clone()), ix.values(d, g));
+            }
+            scores.insert(model.clone(), by_unit);
+        }
+        Self {
+            ix,
+            confidence,
+            alpha,
+            scores,
+            raw,
+        }
+    }
+
+    /// Whether the runs hold `model`.
+    pub fn has(&self, model: &str) -> bool {
+        self.scores.get(model).is_some_and(|s| !s.is_empty())
+    }
+
+    /// The family of a dataset.
+    fn family(&self, dataset: &str) -> String {
+        self.ix.meta.get(dataset).map_or_else(String::new, |m| m.family.clone())
+    }
+
+    /// Paired comparison of normalised scores over the (dataset, seed) units both models have
+    /// (restricted to datasets for which `keep` is true).
+    pub fn pooled(
+        &self,
+        finding: &str,
+        label: &str,
+        (a, b): (&str, &str),
+        scope: &str,
+        keep: &dyn Fn(&str) -> bool,
+        expected: f64,
+    ) -> Option<Comparison> {
+        let (sa, sb) = (self.scores.get(a)?, self.scores.get(b)?);
+        let units: Vec<&(String, i64)> = sa.keys().filter(|k| sb.contains_key(*k) && keep(&k.0)).collect();
+        if units.is_empty() {
+            return None;
+        }
+        let x: Vec<f64> = units.iter().map(|k| sa[*k]).collect();
+        let y: Vec<f64> = units.iter().map(|k| sb[*k]).collect();
+        Some(self.comparison(finding, label, (a, b), scope, &x, &y, true, expected))
+    }
+
+    /// Welch comparison of raw scores over seeds on one dataset.
+    pub fn on_dataset(
+        &self,
+        finding: &str,
+        label: &str,
+        (a, b): (&str, &str),
+        dataset: &str,
+        expected: f64,
+    ) -> Option<Comparison> {
+        let x = self.raw.get(&(a.to_string(), dataset.to_string()))?;
+        let y = self.raw.get(&(b.to_string(), dataset.to_string()))?;
+        Some(self.comparison(finding, label, (a, b), dataset, x, y, false, expected))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn comparison(
+        &self,
+        finding: &str,
+        label: &str,
+        (a, b): (&str, &str),
+        scope: &str,
+        x: &[f64],
+        y: &[f64],
+        is_paired: bool,
+        expected: f64,
+    ) -> Comparison {
+        let (lo_a, hi_a) = t_interval(x, self.confidence);
+        let (lo_b, hi_b) = t_interval(y, self.confidence);
+        let (t, test) = if is_paired {
+            (paired(x, y, self.confidence), "paired t (dataset × seed)")
+        } else {
+            (welch(x, y, self.confidence), "Welch t (seeds)")
+        };
+        Comparison {
+            finding: finding.into(),
+            label: label.into(),
+            a: a.into(),
+            b: b.into(),
+            scope: scope.into(),
+            n: x.len(),
+            mean_a: mean(x),
+            lo_a,
+            hi_a,
+            mean_b: mean(y),
+            lo_b,
+            hi_b,
+            diff: mean(x) - mean(y),
+            diff_lo: t.ci_low,
+            diff_hi: t.ci_high,
+            test: test.into(),
+            p: t.p,
+            p_holm: f64::NAN,
+            expected,
+            primary: false,
+        }
+    }
+
+    /// A verdict from one corrected comparison.
+    pub fn verdict(&self, c: &Comparison) -> Verdict {
+        if c.p_holm.is_nan() || c.p_holm >= self.alpha {
+            Verdict::Inconclusive
+        } else if c.diff * c.expected > 0.0 {
+            Verdict::Reproduced
+        } else {
+            Verdict::Contradicted
+        }
+    }
+
+    /// The seed spread and learning-rate sensitivity of `model` on every dataset: per
+    /// (dataset, learning rate) the normalised seed std, and per dataset the normalised std of
+    /// the seed means over learning rates (STATISTICS.md rows 14, 15), on the report split.
+    pub fn spread(&self, model: &str) -> (BTreeMap<(String, u64), f64>, BTreeMap<String, f64>) {
+        let mut seed_std = BTreeMap::new();
+        let mut lr_std = BTreeMap::new();
+        let Some(s) = system_of(self.ix, model) else {
+            return (seed_std, lr_std);
+        };
+        for (d, dataset) in self.ix.datasets.iter().enumerate() {
+            let Some((_, report)) = self.ix.protocol(s, d) else {
+                continue;
+            };
+            let m = self.ix.meta_of(d);
+            let span = m.max_score - m.chance_score;
+            let mut means = Vec::new();
+            for lr in self.ix.lrs(s, d, &report) {
+                let Some(g) = self.ix.group(s, d, &report, lr) else {
+                    continue;
+                };
+                let v: Vec<f64> = self.ix.imputed(d, g).iter().map(|x| x / span).collect();
+                seed_std.insert((dataset.clone(), lr.to_bits()), std(&v));
+                means.push(mean(&v));
+            }
+            lr_std.insert(dataset.clone(), std(&means));
+        }
+        (seed_std, lr_std)
+    }
+
+    /// Paired comparison of two keyed measures over their common keys.
+    #[allow(clippy::too_many_arguments)]
+    pub fn keyed<K: Ord>(
+        &self,
+        finding: &str,
+        label: &str,
+        (a, b): (&str, &str),
+        x: &BTreeMap<K, f64>,
+        y: &BTreeMap<K, f64>,
+        units: &str,
+        expected: f64,
+    ) -> Option<Comparison> {
+        let keys: Vec<&K> = x.keys().filter(|k| y.contains_key(*k)).collect();
+        if keys.is_empty() {
+            return None;
+        }
+        let xs: Vec<f64> = keys.iter().map(|k| x[*k]).collect();
+        let ys: Vec<f64> = keys.iter().map(|k| y[*k]).collect();
+        let mut c = self.comparison(finding, label, (a, b), "all", &xs, &ys, true, expected);
+        c.test = format!("paired t ({units})");
+        Some(c)
+    }
+}
+
+/// Model names of the study's arms.
+pub struct Names {
+    /// 100 % CLM.
+    pub clm: String,
+    /// 100 % MLM at the main ratio.
+    pub mlm: String,
+}
+
+impl Names {
+    /// The names in `cfg`.
+    pub fn of(cfg: &StudyConfig) -> Self {
+        Self {
+            clm: "clm".into(),
+            mlm: format!("mlm{}", percent(cfg.pretrain.mlm_ratio)),
+        }
+    }
+}
+
+/// Evaluates every finding (and the random-init baseline check) on `ev`, correcting the
+/// primary tests together.
+pub fn evaluate(cfg: &StudyConfig, models: &[Model], ev: &Evidence) -> (Vec<Finding>, Vec<Comparison>) {
+    let names = Names::of(cfg);
+    let all = |_: &str| true;
+    let datasets: Vec<String> = ev.ix.datasets.clone();
+    let mut findings = vec![
+        f1(ev, &names, &datasets),
+        f2(cfg, ev, &names),
+        f3(ev, &names),
+        f4(cfg, ev, &names),
+        f5(cfg, ev, &names),
+        f6(cfg, ev),
+    ];
+    // baseline: does pretraining help at all at this scale?
+    let mut baseline: Vec<Comparison> = models
+        .iter()
+        .filter(|m| m.role == Role::Final && m.size == cfg.pretrain.size)
+        .filter_map(|m| {
+            ev.pooled(
+                "baseline",
+                "pretrained − random init",
+                (&m.name, "random"),
+                "all",
+                &all,
+                1.0,
+            )
+        })
+        .collect();
+    correct(&mut baseline);
+    // one Holm family: every primary comparison of the report
+    let mut primary: Vec<&mut Comparison> = findings
+        .iter_mut()
+        .flat_map(|f| f.rows.iter_mut())
+        .filter(|c| c.primary)
+        .collect();
+    let p: Vec<f64> = primary.iter().map(|c| c.p).collect();
+    for (c, q) in primary.iter_mut().zip(adjust(&p, Correction::Holm)) {
+        c.p_holm = q;
+    }
+    // supporting rows: Holm within each finding's supporting rows
+    for f in &mut findings {
+        let mut support: Vec<&mut Comparison> = f.rows.iter_mut().filter(|c| !c.primary).collect();
+        let p: Vec<f64> = support.iter().map(|c| c.p).collect();
+        for (c, q) in support.iter_mut().zip(adjust(&p, Correction::Holm)) {
+            c.p_holm = q;
+        }
+    }
+    let helps = baseline.iter().any(|c| ev.verdict(c) == Verdict::Reproduced);
+    for f in &mut findings {
+        decide(f, ev, helps);
+    }
+    (findings, baseline)
+}
+
+fn correct(rows: &mut [Comparison]) {
+    let p: Vec<f64> = rows.iter().map(|c| c.p).collect();
+    for (c, q) in rows.iter_mut().zip(adjust(&p, Correction::Holm)) {
+        c.p_holm = q;
+    }
+}
+
+fn primary(mut c: Comparison) -> Comparison {
+    c.primary = true;
+    c
+}
+
+fn f1(ev: &Evidence, n: &Names, datasets: &[String]) -> Finding {
+    let pair = (n.mlm.as_str(), n.clm.as_str());
+    let mut rows = Vec::new();
+    if let Some(c) = ev.pooled("F1", "MLM − CLM, all datasets", pair, "all", &|_| true, 1.0) {
+        rows.push(primary(c));
+    }
+    let mut families: Vec<String> = datasets.iter().map(|d| ev.family(d)).collect();
+    families.dedup();
+    families.sort();
+    families.dedup();
+    for fam in &families {
+        let keep = |d: &str| ev.family(d) == *fam;
+        if let Some(c) = ev.pooled("F1", "MLM − CLM, one family", pair, fam, &keep, 1.0) {
+            rows.push(c);
+        }
+    }
+    for d in datasets {
+        if let Some(c) = ev.on_dataset("F1", "MLM − CLM, one dataset", pair, d, 1.0) {
+            rows.push(c);
+        }
+    }
+    Finding {
+        id: "F1".into(),
+        claim: "MLM beats CLM downstream at equal size and data, most on sequence classification and QA; CLM is already strong on token classification.".into(),
+        design: format!("`{}` vs `{}` (final checkpoints, same steps and data): best-LR test scores", n.mlm, n.clm),
+        rows,
+        verdict: Verdict::Inconclusive,
+        why: String::new(),
+    }
+}
+
+fn f2(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Finding {
+    let mut rows = Vec::new();
+    let mut steps = cfg.pretrain.intermediate.clone();
+    steps.sort_unstable();
+    for (i, s) in steps.iter().chain(std::iter::once(&cfg.pretrain.steps)).enumerate() {
+        let (a, b) = if *s == cfg.pretrain.steps {
+            (n.clm.clone(), n.mlm.clone())
+        } else {
+            (format!("{}@{s}", n.clm), format!("{}@{s}", n.mlm))
+        };
+        if let Some(c) = ev.pooled(
+            "F2",
+            &format!("CLM − MLM after {s} steps"),
+            (&a, &b),
+            "all",
+            &|_| true,
+            1.0,
+        ) {
+            rows.push(if i == 0 && *s != cfg.pretrain.steps {
+                primary(c)
+            } else {
+                c
+            });
+        }
+    }
+    Finding {
+        id: "F2".into(),
+        claim: "CLM is more data-efficient: better downstream scores early in pretraining.".into(),
+        design: format!(
+            "CLM vs MLM checkpoints of the same runs after {} of {} steps (undecayed) and at the end; the primary test is the earliest checkpoint",
+            steps.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+            cfg.pretrain.steps
+        ),
+        rows,
+        verdict: Verdict::Inconclusive,
+        why: String::new(),
+    }
+}
+
+fn f3(ev: &Evidence, n: &Names) -> Finding {
+    let (seed_clm, lr_clm) = ev.spread(&n.clm);
+    let (seed_mlm, lr_mlm) = ev.spread(&n.mlm);
+    let mut rows = Vec::new();
+    let pair = (n.clm.as_str(), n.mlm.as_str());
+    if let Some(c) = ev.keyed(
+        "F3",
+        "seed std, CLM − MLM",
+        pair,
+        &seed_clm,
+        &seed_mlm,
+        "dataset × LR",
+        -1.0,
+    ) {
+        rows.push(primary(c));
+    }
+    if let Some(c) = ev.keyed(
+        "F3",
+        "LR sensitivity (std over LRs), CLM − MLM",
+        pair,
+        &lr_clm,
+        &lr_mlm,
+        "dataset",
+        -1.0,
+    ) {
+        rows.push(primary(c));
+    }
+    Finding {
+        id: "F3".into(),
+        claim: "CLM-pretrained models fine-tune more stably: less sensitive to learning rate and seed.".into(),
+        design: format!(
+            "`{}` vs `{}`: the normalised std over seeds of every (dataset, LR) cell, and the normalised std of the seed means over the LRs of every dataset (test split)",
+            n.clm, n.mlm
+        ),
+        rows,
+        verdict: Verdict::Inconclusive,
+        why: String::new(),
+    }
+}
+
+fn f4(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Finding {
+    let mut rows = Vec::new();
+    for s in &cfg.pretrain.clm_shares {
+        let arm = format!("clm{}-{}", percent(*s), n.mlm);
+        if let Some(c) = ev.pooled("F4", "CLM→MLM − MLM", (&arm, &n.mlm), "all", &|_| true, 1.0) {
+            rows.push(primary(c));
+        }
+    }
+    Finding {
+        id: "F4".into(),
+        claim: "At a fixed budget, CLM for part of the steps then MLM beats 100% MLM.".into(),
+        design: format!(
+            "biphasic arms ({} % of the {} steps CLM, then MLM {} %) vs `{}` at the same steps",
+            cfg.pretrain
+                .clm_shares
+                .iter()
+                .map(|s| percent(*s))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            cfg.pretrain.steps,
+            percent(cfg.pretrain.mlm_ratio),
+            n.mlm
+        ),
+        rows,
+        verdict: Verdict::Inconclusive,
+        why: String::new(),
+    }
+}
+
+fn f5(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Finding {
+    let mut rows = Vec::new();
+    let (a, b) = (format!("{}+{}", n.clm, n.mlm), format!("{}+{}", n.mlm, n.mlm));
+    if let Some(c) = ev.pooled("F5", "continued from CLM − from MLM", (&a, &b), "all", &|_| true, 1.0) {
+        rows.push(primary(c));
+    }
+    for d in ev.ix.datasets.clone() {
+        if let Some(c) = ev.on_dataset("F5", "continued from CLM − from MLM, one dataset", (&a, &b), &d, 1.0) {
+            rows.push(c);
+        }
+    }
+    Finding {
+        id: "F5".into(),
+        claim: "Continued pretraining: MLM on a CLM checkpoint beats MLM continued on an MLM checkpoint.".into(),
+        design: format!(
+            "`{a}` vs `{b}`: {} more steps of MLM {} % from each decayed final checkpoint",
+            cfg.pretrain.continued_steps,
+            percent(cfg.pretrain.mlm_ratio)
+        ),
+        rows,
+        verdict: Verdict::Inconclusive,
+        why: String::new(),
+    }
+}
+
+fn f6(cfg: &StudyConfig, ev: &Evidence) -> Finding {
+    let ratios = cfg.ratios();
+    let sizes = cfg.sizes();
+    let name = |size: &str, r: f64| {
+        if size == cfg.pretrain.size {
+            format!("mlm{}", percent(r))
+        } else {
+            format!("{size}-mlm{}", percent(r))
+        }
+    };
+    let mut rows = Vec::new();
+    if ratios.len() >= 2 {
+        for size in &sizes {
+            for r in &ratios[1..] {
+                let (a, b) = (name(size, ratios[0]), name(size, *r));
+                if let Some(c) = ev.pooled(
+                    "F6",
+                    &format!("ratio {} − {} at size {size}", percent(ratios[0]), percent(*r)),
+                    (&a, &b),
+                    size,
+                    &|_| true,
+                    0.0,
+                ) {
+                    rows.push(if sizes.len() >= 2 { primary(c) } else { c });
+                }
+            }
+        }
+    }
+    Finding {
+        id: "F6".into(),
+        claim: "The best masking ratio depends on model size.".into(),
+        design: format!(
+            "100 % MLM arms at ratios {} for model size(s) {}",
+            ratios
+                .iter()
+                .map(|r| format!("{} %", percent(*r)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            sizes.join(", ")
+        ),
+        rows,
+        verdict: Verdict::Inconclusive,
+        why: String::new(),
+    }
+}
+
+fn interval(c: &Comparison) -> String {
+    format!("{:+.3} [{:+.3}, {:+.3}]", c.diff, c.diff_lo, c.diff_hi)
+}
+
+/// Sets the verdict and its reason.
+fn decide(f: &mut Finding, ev: &Evidence, pretraining_helps: bool) {
+    let caveat = if pretraining_helps {
+        String::new()
+    } else {
+        " No pretrained model beats the random-init baseline significantly here, so the models have not learned enough for their objectives to matter downstream.".to_string()
+    };
+    let primaries: Vec<&Comparison> = f.rows.iter().filter(|c| c.primary).collect();
+    if f.id == "F6" {
+        return decide_f6(f, ev, &caveat);
+    }
+    if primaries.is_empty() {
+        f.verdict = Verdict::Inconclusive;
+        f.why = "the study has no runs for this comparison (an arm is missing or failed).".into();
+        return;
+    }
+    let verdicts: Vec<Verdict> = primaries.iter().map(|c| ev.verdict(c)).collect();
+    let any = |v: Verdict| verdicts.contains(&v);
+    f.verdict = if any(Verdict::Reproduced) && !any(Verdict::Contradicted) {
+        Verdict::Reproduced
+    } else if any(Verdict::Contradicted) && !any(Verdict::Reproduced) {
+        Verdict::Contradicted
+    } else {
+        Verdict::Inconclusive
+    };
+    let parts: Vec<String> = primaries
+        .iter()
+        .zip(&verdicts)
+        .map(|(c, v)| {
+            format!(
+                "{} ({} vs {}): difference {} (normalised), Holm p = {} — {}",
+                c.label,
+                c.a,
+                c.b,
+                interval(c),
+                fmt_p(c.p_holm),
+                match v {
+                    Verdict::Reproduced => "significant, in the paper's direction",
+                    Verdict::Contradicted => "significant, against the paper",
+                    Verdict::Inconclusive => "not significant",
+                }
+            )
+        })
+        .collect();
+    let mixed = any(Verdict::Reproduced) && any(Verdict::Contradicted);
+    f.why = format!(
+        "{}.{}{}",
+        parts.join("; "),
+        if mixed { " The primary tests disagree." } else { "" },
+        if f.verdict == Verdict::Reproduced {
+            String::new()
+        } else {
+            caveat
+        }
+    );
+}
+
+fn decide_f6(f: &mut Finding, ev: &Evidence, caveat: &str) {
+    // the best ratio at each size: the sign of (main − other) per size
+    let sizes: Vec<String> = {
+        let mut s: Vec<String> = f.rows.iter().map(|c| c.scope.clone()).collect();
+        s.dedup();
+        s
+    };
+    let best: Vec<String> = sizes
+        .iter()
+        .map(|size| {
+            let rows: Vec<&Comparison> = f.rows.iter().filter(|c| c.scope == *size).collect();
+            let main_best = rows.iter().all(|c| c.diff >= 0.0);
+            let best = if main_best {
+                rows.first().map(|c| c.a.clone()).unwrap_or_default()
+            } else {
+                rows.iter()
+                    .min_by(|a, b| a.diff.total_cmp(&b.diff))
+                    .map(|c| c.b.clone())
+                    .unwrap_or_default()
+            };
+            format!("{size}: {best}")
+        })
+        .collect();
+    let differences: Vec<String> = f.rows.iter().map(|c| format!("{} {}", c.label, interval(c))).collect();
+    if sizes.len() < 2 {
+        f.verdict = Verdict::Inconclusive;
+        f.why = format!(
+            "one model size only, so a dependence on size cannot be tested; best ratio by mean — {}; {}.",
+            best.join(", "),
+            differences.join("; ")
+        );
+        return;
+    }
+    let significant: Vec<&Comparison> = f.rows.iter().filter(|c| ev.verdict_any(c)).collect();
+    let signs: Vec<f64> = significant.iter().map(|c| c.diff.signum()).collect();
+    let differs = signs.iter().any(|s| *s > 0.0) && signs.iter().any(|s| *s < 0.0);
+    let all_same = significant.len() == f.rows.len() && !differs;
+    f.verdict = if differs {
+        Verdict::Reproduced
+    } else if all_same {
+        Verdict::Contradicted
+    } else {
+        Verdict::Inconclusive
+    };
+    f.why = format!(
+        "best ratio by mean — {}; differences (normalised, main ratio − other): {}; {} of {} significant after Holm.{}",
+        best.join(", "),
+        differences.join("; "),
+        significant.len(),
+        f.rows.len(),
+        if f.verdict == Verdict::Reproduced { "" } else { caveat }
+    );
+}
+
+impl Evidence<'_> {
+    /// Significant after Holm, in either direction.
+    fn verdict_any(&self, c: &Comparison) -> bool {
+        !c.p_holm.is_nan() && c.p_holm < self.alpha
+    }
+}
+
+/// A p-value for a report: 3 significant digits, or `< 1e-4`.
+pub fn fmt_p(p: f64) -> String {
+    if p.is_nan() {
+        "n/a".into()
+    } else if p < 1e-4 {
+        "< 1e-4".into()
+    } else {
+        format!("{p:.4}")
+    }
+}

@@ -1,0 +1,273 @@
+//! A study too big for this machine (the `paper` preset): what it would run, what it would
+//! cost on a GPU cluster, and the files to run it there — every arm's pretraining config, the
+//! fine-tuning sweep, and Slurm scripts (pretraining as job arrays, continued arms after their
+//! parents, the sweep through `encoderlab sweep slurm`).
+//!
+//! The cost is the usual estimate: training a model of N parameters on T tokens takes 6·N·T
+//! FLOPs (forward and backward), plus 6·L·s·d per token for the attention scores over a
+//! sequence of s tokens; a forward pass alone takes a third of that. Wall time is FLOPs over
+//! (peak × MFU), both from the study's `[cluster]` section.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::arms::{arms, models, Arm, ArmKind};
+use super::config::StudyConfig;
+use super::run::{configs_dir, sweep_file, write_pretrain_configs};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::write_atomic;
+use crate::model::ModelConfig;
+
+/// The cost of one part of the study.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct CostLine {
+    /// What it is.
+    pub what: String,
+    /// How many runs.
+    pub runs: usize,
+    /// Tokens processed (training and evaluation), all runs.
+    pub tokens: f64,
+    /// FLOPs, all runs.
+    pub flops: f64,
+    /// GPU hours at the assumed throughput.
+    pub gpu_hours: f64,
+}
+
+/// What a study would run and cost.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// Pretraining arms, then the fine-tuning grid.
+    pub lines: Vec<CostLine>,
+    /// Sum of the GPU hours.
+    pub total_gpu_hours: f64,
+    /// The assumed accelerator and utilisation, in words.
+    pub assumptions: String,
+}
+
+/// FLOPs per token of a training step (forward + backward) of `m` over sequences of `seq`.
+pub fn train_flops_per_token(m: &ModelConfig, seq: usize) -> f64 {
+    let params = (m.num_parameters() - m.vocab_size * m.hidden_size) as f64; // the input embedding is a lookup
+    6.0 * params + 6.0 * (m.num_hidden_layers * seq * m.hidden_size) as f64
+}
+
+/// The estimate of `cfg` (needs its `[cluster]` section).
+pub fn estimate(cfg: &StudyConfig) -> Result<Estimate> {
+    let cluster = cfg.cluster.as_ref().ok_or_else(|| {
+        Error::config(
+            "cluster",
+            "the study has no [cluster] section to estimate GPU hours with",
+        )
+    })?;
+    let throughput = cluster.peak_tflops * 1e12 * cluster.mfu;
+    let hours = |flops: f64| flops / throughput / 3600.0;
+    let mut lines = Vec::new();
+    let seq = cfg.tokenizer.seq_len;
+    let arms = arms(cfg);
+    let mut by_size: std::collections::BTreeMap<String, (usize, f64, f64)> = Default::default();
+    for arm in &arms {
+        let m = ModelConfig::preset(&arm.size)?;
+        let tokens = (arm.steps * cfg.pretrain.batch_size * seq) as f64;
+        let flops = tokens * train_flops_per_token(&m, seq);
+        let e = by_size.entry(format!("pretraining, {} arms", arm.size)).or_default();
+        e.0 += 1;
+        e.1 += tokens;
+        e.2 += flops;
+    }
+    for (what, (runs, tokens, flops)) in by_size {
+        lines.push(CostLine {
+            what,
+            runs,
+            tokens,
+            flops,
+            gpu_hours: hours(flops),
+        });
+    }
+    let f = &cfg.finetune;
+    let per_example = cluster.finetune_tokens_per_example;
+    let grid = f.datasets.len() * f.learning_rates.len() * f.seeds.len();
+    let mut ft: std::collections::BTreeMap<String, (usize, f64, f64)> = Default::default();
+    for model in models(cfg) {
+        let m = ModelConfig::preset(&model.size)?;
+        let train_tokens = (f.steps * f.batch_size * per_example) as f64;
+        // evaluation: a forward pass over validation and test, as many examples as training
+        let eval_tokens = train_tokens;
+        let per_token = train_flops_per_token(&m, per_example);
+        let flops = grid as f64 * (train_tokens * per_token + eval_tokens * per_token / 3.0);
+        let e = ft.entry(format!("fine-tuning, {} models", model.size)).or_default();
+        e.0 += grid;
+        e.1 += grid as f64 * (train_tokens + eval_tokens);
+        e.2 += flops;
+    }
+    for (what, (runs, tokens, flops)) in ft {
+        lines.push(CostLine {
+            what,
+            runs,
+            tokens,
+            flops,
+            gpu_hours: hours(flops),
+        });
+    }
+    Ok(Estimate {
+        total_gpu_hours: lines.iter().map(|l| l.gpu_hours).sum(),
+        lines,
+        assumptions: format!(
+            "{} at {} TFLOP/s peak (bf16 dense) × {:.0} % MFU; training = 6·N·T + attention, evaluation = a third of that; fine-tuning examples of {} tokens",
+            cluster.gpu,
+            cluster.peak_tflops,
+            cluster.mfu * 100.0,
+            per_example
+        ),
+    })
+}
+
+/// The plan and estimate in words (what `--dry-run` prints).
+pub fn describe(cfg: &StudyConfig) -> Result<String> {
+    let mut s = String::new();
+    let arms = arms(cfg);
+    let models = models(cfg);
+    let f = &cfg.finetune;
+    let _ = writeln!(s, "study `{}`: {}", cfg.name, cfg.description);
+    let _ = writeln!(
+        s,
+        "data {} · tokenizer {} ids · blocks of {} tokens · output {}",
+        cfg.data_dir.display(),
+        cfg.tokenizer.vocab_size,
+        cfg.tokenizer.seq_len,
+        cfg.out.display()
+    );
+    let _ = writeln!(s, "{} pretraining arms:", arms.len());
+    for a in &arms {
+        let _ = writeln!(s, "  {:<18} {:<6} {:>7} steps  {}", a.name, a.size, a.steps, kind(a));
+    }
+    let runs = models.len() * f.datasets.len() * f.learning_rates.len() * f.seeds.len();
+    let _ = writeln!(
+        s,
+        "fine-tuning: {} models × {} datasets × {} learning rates × {} seeds = {runs} runs of {} steps",
+        models.len(),
+        f.datasets.len(),
+        f.learning_rates.len(),
+        f.seeds.len(),
+        f.steps
+    );
+    let _ = writeln!(
+        s,
+        "  models: {}",
+        models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "  datasets: {}",
+        f.datasets
+            .iter()
+            .map(|d| d.dataset.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if cfg.cluster.is_some() {
+        let e = estimate(cfg)?;
+        let _ = writeln!(s, "estimated cost ({}):", e.assumptions);
+        for l in &e.lines {
+            let _ = writeln!(
+                s,
+                "  {:<28} {:>6} runs {:>10.3e} tokens {:>10.3e} FLOPs {:>10.0} GPU-hours",
+                l.what, l.runs, l.tokens, l.flops, l.gpu_hours
+            );
+        }
+        let _ = writeln!(s, "  total {:.0} GPU-hours", e.total_gpu_hours);
+    }
+    Ok(s)
+}
+
+fn kind(a: &Arm) -> String {
+    match &a.kind {
+        ArmKind::Clm => "100% CLM".into(),
+        ArmKind::Mlm { ratio } => format!("100% MLM at {ratio}"),
+        ArmKind::Biphasic { share } => format!("CLM for {:.0} steps, then MLM", share * a.steps as f64),
+        ArmKind::Continued { from } => format!("MLM continued from {from}'s final checkpoint"),
+    }
+}
+
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// Writes every config and the Slurm scripts of `cfg` under `<out>/configs` and
+/// `<out>/slurm`; returns the files written.
+pub fn emit(cfg: &StudyConfig, exe: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    std::fs::create_dir_all(&cfg.out).at(&cfg.out)?;
+    let resolved = toml::to_string(cfg).map_err(|e| Error::config("study", e.to_string()))?;
+    write_atomic(cfg.out.join("study.toml"), resolved.as_bytes())?;
+    files.push(cfg.out.join("study.toml"));
+    let written = write_pretrain_configs(cfg)?;
+    files.extend(written.iter().map(|(_, p)| p.clone()));
+    let models = models(cfg);
+    let dir = configs_dir(cfg);
+    let base = dir.join("finetune_base.toml");
+    write_atomic(&base, super::arms::finetune_base_toml(cfg, &models[0]).as_bytes())?;
+    write_atomic(
+        sweep_file(cfg),
+        super::arms::sweep_toml(cfg, &models, &base, &cfg.out.join("sweeps")).as_bytes(),
+    )?;
+    files.push(base);
+    files.push(sweep_file(cfg));
+    // the sweep file must expand (every generated config parses)
+    crate::sweep::SweepConfig::load(sweep_file(cfg))?.expand()?;
+    let slurm = cfg.out.join("slurm");
+    let partition = cfg
+        .cluster
+        .as_ref()
+        .and_then(|c| c.partition.clone())
+        .map_or(String::new(), |p| format!("#SBATCH --partition={p}\n"));
+    let (first, then): (Vec<_>, Vec<_>) = written
+        .iter()
+        .partition(|(a, _)| !matches!(a.kind, ArmKind::Continued { .. }));
+    let array = |name: &str, set: &[&(Arm, PathBuf)]| -> String {
+        let configs: Vec<String> = set.iter().map(|(_, p)| quote(p)).collect();
+        format!(
+            "#!/bin/bash\n#SBATCH --job-name={}-{name}\n#SBATCH --array=0-{}\n#SBATCH --gpus-per-task=1\n#SBATCH --cpus-per-task=8\n#SBATCH --output={}/%x_%A_%a.out\n{partition}# written by `encoderlab study`: one task = one pretraining arm; rerunning resumes from the last checkpoint\nset -eu\ncd {}\nconfigs=({})\n{} pretrain --config \"${{configs[$SLURM_ARRAY_TASK_ID]}}\"\n",
+            cfg.name,
+            set.len().saturating_sub(1),
+            quote(&slurm),
+            quote(&std::env::current_dir().unwrap_or_default()),
+            configs.join(" "),
+            quote(exe),
+        )
+    };
+    let first: Vec<&(Arm, PathBuf)> = first.into_iter().collect();
+    let then: Vec<&(Arm, PathBuf)> = then.into_iter().collect();
+    write_atomic(slurm.join("pretrain.sbatch"), array("pretrain", &first).as_bytes())?;
+    files.push(slurm.join("pretrain.sbatch"));
+    let mut submit = format!(
+        "#!/bin/bash\n# Submits the study `{}`: the pretraining arms, the continued arms once their parents are done,\n# then the fine-tuning sweep once every arm is done. Written by `encoderlab study`.\nset -eu\ncd {}\np=$(sbatch --parsable {})\n",
+        cfg.name,
+        quote(&std::env::current_dir().unwrap_or_default()),
+        quote(&slurm.join("pretrain.sbatch"))
+    );
+    let mut last = "$p".to_string();
+    if !then.is_empty() {
+        write_atomic(slurm.join("continued.sbatch"), array("continued", &then).as_bytes())?;
+        files.push(slurm.join("continued.sbatch"));
+        let _ = writeln!(
+            submit,
+            "c=$(sbatch --parsable --dependency=afterok:$p {})",
+            quote(&slurm.join("continued.sbatch"))
+        );
+        last = "$p:$c".into();
+    }
+    let _ = writeln!(
+        submit,
+        "# the fine-tuning grid: one array task per run, on one GPU each\nsbatch --dependency=afterok:{last} --wrap \"{} sweep slurm --config {} --gpus-per-task 1 --cpus-per-task 8{}\"",
+        quote(exe),
+        quote(&sweep_file(cfg)),
+        cfg.cluster
+            .as_ref()
+            .and_then(|c| c.partition.clone())
+            .map_or(String::new(), |p| format!(" --partition {p}"))
+    );
+    write_atomic(slurm.join("submit.sh"), submit.as_bytes())?;
+    files.push(slurm.join("submit.sh"));
+    Ok(files)
+}

@@ -1,0 +1,329 @@
+//! The study's report: the full analysis of its runs table (`analysis/`, as `analysis report`
+//! writes it), the findings as CSV (`findings.csv`), their figures (`figures/`), the models
+//! (`models.csv`) and `REPORT.md`, which says for each finding what was compared, the numbers
+//! with their intervals, the test and its Holm-corrected p-value, and the verdict in words.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::arms::{Arm, Model, Role};
+use super::config::StudyConfig;
+use super::findings::{evaluate, fmt_p, Comparison, Evidence, Finding, Names};
+use super::run::StudyOutcome;
+use crate::error::Result;
+use crate::fsutil::write_atomic;
+use crate::stats::report::{build_tables, write_report, ReportConfig, RunsIndex};
+use crate::stats::runs::{check_meta, read_meta, read_runs};
+
+/// Writes `analysis/`, `findings.csv`, `models.csv`, `figures/` and `REPORT.md` under the
+/// study's folder from its `runs.csv` and `meta.csv`.
+pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], outcome: &StudyOutcome) -> Result<()> {
+    let out = &cfg.out;
+    let runs_path = out.join("runs.csv");
+    let meta_path = out.join("meta.csv");
+    let runs = read_runs(&runs_path)?;
+    let meta = read_meta(&meta_path)?;
+    check_meta(&runs, &meta, &runs_path, &meta_path)?;
+    let rc = ReportConfig {
+        seed: cfg.seed,
+        confidence: cfg.analysis.confidence,
+        nan_policy: cfg.analysis.nan_policy,
+        bootstrap_resamples: cfg.analysis.bootstrap_resamples,
+        aggregate_reps: cfg.analysis.aggregate_reps,
+        ..ReportConfig::default()
+    };
+    let ix = RunsIndex::new(&runs, &meta, rc.nan_policy);
+    let tables = build_tables(&ix, &rc);
+    write_report(&tables, &analysis_plots(&tables)?, &out.join("analysis"))?;
+
+    let ev = Evidence::new(&ix, cfg.analysis.confidence, cfg.analysis.alpha);
+    let (findings, baseline) = evaluate(cfg, models, &ev);
+    write_atomic(out.join("findings.csv"), findings_csv(&findings, &baseline)?.as_bytes())?;
+    write_atomic(out.join("models.csv"), models_csv(models)?.as_bytes())?;
+    let figures = super::figures::draw(cfg, &ev, &findings, &baseline)?;
+    write_report(&[], &figures, &out.join("figures"))?;
+    let md = markdown(cfg, arms, models, &findings, &baseline, &ev, outcome, &runs.len());
+    write_atomic(out.join("REPORT.md"), md.as_bytes())
+}
+
+#[cfg(feature = "plots")]
+fn analysis_plots(tables: &[crate::stats::report::Table]) -> Result<Vec<(String, Vec<u8>)>> {
+    crate::stats::plots::plot_tables(tables)
+}
+
+#[cfg(not(feature = "plots"))]
+fn analysis_plots(_: &[crate::stats::report::Table]) -> Result<Vec<(String, Vec<u8>)>> {
+    Ok(Vec::new())
+}
+
+fn csv_text<T: serde::Serialize>(rows: &[T]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r).map_err(|e| crate::Error::config("csv", e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| crate::Error::config("csv", e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| crate::Error::config("csv", e.to_string()))
+}
+
+fn findings_csv(findings: &[Finding], baseline: &[Comparison]) -> Result<String> {
+    let rows: Vec<&Comparison> = findings.iter().flat_map(|f| &f.rows).chain(baseline).collect();
+    csv_text(&rows)
+}
+
+fn models_csv(models: &[Model]) -> Result<String> {
+    csv_text(models)
+}
+
+fn num(x: f64) -> String {
+    if x.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn ci(lo: f64, hi: f64) -> String {
+    if lo.is_nan() {
+        "n/a".into()
+    } else {
+        format!("[{lo:.3}, {hi:.3}]")
+    }
+}
+
+fn comparison_table(rows: &[&Comparison]) -> String {
+    let mut s = String::from(
+        "| comparison | scope | n | a | mean a [95% CI] | b | mean b [95% CI] | a − b [95% CI] | test | p | Holm p |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for c in rows {
+        let _ = writeln!(
+            s,
+            "| {}{} | {} | {} | `{}` | {} {} | `{}` | {} {} | {:+.3} {} | {} | {} | {} |",
+            c.label,
+            if c.primary { " (primary)" } else { "" },
+            c.scope,
+            c.n,
+            c.a,
+            num(c.mean_a),
+            ci(c.lo_a, c.hi_a),
+            c.b,
+            num(c.mean_b),
+            ci(c.lo_b, c.hi_b),
+            c.diff,
+            ci(c.diff_lo, c.diff_hi),
+            c.test,
+            fmt_p(c.p),
+            fmt_p(c.p_holm),
+        );
+    }
+    s
+}
+
+/// Per-model summary: mean normalised best-LR test score over datasets × seeds.
+fn model_table(ev: &Evidence, models: &[Model], confidence: f64) -> String {
+    let mut s = String::from("| model | objective | role | pretraining steps | mean normalised score [95% CI] | datasets × seeds |\n|---|---|---|---|---|---|\n");
+    for m in models {
+        let Some(sc) = ev.scores.get(&m.name) else { continue };
+        let v: Vec<f64> = sc.values().copied().collect();
+        let (lo, hi) = crate::stats::describe::t_interval(&v, confidence);
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} | {} {} | {} |",
+            m.name,
+            m.objective,
+            match m.role {
+                Role::Final => "final",
+                Role::Intermediate => "intermediate",
+                Role::Random => "baseline",
+            },
+            m.step,
+            num(crate::stats::describe::mean(&v)),
+            ci(lo, hi),
+            v.len()
+        );
+    }
+    s
+}
+
+fn timings(cfg: &StudyConfig, outcome: &StudyOutcome, runs_rows: usize) -> String {
+    // earlier calls of this study, then this one (its analysis stage is still running)
+    let path = cfg.out.join("timings.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut calls: Vec<StudyOutcome> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut s = String::from("| call | data | pretraining | fine-tuning | analysis | total | pretraining runs started | fine-tuning runs started |\n|---|---|---|---|---|---|---|---|\n");
+    calls.push(outcome.clone());
+    let n = calls.len();
+    for (i, c) in calls.iter().enumerate() {
+        let this = i + 1 == n;
+        let t = &c.seconds;
+        let _ = writeln!(
+            s,
+            "| {}{} | {:.0} s | {:.0} s | {:.0} s | {} | {} | {} | {} |",
+            i + 1,
+            if this { " (this one)" } else { "" },
+            t.data,
+            t.pretrain,
+            t.finetune,
+            if this {
+                "this step".to_string()
+            } else {
+                format!("{:.0} s", t.analysis)
+            },
+            if this {
+                format!("{:.0} s so far", t.total)
+            } else {
+                format!("{:.0} s", t.total)
+            },
+            c.pretrain_runs_started,
+            c.finetune_runs_started
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{} fine-tuning runs ({} rows in `runs.csv`): {} failed, {} diverged.",
+        outcome.finetune_runs, runs_rows, outcome.finetune_failed, outcome.finetune_diverged
+    );
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn markdown(
+    cfg: &StudyConfig,
+    arms: &[Arm],
+    models: &[Model],
+    findings: &[Finding],
+    baseline: &[Comparison],
+    ev: &Evidence,
+    outcome: &StudyOutcome,
+    runs_rows: &usize,
+) -> String {
+    let names = Names::of(cfg);
+    let f = &cfg.finetune;
+    let p = &cfg.pretrain;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Study `{}`: should we still pretrain encoders with MLM?\n",
+        cfg.name
+    );
+    let _ = writeln!(s, "{}\n", cfg.description);
+    let _ = writeln!(
+        s,
+        "Generated by `encoderlab study` from `runs.csv` (one row per fine-tuning run and split, each naming its run record `sweeps/finetune/runs/<run_id>/`) and `meta.csv`; the resolved study is `study.toml`, every generated config is under `configs/`. Nothing here is typed by hand.\n"
+    );
+    let _ = writeln!(s, "## Verdicts\n\n| finding | claim | verdict |\n|---|---|---|");
+    for fi in findings {
+        let _ = writeln!(
+            s,
+            "| [{}](#{}) | {} | **{}** |",
+            fi.id,
+            fi.id.to_lowercase(),
+            fi.claim,
+            fi.verdict.word()
+        );
+    }
+    let helps = baseline
+        .iter()
+        .filter(|c| ev.verdict(c) == super::findings::Verdict::Reproduced)
+        .count();
+    let _ = writeln!(
+        s,
+        "\nPretraining vs random init: {helps} of {} final models beat the random-init baseline significantly (Holm, α = {}).\n",
+        baseline.len(),
+        cfg.analysis.alpha
+    );
+
+    let _ = writeln!(s, "## Setup\n");
+    let _ = writeln!(
+        s,
+        "- Pretraining: `{}` models, {} steps × {} blocks of {} tokens ({} tokens per arm), peak LR {}, warmup {} steps, WSD decay over the last {} steps, AdamW β=(0.9, 0.95), ε=1e-5, wd 0.1, clip 1.0; tokenizer: {}-id byte-level BPE on {}.",
+        p.size,
+        p.steps,
+        p.batch_size,
+        cfg.tokenizer.seq_len,
+        p.steps * p.batch_size * cfg.tokenizer.seq_len,
+        p.peak_lr,
+        p.warmup_steps,
+        p.decay_steps,
+        cfg.tokenizer.vocab_size,
+        cfg.tokenizer.datasets.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "- Arms: {}.",
+        arms.iter()
+            .map(|a| format!("`{}`", a.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "- Fine-tuning: {} models × {} datasets ({}) × LR {{{}}} × seeds {{{}}}; {} steps of {} examples{}{}, {} attention, {} pooling; the best LR is chosen on validation and its test scores reported.",
+        models.len(),
+        f.datasets.len(),
+        f.datasets.iter().map(|d| d.dataset.as_str()).collect::<Vec<_>>().join(", "),
+        f.learning_rates.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(", "),
+        f.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "),
+        f.steps,
+        f.batch_size,
+        if f.max_train_examples > 0 { format!(" (first {} training examples)", f.max_train_examples) } else { String::new() },
+        if f.max_eval_examples > 0 { format!(", scored on {} examples (queries) per split", f.max_eval_examples) } else { String::new() },
+        serde_json::to_value(f.attention).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        serde_json::to_value(f.pooling).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+    );
+    let _ = writeln!(
+        s,
+        "- Statistics: scores normalised as (score − chance) / (max − chance) to compare across datasets; failed runs: {}; intervals at {} %; paired t-tests over (dataset, seed) units, Welch over seeds on one dataset; Holm over the {} primary tests of the report (supporting rows: Holm within their finding). The full analysis (every table of `analysis report`, with its plots) is in [`analysis/`](analysis/).\n",
+        match cfg.analysis.nan_policy {
+            crate::stats::report::NanPolicy::ImputeChance => "counted at the task's chance score",
+            crate::stats::report::NanPolicy::Drop => "left out",
+        },
+        cfg.analysis.confidence * 100.0,
+        findings.iter().flat_map(|f| &f.rows).filter(|c| c.primary).count()
+    );
+
+    let _ = writeln!(s, "## Compute\n");
+    s.push_str(&timings(cfg, outcome, *runs_rows));
+    let arms_failed = &outcome.arms_failed;
+    if !arms_failed.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nArms that did not complete (left out): {}.",
+            arms_failed.join(", ")
+        );
+    }
+
+    let _ = writeln!(s, "\n## Models\n");
+    s.push_str(&model_table(ev, models, cfg.analysis.confidence));
+    let _ = writeln!(s, "\n![scores of every model](figures/models.png)\n");
+
+    for fi in findings {
+        let _ = writeln!(s, "## {}\n", fi.id);
+        let _ = writeln!(s, "**Claim.** {}\n", fi.claim);
+        let _ = writeln!(s, "**Comparison.** {}.\n", fi.design);
+        let rows: Vec<&Comparison> = fi.rows.iter().collect();
+        if rows.is_empty() {
+            let _ = writeln!(s, "No runs for this comparison.\n");
+        } else {
+            s.push_str(&comparison_table(&rows));
+            let _ = writeln!(s, "\n![{}](figures/{}.png)\n", fi.id, fi.id.to_lowercase());
+            if fi.id == "F2" {
+                let _ = writeln!(s, "![F2 curve](figures/f2_curve.png)\n");
+            }
+        }
+        let _ = writeln!(s, "**Verdict: {}.** {}\n", fi.verdict.word(), fi.why);
+    }
+    let _ = writeln!(s, "## Baseline: does pretraining help at this scale?\n");
+    let rows: Vec<&Comparison> = baseline.iter().collect();
+    s.push_str(&comparison_table(&rows));
+    let _ = writeln!(
+        s,
+        "\n![baseline](figures/baseline.png)\n\nA finding about objectives means little where pretrained models do no better than random weights; the verdicts above say so where it applies. The `{}` and `{}` arms are the models most findings rest on.",
+        names.clm, names.mlm
+    );
+    s
+}
+
+/// Does the folder hold a finished report?
+pub fn has_report(out: &Path) -> bool {
+    out.join("REPORT.md").exists()
+}

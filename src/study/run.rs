@@ -1,0 +1,312 @@
+//! Running a study, resumably: data → tokenizer and pack → every pretraining arm → the
+//! fine-tuning grid → the runs table → the analysis and `REPORT.md`. Every stage keeps what is
+//! done (a completed pretraining run is returned, an interrupted one resumes from its last
+//! checkpoint, a fine-tuning run with a record is not redone), so running the same command again
+//! after an interruption continues where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::arms::{arms, finetune_base_toml, models, pretrain_toml, sweep_toml, Arm, ArmKind, Model};
+use super::config::StudyConfig;
+use crate::data::fetch::{fetch, FetchOptions};
+use crate::data::prepare::{prepare_pretraining_data, PrepareOptions};
+use crate::data::Registry;
+use crate::error::{IoContext, Result};
+use crate::fsutil::write_atomic;
+use crate::stats::runs::builtin_meta;
+use crate::sweep::{collect, run_inline, run_local, LocalOptions, SweepConfig};
+use crate::train::checkpoint::{checkpoint_dir, list_checkpoints, load_state};
+use crate::train::{pretrain, PretrainConfig, RunOptions, RunSummary};
+
+/// How to run a study.
+#[derive(Debug, Clone, Default)]
+pub struct StudyOptions {
+    /// The `encoderlab` binary: fine-tuning runs go to `finetune.workers` processes of it.
+    /// `None`: one after another in this process.
+    pub exe: Option<PathBuf>,
+    /// Progress bars on stderr.
+    pub progress: bool,
+}
+
+/// Seconds of each stage of one call.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct StageSeconds {
+    /// Fetching, tokenizer training and packing.
+    pub data: f64,
+    /// Every pretraining arm.
+    pub pretrain: f64,
+    /// The fine-tuning grid.
+    pub finetune: f64,
+    /// Runs table, analysis report, findings and `REPORT.md`.
+    pub analysis: f64,
+    /// The whole call.
+    pub total: f64,
+}
+
+/// What a call did.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct StudyOutcome {
+    /// Wall seconds of this call, by stage.
+    pub seconds: StageSeconds,
+    /// Pretraining runs done by this call (others were already complete).
+    pub pretrain_runs_started: usize,
+    /// Arms that diverged or could not start (their models are left out of the grid).
+    pub arms_failed: Vec<String>,
+    /// Fine-tuning runs in the grid.
+    pub finetune_runs: usize,
+    /// Of those, started by this call.
+    pub finetune_runs_started: usize,
+    /// Runs recorded failed.
+    pub finetune_failed: usize,
+    /// Runs recorded diverged.
+    pub finetune_diverged: usize,
+    /// The report.
+    pub report: PathBuf,
+}
+
+/// The study's file layout.
+pub fn configs_dir(cfg: &StudyConfig) -> PathBuf {
+    cfg.out.join("configs")
+}
+
+/// The sweep file of the grid.
+pub fn sweep_file(cfg: &StudyConfig) -> PathBuf {
+    configs_dir(cfg).join("finetune_sweep.toml")
+}
+
+/// Runs (or continues) the study.
+pub fn run_study(cfg: &StudyConfig, opts: &StudyOptions) -> Result<StudyOutcome> {
+    let started = Instant::now();
+    let mut seconds = StageSeconds::default();
+    std::fs::create_dir_all(&cfg.out).at(&cfg.out)?;
+    let resolved = toml::to_string(cfg).map_err(|e| crate::Error::config("study", e.to_string()))?;
+    write_atomic(cfg.out.join("study.toml"), resolved.as_bytes())?;
+
+    // data: the fine-tuning datasets (fetched where missing), tokenizer, pack
+    let t = Instant::now();
+    prepare_data(cfg)?;
+    seconds.data = t.elapsed().as_secs_f64();
+
+    // pretraining: every arm, in order (continued arms after their parents)
+    let t = Instant::now();
+    let (arms, started_runs, failed) = pretrain_arms(cfg, opts.progress)?;
+    seconds.pretrain = t.elapsed().as_secs_f64();
+
+    // fine-tuning: every model whose arm completed × dataset × lr × seed
+    let t = Instant::now();
+    let all = models(cfg);
+    let ready: Vec<Model> = all.into_iter().filter(|m| !failed.contains(&m.arm)).collect();
+    let (sweep, specs) = write_sweep(cfg, &ready)?;
+    let started_ft = match &opts.exe {
+        Some(exe) => {
+            let local = LocalOptions {
+                sweep_file: sweep_file(cfg),
+                exe: exe.clone(),
+                workers: cfg.finetune.workers,
+                threads_per_worker: (std::thread::available_parallelism().map_or(1, |n| n.get())
+                    / cfg.finetune.workers)
+                    .max(1),
+                retry_failed: false,
+                progress: opts.progress,
+            };
+            run_local(&sweep, &specs, &local)?.started
+        }
+        None => {
+            let pending = specs
+                .iter()
+                .filter(|s| crate::sweep::state::wants_run(crate::sweep::state::state(s, &sweep.runs_dir()), false))
+                .count();
+            run_inline(&specs, &sweep.runs_dir(), false, opts.progress)?;
+            pending
+        }
+    };
+    seconds.finetune = t.elapsed().as_secs_f64();
+
+    // analysis
+    let t = Instant::now();
+    let runs_csv = cfg.out.join("runs.csv");
+    let n = collect(&specs, &sweep.runs_dir(), &runs_csv)?;
+    write_meta(cfg, &cfg.out.join("meta.csv"))?;
+    let states: Vec<_> = specs
+        .iter()
+        .map(|s| crate::sweep::state::state(s, &sweep.runs_dir()))
+        .collect();
+    let count = |f: fn(&crate::sweep::state::RunState) -> bool| states.iter().filter(|s| f(s)).count();
+    let mut outcome = StudyOutcome {
+        seconds: StageSeconds::default(),
+        pretrain_runs_started: started_runs,
+        arms_failed: failed,
+        finetune_runs: n,
+        finetune_runs_started: started_ft,
+        finetune_failed: count(|s| matches!(s, crate::sweep::state::RunState::Failed)),
+        finetune_diverged: count(|s| {
+            matches!(
+                s,
+                crate::sweep::state::RunState::Done(crate::finetune::Status::Diverged)
+            )
+        }),
+        report: cfg.out.join("REPORT.md"),
+    };
+    outcome.seconds = StageSeconds {
+        total: started.elapsed().as_secs_f64(),
+        ..seconds.clone()
+    };
+    super::report::write_study_report(cfg, &arms, &ready, &outcome)?;
+    seconds.analysis = t.elapsed().as_secs_f64();
+    seconds.total = started.elapsed().as_secs_f64();
+    outcome.seconds = seconds;
+    append_timing(cfg, &outcome)?;
+    Ok(outcome)
+}
+
+/// Fetches the default datasets where missing (when the study says so), then the pack.
+fn prepare_data(cfg: &StudyConfig) -> Result<()> {
+    let registry = Registry::builtin()?;
+    if cfg.fetch {
+        let missing = cfg
+            .finetune
+            .datasets
+            .iter()
+            .map(|d| d.dataset.as_str())
+            .chain(cfg.tokenizer.datasets.iter().map(String::as_str))
+            .any(|n| registry.get(n).map(|s| !s.is_present(&cfg.data_dir)).unwrap_or(false));
+        if missing {
+            let mut f = FetchOptions::new(&cfg.data_dir);
+            f.seed = cfg.seed;
+            fetch(&f)?;
+        }
+    }
+    for d in &cfg.finetune.datasets {
+        let spec = registry.get(&d.dataset)?;
+        if !spec.is_present(&cfg.data_dir) {
+            return Err(crate::Error::config(
+                "finetune.datasets",
+                format!(
+                    "`{}` is not in {}: run `encoderlab data fetch`, or point data_dir at ../shared/data",
+                    d.dataset,
+                    cfg.data_dir.display()
+                ),
+            ));
+        }
+    }
+    let opts = PrepareOptions {
+        vocab_size: cfg.tokenizer.vocab_size,
+        seq_len: cfg.tokenizer.seq_len,
+        seed: cfg.seed,
+        datasets: cfg.tokenizer.datasets.clone(),
+        ..PrepareOptions::new(&cfg.data_dir, &cfg.out)
+    };
+    prepare_pretraining_data(&opts)?;
+    Ok(())
+}
+
+/// Writes every arm's config under `<out>/configs/pretrain/` and returns (arm, path) pairs.
+pub fn write_pretrain_configs(cfg: &StudyConfig) -> Result<Vec<(Arm, PathBuf)>> {
+    let dir = configs_dir(cfg).join("pretrain");
+    arms(cfg)
+        .into_iter()
+        .map(|arm| {
+            let path = dir.join(format!("{}.toml", arm.name));
+            write_atomic(&path, pretrain_toml(cfg, &arm).as_bytes())?;
+            Ok((arm, path))
+        })
+        .collect()
+}
+
+/// Runs `cfg` to completion: returns the saved summary of a completed run, resumes an
+/// interrupted one from its last checkpoint, starts a new one.
+pub fn pretrain_resumable(cfg: &PretrainConfig, progress: bool) -> Result<(RunSummary, bool)> {
+    let dir = cfg.run_dir();
+    let resume = match list_checkpoints(&dir)?.last() {
+        Some(&step) if step < cfg.total_steps() => {
+            let ck = checkpoint_dir(&dir, step);
+            load_state(&ck).ok().filter(|s| s.config == *cfg).map(|_| ck)
+        }
+        _ => None,
+    };
+    let complete = resume.is_none() && !list_checkpoints(&dir)?.is_empty();
+    let summary = pretrain(
+        cfg,
+        &RunOptions {
+            resume,
+            stop_after: None,
+            progress,
+        },
+    )?;
+    Ok((summary, !complete))
+}
+
+fn pretrain_arms(cfg: &StudyConfig, progress: bool) -> Result<(Vec<Arm>, usize, Vec<String>)> {
+    let mut failed: Vec<String> = Vec::new();
+    let mut started = 0;
+    let mut arms = Vec::new();
+    for (arm, path) in write_pretrain_configs(cfg)? {
+        if let ArmKind::Continued { from } = &arm.kind {
+            if failed.contains(from) {
+                eprintln!("arm {}: left out, its parent {from} did not complete", arm.name);
+                failed.push(arm.name.clone());
+                arms.push(arm);
+                continue;
+            }
+        }
+        let pc = PretrainConfig::load(&path, &[])?;
+        eprintln!("pretraining arm {} ({} steps, {})", arm.name, arm.steps, arm.size);
+        let (summary, ran) = pretrain_resumable(&pc, progress)?;
+        started += usize::from(ran);
+        if summary.status != "completed" {
+            eprintln!("arm {}: {} at step {:?}", arm.name, summary.status, summary.diverged_at);
+            failed.push(arm.name.clone());
+        }
+        arms.push(arm);
+    }
+    Ok((arms, started, failed))
+}
+
+fn write_sweep(cfg: &StudyConfig, models: &[Model]) -> Result<(SweepConfig, Vec<crate::sweep::RunSpec>)> {
+    let dir = configs_dir(cfg);
+    let base = dir.join("finetune_base.toml");
+    let first = models
+        .first()
+        .ok_or_else(|| crate::Error::config("pretrain", "no arm completed: nothing to fine-tune"))?;
+    write_atomic(&base, finetune_base_toml(cfg, first).as_bytes())?;
+    write_atomic(
+        sweep_file(cfg),
+        sweep_toml(cfg, models, &base, &cfg.out.join("sweeps")).as_bytes(),
+    )?;
+    let sweep = SweepConfig::load(sweep_file(cfg))?;
+    let specs = sweep.expand()?;
+    Ok((sweep, specs))
+}
+
+/// The task metadata of the grid's datasets (from the registry), as `analysis report --meta`
+/// reads it.
+fn write_meta(cfg: &StudyConfig, path: &Path) -> Result<()> {
+    let meta = builtin_meta(&Registry::builtin()?);
+    let mut text = String::from("dataset,family,metric_name,chance_score,max_score,higher_is_better\n");
+    for d in &cfg.finetune.datasets {
+        if let Some(m) = meta.get(&d.dataset) {
+            text.push_str(&format!(
+                "{},{},{},{:?},{:?},{}\n",
+                d.dataset, m.family, m.metric_name, m.chance_score, m.max_score, m.higher_is_better
+            ));
+        }
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+/// Appends this call's outcome to `<out>/timings.jsonl` (one line per call).
+fn append_timing(cfg: &StudyConfig, outcome: &StudyOutcome) -> Result<()> {
+    use std::io::Write;
+    let path = cfg.out.join("timings.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .at(&path)?;
+    let line = serde_json::to_string(outcome).map_err(|e| crate::Error::config("timings", e.to_string()))?;
+    writeln!(f, "{line}").at(&path)?;
+    Ok(())
+}

@@ -1,0 +1,431 @@
+//! The one-command study: presets, arms and configs, the findings' statistics and verdicts on
+//! runs made to order, the cost estimate, and a whole (miniature) study on real data run twice
+//! (the second call redoes nothing), whose report's numbers are recomputed from `runs.csv`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::shared_data;
+use encoderlab::stats::report::{NanPolicy, RunsIndex};
+use encoderlab::stats::runs::{read_runs, Run, TaskMeta};
+use encoderlab::study::arms::{arms, models, pretrain_toml, ArmKind, Role};
+use encoderlab::study::findings::{evaluate, Evidence, Verdict};
+use encoderlab::study::{paper, run_study, StudyConfig, StudyOptions};
+use encoderlab::train::PretrainConfig;
+
+#[test]
+fn presets_parse_and_every_generated_pretraining_config_loads() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    for name in ["demo", "standard", "paper"] {
+        let cfg = StudyConfig::preset(name)?;
+        assert_eq!(cfg.name, name);
+        for arm in arms(&cfg) {
+            let path = dir.path().join(format!("{name}-{}.toml", arm.name));
+            std::fs::write(&path, pretrain_toml(&cfg, &arm))?;
+            let pc = PretrainConfig::load(&path, &[])?;
+            assert_eq!(pc.total_steps(), arm.steps, "{name}/{}", arm.name);
+            if let ArmKind::Biphasic { share } = arm.kind {
+                let clm = pc.train.phases[0].steps as f64;
+                assert_eq!(clm, (share * arm.steps as f64).round());
+            }
+            assert_eq!(
+                pc.train.init_from.is_some(),
+                matches!(arm.kind, ArmKind::Continued { .. })
+            );
+        }
+    }
+    // the paper's switch points, exactly
+    let paper = StudyConfig::preset("paper")?;
+    let switches: Vec<usize> = arms(&paper)
+        .iter()
+        .filter_map(|a| match a.kind {
+            ArmKind::Biphasic { share } => Some((share * a.steps as f64).round() as usize),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(switches, [10_000, 21_000, 32_000]);
+    assert!(StudyConfig::preset("nope").is_err());
+    Ok(())
+}
+
+#[test]
+fn bad_study_files_are_refused_with_the_field() -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/study/demo.toml"))?;
+    for (from, to, field) in [
+        ("steps = 400", "steps = 400\nsurprise = 1", "surprise"),
+        (
+            "clm_shares = [0.25, 0.5, 0.75]",
+            "clm_shares = [1.0]",
+            "pretrain.clm_shares",
+        ),
+        ("intermediate = [100]", "intermediate = [400]", "pretrain.intermediate"),
+        ("seeds = [0, 1, 2]", "seeds = [0]", "finetune.seeds"),
+        (
+            "{ dataset = \"bbc_news\", max_length = 64 }",
+            "{ dataset = \"bbc_news\", max_length = 256 }",
+            "finetune.datasets",
+        ),
+        ("size = \"tiny\"", "size = \"huge\"", "pretrain.size"),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let err = StudyConfig::parse(&text.replacen(from, to, 1), Path::new("bad.toml")).unwrap_err();
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn the_grid_holds_every_arm_intermediate_checkpoints_and_the_random_baseline() -> anyhow::Result<()> {
+    let cfg = StudyConfig::preset("standard")?;
+    let m = models(&cfg);
+    let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+    for want in [
+        "clm",
+        "mlm40",
+        "mlm20",
+        "clm@300",
+        "mlm40@1000",
+        "clm25-mlm40",
+        "clm50-mlm40",
+        "clm75-mlm40",
+        "clm+mlm40",
+        "mlm40+mlm40",
+        "micro-mlm40",
+        "micro-mlm20",
+        "random",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let random = m.iter().find(|m| m.role == Role::Random).expect("baseline");
+    assert!(random.checkpoint.ends_with("pretrain/clm/checkpoints/step-0003000"));
+    // continued arms start from the parents' decayed final checkpoints
+    let cont = arms(&cfg).into_iter().find(|a| a.name == "clm+mlm40").expect("arm");
+    assert!(pretrain_toml(&cfg, &cont)
+        .contains("init_from = \"runs/study/standard/pretrain/clm/checkpoints/step-0003000\""));
+    Ok(())
+}
+
+#[test]
+fn the_gpu_hour_estimate_is_six_n_t_plus_attention_over_the_throughput() -> anyhow::Result<()> {
+    // one 210M arm: N = parameters without the input embedding, T = 42k × 1152 × 2048 tokens
+    let mut cfg = StudyConfig::preset("paper")?;
+    cfg.pretrain.size = "210m".into();
+    cfg.pretrain.other_ratios.clear();
+    cfg.pretrain.ratio_sizes.clear();
+    cfg.pretrain.clm_shares.clear();
+    cfg.pretrain.continued_steps = 0;
+    let e = paper::estimate(&cfg)?;
+    let pre = &e.lines[0];
+    assert_eq!(pre.runs, 2); // clm and mlm40
+    let m = encoderlab::model::ModelConfig::paper_210m();
+    let n = (m.num_parameters() - 128_256 * 768) as f64;
+    let t = 42_000.0 * 1152.0 * 2048.0;
+    let per_token = 6.0 * n + 6.0 * (12 * 2048 * 768) as f64;
+    assert_eq!(pre.tokens, 2.0 * t);
+    assert!((pre.flops / (2.0 * t * per_token) - 1.0).abs() < 1e-12);
+    assert!((pre.gpu_hours - pre.flops / (989e12 * 0.4) / 3600.0).abs() < 1e-9);
+    let text = paper::describe(&cfg)?;
+    assert!(text.contains("GPU-hours") && text.contains("fine-tuning"));
+    Ok(())
+}
+
+fn meta() -> BTreeMap<String, TaskMeta> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|d| {
+            (
+                d.to_string(),
+                TaskMeta {
+                    family: format!("family_{d}"),
+                    metric_name: "accuracy".into(),
+                    chance_score: 0.5,
+                    max_score: 1.0,
+                    higher_is_better: true,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Extra seed noise of the `clm` model (mean 0), so that its differences from others vary.
+const CLM_JITTER: [f64; 5] = [0.02, -0.02, 0.01, -0.01, 0.0];
+
+/// Runs of `models` on three datasets: score = base(model) + noise(seed), validation = test.
+fn runs(models: &[(&str, f64)]) -> Vec<Run> {
+    let mut v = Vec::new();
+    for (model, base) in models {
+        for d in ["a", "b", "c"] {
+            for (li, lr) in [1e-4, 5e-4].iter().enumerate() {
+                for seed in 0..5i64 {
+                    // the same seed noise for every model (paired units), a worse low LR
+                    let noise = [0.01, -0.02, 0.015, -0.005, 0.0][seed as usize] + if li == 0 { -0.05 } else { 0.0 };
+                    for split in ["validation", "test"] {
+                        v.push(Run {
+                            model: model.to_string(),
+                            objective: model.to_string(),
+                            family: None,
+                            dataset: d.into(),
+                            learning_rate: *lr,
+                            seed,
+                            split: split.into(),
+                            metric: None,
+                            score: base
+                                + noise
+                                + if *model == "clm" {
+                                    CLM_JITTER[seed as usize]
+                                } else {
+                                    0.0
+                                },
+                            line: 0,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn verdicts_follow_the_data_in_both_directions_and_say_inconclusive_otherwise() -> anyhow::Result<()> {
+    let cfg = StudyConfig::preset("demo")?;
+    let all = models(&cfg);
+    let meta = meta();
+    for (mlm, want) in [
+        (0.80, Verdict::Reproduced),
+        (0.60, Verdict::Contradicted),
+        (0.70, Verdict::Inconclusive),
+    ] {
+        let table = runs(&[("clm", 0.70), ("mlm40", mlm), ("random", 0.55)]);
+        let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
+        let ev = Evidence::new(&ix, 0.95, 0.05);
+        let (findings, baseline) = evaluate(&cfg, &all, &ev);
+        let f1 = &findings[0];
+        assert_eq!(f1.id, "F1");
+        assert_eq!(f1.verdict, want, "mlm {mlm}: {}", f1.why);
+        let primary = f1.rows.iter().find(|c| c.primary).expect("primary row");
+        // normalised: (x − 0.5) / 0.5, so the difference is 2 × (mlm − clm)
+        let expected = 2.0 * (mlm - 0.70);
+        assert!(
+            (primary.diff - expected).abs() < 1e-12,
+            "{} vs {expected}",
+            primary.diff
+        );
+        assert_eq!(primary.n, 15);
+        // arms absent from these runs: their findings say so, never a verdict
+        assert_eq!(findings[3].verdict, Verdict::Inconclusive);
+        assert!(findings[3].rows.is_empty());
+        // both models beat random init
+        assert_eq!(baseline.len(), 2);
+    }
+    Ok(())
+}
+
+#[test]
+fn the_masking_ratio_finding_needs_two_sizes_and_a_change_of_sign() -> anyhow::Result<()> {
+    let mut cfg = StudyConfig::preset("demo")?;
+    cfg.pretrain.ratio_sizes = vec!["micro".into()];
+    let all = models(&cfg);
+    let meta = meta();
+    // at `tiny` 40 % is better, at `micro` 20 %: the best ratio depends on size
+    let table = runs(&[
+        ("mlm40", 0.80),
+        ("mlm20", 0.70),
+        ("micro-mlm40", 0.60),
+        ("micro-mlm20", 0.70),
+    ]);
+    let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
+    let ev = Evidence::new(&ix, 0.95, 0.05);
+    let (findings, _) = evaluate(&cfg, &all, &ev);
+    let f6 = findings.iter().find(|f| f.id == "F6").expect("F6");
+    assert_eq!(f6.verdict, Verdict::Reproduced, "{}", f6.why);
+    // the same best ratio at both sizes, both significant: contradicted
+    let table = runs(&[
+        ("mlm40", 0.80),
+        ("mlm20", 0.70),
+        ("micro-mlm40", 0.75),
+        ("micro-mlm20", 0.65),
+    ]);
+    let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
+    let ev = Evidence::new(&ix, 0.95, 0.05);
+    let (findings, _) = evaluate(&cfg, &all, &ev);
+    let f6 = findings.iter().find(|f| f.id == "F6").expect("F6");
+    assert_eq!(f6.verdict, Verdict::Contradicted, "{}", f6.why);
+    // one size: cannot be tested
+    let cfg = StudyConfig::preset("demo")?;
+    let (findings, _) = evaluate(&cfg, &models(&cfg), &ev);
+    let f6 = findings.iter().find(|f| f.id == "F6").expect("F6");
+    assert_eq!(f6.verdict, Verdict::Inconclusive);
+    assert!(f6.why.contains("one model size"), "{}", f6.why);
+    Ok(())
+}
+
+/// A study small enough for a test: `micro` models, 20 steps, two shared datasets.
+fn miniature(data: &Path, out: &Path) -> anyhow::Result<StudyConfig> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/study/demo.toml"))?;
+    let mut cfg = StudyConfig::parse(&text, Path::new("demo.toml"))?;
+    cfg.name = "miniature".into();
+    cfg.data_dir = data.to_path_buf();
+    cfg.fetch = false;
+    cfg.out = out.to_path_buf();
+    cfg.tokenizer.vocab_size = 512;
+    cfg.tokenizer.seq_len = 32;
+    cfg.tokenizer.datasets = vec!["nltk_inaugural".into()];
+    let p = &mut cfg.pretrain;
+    p.size = "micro".into();
+    p.steps = 20;
+    p.batch_size = 4;
+    p.warmup_steps = 2;
+    p.decay_steps = 4;
+    p.clm_shares = vec![0.5];
+    p.intermediate = vec![10];
+    p.continued_steps = 6;
+    p.eval_every_steps = 10;
+    let f = &mut cfg.finetune;
+    f.datasets = vec![
+        toml::from_str("dataset = \"sst2\"\nmax_length = 32")?,
+        toml::from_str("dataset = \"conll2003\"\nmax_length = 32")?,
+    ];
+    f.learning_rates = vec![1e-4, 1e-3];
+    f.seeds = vec![0, 1];
+    f.steps = 3;
+    f.batch_size = 8;
+    f.max_train_examples = 24;
+    f.max_eval_examples = 16;
+    f.workers = 1;
+    cfg.analysis.bootstrap_resamples = 200;
+    cfg.analysis.aggregate_reps = 200;
+    Ok(cfg)
+}
+
+#[test]
+fn a_whole_study_runs_resumes_without_redoing_anything_and_its_numbers_come_from_runs_csv() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let cfg = miniature(&data, &dir.path().join("study"))?;
+    let opts = StudyOptions::default(); // in process, one run after another
+    let first = run_study(&cfg, &opts)?;
+    // 9 models (clm, clm@10, mlm40, mlm40@10, mlm20, clm50-mlm40, 2 continued, random) × 2 × 2 × 2
+    assert_eq!(first.finetune_runs, 72);
+    assert_eq!(first.pretrain_runs_started, 6);
+    assert_eq!(first.finetune_runs_started, 72);
+    assert!(first.arms_failed.is_empty());
+    let out = &cfg.out;
+    let report = std::fs::read_to_string(out.join("REPORT.md"))?;
+    for needle in [
+        "## F1",
+        "## F2",
+        "## F3",
+        "## F4",
+        "## F5",
+        "## F6",
+        "Holm p",
+        "**Verdict:",
+        "## Baseline",
+    ] {
+        assert!(report.contains(needle), "REPORT.md lacks {needle}");
+    }
+    for file in [
+        "runs.csv",
+        "meta.csv",
+        "findings.csv",
+        "models.csv",
+        "study.toml",
+        "analysis/best_lr.csv",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    #[cfg(feature = "plots")]
+    for fig in ["models", "f1", "f2", "f2_curve", "f3", "f4", "f5", "baseline"] {
+        assert!(out.join("figures").join(format!("{fig}.png")).exists(), "{fig}.png");
+    }
+    // F1's primary difference, recomputed from runs.csv alone: best LR on validation (ties to
+    // the smaller LR), normalised test scores, paired by (dataset, seed)
+    let rows = read_runs(&out.join("runs.csv"))?;
+    let meta = encoderlab::stats::runs::read_meta(&out.join("meta.csv"))?;
+    let chance = |d: &str| meta[d].chance_score;
+    let norm = |model: &str| -> BTreeMap<(String, i64), f64> {
+        let mut best: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for d in ["sst2", "conll2003"] {
+            for lr in [1e-4, 1e-3] {
+                let v: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| r.model == model && r.dataset == d && r.learning_rate == lr && r.split == "validation")
+                    .map(|r| if r.score.is_nan() { chance(d) } else { r.score })
+                    .collect();
+                let m = v.iter().sum::<f64>() / v.len() as f64;
+                if best.get(d).is_none_or(|b| m > b.1) {
+                    best.insert(d.to_string(), (lr, m));
+                }
+            }
+        }
+        rows.iter()
+            .filter(|r| r.model == model && r.split == "test" && r.learning_rate == best[&r.dataset].0)
+            .map(|r| {
+                let c = chance(&r.dataset);
+                let s = if r.score.is_nan() { c } else { r.score };
+                ((r.dataset.clone(), r.seed), (s - c) / (1.0 - c))
+            })
+            .collect()
+    };
+    let (mlm, clm) = (norm("mlm40"), norm("clm"));
+    let diff = mlm.iter().map(|(k, v)| v - clm[k]).sum::<f64>() / mlm.len() as f64;
+    let findings = std::fs::read_to_string(out.join("findings.csv"))?;
+    let mut reader = csv::Reader::from_reader(findings.as_bytes());
+    let header = reader.headers()?.clone();
+    let col = |name: &str| header.iter().position(|h| h == name).expect("column");
+    let f1 = reader
+        .records()
+        .map(|r| r.expect("row"))
+        .find(|r| &r[col("finding")] == "F1" && &r[col("primary")] == "true")
+        .expect("F1 primary row");
+    let reported: f64 = f1[col("diff")].parse()?;
+    assert!((reported - diff).abs() < 1e-12, "{reported} vs {diff}");
+    assert_eq!(f1[col("n")].parse::<usize>()?, 4);
+
+    // again: nothing is redone, the report is the same
+    let findings_before = findings;
+    let second = run_study(&cfg, &opts)?;
+    assert_eq!(second.pretrain_runs_started, 0);
+    assert_eq!(second.finetune_runs_started, 0);
+    assert_eq!(std::fs::read_to_string(out.join("findings.csv"))?, findings_before);
+    let timings = std::fs::read_to_string(out.join("timings.jsonl"))?;
+    assert_eq!(timings.lines().count(), 2);
+    Ok(())
+}
+
+#[test]
+fn an_interrupted_arm_resumes_from_its_last_checkpoint() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let cfg = miniature(&data, &dir.path().join("study"))?;
+    let written = encoderlab::study::run::write_pretrain_configs(&cfg)?;
+    encoderlab::data::prepare::prepare_pretraining_data(&encoderlab::data::prepare::PrepareOptions {
+        vocab_size: 512,
+        seq_len: 32,
+        datasets: vec!["nltk_inaugural".into()],
+        ..encoderlab::data::prepare::PrepareOptions::new(&data, &cfg.out)
+    })?;
+    let pc = PretrainConfig::load(&written[0].1, &[])?;
+    // stopped after 7 of 20 steps (with a checkpoint there)
+    let stopped = encoderlab::train::pretrain(
+        &pc,
+        &encoderlab::train::RunOptions {
+            stop_after: Some(7),
+            ..Default::default()
+        },
+    )?;
+    assert_eq!(stopped.status, "stopped");
+    let (done, ran) = encoderlab::study::run::pretrain_resumable(&pc, false)?;
+    assert!(ran);
+    assert_eq!((done.status.as_str(), done.steps), ("completed", 20));
+    let (again, ran) = encoderlab::study::run::pretrain_resumable(&pc, false)?;
+    assert!(!ran);
+    assert_eq!(
+        (again.status, again.steps, again.checkpoint),
+        (done.status, done.steps, done.checkpoint)
+    );
+    Ok(())
+}
