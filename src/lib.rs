@@ -41,6 +41,7 @@ pub mod prelude {
     #[cfg(feature = "notebook")]
     pub use crate::notebook::{attention_demo, compare, results_table, History, Html, MaskDemo, Png, Report};
     pub use crate::stats::report::{ReportConfig, Table};
+    pub use crate::study::{run_study, StudyConfig, StudyOptions, StudyOutcome};
     pub use crate::sweep::SweepConfig;
     pub use crate::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
     pub use crate::train::{pretrain, PretrainConfig, RunOptions, RunSummary};

@@ -199,6 +199,10 @@ struct PretrainArgs {
     /// configuration saved in it.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// With --config: continue the run from its last checkpoint if it has one with this
+    /// configuration, return it if complete, else start it (what a rerun job wants).
+    #[arg(long = "continue", conflicts_with_all = ["resume", "stop_after"])]
+    continue_run: bool,
     /// Stop after this many steps of the run (with a checkpoint), to resume later.
     #[arg(long)]
     stop_after: Option<usize>,
@@ -504,12 +508,16 @@ fn pretrain(args: &PretrainArgs) -> Result<()> {
         (None, Some(path)) => PretrainConfig::load(path, &args.set)?,
         (None, None) => bail!("give --config FILE or --resume CHECKPOINT"),
     };
-    let opts = RunOptions {
-        resume: args.resume.clone(),
-        stop_after: args.stop_after,
-        progress: true,
+    let summary = if args.continue_run {
+        encoderlab::study::run::pretrain_resumable(&cfg, true)?.0
+    } else {
+        let opts = RunOptions {
+            resume: args.resume.clone(),
+            stop_after: args.stop_after,
+            progress: true,
+        };
+        encoderlab::train::pretrain(&cfg, &opts)?
     };
-    let summary = encoderlab::train::pretrain(&cfg, &opts)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if summary.status == "diverged" {
         bail!(

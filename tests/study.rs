@@ -429,3 +429,40 @@ fn an_interrupted_arm_resumes_from_its_last_checkpoint() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn the_paper_preset_emits_rerunnable_slurm_jobs_and_a_sweep_that_expands() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = StudyConfig::preset("paper")?;
+    cfg.out = dir.path().join("paper");
+    let files = paper::emit(&cfg, Path::new("/opt/encoderlab"))?;
+    let all = arms(&cfg);
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "toml"))
+            .count(),
+        all.len() + 3
+    );
+    let first = std::fs::read_to_string(cfg.out.join("slurm/pretrain.sbatch"))?;
+    let independent = all
+        .iter()
+        .filter(|a| !matches!(a.kind, ArmKind::Continued { .. }))
+        .count();
+    assert!(
+        first.contains(&format!("#SBATCH --array=0-{}", independent - 1)),
+        "{first}"
+    );
+    assert!(first.contains("pretrain --continue --config"));
+    let submit = std::fs::read_to_string(cfg.out.join("slurm/submit.sh"))?;
+    assert!(submit.contains("--dependency=afterok:$p "), "{submit}");
+    assert!(submit.contains("sweep slurm --config"));
+    let sweep = encoderlab::sweep::SweepConfig::load(cfg.out.join("configs/finetune_sweep.toml"))?;
+    let runs = sweep.expand()?;
+    assert_eq!(runs.len(), models(&cfg).len() * 13 * 6 * 5);
+    // every paper-sized arm config loads, with 1,152 sequences of 2,048 tokens per step
+    let pc = PretrainConfig::load(cfg.out.join("configs/pretrain/clm.toml"), &[])?;
+    assert_eq!(pc.data.batch_size * pc.data.grad_accum, 1152);
+    assert_eq!(pc.train.device, "cuda:0");
+    Ok(())
+}

@@ -213,7 +213,7 @@ preset = "{size}"
 [data]
 pack = {pack:?}
 batch_size = {batch}
-grad_accum = 1
+grad_accum = {accum}
 eval_blocks = 32
 
 [train]
@@ -250,6 +250,7 @@ eval_ratio = {ratio:?}
         size = arm.size,
         pack = pack_dir(cfg).display().to_string(),
         batch = p.batch_size,
+        accum = p.grad_accum,
         seed = cfg.seed,
         eval = p.eval_every_steps.min(arm.steps),
         milestones = milestones.join(", "),

@@ -40,8 +40,11 @@ pub struct PretrainPlan {
     pub size: String,
     /// The budget of every arm, in optimizer steps.
     pub steps: usize,
-    /// Blocks per step.
+    /// Blocks per micro-batch.
     pub batch_size: usize,
+    /// Micro-batches per optimizer step (a step sees batch_size × grad_accum blocks).
+    #[serde(default = "one")]
+    pub grad_accum: usize,
     /// Peak learning rate.
     pub peak_lr: f64,
     /// Linear warmup steps.
@@ -75,6 +78,10 @@ pub struct PretrainPlan {
 
 fn cpu() -> String {
     "cpu".into()
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One fine-tuning dataset of the grid.
@@ -260,6 +267,7 @@ impl StudyConfig {
             ("tokenizer.seq_len", self.tokenizer.seq_len),
             ("pretrain.steps", p.steps),
             ("pretrain.batch_size", p.batch_size),
+            ("pretrain.grad_accum", p.grad_accum),
             ("pretrain.eval_every_steps", p.eval_every_steps),
             ("finetune.steps", self.finetune.steps),
             ("finetune.batch_size", self.finetune.batch_size),

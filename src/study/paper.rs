@@ -68,7 +68,7 @@ pub fn estimate(cfg: &StudyConfig) -> Result<Estimate> {
     let mut by_size: std::collections::BTreeMap<String, (usize, f64, f64)> = Default::default();
     for arm in &arms {
         let m = ModelConfig::preset(&arm.size)?;
-        let tokens = (arm.steps * cfg.pretrain.batch_size * seq) as f64;
+        let tokens = (arm.steps * cfg.pretrain.batch_size * cfg.pretrain.grad_accum * seq) as f64;
         let flops = tokens * train_flops_per_token(&m, seq);
         let e = by_size.entry(format!("pretraining, {} arms", arm.size)).or_default();
         e.0 += 1;
@@ -227,7 +227,7 @@ pub fn emit(cfg: &StudyConfig, exe: &Path) -> Result<Vec<PathBuf>> {
     let array = |name: &str, set: &[&(Arm, PathBuf)]| -> String {
         let configs: Vec<String> = set.iter().map(|(_, p)| quote(p)).collect();
         format!(
-            "#!/bin/bash\n#SBATCH --job-name={}-{name}\n#SBATCH --array=0-{}\n#SBATCH --gpus-per-task=1\n#SBATCH --cpus-per-task=8\n#SBATCH --output={}/%x_%A_%a.out\n{partition}# written by `encoderlab study`: one task = one pretraining arm; rerunning resumes from the last checkpoint\nset -eu\ncd {}\nconfigs=({})\n{} pretrain --config \"${{configs[$SLURM_ARRAY_TASK_ID]}}\"\n",
+            "#!/bin/bash\n#SBATCH --job-name={}-{name}\n#SBATCH --array=0-{}\n#SBATCH --gpus-per-task=1\n#SBATCH --cpus-per-task=8\n#SBATCH --output={}/%x_%A_%a.out\n{partition}# written by `encoderlab study`: one task = one pretraining arm; rerunning resumes from the last checkpoint\nset -eu\ncd {}\nconfigs=({})\n{} pretrain --continue --config \"${{configs[$SLURM_ARRAY_TASK_ID]}}\"\n",
             cfg.name,
             set.len().saturating_sub(1),
             quote(&slurm),
