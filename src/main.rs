@@ -369,6 +369,10 @@ struct StudyArgs {
     /// nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Then copy the report with its tables and figures (no run records or checkpoints) to this
+    /// folder, e.g. analysis/study/standard to commit it.
+    #[arg(long)]
+    publish: Option<PathBuf>,
 }
 
 fn train_tokenizer(corpus: &Corpus, vocab_size: usize, min_frequency: u64, out: &Path) -> Result<TextTokenizer> {
@@ -485,6 +489,10 @@ fn study(args: &StudyArgs) -> Result<()> {
         outcome.finetune_diverged
     );
     println!("report: {}", outcome.report.display());
+    if let Some(dest) = &args.publish {
+        let copied = encoderlab::study::report::publish(&cfg.out, dest)?;
+        println!("published {} files to {}", copied.len(), dest.display());
+    }
     let report = std::fs::read_to_string(&outcome.report)?;
     if let Some(verdicts) = report.split("## Setup").next() {
         println!("{}", verdicts.trim_end());

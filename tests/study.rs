@@ -385,6 +385,29 @@ fn a_whole_study_runs_resumes_without_redoing_anything_and_its_numbers_come_from
     assert!((reported - diff).abs() < 1e-12, "{reported} vs {diff}");
     assert_eq!(f1[col("n")].parse::<usize>()?, 4);
 
+    // published for committing: the report and everything it links to
+    let published = dir.path().join("published");
+    encoderlab::study::report::publish(out, &published)?;
+    let report = std::fs::read_to_string(published.join("REPORT.md"))?;
+    let links: Vec<&str> = report
+        .split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter(|l| !l.starts_with('#'))
+        .collect();
+    assert!(links.len() >= 3, "{links:?}");
+    for link in links {
+        #[cfg(not(feature = "plots"))]
+        if link.ends_with(".png") {
+            continue;
+        }
+        assert!(
+            published.join(link).exists(),
+            "REPORT.md links to {link}, not published"
+        );
+    }
+    assert!(!published.join("sweeps").exists() && !published.join("pretrain").exists());
+
     // again: nothing is redone, the report is the same
     let findings_before = findings;
     let second = run_study(&cfg, &opts)?;

@@ -2,6 +2,7 @@
 //! with their intervals (a forest plot), and F2's score-versus-pretraining-steps curves. PNG
 //! and SVG, drawn by the analysis' plotting code (the `plots` feature; without it, none).
 
+use super::arms::Model;
 use super::config::StudyConfig;
 use super::findings::{Comparison, Evidence, Finding};
 use crate::error::Result;
@@ -13,7 +14,13 @@ use crate::stats::plots::{render_all, Figure, Mark, Panel, Point, Series};
 
 /// Every figure of the report, as (file name, bytes).
 #[cfg(not(feature = "plots"))]
-pub fn draw(_: &StudyConfig, _: &Evidence, _: &[Finding], _: &[Comparison]) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn draw(
+    _: &StudyConfig,
+    _: &[Model],
+    _: &Evidence,
+    _: &[Finding],
+    _: &[Comparison],
+) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(Vec::new())
 }
 
@@ -21,17 +28,18 @@ pub fn draw(_: &StudyConfig, _: &Evidence, _: &[Finding], _: &[Comparison]) -> R
 #[cfg(feature = "plots")]
 pub fn draw(
     cfg: &StudyConfig,
+    models: &[Model],
     ev: &Evidence,
     findings: &[Finding],
     baseline: &[Comparison],
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut figs = vec![models(ev, cfg.analysis.confidence)];
+    let mut figs = vec![model_scores(models, ev, cfg.analysis.confidence)];
     for f in findings {
         if f.rows.is_empty() {
             continue;
         }
         let rows: Vec<&Comparison> = f.rows.iter().collect();
-        figs.push(forest(name(&f.id), &format!("{}: {}", f.id, f.claim), &rows));
+        figs.push(forest(name(&f.id), &format!("{}: {}", f.id, title(&f.id)), &rows));
         if f.id == "F2" {
             let names = Names::of(cfg);
             figs.push(Figure {
@@ -57,6 +65,19 @@ fn name(id: &str) -> &'static str {
         "F4" => "f4",
         "F5" => "f5",
         _ => "f6",
+    }
+}
+
+/// A figure title short enough to fit.
+#[cfg(feature = "plots")]
+fn title(id: &str) -> &'static str {
+    match id {
+        "F1" => "MLM vs CLM downstream",
+        "F2" => "CLM vs MLM early in pretraining",
+        "F3" => "fine-tuning spread over seeds and LRs, CLM vs MLM",
+        "F4" => "CLM then MLM vs MLM alone, same budget",
+        "F5" => "MLM continued from CLM vs from MLM",
+        _ => "masking ratio by model size",
     }
 }
 
@@ -99,11 +120,11 @@ fn forest(name: &'static str, title: &str, rows: &[&Comparison]) -> Figure {
     }
 }
 
-/// Every model's mean normalised best-LR test score over datasets × seeds.
+/// Every model's mean normalised best-LR test score over datasets × seeds, in the grid's order.
 #[cfg(feature = "plots")]
-fn models(ev: &Evidence, confidence: f64) -> Figure {
+fn model_scores(models: &[Model], ev: &Evidence, confidence: f64) -> Figure {
     use crate::stats::describe::{mean, t_interval};
-    let names: Vec<&String> = ev.scores.keys().collect();
+    let names: Vec<&String> = models.iter().map(|m| &m.name).filter(|n| ev.has(n)).collect();
     let n = names.len();
     let mut ticks = Vec::new();
     let mut series = Vec::new();

@@ -650,10 +650,23 @@ fn decide(f: &mut Finding, ev: &Evidence, pretraining_helps: bool) {
         })
         .collect();
     let mixed = any(Verdict::Reproduced) && any(Verdict::Contradicted);
+    // F1 also names the families (the paper: largest on SC and QA, CLM strong on TC)
+    let families: Vec<String> = f
+        .rows
+        .iter()
+        .filter(|c| f.id == "F1" && c.label.ends_with("one family"))
+        .map(|c| format!("{} {} (Holm p {})", c.scope, interval(c), fmt_p(c.p_holm)))
+        .collect();
+    let by_family = if families.is_empty() {
+        String::new()
+    } else {
+        format!(" By family (MLM − CLM): {}.", families.join("; "))
+    };
     f.why = format!(
-        "{}.{}{}",
+        "{}.{}{}{}",
         parts.join("; "),
         if mixed { " The primary tests disagree." } else { "" },
+        by_family,
         if f.verdict == Verdict::Reproduced {
             String::new()
         } else {

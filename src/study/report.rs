@@ -40,7 +40,7 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
     let (findings, baseline) = evaluate(cfg, models, &ev);
     write_atomic(out.join("findings.csv"), findings_csv(&findings, &baseline)?.as_bytes())?;
     write_atomic(out.join("models.csv"), models_csv(models)?.as_bytes())?;
-    let figures = super::figures::draw(cfg, &ev, &findings, &baseline)?;
+    let figures = super::figures::draw(cfg, models, &ev, &findings, &baseline)?;
     write_report(&[], &figures, &out.join("figures"))?;
     let md = markdown(cfg, arms, models, &findings, &baseline, &ev, outcome, &runs.len());
     write_atomic(out.join("REPORT.md"), md.as_bytes())
@@ -326,4 +326,44 @@ fn markdown(
 /// Does the folder hold a finished report?
 pub fn has_report(out: &Path) -> bool {
     out.join("REPORT.md").exists()
+}
+
+/// Copies the report and everything it links to (`REPORT.md`, the tables, the figures, the
+/// analysis, the resolved study and its timings; not the run records or checkpoints) from the
+/// study's folder to `dest`, for committing. `dest` is replaced only when all is copied.
+pub fn publish(out: &Path, dest: &Path) -> Result<Vec<String>> {
+    use crate::error::IoContext;
+    let stage = crate::fsutil::StagingDir::create(dest)?;
+    let mut copied = Vec::new();
+    let files = [
+        "REPORT.md",
+        "runs.csv",
+        "meta.csv",
+        "findings.csv",
+        "models.csv",
+        "study.toml",
+        "timings.jsonl",
+    ];
+    for name in files {
+        let from = out.join(name);
+        std::fs::copy(&from, stage.path().join(name)).at(&from)?;
+        copied.push(name.to_string());
+    }
+    for sub in ["figures", "analysis"] {
+        let from = out.join(sub);
+        let to = stage.path().join(sub);
+        std::fs::create_dir_all(&to).at(&to)?;
+        let mut names: Vec<String> = std::fs::read_dir(&from)
+            .at(&from)?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+            .filter(|n| n.ends_with(".csv") || n.ends_with(".png"))
+            .collect();
+        names.sort();
+        for n in names {
+            std::fs::copy(from.join(&n), to.join(&n)).at(from.join(&n))?;
+            copied.push(format!("{sub}/{n}"));
+        }
+    }
+    stage.commit()?;
+    Ok(copied)
 }
