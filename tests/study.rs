@@ -223,42 +223,32 @@ fn verdicts_follow_the_data_in_both_directions_and_say_inconclusive_otherwise() 
     Ok(())
 }
 
+/// F6's verdict on runs of the four ratio arms with these base scores.
+fn f6_verdict(cfg: &StudyConfig, scores: [f64; 4]) -> anyhow::Result<(Verdict, String)> {
+    let names = ["mlm40", "mlm20", "micro-mlm40", "micro-mlm20"];
+    let arms: Vec<(&str, f64)> = names.iter().copied().zip(scores).collect();
+    let table = runs(&arms);
+    let ix = RunsIndex::new(&table, &meta(), NanPolicy::ImputeChance);
+    let ev = Evidence::new(&ix, 0.95, 0.05);
+    let (findings, _) = evaluate(cfg, &models(cfg), &ev);
+    let f6 = findings.into_iter().find(|f| f.id == "F6").expect("F6");
+    Ok((f6.verdict, f6.why))
+}
+
 #[test]
 fn the_masking_ratio_finding_needs_two_sizes_and_a_change_of_sign() -> anyhow::Result<()> {
     let mut cfg = StudyConfig::preset("demo")?;
     cfg.pretrain.ratio_sizes = vec!["micro".into()];
-    let all = models(&cfg);
-    let meta = meta();
     // at `tiny` 40 % is better, at `micro` 20 %: the best ratio depends on size
-    let table = runs(&[
-        ("mlm40", 0.80),
-        ("mlm20", 0.70),
-        ("micro-mlm40", 0.60),
-        ("micro-mlm20", 0.70),
-    ]);
-    let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
-    let ev = Evidence::new(&ix, 0.95, 0.05);
-    let (findings, _) = evaluate(&cfg, &all, &ev);
-    let f6 = findings.iter().find(|f| f.id == "F6").expect("F6");
-    assert_eq!(f6.verdict, Verdict::Reproduced, "{}", f6.why);
+    let (v, why) = f6_verdict(&cfg, [0.80, 0.70, 0.60, 0.70])?;
+    assert_eq!(v, Verdict::Reproduced, "{why}");
     // the same best ratio at both sizes, both significant: contradicted
-    let table = runs(&[
-        ("mlm40", 0.80),
-        ("mlm20", 0.70),
-        ("micro-mlm40", 0.75),
-        ("micro-mlm20", 0.65),
-    ]);
-    let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
-    let ev = Evidence::new(&ix, 0.95, 0.05);
-    let (findings, _) = evaluate(&cfg, &all, &ev);
-    let f6 = findings.iter().find(|f| f.id == "F6").expect("F6");
-    assert_eq!(f6.verdict, Verdict::Contradicted, "{}", f6.why);
+    let (v, why) = f6_verdict(&cfg, [0.80, 0.70, 0.75, 0.65])?;
+    assert_eq!(v, Verdict::Contradicted, "{why}");
     // one size: cannot be tested
-    let cfg = StudyConfig::preset("demo")?;
-    let (findings, _) = evaluate(&cfg, &models(&cfg), &ev);
-    let f6 = findings.iter().find(|f| f.id == "F6").expect("F6");
-    assert_eq!(f6.verdict, Verdict::Inconclusive);
-    assert!(f6.why.contains("one model size"), "{}", f6.why);
+    let (v, why) = f6_verdict(&StudyConfig::preset("demo")?, [0.80, 0.70, 0.60, 0.70])?;
+    assert_eq!(v, Verdict::Inconclusive);
+    assert!(why.contains("one model size"), "{why}");
     Ok(())
 }
 

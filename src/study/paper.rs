@@ -63,6 +63,7 @@ pub fn estimate(cfg: &StudyConfig) -> Result<Estimate> {
     let throughput = cluster.peak_tflops * 1e12 * cluster.mfu;
     let hours = |flops: f64| flops / throughput / 3600.0;
     let mut lines = Vec::new();
+    // (runs, tokens, FLOPs) by what and size, in name order
     let seq = cfg.tokenizer.seq_len;
     let arms = arms(cfg);
     let mut by_size: std::collections::BTreeMap<String, (usize, f64, f64)> = Default::default();
@@ -74,15 +75,6 @@ pub fn estimate(cfg: &StudyConfig) -> Result<Estimate> {
         e.0 += 1;
         e.1 += tokens;
         e.2 += flops;
-    }
-    for (what, (runs, tokens, flops)) in by_size {
-        lines.push(CostLine {
-            what,
-            runs,
-            tokens,
-            flops,
-            gpu_hours: hours(flops),
-        });
     }
     let f = &cfg.finetune;
     let per_example = cluster.finetune_tokens_per_example;
@@ -100,7 +92,7 @@ pub fn estimate(cfg: &StudyConfig) -> Result<Estimate> {
         e.1 += grid as f64 * (train_tokens + eval_tokens);
         e.2 += flops;
     }
-    for (what, (runs, tokens, flops)) in ft {
+    for (what, (runs, tokens, flops)) in by_size.into_iter().chain(ft) {
         lines.push(CostLine {
             what,
             runs,
