@@ -17,7 +17,7 @@ use crate::data::Registry;
 use crate::error::{IoContext, Result};
 use crate::fsutil::write_atomic;
 use crate::stats::runs::builtin_meta;
-use crate::sweep::{collect, run_inline, run_local, LocalOptions, SweepConfig};
+use crate::sweep::{collect, plan, run_inline, run_local, LocalOptions, SweepConfig};
 use crate::train::checkpoint::{checkpoint_dir, list_checkpoints, load_state};
 use crate::train::{pretrain, PretrainConfig, RunOptions, RunSummary};
 
@@ -115,10 +115,7 @@ pub fn run_study(cfg: &StudyConfig, opts: &StudyOptions) -> Result<StudyOutcome>
             run_local(&sweep, &specs, &local)?.started
         }
         None => {
-            let pending = specs
-                .iter()
-                .filter(|s| crate::sweep::state::wants_run(crate::sweep::state::state(s, &sweep.runs_dir()), false))
-                .count();
+            let pending = plan(&specs, &sweep.runs_dir(), 1).pending;
             run_inline(&specs, &sweep.runs_dir(), false, opts.progress)?;
             pending
         }
@@ -130,29 +127,20 @@ pub fn run_study(cfg: &StudyConfig, opts: &StudyOptions) -> Result<StudyOutcome>
     let runs_csv = cfg.out.join("runs.csv");
     let n = collect(&specs, &sweep.runs_dir(), &runs_csv)?;
     write_meta(cfg, &cfg.out.join("meta.csv"))?;
-    let states: Vec<_> = specs
-        .iter()
-        .map(|s| crate::sweep::state::state(s, &sweep.runs_dir()))
-        .collect();
-    let count = |f: fn(&crate::sweep::state::RunState) -> bool| states.iter().filter(|s| f(s)).count();
+    let done = plan(&specs, &sweep.runs_dir(), 1);
+    // the report shows this call's stages so far (its analysis is what is running)
     let mut outcome = StudyOutcome {
-        seconds: StageSeconds::default(),
+        seconds: StageSeconds {
+            total: started.elapsed().as_secs_f64(),
+            ..seconds.clone()
+        },
         pretrain_runs_started: started_runs,
         arms_failed: failed,
         finetune_runs: n,
         finetune_runs_started: started_ft,
-        finetune_failed: count(|s| matches!(s, crate::sweep::state::RunState::Failed)),
-        finetune_diverged: count(|s| {
-            matches!(
-                s,
-                crate::sweep::state::RunState::Done(crate::finetune::Status::Diverged)
-            )
-        }),
+        finetune_failed: done.failed,
+        finetune_diverged: done.diverged,
         report: cfg.out.join("REPORT.md"),
-    };
-    outcome.seconds = StageSeconds {
-        total: started.elapsed().as_secs_f64(),
-        ..seconds.clone()
     };
     super::report::write_study_report(cfg, &arms, &ready, &outcome)?;
     seconds.analysis = t.elapsed().as_secs_f64();
