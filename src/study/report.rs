@@ -145,36 +145,47 @@ fn model_table(ev: &Evidence, models: &[Model], confidence: f64) -> String {
 }
 
 fn timings(cfg: &StudyConfig, outcome: &StudyOutcome, runs_rows: usize) -> String {
-    // earlier calls of this study, then this one (its analysis stage is still running)
+    // earlier calls of this study that ran something, then this one (its analysis stage is the
+    // one running); calls that only read finished work back are counted, not listed
     let path = cfg.out.join("timings.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut calls: Vec<StudyOutcome> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let earlier: Vec<StudyOutcome> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let worked = |c: &StudyOutcome| c.pretrain_runs_started + c.finetune_runs_started > 0;
+    let idle = earlier.iter().filter(|c| !worked(c)).count();
     let mut s = String::from("| call | data | pretraining | fine-tuning | analysis | total | pretraining runs started | fine-tuning runs started |\n|---|---|---|---|---|---|---|---|\n");
-    calls.push(outcome.clone());
-    let n = calls.len();
-    for (i, c) in calls.iter().enumerate() {
-        let this = i + 1 == n;
+    let rows = earlier
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| worked(c))
+        .map(|(i, c)| (format!("{}", i + 1), c, false))
+        .chain(std::iter::once((
+            format!("{} (this one)", earlier.len() + 1),
+            outcome,
+            true,
+        )));
+    for (label, c, this) in rows {
         let t = &c.seconds;
         let _ = writeln!(
             s,
-            "| {}{} | {:.0} s | {:.0} s | {:.0} s | {} | {} | {} | {} |",
-            i + 1,
-            if this { " (this one)" } else { "" },
+            "| {label} | {:.0} s | {:.0} s | {:.0} s | {} | {:.0} s{} | {} | {} |",
             t.data,
             t.pretrain,
             t.finetune,
             if this {
-                "this step".to_string()
+                "running".to_string()
             } else {
                 format!("{:.0} s", t.analysis)
             },
-            if this {
-                format!("{:.0} s so far", t.total)
-            } else {
-                format!("{:.0} s", t.total)
-            },
+            t.total,
+            if this { " so far" } else { "" },
             c.pretrain_runs_started,
             c.finetune_runs_started
+        );
+    }
+    if idle > 0 {
+        let _ = writeln!(
+            s,
+            "\n{idle} earlier call(s) found everything done and only rewrote the report."
         );
     }
     let _ = writeln!(
