@@ -255,10 +255,7 @@ eval_ratio = {ratio:?}
         eval = p.eval_every_steps.min(arm.steps),
         milestones = milestones.join(", "),
         device = p.device,
-        dtype = match p.dtype {
-            crate::train::Precision::F32 => "f32",
-            crate::train::Precision::Bf16 => "bf16",
-        },
+        dtype = variant_name(&p.dtype),
         out = pretrain_dir(cfg).display().to_string(),
         peak = p.peak_lr,
         ratio = p.mlm_ratio,
@@ -310,6 +307,14 @@ pub fn models(cfg: &StudyConfig) -> Vec<Model> {
     v
 }
 
+/// The name serde gives a unit variant (`bidirectional`, `mean`, `bf16`).
+pub fn variant_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
 /// A TOML string literal.
 fn lit(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -342,14 +347,8 @@ max_steps = {steps}
 device = {device}
 "#,
         ckpt = lit(&first.checkpoint.display().to_string()),
-        attention = serde_json::to_value(f.attention)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
-        pooling = serde_json::to_value(f.pooling)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        attention = variant_name(&f.attention),
+        pooling = variant_name(&f.pooling),
         dataset = lit(&d.dataset),
         data = lit(&cfg.data_dir.display().to_string()),
         max_length = d.max_length,

@@ -19,6 +19,7 @@ use super::run::{configs_dir, sweep_file, write_pretrain_configs};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::write_atomic;
 use crate::model::ModelConfig;
+use crate::sweep::slurm::shell_quote as quote;
 
 /// The cost of one part of the study.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -179,10 +180,6 @@ fn kind(a: &Arm) -> String {
         ArmKind::Biphasic { share } => format!("CLM for {:.0} steps, then MLM", share * a.steps as f64),
         ArmKind::Continued { from } => format!("MLM continued from {from}'s final checkpoint"),
     }
-}
-
-fn quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
 /// Writes every config and the Slurm scripts of `cfg` under `<out>/configs` and

@@ -278,8 +278,8 @@ fn markdown(
         f.batch_size,
         if f.max_train_examples > 0 { format!(" (first {} training examples)", f.max_train_examples) } else { String::new() },
         if f.max_eval_examples > 0 { format!(", scored on {} examples (queries) per split", f.max_eval_examples) } else { String::new() },
-        serde_json::to_value(f.attention).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-        serde_json::to_value(f.pooling).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        super::arms::variant_name(&f.attention),
+        super::arms::variant_name(&f.pooling),
     );
     let _ = writeln!(
         s,

@@ -73,7 +73,8 @@ pub fn array_ranges(indices: &[usize]) -> String {
     out.join(",")
 }
 
-fn shell_quote(p: &Path) -> String {
+/// `p` as one single-quoted shell word.
+pub fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.to_string_lossy().replace('\'', "'\\''"))
 }
 
