@@ -14,6 +14,7 @@ pub mod eval;
 pub mod finetune;
 pub mod fsutil;
 pub mod heads;
+pub mod interop;
 pub mod model;
 #[cfg(feature = "notebook")]
 pub mod notebook;

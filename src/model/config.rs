@@ -243,7 +243,20 @@ impl ModelConfig {
     /// then validates it.
     pub fn from_hf_json(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).at(path)?;
-        let hf: HfConfig = serde_json::from_str(&text).map_err(|e| Error::data(path, e.line(), e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::data(path, e.line(), e.to_string()))?;
+        Self::from_hf_value(&value, path)
+    }
+
+    /// [`ModelConfig::from_hf_json`] on parsed JSON; `origin` names the file in errors. The RoPE
+    /// base is `rope_theta`, or `rope_parameters.rope_theta` as transformers 5 writes it.
+    pub fn from_hf_value(value: &serde_json::Value, origin: &Path) -> Result<Self> {
+        let mut value = value.clone();
+        let nested_theta = value.get("rope_parameters").and_then(|r| r.get("rope_theta")).cloned();
+        if let (Some(theta), Some(obj)) = (nested_theta, value.as_object_mut()) {
+            obj.entry("rope_theta").or_insert(theta);
+        }
+        let hf: HfConfig = serde_json::from_value(value).map_err(|e| Error::data(origin, 0, e.to_string()))?;
         let attention = hf.attention.unwrap_or(match hf.is_causal {
             Some(true) => AttentionMode::Causal,
             _ => AttentionMode::Bidirectional,
@@ -261,7 +274,7 @@ impl ModelConfig {
             tie_word_embeddings: hf.tie_word_embeddings,
             attention,
         };
-        cfg.validate().map_err(|e| Error::data(path, 0, e.to_string()))?;
+        cfg.validate().map_err(|e| Error::data(origin, 0, e.to_string()))?;
         Ok(cfg)
     }
 

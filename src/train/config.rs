@@ -14,6 +14,7 @@ use crate::schedule::{total_steps, validate_phases, LrConfig, Phase};
 use crate::train::OptimConfig;
 
 /// The model: a preset, with any HF field overridden (`vocab_size` defaults to the tokenizer's).
+/// Without a preset, a run with `train.init_from` takes that checkpoint's architecture.
 /// Unknown fields are refused by [`PretrainConfig::load`] (serde cannot both flatten and deny).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct ModelSpec {
@@ -126,7 +127,9 @@ fn out_dir() -> PathBuf {
 pub struct PretrainConfig {
     /// Name of the run (its folder).
     pub name: String,
-    /// The model (resolved: every field present once validated).
+    /// The model (resolved: every field present once validated). May be left out when
+    /// `train.init_from` gives the architecture.
+    #[serde(default)]
     pub model: ModelSpec,
     /// Data.
     pub data: DataConfig,
@@ -192,14 +195,23 @@ impl PretrainConfig {
     /// The model configuration: the preset, its overrides, and the tokenizer's vocabulary size
     /// unless set.
     pub fn resolve_model(&self, tokenizer_vocab: usize) -> Result<ModelConfig> {
-        let mut table = match &self.model.preset {
-            Some(p) => {
-                toml::Table::try_from(ModelConfig::preset(p)?).map_err(|e| Error::config("model", e.to_string()))?
+        let mut table = match (&self.model.preset, &self.train.init_from) {
+            (Some(p), _) => {
+                let mut t = toml::Table::try_from(ModelConfig::preset(p)?)
+                    .map_err(|e| Error::config("model", e.to_string()))?;
+                // the tokenizer's size unless an override sets it
+                t.insert("vocab_size".into(), toml::Value::Integer(tokenizer_vocab as i64));
+                t
             }
-            None => toml::Table::new(),
+            // no preset: the architecture of the checkpoint it starts from (an imported model)
+            (None, Some(dir)) => toml::Table::try_from(ModelConfig::from_hf_json(&dir.join("config.json"))?)
+                .map_err(|e| Error::config("model", e.to_string()))?,
+            (None, None) => {
+                let mut t = toml::Table::new();
+                t.insert("vocab_size".into(), toml::Value::Integer(tokenizer_vocab as i64));
+                t
+            }
         };
-        // the tokenizer's size unless an override sets it
-        table.insert("vocab_size".into(), toml::Value::Integer(tokenizer_vocab as i64));
         for (k, v) in &self.model.overrides {
             table.insert(k.clone(), v.clone());
         }

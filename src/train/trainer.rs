@@ -26,8 +26,8 @@ use crate::train::checkpoint::{
 use crate::train::config::PretrainConfig;
 use crate::train::AdamW;
 
-/// Stream of the initial weights.
-const INIT_STREAM: u64 = 1;
+/// The RNG stream of a run's initial weights (with the run's seed).
+pub const INIT_STREAM: u64 = 1;
 /// First stream of the MLM masks (one stream per micro-batch).
 const MASK_STREAM: u64 = 1 << 32;
 
