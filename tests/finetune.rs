@@ -638,3 +638,19 @@ fn the_cli_runs_a_config_and_prints_the_record() -> anyhow::Result<()> {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
     Ok(())
 }
+
+#[test]
+fn a_config_without_a_corpus_cap_keeps_its_run_id() -> anyhow::Result<()> {
+    // `task.max_corpus_docs` came after runs were recorded: left at 0 it is not serialised, so
+    // the run id (the hash of the saved configuration) of every earlier config is unchanged
+    let cfg = FinetuneConfig::load("configs/finetune/sst2_small.toml", &[])?;
+    let saved = serde_json::to_string(&cfg)?;
+    assert!(!saved.contains("max_corpus_docs"), "{saved}");
+    let capped = FinetuneConfig::load(
+        "configs/finetune/squad_retrieval_small.toml",
+        &["task.max_corpus_docs=300".to_string()],
+    )?;
+    assert_eq!(capped.task.max_corpus_docs, 300);
+    assert!(serde_json::to_string(&capped)?.contains("\"max_corpus_docs\":300"));
+    Ok(())
+}

@@ -101,6 +101,16 @@ pub struct TaskConfig {
     /// Score only the first N examples (queries) of each evaluation split (0: all).
     #[serde(default)]
     pub max_eval_examples: usize,
+    /// Retrieval: rank among at most N documents of the test corpus (0: all): every document
+    /// judged for the scored queries, then the others in corpus order. A smaller pool is an
+    /// easier task: for CPU budgets with large models, compared only with runs of the same N.
+    /// (Left out of the saved configuration when 0, so that run ids made before it stay.)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_corpus_docs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn data_dir() -> PathBuf {

@@ -44,6 +44,25 @@ fn text_key(text: &str) -> u64 {
 }
 
 /// The document's text as the retriever reads it: title, then body.
+/// The documents ranked at test time: all of them (`max` 0), or at most `max`: every document
+/// judged in `qrels`, then the others in corpus order.
+fn pool<'a>(
+    docs: &'a [crate::data::tasks::RetrievalDoc],
+    qrels: &'a Qrels,
+    max: usize,
+) -> impl Iterator<Item = &'a crate::data::tasks::RetrievalDoc> {
+    let judged: std::collections::HashSet<&str> = qrels.values().flat_map(|j| j.keys().map(String::as_str)).collect();
+    let others = max.saturating_sub(judged.len());
+    let mut taken_others = 0usize;
+    docs.iter().filter(move |d| {
+        if max == 0 || judged.contains(d.id.as_str()) {
+            return true;
+        }
+        taken_others += 1;
+        taken_others <= others
+    })
+}
+
 fn doc_text(title: &str, text: &str) -> String {
     if title.is_empty() {
         text.to_string()
@@ -130,9 +149,7 @@ impl Retrieval {
                 .iter()
                 .map(|q| Ok((q.id.clone(), encode(&q.text)?)))
                 .collect::<Result<_>>()?,
-            docs: corpus
-                .docs
-                .iter()
+            docs: pool(&corpus.docs, &qrels, cfg.max_corpus_docs)
                 .map(|d| Ok((d.id.clone(), encode(&doc_text(&d.title, &d.text))?)))
                 .collect::<Result<_>>()?,
             qrels,
@@ -225,5 +242,30 @@ impl Task for Retrieval {
             );
         }
         retrieval_scores(&run, &data.qrels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::tasks::RetrievalDoc;
+
+    #[test]
+    fn the_pool_keeps_every_judged_document_then_fills_in_corpus_order() {
+        let docs: Vec<RetrievalDoc> = (0..8)
+            .map(|i| RetrievalDoc {
+                id: format!("d{i}"),
+                title: String::new(),
+                text: format!("text {i}"),
+            })
+            .collect();
+        let mut qrels = Qrels::new();
+        qrels.entry("q1".into()).or_default().insert("d6".into(), 1);
+        qrels.entry("q2".into()).or_default().insert("d3".into(), 2);
+        let ids = |max| pool(&docs, &qrels, max).map(|d| d.id.as_str()).collect::<Vec<_>>();
+        assert_eq!(ids(0).len(), 8);
+        assert_eq!(ids(4), ["d0", "d1", "d3", "d6"]);
+        // fewer than the judged ones: the judged ones all the same
+        assert_eq!(ids(1), ["d3", "d6"]);
     }
 }
