@@ -223,6 +223,30 @@ fn verdicts_follow_the_data_in_both_directions_and_say_inconclusive_otherwise() 
     Ok(())
 }
 
+#[test]
+fn a_significant_verdict_says_so_when_pretraining_does_not_beat_random_init() -> anyhow::Result<()> {
+    let cfg = StudyConfig::preset("demo")?;
+    let all = models(&cfg);
+    let meta = meta();
+    for (random, caveat) in [(0.55, false), (0.90, true)] {
+        let table = runs(&[("clm", 0.70), ("mlm40", 0.80), ("random", random)]);
+        let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
+        let ev = Evidence::new(&ix, 0.95, 0.05);
+        let (findings, _) = evaluate(&cfg, &all, &ev);
+        let f1 = &findings[0];
+        // the verdict is the data's; the caveat says what it is worth
+        assert_eq!(f1.verdict, Verdict::Reproduced, "{}", f1.why);
+        assert_eq!(
+            f1.why
+                .contains("Caveat: no pretrained model beats the random-init baseline"),
+            caveat,
+            "{}",
+            f1.why
+        );
+    }
+    Ok(())
+}
+
 /// F6's verdict on runs of the four ratio arms with these base scores.
 fn f6_verdict(cfg: &StudyConfig, scores: [f64; 4]) -> anyhow::Result<(Verdict, String)> {
     let names = ["mlm40", "mlm20", "micro-mlm40", "micro-mlm20"];

@@ -605,16 +605,17 @@ fn interval(c: &Comparison) -> String {
     format!("{:+.3} [{:+.3}, {:+.3}]", c.diff, c.diff_lo, c.diff_hi)
 }
 
+/// What an inconclusive verdict adds when no pretrained model beats random init.
+const NOT_LEARNED: &str = " No pretrained model beats the random-init baseline significantly here, so the models have not learned enough for their objectives to matter downstream.";
+
+/// What a significant verdict adds when no pretrained model beats random init.
+const NOT_BEYOND_RANDOM: &str = " Caveat: no pretrained model beats the random-init baseline significantly here (see the baseline section), so this is a difference between models that pretraining has not made better than random weights: it says which objective helps more (or harms less) at this scale, not yet that the paper's effect holds for useful encoders.";
+
 /// Sets the verdict and its reason.
 fn decide(f: &mut Finding, ev: &Evidence, pretraining_helps: bool) {
-    let caveat = if pretraining_helps {
-        String::new()
-    } else {
-        " No pretrained model beats the random-init baseline significantly here, so the models have not learned enough for their objectives to matter downstream.".to_string()
-    };
     let primaries: Vec<&Comparison> = f.rows.iter().filter(|c| c.primary).collect();
     if f.id == "F6" {
-        return decide_f6(f, ev, &caveat);
+        return decide_f6(f, ev, !pretraining_helps);
     }
     if primaries.is_empty() {
         f.verdict = Verdict::Inconclusive;
@@ -667,15 +668,16 @@ fn decide(f: &mut Finding, ev: &Evidence, pretraining_helps: bool) {
         parts.join("; "),
         if mixed { " The primary tests disagree." } else { "" },
         by_family,
-        if f.verdict == Verdict::Reproduced {
-            String::new()
-        } else {
-            caveat
+        match (f.verdict, pretraining_helps) {
+            (_, true) => "",
+            (Verdict::Inconclusive, false) => NOT_LEARNED,
+            (_, false) => NOT_BEYOND_RANDOM,
         }
     );
 }
 
-fn decide_f6(f: &mut Finding, ev: &Evidence, caveat: &str) {
+/// F6's verdict; `caveated` when no pretrained model beats random init.
+fn decide_f6(f: &mut Finding, ev: &Evidence, caveated: bool) {
     // the best ratio at each size: the sign of (main − other) per size
     let sizes: Vec<String> = {
         let mut s: Vec<String> = f.rows.iter().map(|c| c.scope.clone()).collect();
@@ -725,7 +727,11 @@ fn decide_f6(f: &mut Finding, ev: &Evidence, caveat: &str) {
         differences.join("; "),
         significant.len(),
         f.rows.len(),
-        if f.verdict == Verdict::Reproduced { "" } else { caveat }
+        match (f.verdict, caveated) {
+            (_, false) => "",
+            (Verdict::Inconclusive, true) => NOT_LEARNED,
+            (_, true) => NOT_BEYOND_RANDOM,
+        }
     );
 }
 

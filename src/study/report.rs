@@ -3,6 +3,7 @@
 //! (`models.csv`) and `REPORT.md`, which says for each finding what was compared, the numbers
 //! with their intervals, the test and its Holm-corrected p-value, and the verdict in words.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -196,6 +197,48 @@ fn timings(cfg: &StudyConfig, outcome: &StudyOutcome, runs_rows: usize) -> Strin
     s
 }
 
+/// The compute the records themselves hold, whichever calls did the work (a killed call writes
+/// no `timings.jsonl` line): each arm's `summary.json` seconds, each run's `wall_seconds`.
+fn recorded_compute(cfg: &StudyConfig, arms: &[Arm]) -> String {
+    let per_arm: Vec<(&str, f64)> = arms
+        .iter()
+        .filter_map(|arm| {
+            let path = super::arms::arm_dir(cfg, &arm.name).join("summary.json");
+            let text = std::fs::read_to_string(&path).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some((arm.name.as_str(), v.get("seconds")?.as_f64()?))
+        })
+        .collect();
+    let arm_total: f64 = per_arm.iter().map(|(_, s)| s).sum();
+    let mut runs: BTreeMap<String, f64> = BTreeMap::new();
+    if let Ok(mut reader) = csv::Reader::from_path(cfg.out.join("runs.csv")) {
+        let headers = reader.headers().cloned().unwrap_or_default();
+        let col = |name: &str| headers.iter().position(|h| h == name);
+        if let (Some(id), Some(wall)) = (col("run_id"), col("wall_seconds")) {
+            for row in reader.records().flatten() {
+                if let (Some(r), Some(w)) = (row.get(id), row.get(wall).and_then(|w| w.parse::<f64>().ok())) {
+                    runs.insert(r.to_string(), w);
+                }
+            }
+        }
+    }
+    let run_total: f64 = runs.values().sum();
+    let workers = cfg.finetune.workers.max(1);
+    format!(
+        "\nFrom the records, whichever calls did the work: pretraining {:.0} s over {} arms ({}); fine-tuning {:.0} s summed over {} runs' wall times, ≈ {:.0} s of wall time with {workers} workers.\n",
+        arm_total,
+        per_arm.len(),
+        per_arm
+            .iter()
+            .map(|(name, sec)| format!("`{name}` {sec:.0} s"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        run_total,
+        runs.len(),
+        run_total / workers as f64
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 fn markdown(
     cfg: &StudyConfig,
@@ -236,11 +279,19 @@ fn markdown(
         .iter()
         .filter(|c| ev.verdict(c) == super::findings::Verdict::Reproduced)
         .count();
+    let significant = findings
+        .iter()
+        .any(|f| f.verdict != super::findings::Verdict::Inconclusive);
     let _ = writeln!(
         s,
-        "\nPretraining vs random init: {helps} of {} final models beat the random-init baseline significantly (Holm, α = {}).\n",
+        "\nPretraining vs random init: {helps} of {} final models beat the random-init baseline significantly (Holm, α = {}).{}\n",
         baseline.len(),
-        cfg.analysis.alpha
+        cfg.analysis.alpha,
+        if helps == 0 && significant {
+            " So every verdict above compares models that are no better than random weights: a reproduced finding here says which objective helps more, or harms less, at this scale (each finding's caveat), not that it makes useful encoders."
+        } else {
+            ""
+        }
     );
 
     let _ = writeln!(s, "## Setup\n");
@@ -294,6 +345,7 @@ fn markdown(
 
     let _ = writeln!(s, "## Compute\n");
     s.push_str(&timings(cfg, outcome, *runs_rows));
+    s.push_str(&recorded_compute(cfg, arms));
     let arms_failed = &outcome.arms_failed;
     if !arms_failed.is_empty() {
         let _ = writeln!(
