@@ -3,8 +3,11 @@
 
   export: `encoderlab export hf CHECKPOINT` → load the folder with transformers (no custom code)
           → logits on a fixed padded batch, causal (the default call) and bidirectional (a 4D
-          mask), against `encoderlab eval logits` on the same batch; also checks that
-          AutoTokenizer encodes like the checkpoint's tokenizer.json.
+          mask), against `encoderlab eval logits` on the same batch, with eager and sdpa
+          attention: max |difference| at most --tolerance (1e-4), or, for a deep model whose
+          float32 rounding exceeds it in either implementation, as close to a float64 run as
+          transformers' own float32 (see gguf); also checks that AutoTokenizer encodes like the
+          checkpoint's tokenizer.json.
   gguf:   a GGUF file imported by `encoderlab import gguf` → logits against transformers' own
           GGUF loader (`from_pretrained(..., gguf_file=...)`, which dequantizes with gguf-py),
           both measured against a float64 run of transformers' model (a deep model's float32
@@ -12,7 +15,7 @@
           transformers' on the sample and on held-out text.
 
 Needs: pip install torch transformers safetensors (and gguf for the gguf mode).
-Exit status 0 when every check passes (export: max |difference| at most --tolerance, 1e-4).
+Exit status 0 when every check passes.
 
   python3 scripts/hf_parity.py export --checkpoint runs/study/demo/pretrain/mlm40/checkpoints/step-0000400
   python3 scripts/hf_parity.py gguf --gguf data/models/SmolLM2-135M-Instruct.Q4_1.gguf --imported runs/models/smollm2
@@ -77,8 +80,27 @@ def compare(ours, theirs, mask, tolerance, label, verdict=True):
         scale = np.abs(b[..., :v][keep]).max()
         good = diff <= tolerance
         ok &= bool(good)
-        judged = f"{'OK' if good else 'FAIL'} (tolerance {tolerance:g})" if verdict else "(for information)"
+        judged = f"{'OK' if good else 'ABOVE'} (tolerance {tolerance:g})" if verdict else "(for information)"
         print(f"{label} {mode:<13} max |ours - transformers| = {diff:.3e} (logits up to {scale:.2f}) {judged}")
+    return ok
+
+
+def float64_check(model, ours, theirs32, ids, mask, args, label):
+    """A deep model run in float32 drifts from exact arithmetic by more than 1e-4 (most in a
+    bidirectional mode it was never trained with), in transformers as here: the criterion is then
+    our distance to a float64 run of transformers' model against transformers' own float32
+    distance to it."""
+    reference = transformers_logits(model.double(), ids, mask, torch.float64)
+    model.float()
+    keep = mask.astype(bool)
+    ok = True
+    for mode in ("causal", "bidirectional"):
+        mine = np.abs(ours[mode] - reference[mode])[keep].max()
+        hf = np.abs(theirs32[mode] - reference[mode])[keep].max()
+        good = mine <= max(args.tolerance, args.f32_factor * hf)
+        ok &= bool(good)
+        print(f"{label} {mode:<13} vs float64: ours {mine:.3e}, transformers float32 {hf:.3e} "
+              f"{'OK' if good else 'FAIL'} (at most max({args.tolerance:g}, {args.f32_factor:g} x transformers'))")
     return ok
 
 
@@ -104,7 +126,12 @@ def check_export(args):
     for impl in ("eager", "sdpa"):
         model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation=impl)
         model.eval()
-        ok &= compare(ours, transformers_logits(model, ids, mask), mask, args.tolerance, f"export/{impl}")
+        theirs = transformers_logits(model, ids, mask)
+        if not compare(ours, theirs, mask, args.tolerance, f"export/{impl}"):
+            # a deep model (an imported SmolLM2, say) can exceed 1e-4 in float32 in either
+            # implementation: then judge both against float64
+            print(f"export/{impl}: above {args.tolerance:g}; judged against a float64 run instead")
+            ok &= float64_check(model, ours, theirs, ids, mask, args, f"export/{impl}")
     tok = AutoTokenizer.from_pretrained(out)
     reference = Tokenizer.from_file(str(Path(args.checkpoint) / "tokenizer.json"))
     same = all(tok(s, add_special_tokens=False)["input_ids"] == reference.encode(s, add_special_tokens=False).ids
@@ -127,20 +154,7 @@ def check_gguf(args):
     model.eval()
     theirs32 = transformers_logits(model, ids, mask)
     compare(ours, theirs32, mask, args.tolerance, "gguf", verdict=False)
-    # A 30-layer model run in float32 drifts from exact arithmetic by more than 1e-4 (most in
-    # the bidirectional mode it was never trained with), in transformers as here: the criterion
-    # is then our distance to a float64 run of transformers' model against transformers' own
-    # float32 distance to it.
-    reference = transformers_logits(model.double(), ids, mask, torch.float64)
-    keep = mask.astype(bool)
-    ok = True
-    for mode in ("causal", "bidirectional"):
-        mine = np.abs(ours[mode] - reference[mode])[keep].max()
-        hf = np.abs(theirs32[mode] - reference[mode])[keep].max()
-        good = mine <= max(args.tolerance, args.f32_factor * hf)
-        ok &= bool(good)
-        print(f"gguf {mode:<13} vs float64: ours {mine:.3e}, transformers float32 {hf:.3e} "
-              f"{'OK' if good else 'FAIL'} (at most max({args.tolerance:g}, {args.f32_factor:g} x transformers'))")
+    ok = float64_check(model, ours, theirs32, ids, mask, args, "gguf")
     theirs = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     mine = Tokenizer.from_file(str(Path(args.imported) / "tokenizer.json"))
     lines = list(SAMPLE)
