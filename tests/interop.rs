@@ -491,13 +491,7 @@ fn a_mask_token_is_added_and_mlm_continues_from_the_import() -> anyhow::Result<(
     // the import; the pack is made with the import's tokenizer
     let corpus = encoderlab::data::corpus::Corpus::open(&[common::sample_corpus(dir.path(), 120)], "text")?;
     let pack = dir.path().join("pack_masked");
-    let pack_cfg = encoderlab::data::pack::PackConfig {
-        seq_len: 32,
-        validation_fraction: 0.05,
-        seed: 0,
-        ..encoderlab::data::pack::PackConfig::default()
-    };
-    encoderlab::data::pack::pack_corpus(&corpus, &tok, &pack_cfg, &pack)?;
+    common::pack32(&corpus, &tok, &pack)?;
     let text = format!(
         r#"
 name = "cpt"

@@ -58,6 +58,22 @@ pub fn python_has(modules: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Packs `corpus` with `tok` into blocks of 32 tokens (5 % held out, seed 0) at `out`.
+pub fn pack32(
+    corpus: &encoderlab::data::corpus::Corpus,
+    tok: &encoderlab::tokenizer::TextTokenizer,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let cfg = encoderlab::data::pack::PackConfig {
+        seq_len: 32,
+        validation_fraction: 0.05,
+        seed: 0,
+        ..encoderlab::data::pack::PackConfig::default()
+    };
+    encoderlab::data::pack::pack_corpus(corpus, tok, &cfg, out)?;
+    Ok(())
+}
+
 /// A tiny CLM checkpoint (vocabulary 300, 2 steps) under `dir`.
 pub fn tiny_checkpoint(dir: &Path) -> anyhow::Result<PathBuf> {
     let corpus = encoderlab::data::corpus::Corpus::open(&[sample_corpus(dir, 200)], "text")?;
@@ -65,13 +81,7 @@ pub fn tiny_checkpoint(dir: &Path) -> anyhow::Result<PathBuf> {
     encoderlab::tokenizer::save_tokenizer(&encoderlab::tokenizer::train_bpe(&corpus, 300, 2)?, &tok_path)?;
     let tok = encoderlab::tokenizer::TextTokenizer::load(&tok_path)?;
     let pack = dir.join("pack");
-    let pack_cfg = encoderlab::data::pack::PackConfig {
-        seq_len: 32,
-        validation_fraction: 0.05,
-        seed: 0,
-        ..encoderlab::data::pack::PackConfig::default()
-    };
-    encoderlab::data::pack::pack_corpus(&corpus, &tok, &pack_cfg, &pack)?;
+    pack32(&corpus, &tok, &pack)?;
     let text = format!(
         r#"
 name = "tinyclm"
