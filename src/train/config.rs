@@ -196,18 +196,16 @@ impl PretrainConfig {
     /// unless set.
     pub fn resolve_model(&self, tokenizer_vocab: usize) -> Result<ModelConfig> {
         let mut table = match (&self.model.preset, &self.train.init_from) {
-            (Some(p), _) => {
-                let mut t = toml::Table::try_from(ModelConfig::preset(p)?)
-                    .map_err(|e| Error::config("model", e.to_string()))?;
-                // the tokenizer's size unless an override sets it
-                t.insert("vocab_size".into(), toml::Value::Integer(tokenizer_vocab as i64));
-                t
-            }
             // no preset: the architecture of the checkpoint it starts from (an imported model)
             (None, Some(dir)) => toml::Table::try_from(ModelConfig::from_hf_json(&dir.join("config.json"))?)
                 .map_err(|e| Error::config("model", e.to_string()))?,
-            (None, None) => {
-                let mut t = toml::Table::new();
+            (preset, _) => {
+                let mut t = match preset {
+                    Some(p) => toml::Table::try_from(ModelConfig::preset(p)?)
+                        .map_err(|e| Error::config("model", e.to_string()))?,
+                    None => toml::Table::new(),
+                };
+                // the tokenizer's size unless an override sets it
                 t.insert("vocab_size".into(), toml::Value::Integer(tokenizer_vocab as i64));
                 t
             }
