@@ -48,7 +48,7 @@ for cfg in smollm2_cpt_mlm40 small_clm small_mlm40; do
 done
 
 sweep=configs/sweep/smollm2_vs_small.toml
-$bin sweep run --config $sweep --workers 1
+$bin sweep run --config $sweep --workers 2
 $bin sweep collect --config $sweep --out runs/interop/runs.csv
 target/release/analysis report --runs runs/interop/runs.csv --out runs/interop/report
 cat runs/interop/perplexity_*.json
