@@ -59,14 +59,14 @@ pub fn logits_file(checkpoint: &Path, batch: &Path, out: &Path) -> Result<()> {
             )
         })
     };
-    let ids = get("input_ids")?.to_dtype(DType::I64)?.to_dtype(DType::U32)?;
+    let ids = get("input_ids")?; // any integer type: `logits` casts it
     let mask = get("attention_mask")?.to_dtype(DType::F32)?;
     let mut outputs = std::collections::HashMap::new();
     for (name, mode) in [
         ("causal", AttentionMode::Causal),
         ("bidirectional", AttentionMode::Bidirectional),
     ] {
-        outputs.insert(name.to_string(), logits(&model, &ids, Some(&mask), mode)?);
+        outputs.insert(name.to_string(), logits(&model, ids, Some(&mask), mode)?);
     }
     let mut names: Vec<&String> = outputs.keys().collect();
     names.sort();
