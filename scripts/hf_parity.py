@@ -22,6 +22,7 @@ Exit status 0 when every check passes.
 """
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -85,13 +86,26 @@ def compare(ours, theirs, mask, tolerance, label, verdict=True):
     return ok
 
 
+def float64_copy(model):
+    """The same weights in a fresh float64 model: transformers refuses to recast a model it loaded
+    from GGUF in place (`is_quantized`: `.float()` raises in some versions), so the copy is built from
+    the config and loaded from the state dict instead."""
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    reference = AutoModelForCausalLM.from_config(config, attn_implementation=config._attn_implementation)
+    reference.load_state_dict(model.state_dict())
+    return reference.double().eval()
+
+
 def float64_check(model, ours, theirs32, ids, mask, args, label):
     """A deep model run in float32 drifts from exact arithmetic by more than 1e-4 (most in a
     bidirectional mode it was never trained with), in transformers as here: the criterion is then
     our distance to a float64 run of transformers' model against transformers' own float32
     distance to it."""
-    reference = transformers_logits(model.double(), ids, mask, torch.float64)
-    model.float()
+    reference = transformers_logits(float64_copy(model), ids, mask, torch.float64)
     keep = mask.astype(bool)
     ok = True
     for mode in ("causal", "bidirectional"):
