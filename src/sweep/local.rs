@@ -5,7 +5,7 @@
 //! tail of its log, and the sweep goes on.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -53,6 +53,24 @@ fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let start = text.char_indices().rev().nth(n).map_or(0, |(i, _)| i);
     text[start..].trim().to_string()
+}
+
+/// Why a run's process ended without its record, in words; a SIGKILL nobody sent by hand is most
+/// often the kernel's out-of-memory killer (two 135M-parameter retrieval runs at once need more
+/// than 23 GB), which the bare status does not say.
+fn death_reason(status: ExitStatus, log_tail: &str) -> String {
+    #[cfg(unix)]
+    let hint = {
+        use std::os::unix::process::ExitStatusExt;
+        if status.signal() == Some(9) {
+            " (SIGKILL: most often the out-of-memory killer, see `dmesg`; rerun with fewer --workers and --retry-failed)"
+        } else {
+            ""
+        }
+    };
+    #[cfg(not(unix))]
+    let hint = "";
+    format!("the run's process ended with {status}{hint}: {log_tail}")
 }
 
 fn spawn(spec: &RunSpec, opts: &LocalOptions, log: &Path) -> Result<Child> {
@@ -112,7 +130,7 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
                 RunState::Failed => summary.failed += 1,
                 RunState::Pending => {
                     // the process died without writing its record
-                    let reason = format!("the run's process ended with {status}: {}", log_tail(&log, 400));
+                    let reason = death_reason(status, &log_tail(&log, 400));
                     failed_record(&spec.config, &reason)?;
                     summary.failed += 1;
                 }
@@ -125,4 +143,21 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
     bar.finish_and_clear();
     summary.wall_seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_killed_run_says_what_most_often_kills_it() {
+        // a raw wait status of 9 is "killed by signal 9"; 256 is "exited with code 1"
+        let killed = death_reason(ExitStatus::from_raw(9), "step 3");
+        assert!(killed.contains("out-of-memory killer"), "{killed}");
+        assert!(killed.ends_with(": step 3"), "{killed}");
+        let exited = death_reason(ExitStatus::from_raw(256), "error: bad config");
+        assert!(!exited.contains("out-of-memory"), "{exited}");
+        assert!(exited.contains("exit status: 1"), "{exited}");
+    }
 }
