@@ -49,6 +49,9 @@ done
 
 sweep=configs/sweep/smollm2_vs_small.toml
 $bin sweep run --config $sweep --workers 2
+# a SmolLM2 retrieval run peaks at ≈ 12.4 GB: two at once can meet the out-of-memory killer on a
+# 23 GB machine (it did, once in 48); what it killed is rerun alone
+$bin sweep run --config $sweep --workers 1 --retry-failed
 $bin sweep collect --config $sweep --out runs/interop/runs.csv
 target/release/analysis report --runs runs/interop/runs.csv --out runs/interop/report
 cat runs/interop/perplexity_*.json
