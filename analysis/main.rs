@@ -91,7 +91,8 @@ struct Input {
 struct ReportArgs {
     #[command(flatten)]
     input: Input,
-    /// Output folder (replaced only when every file is written).
+    /// Output folder: new, empty, or one an earlier report wrote (its files are replaced once
+    /// every file is written; files it did not write are left alone).
     #[arg(long)]
     out: PathBuf,
     /// Performance-profile thresholds, comma-separated (default: quantiles of the pooled scores).
@@ -147,6 +148,8 @@ fn load_filtered(input: &Input, pair: Option<(&str, &str)>) -> Result<(RunsIndex
 
 fn report(args: &ReportArgs) -> Result<()> {
     let started = Instant::now();
+    // refused before any work: a file, or a folder holding what no report wrote
+    encoderlab::fsutil::check_owned(&args.out, encoderlab::stats::report::REPORT_WRITER)?;
     let (index, mut cfg) = load(&args.input)?;
     cfg.taus = args.taus.clone();
     let tables = build_tables(&index, &cfg);

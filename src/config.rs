@@ -23,6 +23,19 @@ pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     parse_toml(&text, path)
 }
 
+/// Checks that `name` (the config field `field`) is one plain folder name: not empty, not `.`
+/// or `..`, no path separator or NUL, so that `{out_dir}/{name}` stays inside `out_dir`.
+pub fn check_folder_name(field: &str, name: &str) -> Result<()> {
+    let bad = name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']);
+    if bad {
+        return Err(Error::config(
+            field,
+            format!("{name:?} must be a plain folder name (not empty, `.` or `..`, no `/` or `\\`): the run's folder is created under out_dir with this name"),
+        ));
+    }
+    Ok(())
+}
+
 /// Writes `value` as pretty JSON (with a final newline), atomically.
 pub fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| Error::Data {

@@ -121,6 +121,13 @@ impl StagingDir {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(self.tmp.path(), fs::Permissions::from_mode(0o755)).at(&dest)?;
         }
+        if dest.exists() && !dest.is_dir() {
+            return Err(crate::error::Error::data(
+                &dest,
+                0,
+                "exists and is not a folder: a folder is written here; move the file away or name another path (nothing was written)",
+            ));
+        }
         let staged = self.tmp.keep();
         if dest.exists() {
             let old = staged.with_extension("old");
@@ -132,6 +139,160 @@ impl StagingDir {
         }
         Ok(())
     }
+}
+
+/// The marker a command leaves in a folder it owns ([`OwnedDir`]): what wrote it and the
+/// entries it wrote, so that a later call replaces those and nothing else.
+pub const OWNED_MARKER: &str = ".encoderlab-owned.json";
+
+/// `OWNED_MARKER`'s content.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OwnedMarker {
+    /// The command that wrote the folder, e.g. `analysis report`.
+    pub written_by: String,
+    /// The entries (files and folders) it wrote, sorted.
+    pub entries: Vec<String>,
+}
+
+/// What an existing folder holds of ours: the entries a command may replace or remove.
+fn owned_entries(dest: &Path, written_by: &str) -> Result<Option<Vec<String>>> {
+    let meta = match fs::metadata(dest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).at(dest),
+    };
+    if !meta.is_dir() {
+        return Err(crate::error::Error::data(
+            dest,
+            0,
+            format!("exists and is not a folder: `{written_by}` writes a folder here; name a new folder (nothing was written)"),
+        ));
+    }
+    let marker = dest.join(OWNED_MARKER);
+    if marker.exists() {
+        let m: OwnedMarker = crate::config::load_json(&marker)?;
+        return Ok(Some(m.entries));
+    }
+    let mut present: Vec<String> = fs::read_dir(dest)
+        .at(dest)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    present.sort();
+    if present.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let shown: Vec<&str> = present.iter().take(5).map(String::as_str).collect();
+    Err(crate::error::Error::data(
+        dest,
+        0,
+        format!(
+            "holds files that `{written_by}` did not write ({}{}): it replaces only a folder it wrote itself (marked by {OWNED_MARKER}); name a new or empty folder (nothing was written)",
+            shown.join(", "),
+            if present.len() > 5 { ", …" } else { "" }
+        ),
+    ))
+}
+
+/// Checks, before any work, that `dest` is absent, an empty folder, or a folder `written_by`
+/// wrote (its marker): what [`OwnedDir::commit`] will need.
+pub fn check_owned(dest: &Path, written_by: &str) -> Result<()> {
+    owned_entries(dest, written_by).map(|_| ())
+}
+
+/// A folder a command owns, filled in a staging folder beside it. On [`OwnedDir::commit`] a new
+/// destination appears in one rename; an existing one (empty, or marked as written by the same
+/// command) has each of its entries replaced by its new version, the entries the last call
+/// wrote and this one did not removed, and everything else in it left untouched.
+pub struct OwnedDir {
+    written_by: String,
+    stage: StagingDir,
+}
+
+impl OwnedDir {
+    /// Starts filling `dest` for `written_by`; refuses (writing nothing) when `dest` is a file
+    /// or a folder with entries that `written_by` did not write.
+    pub fn create(dest: impl AsRef<Path>, written_by: &str) -> Result<Self> {
+        check_owned(dest.as_ref(), written_by)?;
+        Ok(Self {
+            written_by: written_by.to_string(),
+            stage: StagingDir::create(dest)?,
+        })
+    }
+
+    /// Where to write the entries now.
+    pub fn path(&self) -> &Path {
+        self.stage.path()
+    }
+
+    /// Moves the staged entries into place (see the type's documentation).
+    pub fn commit(self) -> Result<()> {
+        let dest = self.stage.dest().to_path_buf();
+        let staged = self.stage.path().to_path_buf();
+        let mut entries: Vec<String> = fs::read_dir(&staged)
+            .at(&staged)?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n != OWNED_MARKER)
+            .collect();
+        entries.sort();
+        let marker = OwnedMarker {
+            written_by: self.written_by.clone(),
+            entries: entries.clone(),
+        };
+        crate::config::save_json(&marker, &staged.join(OWNED_MARKER))?;
+        let Some(old) = owned_entries(&dest, &self.written_by)? else {
+            return self.stage.commit();
+        };
+        // an entry of ours would replace something we did not write: refuse before moving any
+        if let Some(clash) = entries.iter().find(|e| !old.contains(e) && dest.join(e).exists()) {
+            return Err(crate::error::Error::data(
+                dest.join(clash),
+                0,
+                format!(
+                    "was not written by `{}`, which would replace it: move it away or name another folder (nothing was written)",
+                    self.written_by
+                ),
+            ));
+        }
+        for e in &entries {
+            remove_entry(&dest.join(e))?;
+            fs::rename(staged.join(e), dest.join(e)).at(dest.join(e))?;
+        }
+        for e in old.iter().filter(|e| !entries.contains(e)) {
+            remove_entry(&dest.join(e))?;
+        }
+        fs::rename(staged.join(OWNED_MARKER), dest.join(OWNED_MARKER)).at(dest.join(OWNED_MARKER))?;
+        Ok(()) // the emptied staging folder goes with `self.stage`
+    }
+}
+
+fn remove_entry(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).at(path),
+        Ok(_) => fs::remove_file(path).at(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+/// Removes what an interrupted [`StagingDir`] or [`AtomicFile`] of `name` left in `dir`
+/// (`.{name}.tmp-*`, and `.{name}.tmp-*.old`): only names of that form, which nothing else uses.
+pub fn remove_stale_staging(dir: &Path, name_prefix: &str) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(removed);
+    };
+    let prefix = format!(".{name_prefix}");
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.contains(".tmp-") {
+            let path = e.path();
+            remove_entry(&path)?;
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 /// The lowercase hex SHA-256 of a file's bytes.

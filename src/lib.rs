@@ -8,6 +8,7 @@
 #[cfg(feature = "cli")]
 pub mod alloc;
 pub mod config;
+pub mod csvcell;
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -599,9 +599,17 @@ fn sweep(cmd: &SweepCommand) -> Result<()> {
         SweepCommand::Plan(a) => {
             let p = plan(&specs, &cfg.runs_dir(), a.workers);
             println!(
-                "{} runs: {} ok, {} diverged, {} failed, {} pending",
-                p.total, p.ok, p.diverged, p.failed, p.pending
+                "{} runs: {} ok, {} diverged, {} failed, {} pending, {} damaged",
+                p.total,
+                p.ok,
+                p.diverged,
+                p.failed,
+                p.pending,
+                p.corrupt.len()
             );
+            for c in &p.corrupt {
+                println!("damaged: {c}");
+            }
             match (p.mean_run_seconds, p.remaining_seconds) {
                 (Some(m), Some(r)) => {
                     println!(

@@ -265,3 +265,52 @@ fn retrieval_metrics_match_pytrec_eval_and_beir() -> anyhow::Result<()> {
     assert!(retrieval_metric("map@10", &run, &qrels).is_err());
     Ok(())
 }
+
+/// The SQuAD normalisation against the official script over every assigned code point of
+/// Python's Unicode database (private use and surrogates aside): each character placed around
+/// and inside articles, in a string the official `normalize_answer` (pasted above; Python 3)
+/// normalises here, then compared with ours. It caught `\b` differing from Rust's
+/// `is_alphanumeric` on combining marks (U+0345) and circled letters (U+24B6).
+#[test]
+fn squad_normalisation_matches_the_official_script_on_every_character() -> anyhow::Result<()> {
+    const SCRIPT: &str = r#"
+import json, re, string, sys, unicodedata
+def normalize_answer(s):
+    def remove_articles(text): return re.sub(r'\b(a|an|the)\b', ' ', text)
+    def white_space_fix(text): return ' '.join(text.split())
+    def remove_punc(text):
+        exclude = set(string.punctuation); return ''.join(ch for ch in text if ch not in exclude)
+    return white_space_fix(remove_articles(remove_punc(s.lower())))
+out = sys.stdout
+for cp in range(0x110000):
+    c = chr(cp)
+    if unicodedata.category(c) in ('Cn', 'Co', 'Cs'):
+        continue
+    s = f"The{c} an{c}x {c}the A{c}"
+    out.write(json.dumps([cp, s, normalize_answer(s)]) + "\n")
+"#;
+    let Ok(output) = std::process::Command::new("python3").args(["-c", SCRIPT]).output() else {
+        eprintln!("SKIPPED: python3 not found");
+        return Ok(());
+    };
+    anyhow::ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout)?;
+    let mut checked = 0;
+    let mut differ = Vec::new();
+    for line in text.lines() {
+        let (cp, s, expected): (u32, String, String) = serde_json::from_str(line)?;
+        let ours = normalize_answer(&s);
+        if ours != expected {
+            differ.push(format!("U+{cp:04X}: official {expected:?}, ours {ours:?}"));
+        }
+        checked += 1;
+    }
+    assert!(checked > 100_000, "only {checked} characters checked");
+    assert!(
+        differ.is_empty(),
+        "{} of {checked} characters differ, e.g. {:?}",
+        differ.len(),
+        &differ[..differ.len().min(10)]
+    );
+    Ok(())
+}

@@ -420,3 +420,76 @@ fn a_completed_run_is_returned_not_redone_and_a_different_one_is_refused() -> an
     );
     Ok(())
 }
+
+/// Issue 18, items 2, 3, 11 and 13: a refused resume (a damaged checkpoint) leaves the run's
+/// log as it was and says which file of which checkpoint is damaged; what a kill left of a
+/// checkpoint being written is removed on the next start; `--continue` on a damaged last
+/// checkpoint advises the last intact one; a pack with ids beyond the model's vocabulary is
+/// refused naming its file before the run folder exists; `name = ".."` is refused.
+#[test]
+fn damaged_checkpoints_and_packs_are_refused_without_touching_the_run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pack = tiny_pack(dir.path())?;
+    let cfg = config(&pack, &dir.path().join("runs"), &[])?;
+    pretrain(&cfg, &RunOptions::default())?;
+    let run = cfg.run_dir();
+    let log = std::fs::read_to_string(run.join("metrics.jsonl"))?;
+    assert_eq!(log.lines().count(), 8);
+    let ck4 = checkpoint_dir(&run, 4);
+    let resume4 = RunOptions {
+        resume: Some(ck4.clone()),
+        ..RunOptions::default()
+    };
+    for (file, what) in [
+        ("model.safetensors", "the model's weights"),
+        ("optimizer.safetensors", "the optimizer's moments"),
+    ] {
+        let path = ck4.join(file);
+        let intact = std::fs::read(&path)?;
+        std::fs::write(&path, &intact[..40])?; // a torn write
+        let err = pretrain(&cfg, &resume4).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()) && err.contains(what), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(run.join("metrics.jsonl"))?,
+            log,
+            "a refused resume keeps the log"
+        );
+        std::fs::write(&path, intact)?;
+    }
+
+    // what a kill during a checkpoint write leaves, removed when the run starts again
+    let torn = run.join("checkpoints/.step-0000006.tmp-AbC123");
+    std::fs::create_dir_all(&torn)?;
+    std::fs::write(torn.join("model.safetensors"), b"half")?;
+    let done = pretrain(&cfg, &resume4)?;
+    assert_eq!(done.steps, 8);
+    assert!(!torn.exists(), "the interrupted checkpoint's folder is left behind");
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl"))?.lines().count(), 8);
+
+    // a damaged trainer_state.json in the last checkpoint: the advice names the intact one
+    std::fs::write(checkpoint_dir(&run, 8).join("trainer_state.json"), "{\"step\": 8,")?;
+    let err = encoderlab::study::run::pretrain_resumable(&cfg, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("step-0000008/trainer_state.json"), "{err}");
+    assert!(err.contains(&format!("--resume {}", ck4.display())), "{err}");
+
+    // ids beyond the vocabulary: refused naming the token file, no run folder made
+    let meta_path = pack.join("meta.json");
+    let mut meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta_path)?)?;
+    meta["tokenizer"]["vocab_size"] = 100.into();
+    std::fs::write(&meta_path, serde_json::to_string(&meta)?)?;
+    let small = config(&pack, &dir.path().join("other"), &[])?;
+    let err = pretrain(&small, &RunOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("train.bin") && err.contains("vocabulary of 100"), "{err}");
+    assert!(!small.run_dir().exists(), "the run folder was made before the refusal");
+
+    // a name that leaves out_dir
+    for name in ["..", ".", ""] {
+        let err = config(&pack, &dir.path().join("x"), &[&format!("name=\"{name}\"")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("name") && err.contains("plain folder name"), "{name:?}: {err}");
+    }
+    Ok(())
+}

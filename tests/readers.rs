@@ -406,3 +406,38 @@ fn shared_bundle_loads_with_documented_counts() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Issue 18, items 10 and 13: an empty split is refused by every reader (a run would otherwise
+/// report a score of 0 from 0 examples), and qrels naming an unknown query name the line.
+#[test]
+fn empty_splits_are_refused_and_unknown_queries_name_their_line() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let labels = vec!["negative".to_string(), "positive".to_string()];
+    let fields = ClassificationFields {
+        text: "sentence",
+        text_pair: None,
+        label: "label",
+    };
+    for text in ["", "\n\n"] {
+        let path = write(dir.path(), "validation.jsonl", text);
+        let err = read_classification(&path, &fields, &labels).unwrap_err().to_string();
+        assert!(err.contains("validation.jsonl") && err.contains("holds no example"), "{err}");
+        let err = read_tagging(&path, "tokens", "tags", &labels).unwrap_err().to_string();
+        assert!(err.contains("holds no example"), "{err}");
+        let err = read_qa(&path).unwrap_err().to_string();
+        assert!(err.contains("holds no example"), "{err}");
+    }
+    write(dir.path(), "corpus.jsonl", "{\"_id\": \"d1\", \"text\": \"one\"}\n");
+    write(dir.path(), "queries.jsonl", "{\"_id\": \"q1\", \"text\": \"first?\"}\n");
+    let qrels = write(
+        dir.path(),
+        "qrels/test.tsv",
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\t2\nq7\td1\t1\n",
+    );
+    let err = read_retrieval(dir.path(), &qrels).unwrap_err().to_string();
+    assert!(
+        err.contains("test.tsv:4") && err.contains("\"q7\" is not in") && err.contains("queries.jsonl"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -399,3 +399,74 @@ fn missing_metadata_all_failed_groups_and_taus() -> anyhow::Result<()> {
     assert!(!d.join("never").exists());
     Ok(())
 }
+
+/// A small runs table on `sst2` (built-in metadata): 2 systems × 2 learning rates × 3 seeds ×
+/// both splits.
+fn small_runs(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::from("model,objective,dataset,learning_rate,seed,split,score\n");
+    for (m, base) in [("a", 0.7), ("b", 0.6)] {
+        for (k, lr) in ["1e-5", "1e-4"].iter().enumerate() {
+            for seed in 0..3 {
+                for split in ["validation", "test"] {
+                    let score = base + 0.05 * k as f64 + 0.01 * seed as f64;
+                    text.push_str(&format!("{m},clm,sst2,{lr},{seed},{split},{score}\n"));
+                }
+            }
+        }
+    }
+    write(dir, "runs.csv", &text)
+}
+
+/// Issue 18, item 1: `analysis report --out` removes only what a report wrote. An existing file
+/// is refused untouched; a folder holding other files (the input's folder) is refused, the input
+/// kept; a report folder is refreshed with unrelated files in it left alone.
+#[test]
+fn report_out_only_ever_replaces_what_a_report_wrote() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let runs = small_runs(d);
+    let report = |out: &Path| analysis(&["report", "--no-plots", "--runs", runs.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let listing = || files(d);
+
+    // an existing file
+    let file = write(d, "notes.txt", "mine");
+    let before = listing();
+    let o = report(&file);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not a folder"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file)?, "mine");
+    assert_eq!(listing(), before, "nothing written, nothing renamed");
+
+    // the folder holding the input
+    let o = report(d);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("did not write") && err.contains("runs.csv"), "{err}");
+    assert!(runs.exists());
+    assert_eq!(listing(), before);
+
+    // a report folder: written, then refreshed with a user's file (and the input) kept
+    let out = d.join("report");
+    assert!(report(&out).status.success());
+    write(&out, "my_notes.md", "keep me");
+    std::fs::copy(&runs, out.join("runs.csv"))?;
+    let best = std::fs::read(out.join("best_lr.csv"))?;
+    std::fs::write(out.join("best_lr.csv"), "stale")?;
+    let o = analysis(&["report", "--no-plots", "--runs", out.join("runs.csv").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(out.join("my_notes.md"))?, "keep me");
+    assert!(out.join("runs.csv").exists(), "the input inside the report folder is kept");
+    assert_eq!(std::fs::read(out.join("best_lr.csv"))?, best, "the report's own file is replaced");
+    // a file of a report's name that the report did not write is not replaced
+    std::fs::remove_file(out.join("ranks.csv"))?;
+    let marker = std::fs::read_to_string(out.join(".encoderlab-owned.json"))?;
+    std::fs::write(out.join(".encoderlab-owned.json"), marker.replace("\"ranks.csv\",", ""))?;
+    write(&out, "ranks.csv", "my own ranking");
+    let o = report(&out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("ranks.csv"), "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("ranks.csv"))?, "my own ranking");
+    assert_eq!(std::fs::read(out.join("best_lr.csv"))?, best);
+    // no staging folder left anywhere
+    assert!(listing().iter().all(|n| !n.contains(".tmp-")), "{:?}", listing());
+    Ok(())
+}

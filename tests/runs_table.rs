@@ -170,3 +170,131 @@ fn a_parquet_runs_table_refuses_a_cell_of_the_wrong_type_and_writes_nothing() ->
     assert_eq!((runs[1].seed, runs[1].score.is_nan()), (1, true));
     Ok(())
 }
+
+/// Issue 18, items 4 to 8: values are validated where they enter. Non-finite scores (the `-inf`
+/// that crashed statrs, `inf`, `1e400`), scores outside the metric's range (a negative
+/// accuracy), split names other than `validation`/`test`, a system whose splits differ from the
+/// others' on a dataset, and a dataset listed twice in the metadata are each refused with the
+/// file, line and column.
+#[test]
+fn values_are_validated_where_they_enter() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let ok = "m,clm,SC,sst2,1e-05,0,validation,accuracy,0.9,ok\n";
+    for bad in ["-inf", "inf", "1e400", "-1e400", "+Infinity"] {
+        let err = error_of(d, &format!("{HEADER}{ok}m,clm,SC,sst2,1e-05,1,validation,accuracy,{bad},ok\n"));
+        assert!(
+            err.contains("bad.csv:3") && err.contains("column `score`") && err.contains("not a finite number"),
+            "{bad}: {err}"
+        );
+    }
+    // the statistics never panic on what could still reach them
+    assert!(encoderlab::stats::describe::t_sf(f64::NEG_INFINITY, 3.0) == 1.0);
+    assert!(encoderlab::stats::describe::t_sf(f64::NAN, 3.0).is_nan());
+    assert!(encoderlab::stats::describe::t_sf(2.0, f64::INFINITY).is_finite());
+    assert!(encoderlab::stats::describe::t_quantile(0.975, f64::NAN).is_nan());
+
+    // below the metric's worst score, or above its best
+    let meta = builtin_meta(&Registry::builtin()?);
+    let origin = PathBuf::from("<built-in registry>");
+    for (score, hint) in [("-0.2", "worst_score"), ("-1e308", "worst_score"), ("1.5", "0-100 scale")] {
+        let path = write(d, "r.csv", &format!("{HEADER}{ok}m,clm,SC,sst2,1e-05,1,validation,accuracy,{score},ok\n"));
+        let err = check_meta(&read_runs(&path)?, &meta, &path, &origin).unwrap_err().to_string();
+        assert!(
+            err.contains("r.csv:3") && err.contains("column `score`") && err.contains(hint),
+            "{score}: {err}"
+        );
+    }
+    // a metric that can go below 0 says so in its metadata
+    let mcc = write(
+        d,
+        "mcc.csv",
+        "dataset,family,metric_name,chance_score,max_score,higher_is_better,worst_score\nsst2,SC,mcc,0,1,true,-1\n",
+    );
+    let path = write(d, "r.csv", &format!("{HEADER}m,clm,SC,sst2,1e-05,1,validation,mcc,-0.2,ok\n"));
+    check_meta(&read_runs(&path)?, &read_meta(&mcc)?, &path, &mcc)?;
+
+    // split names: exactly validation and test
+    for split in ["dev", "Test", "valid", " validation2"] {
+        let err = error_of(d, &format!("{HEADER}{ok}m,clm,SC,sst2,1e-05,0,{split},accuracy,0.8,ok\n"));
+        assert!(
+            err.contains("bad.csv:3") && err.contains("column `split`") && err.contains("`validation`"),
+            "{split}: {err}"
+        );
+    }
+    // a system with only test rows while the others have validation too
+    let err = error_of(
+        d,
+        &format!(
+            "{HEADER}{ok}m,clm,SC,sst2,1e-05,0,test,accuracy,0.8,ok\nm,mlm,SC,sst2,1e-05,0,test,accuracy,0.7,ok\n"
+        ),
+    );
+    assert!(
+        err.contains("bad.csv:4") && err.contains("m/mlm has no `validation` rows") && err.contains("line 2"),
+        "{err}"
+    );
+
+    // a dataset listed twice in the metadata
+    let twice = write(
+        d,
+        "twice.csv",
+        "dataset,family,metric_name,chance_score,max_score,higher_is_better\nsst2,SC,accuracy,0.5,1,true\nrte,SC,accuracy,0.5,1,true\nsst2,SC,accuracy,0.9,1,true\n",
+    );
+    let err = read_meta(&twice).unwrap_err().to_string();
+    assert!(
+        err.contains("twice.csv:4") && err.contains("`sst2` is listed again") && err.contains("line 2"),
+        "{err}"
+    );
+    Ok(())
+}
+
+/// Issue 18, item 8: names a spreadsheet would run as formulas are written with a leading `'`
+/// (OWASP) in every CSV, and read back as they were.
+#[test]
+fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
+    use encoderlab::finetune::record::{runs_rows, RUNS_HEADER};
+    use encoderlab::finetune::{RunResult, Status};
+    let dir = tempfile::tempdir()?;
+    let result = RunResult {
+        run_id: "abc".into(),
+        model: "=HYPERLINK(\"http://x\",\"y\")".into(),
+        objective: "+mlm".into(),
+        family: "SC".into(),
+        dataset: "sst2".into(),
+        learning_rate: 1e-5,
+        seed: 0,
+        metric: "@acc".into(),
+        validation: Some(0.5),
+        test: Some(-0.0),
+        all_scores: Vec::new(),
+        status: Status::Ok,
+        reason: None,
+        steps: 1,
+        examples: 1,
+        train_examples_per_s: 1.0,
+        eval_examples_per_s: 1.0,
+        wall_seconds: 1.0,
+    };
+    let text = format!("{RUNS_HEADER}\n{}", runs_rows(&result));
+    let mut cells = csv::Reader::from_reader(text.as_bytes());
+    for record in cells.records() {
+        let record = record?;
+        for cell in record.iter() {
+            let formula = cell.starts_with(['=', '+', '@']) || (cell.starts_with('-') && cell.parse::<f64>().is_err());
+            assert!(!formula, "a formula reaches the file: {cell:?}");
+        }
+        assert!(["-0", "0.5"].contains(&&record[8]), "numbers stay numbers: {:?}", &record[8]);
+    }
+    let runs = read_runs(&write(dir.path(), "runs.csv", &text))?;
+    assert_eq!(runs[0].model, result.model);
+    assert_eq!(runs[0].objective, "+mlm");
+    assert_eq!(runs[0].metric.as_deref(), Some("@acc"));
+
+    // the report's tables escape every cell too
+    let meta = builtin_meta(&Registry::builtin()?);
+    let index = encoderlab::stats::report::RunsIndex::new(&runs, &meta, encoderlab::stats::report::NanPolicy::Drop);
+    let table = encoderlab::stats::report::best_lr_table(&index, &encoderlab::stats::report::ReportConfig::default());
+    let csv_text = table.to_csv()?;
+    assert!(csv_text.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'+mlm,sst2"), "{csv_text}");
+    Ok(())
+}

@@ -143,6 +143,7 @@ fn meta() -> BTreeMap<String, TaskMeta> {
                     chance_score: 0.5,
                     max_score: 1.0,
                     higher_is_better: true,
+                    worst_score: None,
                 },
             )
         })

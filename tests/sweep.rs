@@ -568,3 +568,63 @@ fn slurm_arrays_match_the_local_executor_and_cancelled_tasks_are_rerun() -> anyh
     assert_eq!(plan(&specs, &cfg.runs_dir(), 1).ok, 2);
     Ok(())
 }
+
+/// Issue 18, item 9: sweep records are checked, not trusted. A truncated or `{}` `result.json`
+/// and a record folder without `instances.jsonl` are reported as damaged (naming the file) by
+/// `plan` and `sweep run`, and `collect` refuses rather than leave them out; a sweep being run
+/// holds a lock that a second executor is refused on.
+#[test]
+fn damaged_records_are_reported_and_a_sweep_runs_once_at_a_time() -> anyhow::Result<()> {
+    use encoderlab::finetune::trainer::failed_record;
+    use encoderlab::sweep::{run_local, state, LocalOptions, RunState, SweepLock};
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let sweep = sweep_files(dir.path(), &ckpt, dir.path(), 1, "[1e-3, 3e-3]", "[0, 1]");
+    let cfg = SweepConfig::load(&sweep)?;
+    let specs = cfg.expand()?;
+    for s in &specs {
+        failed_record(&s.config, "made by the test")?;
+    }
+    let runs = cfg.runs_dir();
+    let record = |i: usize| runs.join(&specs[i].run_id);
+    let table = dir.path().join("runs.csv");
+    assert_eq!(encoderlab::sweep::collect(&specs, &runs, &table)?, 4);
+
+    let result = std::fs::read_to_string(record(0).join("result.json"))?;
+    std::fs::write(record(0).join("result.json"), &result[..result.len() / 2])?;
+    std::fs::write(record(1).join("result.json"), "{}")?;
+    std::fs::remove_file(record(2).join("instances.jsonl"))?;
+    for i in 0..3 {
+        assert_eq!(state(&specs[i], &runs), RunState::Corrupt, "record {i}");
+    }
+    assert_eq!(state(&specs[3], &runs), RunState::Failed);
+    let p = plan(&specs, &runs, 1);
+    assert_eq!((p.failed, p.pending, p.corrupt.len()), (1, 0, 3));
+    assert!(p.corrupt[0].contains(&record(0).join("result.json").display().to_string()), "{:?}", p.corrupt);
+    assert!(p.corrupt[2].contains("instances.jsonl is missing"), "{:?}", p.corrupt);
+    let err = encoderlab::sweep::collect(&specs, &runs, &table).unwrap_err().to_string();
+    assert!(err.contains("result.json") && err.contains("--retry-failed"), "{err}");
+    let out = encoderlab(&["sweep", "plan"], &sweep);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 damaged"));
+
+    // one executor at a time: a second is refused while the first holds the sweep
+    let held = SweepLock::acquire(&cfg.dir(), "sweep run")?;
+    let opts = LocalOptions {
+        sweep_file: sweep.clone(),
+        exe: PathBuf::from(env!("CARGO_BIN_EXE_encoderlab")),
+        workers: 1,
+        threads_per_worker: 1,
+        retry_failed: false,
+        progress: false,
+    };
+    let err = run_local(&cfg, &specs, &opts).unwrap_err().to_string();
+    assert!(err.contains("another executor is running this sweep"), "{err}");
+    let out = encoderlab(&["sweep", "run"], &sweep);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another executor"));
+    drop(held);
+    // released: the run goes on, reporting the damaged records it skips
+    let summary = run_local(&cfg, &specs, &opts)?;
+    assert_eq!((summary.started, summary.skipped, summary.corrupt.len()), (0, 4, 3));
+    Ok(())
+}

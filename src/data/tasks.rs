@@ -186,13 +186,26 @@ fn label_id(rec: &Record, path: &Path, field: &str, value: &Value, labels: &[Str
     }
 }
 
+/// `examples`, or an error naming `path` when it holds none: an empty split can be neither
+/// trained nor evaluated on (a run would report a score from 0 examples).
+fn nonempty<T>(path: &Path, examples: Vec<T>) -> Result<Vec<T>> {
+    if examples.is_empty() {
+        return Err(Error::data(
+            path,
+            0,
+            "holds no example: an empty split can be neither trained nor evaluated on; check the file (or the dataset's split names)",
+        ));
+    }
+    Ok(examples)
+}
+
 /// Reads a sequence-classification split.
 pub fn read_classification(
     path: &Path,
     fields: &ClassificationFields,
     labels: &[String],
 ) -> Result<Vec<ClassificationExample>> {
-    read_records(path)?
+    let examples = read_records(path)?
         .iter()
         .map(|rec| {
             Ok(ClassificationExample {
@@ -205,7 +218,8 @@ pub fn read_classification(
                 label: label_id(rec, path, fields.label, rec.field(path, fields.label)?, labels)?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    nonempty(path, examples)
 }
 
 /// Reads a token-classification split: a word list and a tag list (names or ids) per row.
@@ -215,7 +229,7 @@ pub fn read_tagging(
     tags_field: &str,
     labels: &[String],
 ) -> Result<Vec<TaggingExample>> {
-    read_records(path)?
+    let examples = read_records(path)?
         .iter()
         .map(|rec| {
             let tokens = rec.strings(path, tokens_field)?;
@@ -239,13 +253,18 @@ pub fn read_tagging(
                 tags,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    nonempty(path, examples)
 }
 
 /// Reads an extractive-QA split in the HF `squad` schema, checking that every answer's text
 /// stands at its `answer_start` in the context.
 pub fn read_qa(path: &Path) -> Result<Vec<QaExample>> {
-    read_records(path)?.iter().map(|rec| qa_example(rec, path)).collect()
+    let examples = read_records(path)?
+        .iter()
+        .map(|rec| qa_example(rec, path))
+        .collect::<Result<Vec<_>>>()?;
+    nonempty(path, examples)
 }
 
 fn qa_example(rec: &Record, path: &Path) -> Result<QaExample> {
@@ -330,7 +349,7 @@ pub fn read_retrieval(dir: &Path, qrels_path: &Path) -> Result<RetrievalCorpus> 
             text: rec.str(&corpus_path, "text")?.to_string(),
         });
     }
-    let qrels = read_qrels(qrels_path, &doc_ids)?;
+    let (qrels, qrel_lines) = read_qrels(qrels_path, &doc_ids)?;
     let queries_path = dir.join("queries.jsonl");
     let mut queries = Vec::new();
     let mut query_ids = HashMap::new();
@@ -347,11 +366,11 @@ pub fn read_retrieval(dir: &Path, qrels_path: &Path) -> Result<RetrievalCorpus> 
             });
         }
     }
-    if let Some(q) = qrels.keys().find(|q| !query_ids.contains_key(*q)) {
+    if let Some((q, line)) = qrel_lines.iter().filter(|(q, _)| qrels.contains_key(*q) && !query_ids.contains_key(*q)).min_by_key(|(_, l)| **l) {
         return Err(Error::data(
             qrels_path,
-            0,
-            format!("query id {q:?} is not in queries.jsonl"),
+            *line,
+            format!("query-id {q:?} is not in queries.jsonl ({})", queries_path.display()),
         ));
     }
     if queries.is_empty() {
@@ -362,9 +381,11 @@ pub fn read_retrieval(dir: &Path, qrels_path: &Path) -> Result<RetrievalCorpus> 
 
 type Qrels = BTreeMap<String, BTreeMap<String, i64>>;
 
-fn read_qrels(path: &Path, doc_ids: &HashSet<String>) -> Result<Qrels> {
+/// The judgements, and the first line of each query's (for errors).
+fn read_qrels(path: &Path, doc_ids: &HashSet<String>) -> Result<(Qrels, HashMap<String, usize>)> {
     let text = fs::read_to_string(path).at(path)?;
     let mut qrels: Qrels = BTreeMap::new();
+    let mut lines: HashMap<String, usize> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let cols: Vec<&str> = line.split('\t').collect();
         if i == 0 && cols.first() == Some(&"query-id") {
@@ -391,6 +412,7 @@ fn read_qrels(path: &Path, doc_ids: &HashSet<String>) -> Result<Qrels> {
                 format!("corpus-id {doc:?} is not in corpus.jsonl"),
             ));
         }
+        lines.entry(query.to_string()).or_insert(i + 1);
         if score > 0 {
             qrels
                 .entry(query.to_string())
@@ -398,5 +420,5 @@ fn read_qrels(path: &Path, doc_ids: &HashSet<String>) -> Result<Qrels> {
                 .insert(doc.to_string(), score);
         }
     }
-    Ok(qrels)
+    Ok((qrels, lines))
 }

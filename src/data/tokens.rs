@@ -93,6 +93,26 @@ impl TokenFile {
     }
 }
 
+impl TokenFile {
+    /// The first token (position, id) whose id is `limit` or more, if any: a scan of the whole
+    /// file (a few milliseconds per million tokens), run once before training.
+    pub fn first_id_at_least(&self, limit: u32) -> Option<(usize, u32)> {
+        let map = self.map.as_ref()?;
+        match self.dtype {
+            TokenDtype::U16 => map
+                .chunks_exact(2)
+                .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])))
+                .enumerate()
+                .find(|&(_, id)| id >= limit),
+            TokenDtype::U32 => map
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .enumerate()
+                .find(|&(_, id)| id >= limit),
+        }
+    }
+}
+
 /// A pack folder opened for reading.
 pub struct PackedDataset {
     dir: PathBuf,

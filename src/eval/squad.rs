@@ -8,10 +8,29 @@ use std::collections::HashMap;
 use super::{mismatch, Instance, Scores};
 use crate::error::{Error, Result};
 
-/// Python's `re.sub(r'\b(a|an|the)\b', ' ', text)`: a maximal run of word characters (letters,
-/// digits, `_`) equal to an article becomes one space.
+/// Python's `\w` on `str`: `_` and the characters `str.isalnum()` accepts, i.e. the general
+/// categories L* and N*. Rust's `char::is_alphanumeric` also accepts the `Other_Alphabetic`
+/// marks and symbols (combining U+0345, circled letters), which Python's `\b` treats as breaks.
+pub fn is_python_word(c: char) -> bool {
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
+    c == '_'
+        || matches!(
+            get_general_category(c),
+            G::UppercaseLetter
+                | G::LowercaseLetter
+                | G::TitlecaseLetter
+                | G::ModifierLetter
+                | G::OtherLetter
+                | G::DecimalNumber
+                | G::LetterNumber
+                | G::OtherNumber
+        )
+}
+
+/// Python's `re.sub(r'\b(a|an|the)\b', ' ', text)`: a maximal run of word characters
+/// ([`is_python_word`]) equal to an article becomes one space.
 fn remove_articles(text: &str) -> String {
-    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let is_word = is_python_word;
     let mut out = String::with_capacity(text.len());
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {

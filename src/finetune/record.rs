@@ -98,13 +98,10 @@ pub struct InstanceRow {
 /// The runs-table header.
 pub const RUNS_HEADER: &str = "model,objective,family,dataset,learning_rate,seed,split,metric,score,status";
 
-/// A CSV field, quoted when it holds a comma, quote or line break.
+/// A CSV field: escaped against spreadsheet formulas, quoted when it holds a comma, quote or
+/// line break ([`crate::csvcell::field`]).
 pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    crate::csvcell::field(s)
 }
 
 /// The run's rows of the runs table (validation, then test), without the header.
@@ -115,7 +112,7 @@ pub fn runs_rows(r: &RunResult) -> String {
         let fields = [
             csv_field(&r.model),
             csv_field(&r.objective),
-            r.family.clone(),
+            csv_field(&r.family),
             csv_field(&r.dataset),
             format!("{}", r.learning_rate),
             r.seed.to_string(),

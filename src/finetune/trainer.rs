@@ -217,6 +217,16 @@ fn train_and_evaluate(
     let started = Instant::now();
     for split in [EvalSplit::Validation, EvalSplit::Test] {
         let scores = task.evaluate(model, split, t.eval_batch_size, dev)?;
+        if scores.first().is_none_or(|s| s.instances.is_empty()) {
+            return Err(Error::config(
+                "task",
+                format!(
+                    "the {} split of `{}` has no example to evaluate: a score from 0 examples means nothing; check the split's file",
+                    split.name(),
+                    cfg.task.dataset
+                ),
+            ));
+        }
         out.eval_instances += scores.first().map_or(0, |s| s.instances.len());
         out.scores.push((split.name().to_string(), scores));
     }

@@ -106,6 +106,10 @@ pub fn t_interval(x: &[f64], confidence: f64) -> (f64, f64) {
 
 /// The `p` quantile of Student's t with `df` degrees of freedom (NaN if `df` is not positive).
 pub fn t_quantile(p: f64, df: f64) -> f64 {
+    // statrs panics (beta's XOutOfRange) on some non-finite inputs: they never reach it
+    if !(p > 0.0 && p < 1.0) || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
     match StudentsT::new(0.0, 1.0, df) {
         Ok(t) => t.inverse_cdf(p),
         Err(_) => f64::NAN,
@@ -113,7 +117,14 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
 }
 
 /// Survival function `P(T > t)` of Student's t with `df` degrees of freedom.
+/// Never panics: NaN in, NaN out; `t = ±∞` gives 0 or 1.
 pub fn t_sf(t: f64, df: f64) -> f64 {
+    if t.is_nan() || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    if t.is_infinite() {
+        return if t > 0.0 { 0.0 } else { 1.0 };
+    }
     match StudentsT::new(0.0, 1.0, df) {
         Ok(d) => d.sf(t),
         Err(_) => f64::NAN,

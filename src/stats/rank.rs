@@ -44,6 +44,9 @@ fn tie_sizes(x: &[f64]) -> Vec<f64> {
 }
 
 fn normal_sf(z: f64) -> f64 {
+    if z.is_nan() {
+        return f64::NAN;
+    }
     Normal::new(0.0, 1.0).map(|n| n.sf(z)).unwrap_or(f64::NAN)
 }
 
@@ -269,6 +272,10 @@ pub fn friedman(blocks: &[Vec<f64>]) -> (f64, f64) {
     let ssbn: f64 = sums.iter().map(|s| s * s).sum();
     let c = 1.0 - ties / (nf * kf * (kf * kf - 1.0));
     let chi2 = (12.0 / (nf * kf * (kf + 1.0)) * ssbn - 3.0 * nf * (kf + 1.0)) / c;
-    let p = ChiSquared::new(kf - 1.0).map(|d| d.sf(chi2)).unwrap_or(f64::NAN);
+    let p = if chi2.is_finite() {
+        ChiSquared::new(kf - 1.0).map(|d| d.sf(chi2)).unwrap_or(f64::NAN)
+    } else {
+        f64::NAN
+    };
     (chi2, p)
 }

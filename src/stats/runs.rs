@@ -52,25 +52,79 @@ fn column_index(headers: &[String], name: &str) -> Option<usize> {
 
 /// Reads a runs table (`.csv`, or `.parquet` with the `polars` feature).
 pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
-    let (headers, rows) = read_table(path)?;
-    for col in REQUIRED_COLUMNS {
-        if column_index(&headers, col).is_none() {
-            return Err(Error::data(
-                path,
-                1,
-                format!(
-                    "missing required column `{col}` (columns: {}); required: {}",
-                    headers.join(", "),
-                    REQUIRED_COLUMNS.join(", ")
-                ),
-            ));
+    let mut runs = Vec::new();
+    // (system, dataset, split) interned, so the duplicate check holds no string per row
+    let mut names: HashMap<String, u32> = HashMap::new();
+    let mut seen: HashMap<(u32, u32, u32, u32, u64, i64), usize> = HashMap::new();
+    let check_header = |headers: &[String]| -> Result<Vec<Option<usize>>> {
+        for col in REQUIRED_COLUMNS {
+            if column_index(headers, col).is_none() {
+                return Err(Error::data(
+                    path,
+                    1,
+                    format!(
+                        "missing required column `{col}` (columns: {}); required: {}",
+                        headers.join(", "),
+                        REQUIRED_COLUMNS.join(", ")
+                    ),
+                ));
+            }
         }
+        Ok(COLUMNS.iter().map(|c| column_index(headers, c)).collect())
+    };
+    read_table(path, check_header, |columns, line, row| {
+            let run = parse_run(path, columns, line, row)?;
+            let mut id = |s: &str| -> u32 {
+                let n = names.len() as u32;
+                *names.entry(s.to_string()).or_insert(n)
+            };
+            let key = (
+                id(&run.model),
+                id(&run.objective),
+                id(&run.dataset),
+                id(&run.split),
+                run.learning_rate.to_bits(),
+                run.seed,
+            );
+            if let Some(first) = seen.insert(key, line) {
+                return Err(Error::data(
+                    path,
+                    line,
+                    format!(
+                        "duplicate run: the same (model, objective, dataset, learning_rate, seed, split) as line {first}; keep one row per run"
+                    ),
+                ));
+            }
+            runs.push(run);
+            Ok(())
+        })?;
+    if runs.is_empty() {
+        return Err(Error::data(path, 0, "empty runs table: no row after the header"));
     }
-    let idx = |name: &str| column_index(&headers, name);
-    let mut runs = Vec::with_capacity(rows.len());
-    let mut seen: HashMap<(String, String, String, u64, i64, String), usize> = HashMap::new();
-    for (line, row) in rows {
-        let get = |name: &str| idx(name).map(|i| row.get(i).map(String::as_str).unwrap_or("").trim());
+    check_splits(&runs, path)?;
+    Ok(runs)
+}
+
+/// Every column a runs table may have, in the order of [`parse_run`]'s lookups.
+const COLUMNS: [&str; 10] = [
+    "model",
+    "objective",
+    "family",
+    "dataset",
+    "learning_rate",
+    "seed",
+    "split",
+    "metric",
+    "score",
+    "status",
+];
+
+/// One row of a runs table; `columns[i]` is the position of `COLUMNS[i]` in the row.
+fn parse_run(path: &Path, columns: &[Option<usize>], line: usize, row: &csv::StringRecord) -> Result<Run> {
+        let get = |name: &str| {
+            let k = COLUMNS.iter().position(|c| *c == name)?;
+            columns[k].map(|i| crate::csvcell::unescape(row.get(i).unwrap_or("").trim()))
+        };
         let cell = |name: &str| get(name).unwrap_or("");
         let err = |name: &str, reason: String| Error::data(path, line, format!("column `{name}`: {reason}"));
         let text = |name: &str| -> Result<String> {
@@ -97,49 +151,76 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
         let parsed = if raw.is_empty() || raw.eq_ignore_ascii_case("nan") {
             f64::NAN
         } else {
-            raw.parse::<f64>()
-                .map_err(|_| err("score", format!("{raw:?} is not a number")))?
+            match raw.parse::<f64>() {
+                Ok(v) if v.is_finite() => v,
+                Ok(_) => {
+                    return Err(err(
+                        "score",
+                        format!("{raw:?} is not a finite number (a failed run has an empty score or status `failed`)"),
+                    ))
+                }
+                Err(_) => return Err(err("score", format!("{raw:?} is not a number"))),
+            }
         };
+        let split = text("split")?;
+        if !SPLITS.contains(&split.as_str()) {
+            return Err(err(
+                "split",
+                format!(
+                    "{split:?} is not a split the analysis knows: name it `validation` (where learning rates are selected) or `test` (the reported score), in lower case"
+                ),
+            ));
+        }
         let ok = get("status").is_none_or(|s| s.is_empty() || s == "ok");
         let optional = |name: &str| get(name).filter(|v| !v.is_empty()).map(str::to_string);
-        let run = Run {
+        Ok(Run {
             model: text("model")?,
             objective: text("objective")?,
             family: optional("family"),
             dataset: text("dataset")?,
             learning_rate,
             seed,
-            split: text("split")?,
+            split,
             metric: optional("metric"),
             score: if ok { parsed } else { f64::NAN },
             line,
-        };
-        let key = (
-            run.model.clone(),
-            run.objective.clone(),
-            run.dataset.clone(),
-            run.learning_rate.to_bits(),
-            run.seed,
-            run.split.clone(),
-        );
-        if let Some(first) = seen.insert(key, line) {
+        })
+}
+
+/// The split names a runs table may use: `validation` selects, `test` reports.
+pub const SPLITS: [&str; 2] = ["validation", "test"];
+
+/// Every system of a dataset must have the same splits, or learning rates would be selected on
+/// `validation` for some and on `test` for others.
+fn check_splits(runs: &[Run], path: &Path) -> Result<()> {
+    // dataset → split → first line; (dataset, system) → splits and a line
+    let mut by_dataset: HashMap<&str, BTreeMap<&str, usize>> = HashMap::new();
+    let mut by_system: HashMap<(&str, &str, &str), (BTreeMap<&str, usize>, usize)> = HashMap::new();
+    for r in runs {
+        by_dataset.entry(&r.dataset).or_default().entry(&r.split).or_insert(r.line);
+        let e = by_system
+            .entry((&r.dataset, &r.model, &r.objective))
+            .or_insert_with(|| (BTreeMap::new(), r.line));
+        e.0.entry(&r.split).or_insert(r.line);
+    }
+    let mut keys: Vec<_> = by_system.keys().copied().collect();
+    keys.sort_by_key(|k| by_system[k].1);
+    for key in keys {
+        let (dataset, model, objective) = key;
+        let (mine, line) = &by_system[&key];
+        if let Some((split, other_line)) = by_dataset[dataset].iter().find(|(s, _)| !mine.contains_key(*s)) {
             return Err(Error::data(
                 path,
-                line,
+                *line,
                 format!(
-                    "duplicate run: the same (model, objective, dataset, learning_rate, seed, split) as line {first}; keep one row per run"
+                    "system {model}/{objective} has no `{split}` rows for dataset `{dataset}` while others do (line {other_line}): its learning rate would be chosen on another split than theirs; add its `{split}` runs, or give every system the same splits"
                 ),
             ));
         }
-        runs.push(run);
     }
-    if runs.is_empty() {
-        return Err(Error::data(path, 0, "empty runs table: no row after the header"));
-    }
-    Ok(runs)
+    Ok(())
 }
 
-type Rows = Vec<(usize, Vec<String>)>;
 
 /// Writes a runs table given as CSV text to `out`, atomically: as is for `.csv`, typed
 /// (`learning_rate`, `score`, `wall_seconds` floats; `seed`, `steps` integers; the rest text)
@@ -175,17 +256,26 @@ fn write_parquet_table(out: &Path, _csv_text: &str) -> Result<()> {
     ))
 }
 
-fn read_table(path: &Path) -> Result<(Vec<String>, Rows)> {
+/// Reads a table (CSV, or Parquet with the `polars` feature) row by row: `on_header` gets the
+/// column names, then `on_row` each non-blank row with its 1-based line. Nothing is kept here,
+/// so a table of millions of rows costs only what the caller keeps.
+fn read_table<H>(
+    path: &Path,
+    on_header: impl FnOnce(&[String]) -> Result<H>,
+    mut on_row: impl FnMut(&H, usize, &csv::StringRecord) -> Result<()>,
+) -> Result<()> {
     if !path.exists() {
         return Err(Error::data(path, 0, "file not found"));
     }
     if path.extension().is_some_and(|e| e == "parquet") {
-        return read_parquet_table(path);
+        return read_parquet_table(path, on_header, on_row);
     }
+    let file = std::fs::File::open(path).map_err(|e| Error::data(path, 0, e.to_string()))?;
+    let bar = read_progress(path, file.metadata().map_or(0, |m| m.len()));
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_path(path)
-        .map_err(|e| Error::data(path, 0, e.to_string()))?;
+        .buffer_capacity(1 << 20)
+        .from_reader(bar.wrap_read(file));
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| Error::data(path, 1, e.to_string()))?
@@ -195,45 +285,71 @@ fn read_table(path: &Path) -> Result<(Vec<String>, Rows)> {
     if headers.iter().all(String::is_empty) {
         return Err(Error::data(path, 0, "empty file: expected a header line"));
     }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record =
-            record.map_err(|e| Error::data(path, e.position().map_or(0, |p| p.line() as usize), e.to_string()))?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
+    let header = on_header(&headers)?;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(Error::data(path, e.position().map_or(0, |p| p.line() as usize), e.to_string())),
+        }
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        rows.push((line, record.iter().map(str::to_string).collect()));
+        on_row(&header, record.position().map_or(0, |p| p.line() as usize), &record)?;
     }
-    Ok((headers, rows))
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// A progress bar over the bytes of a table being read, on stderr where it is a terminal; only
+/// for files large enough to take a noticeable time (64 MiB and up).
+fn read_progress(path: &Path, bytes: u64) -> indicatif::ProgressBar {
+    if bytes < 64 << 20 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(bytes);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("reading {}", path.display()));
+    bar
 }
 
 #[cfg(feature = "polars")]
-fn read_parquet_table(path: &Path) -> Result<(Vec<String>, Rows)> {
+fn read_parquet_table<H>(
+    path: &Path,
+    on_header: impl FnOnce(&[String]) -> Result<H>,
+    mut on_row: impl FnMut(&H, usize, &csv::StringRecord) -> Result<()>,
+) -> Result<()> {
     let records = crate::data::records::read_records(path)?;
     let headers: Vec<String> = records
         .first()
         .map(|r| r.fields.keys().cloned().collect())
         .unwrap_or_default();
-    let rows = records
-        .iter()
-        .map(|r| {
-            let cells = headers
-                .iter()
-                .map(|h| match r.fields.get(h) {
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(serde_json::Value::Null) | None => String::new(),
-                    Some(v) => v.to_string(),
-                })
-                .collect();
-            (r.line + 1, cells)
-        })
-        .collect();
-    Ok((headers, rows))
+    let header = on_header(&headers)?;
+    for r in &records {
+        let cells: csv::StringRecord = headers
+            .iter()
+            .map(|h| match r.fields.get(h) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(v) => v.to_string(),
+            })
+            .collect();
+        on_row(&header, r.line + 1, &cells)?;
+    }
+    Ok(())
 }
 
 #[cfg(not(feature = "polars"))]
-fn read_parquet_table(path: &Path) -> Result<(Vec<String>, Rows)> {
+fn read_parquet_table<H>(
+    path: &Path,
+    _: impl FnOnce(&[String]) -> Result<H>,
+    _: impl FnMut(&H, usize, &csv::StringRecord) -> Result<()>,
+) -> Result<()> {
     Err(Error::data(
         path,
         0,
@@ -254,11 +370,37 @@ pub struct TaskMeta {
     pub max_score: f64,
     /// Whether a larger score is better.
     pub higher_is_better: bool,
+    /// The worst score the metric can take (the bound on the chance side); `None`: 0 (or the
+    /// chance score, if below 0) for a higher-is-better metric, unbounded for a lower-is-better one.
+    pub worst_score: Option<f64>,
 }
 
-/// Reads a task-metadata CSV.
+impl TaskMeta {
+    /// The closed range a score of this metric lies in, (low, high).
+    pub fn score_range(&self) -> (f64, f64) {
+        if self.higher_is_better {
+            (self.worst_score.unwrap_or(self.chance_score.min(0.0)), self.max_score)
+        } else {
+            (self.max_score, self.worst_score.unwrap_or(f64::INFINITY))
+        }
+    }
+}
+
+/// Reads a task-metadata CSV (`worst_score` is optional); each dataset once.
 pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
-    let (headers, rows) = read_table(path)?;
+    let mut headers: Vec<String> = Vec::new();
+    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
+    read_table(
+        path,
+        |h| {
+            headers = h.to_vec();
+            Ok(())
+        },
+        |_, line, row| {
+            rows.push((line, row.iter().map(str::to_string).collect()));
+            Ok(())
+        },
+    )?;
     let cols = [
         "dataset",
         "family",
@@ -272,21 +414,22 @@ pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
             return Err(Error::data(
                 path,
                 1,
-                format!("missing required column `{col}` (required: {})", cols.join(", ")),
+                format!("missing required column `{col}` (required: {}; optional: worst_score)", cols.join(", ")),
             ));
         }
     }
     let mut out = BTreeMap::new();
+    let mut lines: HashMap<String, usize> = HashMap::new();
     for (line, row) in rows {
         let cell = |name: &str| {
             column_index(&headers, name)
                 .and_then(|i| row.get(i))
-                .map_or("", |s| s.trim())
+                .map_or("", |s| crate::csvcell::unescape(s.trim()))
         };
         let number =
             |name: &str| -> Result<f64> {
                 cell(name).parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                    Error::data(path, line, format!("column `{name}`: {:?} is not a number", cell(name)))
+                    Error::data(path, line, format!("column `{name}`: {:?} is not a finite number", cell(name)))
                 })
             };
         let higher = match cell("higher_is_better").to_ascii_lowercase().as_str() {
@@ -300,12 +443,28 @@ pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
                 ))
             }
         };
+        let dataset = cell("dataset").to_string();
+        if dataset.is_empty() {
+            return Err(Error::data(path, line, "column `dataset`: is empty"));
+        }
+        if let Some(first) = lines.insert(dataset.clone(), line) {
+            return Err(Error::data(
+                path,
+                line,
+                format!("dataset `{dataset}` is listed again (first at line {first}): keep one row per dataset"),
+            ));
+        }
+        let worst = match cell("worst_score") {
+            "" => None,
+            _ => Some(number("worst_score")?),
+        };
         let meta = TaskMeta {
             family: cell("family").to_string(),
             metric_name: cell("metric_name").to_string(),
             chance_score: number("chance_score")?,
             max_score: number("max_score")?,
             higher_is_better: higher,
+            worst_score: worst,
         };
         if meta.max_score == meta.chance_score {
             return Err(Error::data(
@@ -314,7 +473,18 @@ pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
                 "max_score equals chance_score: scores cannot be normalised",
             ));
         }
-        out.insert(cell("dataset").to_string(), meta);
+        let (lo, hi) = meta.score_range();
+        if !(lo <= meta.chance_score && meta.chance_score <= hi) || (meta.higher_is_better != (meta.max_score > meta.chance_score)) {
+            return Err(Error::data(
+                path,
+                line,
+                format!(
+                    "chance_score {} must lie between worst_score and max_score, on the worse side of max_score {} (higher_is_better = {higher}; scores range over [{lo}, {hi}])",
+                    meta.chance_score, meta.max_score
+                ),
+            ));
+        }
+        out.insert(dataset, meta);
     }
     Ok(out)
 }
@@ -347,14 +517,16 @@ pub fn builtin_meta(registry: &Registry) -> BTreeMap<String, TaskMeta> {
                     chance_score: chance,
                     max_score: 1.0,
                     higher_is_better: true,
+                    worst_score: None,
                 },
             ))
         })
         .collect()
 }
 
-/// Checks that every dataset of `runs` has metadata and that its scores fit the metadata's
-/// scale (a score above max_score means the table is on another scale).
+/// Checks that every dataset of `runs` has metadata and that its scores lie in the range the
+/// metadata allows ([`TaskMeta::score_range`]): a score above max_score means the table is on
+/// another scale; one below the worst possible score is not a score of that metric.
 pub fn check_meta(runs: &[Run], meta: &BTreeMap<String, TaskMeta>, runs_path: &Path, meta_origin: &Path) -> Result<()> {
     for run in runs {
         let Some(m) = meta.get(&run.dataset) else {
@@ -369,14 +541,22 @@ pub fn check_meta(runs: &[Run], meta: &BTreeMap<String, TaskMeta>, runs_path: &P
                 ),
             ));
         };
-        let top = m.max_score.max(m.chance_score);
-        if run.score.is_finite() && run.score > top * (1.0 + 1e-9) + 1e-12 {
+        let (lo, hi) = m.score_range();
+        let tol = |b: f64| 1e-9 * b.abs() + 1e-12;
+        if run.score.is_finite() && (run.score < lo - tol(lo) || run.score > hi + tol(hi)) {
+            let hint = if run.score > hi {
+                " is the table on a 0-100 scale? give a --meta CSV with max_score 100"
+            } else {
+                " a metric that can go lower (a correlation, say) needs a worst_score column in a --meta CSV"
+            };
             return Err(Error::data(
                 runs_path,
                 run.line,
                 format!(
-                    "score {} of `{}` is above its max_score {}: is the table on a 0-100 scale? give a --meta CSV with max_score 100",
-                    run.score, run.dataset, m.max_score
+                    "column `score`: {} of `{}` is outside [{lo}, {hi}], the range its metadata in {} allows;{hint}",
+                    run.score,
+                    run.dataset,
+                    meta_origin.display()
                 ),
             ));
         }

@@ -74,6 +74,7 @@ pub fn synthetic_runs(
                 chance_score: chance[d],
                 max_score: 1.0,
                 higher_is_better: true,
+                worst_score: None,
             };
             (format!("task{d:02}"), m)
         })

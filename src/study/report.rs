@@ -63,7 +63,8 @@ fn csv_text<T: serde::Serialize>(rows: &[T]) -> Result<String> {
         w.serialize(r).map_err(|e| crate::Error::config("csv", e.to_string()))?;
     }
     let bytes = w.into_inner().map_err(|e| crate::Error::config("csv", e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| crate::Error::config("csv", e.to_string()))
+    let text = String::from_utf8(bytes).map_err(|e| crate::Error::config("csv", e.to_string()))?;
+    crate::csvcell::escape_csv_text(&text)
 }
 
 fn findings_csv(findings: &[Finding], baseline: &[Comparison]) -> Result<String> {
@@ -393,10 +394,11 @@ pub fn has_report(out: &Path) -> bool {
 
 /// Copies the report and everything it links to (`REPORT.md`, the tables, the figures, the
 /// analysis, the resolved study and its timings; not the run records or checkpoints) from the
-/// study's folder to `dest`, for committing. `dest` is replaced only when all is copied.
+/// study's folder to `dest`, for committing: a new folder, an empty one, or one an earlier
+/// publish wrote (see [`crate::fsutil::OwnedDir`]), updated only when all is copied.
 pub fn publish(out: &Path, dest: &Path) -> Result<Vec<String>> {
     use crate::error::IoContext;
-    let stage = crate::fsutil::StagingDir::create(dest)?;
+    let stage = crate::fsutil::OwnedDir::create(dest, "study --publish")?;
     let mut copied = Vec::new();
     let files = [
         "REPORT.md",

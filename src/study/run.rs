@@ -278,7 +278,12 @@ fn write_meta(cfg: &StudyConfig, path: &Path) -> Result<()> {
         if let Some(m) = meta.get(&d.dataset) {
             text.push_str(&format!(
                 "{},{},{},{:?},{:?},{}\n",
-                d.dataset, m.family, m.metric_name, m.chance_score, m.max_score, m.higher_is_better
+                crate::csvcell::field(&d.dataset),
+                crate::csvcell::field(&m.family),
+                crate::csvcell::field(&m.metric_name),
+                m.chance_score,
+                m.max_score,
+                m.higher_is_better
             ));
         }
     }

@@ -10,24 +10,25 @@ use crate::error::Result;
 use crate::finetune::record::{runs_rows, RUNS_HEADER};
 use crate::stats::runs::write_runs_table;
 
-/// The table as CSV text, and the number of runs in it.
-pub fn runs_table(specs: &[RunSpec], runs_dir: &Path) -> (String, usize) {
+/// The table as CSV text, and the number of runs in it. A record that does not read whole is
+/// an error (naming it), never left out.
+pub fn runs_table(specs: &[RunSpec], runs_dir: &Path) -> Result<(String, usize)> {
     let mut out = format!("{RUNS_HEADER},run_id,steps,wall_seconds\n");
     let mut n = 0;
     for spec in specs {
-        let Some(r) = record(spec, runs_dir) else { continue };
+        let Some(r) = record(spec, runs_dir)? else { continue };
         n += 1;
         for row in runs_rows(&r).lines() {
             out.push_str(&format!("{row},{},{},{:.3}\n", r.run_id, r.steps, r.wall_seconds));
         }
     }
-    (out, n)
+    Ok((out, n))
 }
 
 /// Writes the table to `out` (`.csv`, or `.parquet` with the `polars` feature) atomically;
 /// returns the number of runs.
 pub fn collect(specs: &[RunSpec], runs_dir: &Path, out: &Path) -> Result<usize> {
-    let (text, n) = runs_table(specs, runs_dir);
+    let (text, n) = runs_table(specs, runs_dir)?;
     write_runs_table(out, &text)?;
     Ok(n)
 }

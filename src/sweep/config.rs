@@ -78,9 +78,7 @@ impl SweepConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).at(path)?;
         let cfg: Self = parse_toml(&text, path)?;
-        if cfg.name.is_empty() || cfg.name.contains(['/', '\\']) {
-            return Err(Error::config("name", "must be a non-empty folder name"));
-        }
+        crate::config::check_folder_name("name", &cfg.name)?;
         for (i, axis) in cfg.axes.iter().enumerate() {
             if axis.values.is_empty() {
                 return Err(Error::config(

@@ -188,7 +188,7 @@ pub fn write_runs(rows: &[ImportedRow], out: &Path) -> Result<()> {
             csv_field(&r.dataset),
             r.learning_rate,
             r.seed,
-            r.split
+            csv_field(&r.split)
         ));
     }
     write_runs_table(out, &text)

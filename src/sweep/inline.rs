@@ -21,7 +21,10 @@ pub fn run_inline(
     let mut results = Vec::with_capacity(specs.len());
     for spec in specs {
         // one read of the record: it decides, and it is the result when the run is not redone
-        let done = record(spec, runs_dir);
+        let done = match record(spec, runs_dir) {
+            Err(_) if retry_failed => None,
+            other => other?,
+        };
         let result = match done {
             Some(r) if !wants_run(state_of(Some(&r)), retry_failed) => r,
             _ => match finetune(&spec.config, &FinetuneOptions::default()) {

@@ -42,8 +42,11 @@ pub struct LocalSummary {
     pub done: usize,
     /// Of those, ended failed.
     pub failed: usize,
-    /// Runs skipped because they were already done.
+    /// Runs skipped because they were already done (or failed, or damaged, without
+    /// `--retry-failed`).
     pub skipped: usize,
+    /// Records that do not read whole, each with its file and fix; rerun with `--retry-failed`.
+    pub corrupt: Vec<String>,
     /// Wall seconds of this call.
     pub wall_seconds: f64,
 }
@@ -94,6 +97,7 @@ fn spawn(spec: &RunSpec, opts: &LocalOptions, log: &Path) -> Result<Child> {
 /// Runs the pending runs of `specs` (and the failed ones with `retry_failed`).
 pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> Result<LocalSummary> {
     let started = Instant::now();
+    let _lock = super::lock::SweepLock::acquire(&cfg.dir(), "sweep run")?;
     let runs_dir = cfg.runs_dir();
     let logs = cfg.dir().join("logs");
     std::fs::create_dir_all(&logs).at(&logs)?;
@@ -101,7 +105,14 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
     let mut summary = LocalSummary::default();
     let mut queue: Vec<&RunSpec> = Vec::new();
     for s in specs {
-        if wants_run(state(s, &runs_dir), opts.retry_failed) {
+        let st = state(s, &runs_dir);
+        if st == RunState::Corrupt {
+            if let Err(e) = super::state::record(s, &runs_dir) {
+                eprintln!("{}: {e}", if opts.retry_failed { "rerun" } else { "skipped" });
+                summary.corrupt.push(e.to_string());
+            }
+        }
+        if wants_run(st, opts.retry_failed) {
             queue.push(s);
         } else {
             summary.skipped += 1;
@@ -127,7 +138,7 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
             let (spec, _, log) = active.swap_remove(i);
             match state(spec, &runs_dir) {
                 RunState::Done(_) => summary.done += 1,
-                RunState::Failed => summary.failed += 1,
+                RunState::Failed | RunState::Corrupt => summary.failed += 1,
                 RunState::Pending => {
                     // the process died without writing its record
                     let reason = death_reason(status, &log_tail(&log, 400));

@@ -7,6 +7,7 @@ pub mod config;
 pub mod encodeval;
 pub mod inline;
 pub mod local;
+pub mod lock;
 pub mod slurm;
 pub mod state;
 
@@ -14,4 +15,5 @@ pub use collect::{collect, runs_table};
 pub use config::{Axis, RunSpec, SweepConfig};
 pub use inline::run_inline;
 pub use local::{run_local, LocalOptions, LocalSummary};
+pub use lock::SweepLock;
 pub use state::{plan, state, Plan, RunState};

@@ -142,13 +142,18 @@ pub fn active_indices(cfg: &SweepConfig) -> Result<BTreeSet<usize>> {
 
 /// Writes the batch script of the sweep's pending runs and (unless `dry_run`) submits it.
 pub fn submit(cfg: &SweepConfig, specs: &[RunSpec], opts: &SlurmOptions, dry_run: bool) -> Result<Submission> {
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(super::lock::SweepLock::acquire(&cfg.dir(), "sweep slurm")?)
+    };
     let runs_dir = cfg.runs_dir();
     let active = if dry_run { BTreeSet::new() } else { active_indices(cfg)? };
     let indices: Vec<usize> = specs
         .iter()
         .filter(|s| match state(s, &runs_dir) {
             RunState::Pending => true,
-            RunState::Failed => opts.retry_failed,
+            RunState::Failed | RunState::Corrupt => opts.retry_failed,
             RunState::Done(_) => false,
         })
         .map(|s| s.index)

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::config::RunSpec;
 use crate::config::load_json;
+use crate::error::{Error, Result};
 use crate::finetune::{RunResult, Status};
 
 /// A run's state.
@@ -20,17 +21,46 @@ pub enum RunState {
     Done(Status),
     /// Recorded as failed (rerun with `--retry-failed`).
     Failed,
+    /// A record folder that does not read whole (see [`record`]); reported by every command,
+    /// rerun (its folder replaced) with `--retry-failed`.
+    Corrupt,
 }
 
-/// The record of `spec` under `runs_dir`, if it has one.
-pub fn record(spec: &RunSpec, runs_dir: &Path) -> Option<RunResult> {
-    let path = runs_dir.join(&spec.run_id).join("result.json");
-    load_json(&path).ok()
+/// The record of `spec` under `runs_dir`: `None` when it has no folder yet; an error naming
+/// the file when its folder is there but does not hold a whole record (`result.json` that
+/// does not parse, or a missing `config.json` or `instances.jsonl`). Records are written in
+/// one rename, so such a folder was damaged after the fact.
+pub fn record(spec: &RunSpec, runs_dir: &Path) -> Result<Option<RunResult>> {
+    let dir = runs_dir.join(&spec.run_id);
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let fix = "rerun it with `sweep run --retry-failed` (which replaces the folder), or remove the folder";
+    let result: RunResult = load_json(&dir.join("result.json")).map_err(|e| {
+        Error::data(
+            dir.join("result.json"),
+            0,
+            format!("run {} has a damaged record ({e}): {fix}", spec.index),
+        )
+    })?;
+    for file in ["config.json", "instances.jsonl"] {
+        if !dir.join(file).is_file() {
+            return Err(Error::data(
+                dir.join(file),
+                0,
+                format!("run {}'s record is incomplete: {file} is missing; {fix}", spec.index),
+            ));
+        }
+    }
+    Ok(Some(result))
 }
 
 /// The state of `spec`.
 pub fn state(spec: &RunSpec, runs_dir: &Path) -> RunState {
-    state_of(record(spec, runs_dir).as_ref())
+    match record(spec, runs_dir) {
+        Ok(r) => state_of(r.as_ref()),
+        Err(_) => RunState::Corrupt,
+    }
 }
 
 /// The state a record (or its absence) means.
@@ -42,11 +72,12 @@ pub fn state_of(record: Option<&RunResult>) -> RunState {
     }
 }
 
-/// Whether a run in `state` is (re)run: pending ones, and failed ones with `retry_failed`.
+/// Whether a run in `state` is (re)run: pending ones, and failed or damaged ones with
+/// `retry_failed`.
 pub fn wants_run(state: RunState, retry_failed: bool) -> bool {
     match state {
         RunState::Pending => true,
-        RunState::Failed => retry_failed,
+        RunState::Failed | RunState::Corrupt => retry_failed,
         RunState::Done(_) => false,
     }
 }
@@ -64,6 +95,8 @@ pub struct Plan {
     pub failed: usize,
     /// Not run yet.
     pub pending: usize,
+    /// Records that do not read whole: each one's problem (file and fix).
+    pub corrupt: Vec<String>,
     /// Mean wall seconds of the finished runs.
     pub mean_run_seconds: Option<f64>,
     /// The pending runs' estimated seconds divided by `workers`: each pending run counts the
@@ -104,6 +137,7 @@ pub fn plan(specs: &[RunSpec], runs_dir: &Path, workers: usize) -> Plan {
         diverged: 0,
         failed: 0,
         pending: 0,
+        corrupt: Vec::new(),
         mean_run_seconds: None,
         remaining_seconds: None,
         unmeasured_pending: 0,
@@ -112,8 +146,9 @@ pub fn plan(specs: &[RunSpec], runs_dir: &Path, workers: usize) -> Plan {
     let mut pending = Vec::new();
     for s in specs {
         match record(s, runs_dir) {
-            None => pending.push(s),
-            Some(r) => {
+            Err(e) => p.corrupt.push(e.to_string()),
+            Ok(None) => pending.push(s),
+            Ok(Some(r)) => {
                 match r.status {
                     Status::Ok => p.ok += 1,
                     Status::Diverged => p.diverged += 1,

@@ -77,7 +77,7 @@ pub fn load_weights(dir: &Path, map: &VarMap, device: &Device) -> Result<()> {
     if !path.exists() {
         return Err(Error::data(&path, 0, "no model.safetensors: not a checkpoint folder"));
     }
-    let tensors = candle_core::safetensors::load(&path, device)?;
+    let tensors = read_safetensors(&path, device, "the model's weights")?;
     let vars = sorted_vars(map)?;
     let missing: Vec<&str> = vars
         .iter()
@@ -103,6 +103,48 @@ pub fn load_weights(dir: &Path, map: &VarMap, device: &Device) -> Result<()> {
         var.set(&t.to_dtype(var.dtype())?)?;
     }
     Ok(())
+}
+
+/// Reads a safetensors file; an error names the file and what it holds (`what`).
+pub fn read_safetensors(path: &Path, device: &Device, what: &str) -> Result<HashMap<String, Tensor>> {
+    if !path.exists() {
+        return Err(Error::data(path, 0, format!("missing: a checkpoint keeps {what} here")));
+    }
+    candle_core::safetensors::load(path, device).map_err(|e| {
+        Error::data(
+            path,
+            0,
+            format!(
+                "cannot read {what} ({e}): the file is damaged or incomplete; resume from an earlier checkpoint"
+            ),
+        )
+    })
+}
+
+/// Why the checkpoint folder `dir` cannot be resumed (its state, weights or optimizer moments
+/// do not read whole), or `None` when it can. Reads headers and sizes only.
+pub fn checkpoint_problem(dir: &Path) -> Option<String> {
+    if let Err(e) = load_state(dir) {
+        return Some(format!("{e}"));
+    }
+    for (file, what) in [
+        ("model.safetensors", "the model's weights"),
+        ("optimizer.safetensors", "the optimizer's moments"),
+    ] {
+        let path = dir.join(file);
+        let problem = match std::fs::File::open(&path) {
+            Err(e) => Some(e.to_string()),
+            // SAFETY: read-only map of a checkpoint file, which is never modified in place
+            Ok(f) => match unsafe { memmap2::Mmap::map(&f) } {
+                Err(e) => Some(e.to_string()),
+                Ok(map) => safetensors::SafeTensors::deserialize(&map).err().map(|e| e.to_string()),
+            },
+        };
+        if let Some(p) = problem {
+            return Some(format!("{}: {what} do not read ({p})", path.display()));
+        }
+    }
+    None
 }
 
 /// The trainer state of a checkpoint folder.

@@ -232,9 +232,7 @@ impl PretrainConfig {
     }
 
     fn validate_fields(&self) -> Result<()> {
-        if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            return Err(Error::config("name", "must be a non-empty folder name"));
-        }
+        crate::config::check_folder_name("name", &self.name)?;
         validate_phases(&self.train.phases)?;
         let total = self.total_steps();
         self.lr.validate(total)?;

@@ -285,7 +285,7 @@ impl AdamW {
 
     /// Restores the moments saved by [`AdamW::state`] from `path` and the step count.
     pub fn load_state(&mut self, path: &Path, step: usize, device: &Device) -> Result<()> {
-        let tensors = candle_core::safetensors::load(path, device)?;
+        let tensors = crate::train::checkpoint::read_safetensors(path, device, "the optimizer's moments")?;
         for s in &mut self.slots {
             let mut loaded = Vec::new();
             for suffix in ["exp_avg", "exp_avg_sq"] {

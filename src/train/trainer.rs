@@ -14,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use crate::config::{load_json, save_json};
 use crate::data::{BlockSampler, PackedDataset, Split};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::sha256_file;
+use crate::fsutil::{remove_stale_staging, sha256_file};
 use crate::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
 use crate::objectives::{clm_batch, loss, mlm_batch, mlm_eval_batch, MaskTokens, Objective, TrainBatch};
 use crate::rng::seeded;
 use crate::schedule::{lr_at, phase_at, phase_start};
 use crate::tokenizer::TextTokenizer;
 use crate::train::checkpoint::{
-    checkpoint_dir, list_checkpoints, load_state, load_weights, prune_checkpoints, save_checkpoint, TrainerState,
+    checkpoint_dir, checkpoint_problem, list_checkpoints, load_state, load_weights, prune_checkpoints, save_checkpoint, TrainerState,
 };
 use crate::train::config::PretrainConfig;
 use crate::train::AdamW;
@@ -175,6 +175,55 @@ fn scalar(t: &candle_core::Tensor) -> Result<f64> {
     Ok(f64::from(t.to_dtype(DType::F32)?.to_scalar::<f32>()?))
 }
 
+/// Refuses a pack holding a token id outside the model's vocabulary (a pack made with another
+/// tokenizer, an edited `meta.json`), naming the file and position, before the run folder is
+/// touched: otherwise the embedding lookup fails mid-run with no file named.
+fn check_token_ids(data: &PackedDataset, vocab_size: usize) -> Result<()> {
+    let meta = data.meta();
+    for split in [Split::Train, Split::Validation] {
+        let limit = u32::try_from(vocab_size).unwrap_or(u32::MAX);
+        if let Some((at, id)) = data.file(split).first_id_at_least(limit) {
+            let file = match split {
+                Split::Train => &meta.train.file,
+                Split::Validation => &meta.validation.file,
+            };
+            return Err(Error::data(
+                data.dir().join(file),
+                0,
+                format!(
+                    "token {at} has id {id}, outside the model's vocabulary of {vocab_size} ids (meta.json says the tokenizer has {}): the pack was made with another tokenizer or its meta.json was edited; pack the corpus again with this tokenizer (`encoderlab data pack`)",
+                    meta.tokenizer.vocab_size
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What to tell the user of a run folder holding checkpoints: resume the latest one that reads
+/// whole, naming any later one that does not.
+fn resume_advice(run_dir: &Path) -> Result<String> {
+    let mut damaged = Vec::new();
+    for step in list_checkpoints(run_dir)?.into_iter().rev() {
+        let dir = checkpoint_dir(run_dir, step);
+        match checkpoint_problem(&dir) {
+            None if damaged.is_empty() => return Ok(format!("resume with --resume {}", dir.display())),
+            None => {
+                return Ok(format!(
+                    "{}; resume the last intact one with --resume {} (the damaged ones are written again as training passes their steps)",
+                    damaged.join("; "),
+                    dir.display()
+                ))
+            }
+            Some(problem) => damaged.push(problem),
+        }
+    }
+    Ok(format!(
+        "{}; no checkpoint reads whole: remove the folder to start again",
+        damaged.join("; ")
+    ))
+}
+
 /// Rewrites `metrics.jsonl` keeping the records of steps ≤ `step` (a resume from an earlier
 /// checkpoint drops what was logged after it).
 fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
@@ -241,9 +290,9 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     let (tok_path, tokenizer) = pack_tokenizer(&data)?;
     let mut model_cfg = cfg.resolve_model(data.meta().tokenizer.vocab_size)?;
     let tokens = mask_tokens(&tokenizer, model_cfg.vocab_size)?;
+    check_token_ids(&data, model_cfg.vocab_size)?;
     let run_id = cfg.run_id()?;
     let run_dir = cfg.run_dir();
-    std::fs::create_dir_all(&run_dir).at(&run_dir)?;
     let metrics_path = run_dir.join("metrics.jsonl");
 
     // where to start: step 0, or a checkpoint's state
@@ -256,7 +305,6 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
                     format!("{}: saved by a run with another configuration", dir.display()),
                 ));
             }
-            truncate_metrics(&metrics_path, state.step)?;
             Some(state)
         }
         None => {
@@ -272,18 +320,17 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
                 return Err(Error::config(
                     "name",
                     format!(
-                        "{} already holds checkpoints (the last at step {last}): resume with --resume {}, or choose another name",
+                        "{} already holds checkpoints (the last at step {last}): {}, or choose another name",
                         run_dir.display(),
-                        checkpoint_dir(&run_dir, *last).display()
+                        resume_advice(&run_dir)?
                     ),
                 ));
             }
-            truncate_metrics(&metrics_path, 0)?;
             None
         }
     };
-    // written once the run is known to start or resume (a refused call leaves the folder as is)
-    save_json(cfg, &run_dir.join("config.json"))?;
+    // every file the start needs is read before anything of the run folder changes: a refused
+    // call leaves the folder (its metrics.jsonl included) as it was
     let map = starting_weights(cfg, &model_cfg, opts.resume.as_deref(), &dev)?;
     let model = LanguageModel::new(&model_cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?
         .with_compute_dtype(cfg.train.dtype.dtype());
@@ -300,6 +347,13 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         }
         _ => (0, 0, BlockSampler::new(train_blocks, cfg.train.seed)?),
     };
+    std::fs::create_dir_all(&run_dir).at(&run_dir)?;
+    // checkpoints a kill interrupted while they were written (`.step-N.tmp-*`) are ours to remove
+    for stale in remove_stale_staging(&run_dir.join("checkpoints"), "step-")? {
+        tracing::info!("removed {}, a checkpoint interrupted while it was written", stale.display());
+    }
+    truncate_metrics(&metrics_path, step)?;
+    save_json(cfg, &run_dir.join("config.json"))?;
 
     let total = cfg.total_steps();
     let end = opts.stop_after.map_or(total, |s| s.min(total));

@@ -132,7 +132,7 @@ pub fn read_report_tables(dir: &Path) -> Result<Vec<CsvTable>> {
                 .collect();
             let rows = reader
                 .records()
-                .map(|r| r.map(|r| r.iter().map(str::to_string).collect()))
+                .map(|r| r.map(|r| r.iter().map(|c| crate::csvcell::unescape(c).to_string()).collect()))
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|e| csv_error(&path, e))?;
             Ok(CsvTable {

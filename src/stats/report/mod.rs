@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsutil::{write_atomic, StagingDir};
+use crate::fsutil::{write_atomic, OwnedDir};
 pub use table::{NanPolicy, RunsIndex};
 pub use tables::*;
 
@@ -84,7 +84,8 @@ impl Table {
         let err = |e: csv::Error| Error::data(self.name, 0, e.to_string());
         w.write_record(&self.header).map_err(err)?;
         for row in &self.rows {
-            w.write_record(row).map_err(err)?;
+            w.write_record(row.iter().map(|c| crate::csvcell::escape(c).into_owned()))
+                .map_err(err)?;
         }
         let bytes = w.into_inner().map_err(|e| Error::data(self.name, 0, e.to_string()))?;
         String::from_utf8(bytes).map_err(|e| Error::data(self.name, 0, e.to_string()))
@@ -117,10 +118,15 @@ pub fn build_tables(index: &RunsIndex, cfg: &ReportConfig) -> Vec<Table> {
     ]
 }
 
-/// Writes every table, and the other `files` (name, bytes) such as plots, into `out`, which is
-/// replaced only when all are written.
+/// What `write_report` marks the folders it writes with.
+pub const REPORT_WRITER: &str = "analysis report";
+
+/// Writes every table, and the other `files` (name, bytes) such as plots, into `out`. A new
+/// folder appears whole; an existing one must be empty or an earlier report's (its marker file,
+/// see [`crate::fsutil::OwnedDir`]): the report's files are replaced, files it did not write are
+/// left as they are, and anything else is refused before a file is written.
 pub fn write_report(tables: &[Table], files: &[(String, Vec<u8>)], out: &Path) -> Result<()> {
-    let stage = StagingDir::create(out)?;
+    let stage = OwnedDir::create(out, REPORT_WRITER)?;
     for t in tables {
         write_atomic(stage.path().join(t.name), t.to_csv()?.as_bytes())?;
     }
