@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use encoderlab::stats::report::{build_tables, write_report, NanPolicy, ReportConfig, RunsIndex};
+use encoderlab::stats::report::{build_tables_with, write_report, NanPolicy, ReportConfig, RunsIndex};
 use encoderlab::stats::runs::{check_meta, meta_or_builtin, read_runs};
 
 #[global_allocator]
@@ -101,6 +101,15 @@ struct ReportArgs {
     /// Write the CSVs only, without the PNG and SVG plots.
     #[arg(long)]
     no_plots: bool,
+    /// Resamples of the per-(system, dataset) bootstrap intervals (`bootstrap_ci.csv`).
+    #[arg(long, default_value_t = 9999)]
+    bootstrap_resamples: usize,
+    /// Resamples of the stratified bootstrap of the aggregates (`aggregate.csv`; rliable's 50,000).
+    #[arg(long, default_value_t = 50_000)]
+    aggregate_reps: usize,
+    /// Resamples of probability of improvement and performance profiles (rliable's 2,000).
+    #[arg(long, default_value_t = 2000)]
+    poi_reps: usize,
 }
 
 fn load(input: &Input) -> Result<(RunsIndex, ReportConfig)> {
@@ -152,7 +161,21 @@ fn report(args: &ReportArgs) -> Result<()> {
     encoderlab::fsutil::check_owned(&args.out, encoderlab::stats::report::REPORT_WRITER)?;
     let (index, mut cfg) = load(&args.input)?;
     cfg.taus = args.taus.clone();
-    let tables = build_tables(&index, &cfg);
+    cfg.bootstrap_resamples = args.bootstrap_resamples;
+    cfg.aggregate_reps = args.aggregate_reps;
+    cfg.poi_reps = args.poi_reps;
+    cfg.validate()?;
+    let bar = indicatif::ProgressBar::new(encoderlab::stats::report::TABLES.len() as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tables, {elapsed}: {msg}") {
+        bar.set_style(style);
+    }
+    let mut done = 0;
+    let tables = build_tables_with(&index, &cfg, |name| {
+        bar.set_position(done);
+        bar.set_message(name.to_string());
+        done += 1;
+    });
+    bar.finish_and_clear();
     let plots = if args.no_plots {
         Vec::new()
     } else {

@@ -85,7 +85,10 @@ fn cpu() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let name = info
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let isa = if info.contains(" avx512f") {
         "AVX-512"
@@ -142,7 +145,13 @@ fn large_table(dir: &std::path::Path) -> anyhow::Result<()> {
     let read = started.elapsed().as_secs_f64();
     let index = RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance);
     let indexed = started.elapsed().as_secs_f64();
-    let tables = build_tables(&index, &ReportConfig::default());
+    let cfg = ReportConfig::default();
+    let mut tables = Vec::new();
+    for (name, build) in encoderlab::stats::report::TABLES {
+        let t = Instant::now();
+        tables.push(build(&index, &cfg));
+        println!("  {name:<26} {:>7.2} s", t.elapsed().as_secs_f64());
+    }
     let built = started.elapsed().as_secs_f64();
     #[cfg(feature = "plots")]
     let plots = encoderlab::stats::plots::plot_tables(&tables)?;

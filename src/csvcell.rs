@@ -60,7 +60,8 @@ pub fn escape_csv_text(text: &str) -> Result<String> {
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
     for record in reader.records() {
         let record = record.map_err(err)?;
-        w.write_record(record.iter().map(|c| escape(c).into_owned())).map_err(err)?;
+        w.write_record(record.iter().map(|c| escape(c).into_owned()))
+            .map_err(err)?;
     }
     let bytes = w.into_inner().map_err(|e| Error::data("<csv>", 0, e.to_string()))?;
     String::from_utf8(bytes).map_err(|e| Error::data("<csv>", 0, e.to_string()))

@@ -489,7 +489,10 @@ fn damaged_checkpoints_and_packs_are_refused_without_touching_the_run() -> anyho
         let err = config(&pack, &dir.path().join("x"), &[&format!("name=\"{name}\"")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("name") && err.contains("plain folder name"), "{name:?}: {err}");
+        assert!(
+            err.contains("name") && err.contains("plain folder name"),
+            "{name:?}: {err}"
+        );
     }
     Ok(())
 }

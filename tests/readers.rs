@@ -421,7 +421,10 @@ fn empty_splits_are_refused_and_unknown_queries_name_their_line() -> anyhow::Res
     for text in ["", "\n\n"] {
         let path = write(dir.path(), "validation.jsonl", text);
         let err = read_classification(&path, &fields, &labels).unwrap_err().to_string();
-        assert!(err.contains("validation.jsonl") && err.contains("holds no example"), "{err}");
+        assert!(
+            err.contains("validation.jsonl") && err.contains("holds no example"),
+            "{err}"
+        );
         let err = read_tagging(&path, "tokens", "tags", &labels).unwrap_err().to_string();
         assert!(err.contains("holds no example"), "{err}");
         let err = read_qa(&path).unwrap_err().to_string();

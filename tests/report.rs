@@ -425,7 +425,16 @@ fn report_out_only_ever_replaces_what_a_report_wrote() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     let runs = small_runs(d);
-    let report = |out: &Path| analysis(&["report", "--no-plots", "--runs", runs.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let report = |out: &Path| {
+        analysis(&[
+            "report",
+            "--no-plots",
+            "--runs",
+            runs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
     let listing = || files(d);
 
     // an existing file
@@ -440,7 +449,10 @@ fn report_out_only_ever_replaces_what_a_report_wrote() -> anyhow::Result<()> {
     // the folder holding the input
     let o = report(d);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("did not write") && err.contains("runs.csv"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("did not write") && err.contains("runs.csv"),
+        "{err}"
+    );
     assert!(runs.exists());
     assert_eq!(listing(), before);
 
@@ -451,11 +463,25 @@ fn report_out_only_ever_replaces_what_a_report_wrote() -> anyhow::Result<()> {
     std::fs::copy(&runs, out.join("runs.csv"))?;
     let best = std::fs::read(out.join("best_lr.csv"))?;
     std::fs::write(out.join("best_lr.csv"), "stale")?;
-    let o = analysis(&["report", "--no-plots", "--runs", out.join("runs.csv").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = analysis(&[
+        "report",
+        "--no-plots",
+        "--runs",
+        out.join("runs.csv").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(out.join("my_notes.md"))?, "keep me");
-    assert!(out.join("runs.csv").exists(), "the input inside the report folder is kept");
-    assert_eq!(std::fs::read(out.join("best_lr.csv"))?, best, "the report's own file is replaced");
+    assert!(
+        out.join("runs.csv").exists(),
+        "the input inside the report folder is kept"
+    );
+    assert_eq!(
+        std::fs::read(out.join("best_lr.csv"))?,
+        best,
+        "the report's own file is replaced"
+    );
     // a file of a report's name that the report did not write is not replaced
     std::fs::remove_file(out.join("ranks.csv"))?;
     let marker = std::fs::read_to_string(out.join(".encoderlab-owned.json"))?;

@@ -182,7 +182,10 @@ fn values_are_validated_where_they_enter() -> anyhow::Result<()> {
     let d = dir.path();
     let ok = "m,clm,SC,sst2,1e-05,0,validation,accuracy,0.9,ok\n";
     for bad in ["-inf", "inf", "1e400", "-1e400", "+Infinity"] {
-        let err = error_of(d, &format!("{HEADER}{ok}m,clm,SC,sst2,1e-05,1,validation,accuracy,{bad},ok\n"));
+        let err = error_of(
+            d,
+            &format!("{HEADER}{ok}m,clm,SC,sst2,1e-05,1,validation,accuracy,{bad},ok\n"),
+        );
         assert!(
             err.contains("bad.csv:3") && err.contains("column `score`") && err.contains("not a finite number"),
             "{bad}: {err}"
@@ -197,9 +200,19 @@ fn values_are_validated_where_they_enter() -> anyhow::Result<()> {
     // below the metric's worst score, or above its best
     let meta = builtin_meta(&Registry::builtin()?);
     let origin = PathBuf::from("<built-in registry>");
-    for (score, hint) in [("-0.2", "worst_score"), ("-1e308", "worst_score"), ("1.5", "0-100 scale")] {
-        let path = write(d, "r.csv", &format!("{HEADER}{ok}m,clm,SC,sst2,1e-05,1,validation,accuracy,{score},ok\n"));
-        let err = check_meta(&read_runs(&path)?, &meta, &path, &origin).unwrap_err().to_string();
+    for (score, hint) in [
+        ("-0.2", "worst_score"),
+        ("-1e308", "worst_score"),
+        ("1.5", "0-100 scale"),
+    ] {
+        let path = write(
+            d,
+            "r.csv",
+            &format!("{HEADER}{ok}m,clm,SC,sst2,1e-05,1,validation,accuracy,{score},ok\n"),
+        );
+        let err = check_meta(&read_runs(&path)?, &meta, &path, &origin)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("r.csv:3") && err.contains("column `score`") && err.contains(hint),
             "{score}: {err}"
@@ -211,12 +224,19 @@ fn values_are_validated_where_they_enter() -> anyhow::Result<()> {
         "mcc.csv",
         "dataset,family,metric_name,chance_score,max_score,higher_is_better,worst_score\nsst2,SC,mcc,0,1,true,-1\n",
     );
-    let path = write(d, "r.csv", &format!("{HEADER}m,clm,SC,sst2,1e-05,1,validation,mcc,-0.2,ok\n"));
+    let path = write(
+        d,
+        "r.csv",
+        &format!("{HEADER}m,clm,SC,sst2,1e-05,1,validation,mcc,-0.2,ok\n"),
+    );
     check_meta(&read_runs(&path)?, &read_meta(&mcc)?, &path, &mcc)?;
 
     // split names: exactly validation and test
     for split in ["dev", "Test", "valid", " validation2"] {
-        let err = error_of(d, &format!("{HEADER}{ok}m,clm,SC,sst2,1e-05,0,{split},accuracy,0.8,ok\n"));
+        let err = error_of(
+            d,
+            &format!("{HEADER}{ok}m,clm,SC,sst2,1e-05,0,{split},accuracy,0.8,ok\n"),
+        );
         assert!(
             err.contains("bad.csv:3") && err.contains("column `split`") && err.contains("`validation`"),
             "{split}: {err}"
@@ -283,7 +303,11 @@ fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
             let formula = cell.starts_with(['=', '+', '@']) || (cell.starts_with('-') && cell.parse::<f64>().is_err());
             assert!(!formula, "a formula reaches the file: {cell:?}");
         }
-        assert!(["-0", "0.5"].contains(&&record[8]), "numbers stay numbers: {:?}", &record[8]);
+        assert!(
+            ["-0", "0.5"].contains(&&record[8]),
+            "numbers stay numbers: {:?}",
+            &record[8]
+        );
     }
     let runs = read_runs(&write(dir.path(), "runs.csv", &text))?;
     assert_eq!(runs[0].model, result.model);
@@ -295,6 +319,9 @@ fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
     let index = encoderlab::stats::report::RunsIndex::new(&runs, &meta, encoderlab::stats::report::NanPolicy::Drop);
     let table = encoderlab::stats::report::best_lr_table(&index, &encoderlab::stats::report::ReportConfig::default());
     let csv_text = table.to_csv()?;
-    assert!(csv_text.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'+mlm,sst2"), "{csv_text}");
+    assert!(
+        csv_text.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'+mlm,sst2"),
+        "{csv_text}"
+    );
     Ok(())
 }

@@ -594,15 +594,21 @@ fn damaged_records_are_reported_and_a_sweep_runs_once_at_a_time() -> anyhow::Res
     std::fs::write(record(0).join("result.json"), &result[..result.len() / 2])?;
     std::fs::write(record(1).join("result.json"), "{}")?;
     std::fs::remove_file(record(2).join("instances.jsonl"))?;
-    for i in 0..3 {
-        assert_eq!(state(&specs[i], &runs), RunState::Corrupt, "record {i}");
+    for (i, spec) in specs.iter().take(3).enumerate() {
+        assert_eq!(state(spec, &runs), RunState::Corrupt, "record {i}");
     }
     assert_eq!(state(&specs[3], &runs), RunState::Failed);
     let p = plan(&specs, &runs, 1);
     assert_eq!((p.failed, p.pending, p.corrupt.len()), (1, 0, 3));
-    assert!(p.corrupt[0].contains(&record(0).join("result.json").display().to_string()), "{:?}", p.corrupt);
+    assert!(
+        p.corrupt[0].contains(&record(0).join("result.json").display().to_string()),
+        "{:?}",
+        p.corrupt
+    );
     assert!(p.corrupt[2].contains("instances.jsonl is missing"), "{:?}", p.corrupt);
-    let err = encoderlab::sweep::collect(&specs, &runs, &table).unwrap_err().to_string();
+    let err = encoderlab::sweep::collect(&specs, &runs, &table)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("result.json") && err.contains("--retry-failed"), "{err}");
     let out = encoderlab(&["sweep", "plan"], &sweep);
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 damaged"));

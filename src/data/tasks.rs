@@ -366,7 +366,11 @@ pub fn read_retrieval(dir: &Path, qrels_path: &Path) -> Result<RetrievalCorpus> 
             });
         }
     }
-    if let Some((q, line)) = qrel_lines.iter().filter(|(q, _)| qrels.contains_key(*q) && !query_ids.contains_key(*q)).min_by_key(|(_, l)| **l) {
+    if let Some((q, line)) = qrel_lines
+        .iter()
+        .filter(|(q, _)| qrels.contains_key(*q) && !query_ids.contains_key(*q))
+        .min_by_key(|(_, l)| **l)
+    {
         return Err(Error::data(
             qrels_path,
             *line,

@@ -199,7 +199,7 @@ fn train_and_evaluate(
         opt.step(&grads, norm, rate)?;
         out.steps = step + 1;
         out.examples += batch.len();
-        if out.steps % t.log_every == 0 || out.steps == total {
+        if out.steps.is_multiple_of(t.log_every) || out.steps == total {
             let per_s = out.examples as f64 / started.elapsed().as_secs_f64().max(1e-9);
             let _ = writeln!(
                 log,

@@ -194,7 +194,7 @@ impl ModelConfig {
                 return Err(Error::config(format!("model.{field}"), "must be at least 1"));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::config(
                 "model.num_attention_heads",
                 format!(
@@ -203,13 +203,13 @@ impl ModelConfig {
                 ),
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(Error::config(
                 "model.num_attention_heads",
                 format!("head size {} must be even for RoPE", self.head_dim()),
             ));
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
             return Err(Error::config(
                 "model.num_key_value_heads",
                 format!(

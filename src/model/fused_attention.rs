@@ -180,7 +180,7 @@ impl AttentionSpec {
                 v.dims()
             );
         }
-        if self.heads % self.kv_heads != 0 || t * self.head_dim > self.tables.cos_sin().0.len() {
+        if !self.heads.is_multiple_of(self.kv_heads) || t * self.head_dim > self.tables.cos_sin().0.len() {
             candle_core::bail!("fused attention: {t} positions or the head counts do not fit the spec");
         }
         if self.key_bias.as_ref().is_some_and(|kb| kb.len() != b * t) {

@@ -17,11 +17,17 @@ pub struct ExpectedMax {
 pub fn expected_max_curve(scores: &[f64]) -> Vec<ExpectedMax> {
     let v = crate::stats::describe::sorted(scores);
     let big_n = v.len() as f64;
+    let mut q = vec![0.0; v.len() + 1];
+    let mut w = vec![0.0; v.len()];
     (1..=v.len())
         .map(|n| {
-            let w: Vec<f64> = (1..=v.len())
-                .map(|i| (i as f64 / big_n).powi(n as i32) - ((i - 1) as f64 / big_n).powi(n as i32))
-                .collect();
+            // (i/N)^n once per i (each is used twice: in wᵢ and in wᵢ₊₁)
+            for (i, q) in q.iter_mut().enumerate() {
+                *q = (i as f64 / big_n).powi(n as i32);
+            }
+            for (i, w) in w.iter_mut().enumerate() {
+                *w = q[i + 1] - q[i];
+            }
             let e: f64 = w.iter().zip(&v).map(|(w, v)| w * v).sum();
             let var: f64 = w.iter().zip(&v).map(|(w, v)| w * (v - e) * (v - e)).sum();
             ExpectedMax {

@@ -73,31 +73,31 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
         Ok(COLUMNS.iter().map(|c| column_index(headers, c)).collect())
     };
     read_table(path, check_header, |columns, line, row| {
-            let run = parse_run(path, columns, line, row)?;
-            let mut id = |s: &str| -> u32 {
-                let n = names.len() as u32;
-                *names.entry(s.to_string()).or_insert(n)
-            };
-            let key = (
-                id(&run.model),
-                id(&run.objective),
-                id(&run.dataset),
-                id(&run.split),
-                run.learning_rate.to_bits(),
-                run.seed,
-            );
-            if let Some(first) = seen.insert(key, line) {
-                return Err(Error::data(
+        let run = parse_run(path, columns, line, row)?;
+        let mut id = |s: &str| -> u32 {
+            let n = names.len() as u32;
+            *names.entry(s.to_string()).or_insert(n)
+        };
+        let key = (
+            id(&run.model),
+            id(&run.objective),
+            id(&run.dataset),
+            id(&run.split),
+            run.learning_rate.to_bits(),
+            run.seed,
+        );
+        if let Some(first) = seen.insert(key, line) {
+            return Err(Error::data(
                     path,
                     line,
                     format!(
                         "duplicate run: the same (model, objective, dataset, learning_rate, seed, split) as line {first}; keep one row per run"
                     ),
                 ));
-            }
-            runs.push(run);
-            Ok(())
-        })?;
+        }
+        runs.push(run);
+        Ok(())
+    })?;
     if runs.is_empty() {
         return Err(Error::data(path, 0, "empty runs table: no row after the header"));
     }
@@ -121,70 +121,70 @@ const COLUMNS: [&str; 10] = [
 
 /// One row of a runs table; `columns[i]` is the position of `COLUMNS[i]` in the row.
 fn parse_run(path: &Path, columns: &[Option<usize>], line: usize, row: &csv::StringRecord) -> Result<Run> {
-        let get = |name: &str| {
-            let k = COLUMNS.iter().position(|c| *c == name)?;
-            columns[k].map(|i| crate::csvcell::unescape(row.get(i).unwrap_or("").trim()))
-        };
-        let cell = |name: &str| get(name).unwrap_or("");
-        let err = |name: &str, reason: String| Error::data(path, line, format!("column `{name}`: {reason}"));
-        let text = |name: &str| -> Result<String> {
-            let v = cell(name);
-            if v.is_empty() {
-                return Err(err(name, "is empty".into()));
+    let get = |name: &str| {
+        let k = COLUMNS.iter().position(|c| *c == name)?;
+        columns[k].map(|i| crate::csvcell::unescape(row.get(i).unwrap_or("").trim()))
+    };
+    let cell = |name: &str| get(name).unwrap_or("");
+    let err = |name: &str, reason: String| Error::data(path, line, format!("column `{name}`: {reason}"));
+    let text = |name: &str| -> Result<String> {
+        let v = cell(name);
+        if v.is_empty() {
+            return Err(err(name, "is empty".into()));
+        }
+        Ok(v.to_string())
+    };
+    let learning_rate: f64 = cell("learning_rate")
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)
+        .ok_or_else(|| {
+            err(
+                "learning_rate",
+                format!("{:?} is not a positive number", cell("learning_rate")),
+            )
+        })?;
+    let seed: i64 = cell("seed")
+        .parse()
+        .map_err(|_| err("seed", format!("{:?} is not an integer", cell("seed"))))?;
+    let raw = cell("score");
+    let parsed = if raw.is_empty() || raw.eq_ignore_ascii_case("nan") {
+        f64::NAN
+    } else {
+        match raw.parse::<f64>() {
+            Ok(v) if v.is_finite() => v,
+            Ok(_) => {
+                return Err(err(
+                    "score",
+                    format!("{raw:?} is not a finite number (a failed run has an empty score or status `failed`)"),
+                ))
             }
-            Ok(v.to_string())
-        };
-        let learning_rate: f64 = cell("learning_rate")
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite() && *v > 0.0)
-            .ok_or_else(|| {
-                err(
-                    "learning_rate",
-                    format!("{:?} is not a positive number", cell("learning_rate")),
-                )
-            })?;
-        let seed: i64 = cell("seed")
-            .parse()
-            .map_err(|_| err("seed", format!("{:?} is not an integer", cell("seed"))))?;
-        let raw = cell("score");
-        let parsed = if raw.is_empty() || raw.eq_ignore_ascii_case("nan") {
-            f64::NAN
-        } else {
-            match raw.parse::<f64>() {
-                Ok(v) if v.is_finite() => v,
-                Ok(_) => {
-                    return Err(err(
-                        "score",
-                        format!("{raw:?} is not a finite number (a failed run has an empty score or status `failed`)"),
-                    ))
-                }
-                Err(_) => return Err(err("score", format!("{raw:?} is not a number"))),
-            }
-        };
-        let split = text("split")?;
-        if !SPLITS.contains(&split.as_str()) {
-            return Err(err(
+            Err(_) => return Err(err("score", format!("{raw:?} is not a number"))),
+        }
+    };
+    let split = text("split")?;
+    if !SPLITS.contains(&split.as_str()) {
+        return Err(err(
                 "split",
                 format!(
                     "{split:?} is not a split the analysis knows: name it `validation` (where learning rates are selected) or `test` (the reported score), in lower case"
                 ),
             ));
-        }
-        let ok = get("status").is_none_or(|s| s.is_empty() || s == "ok");
-        let optional = |name: &str| get(name).filter(|v| !v.is_empty()).map(str::to_string);
-        Ok(Run {
-            model: text("model")?,
-            objective: text("objective")?,
-            family: optional("family"),
-            dataset: text("dataset")?,
-            learning_rate,
-            seed,
-            split,
-            metric: optional("metric"),
-            score: if ok { parsed } else { f64::NAN },
-            line,
-        })
+    }
+    let ok = get("status").is_none_or(|s| s.is_empty() || s == "ok");
+    let optional = |name: &str| get(name).filter(|v| !v.is_empty()).map(str::to_string);
+    Ok(Run {
+        model: text("model")?,
+        objective: text("objective")?,
+        family: optional("family"),
+        dataset: text("dataset")?,
+        learning_rate,
+        seed,
+        split,
+        metric: optional("metric"),
+        score: if ok { parsed } else { f64::NAN },
+        line,
+    })
 }
 
 /// The split names a runs table may use: `validation` selects, `test` reports.
@@ -195,9 +195,14 @@ pub const SPLITS: [&str; 2] = ["validation", "test"];
 fn check_splits(runs: &[Run], path: &Path) -> Result<()> {
     // dataset → split → first line; (dataset, system) → splits and a line
     let mut by_dataset: HashMap<&str, BTreeMap<&str, usize>> = HashMap::new();
-    let mut by_system: HashMap<(&str, &str, &str), (BTreeMap<&str, usize>, usize)> = HashMap::new();
+    type SplitLines<'a> = (BTreeMap<&'a str, usize>, usize);
+    let mut by_system: HashMap<(&str, &str, &str), SplitLines> = HashMap::new();
     for r in runs {
-        by_dataset.entry(&r.dataset).or_default().entry(&r.split).or_insert(r.line);
+        by_dataset
+            .entry(&r.dataset)
+            .or_default()
+            .entry(&r.split)
+            .or_insert(r.line);
         let e = by_system
             .entry((&r.dataset, &r.model, &r.objective))
             .or_insert_with(|| (BTreeMap::new(), r.line));
@@ -220,7 +225,6 @@ fn check_splits(runs: &[Run], path: &Path) -> Result<()> {
     }
     Ok(())
 }
-
 
 /// Writes a runs table given as CSV text to `out`, atomically: as is for `.csv`, typed
 /// (`learning_rate`, `score`, `wall_seconds` floats; `seed`, `steps` integers; the rest text)
@@ -291,7 +295,13 @@ fn read_table<H>(
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(Error::data(path, e.position().map_or(0, |p| p.line() as usize), e.to_string())),
+            Err(e) => {
+                return Err(Error::data(
+                    path,
+                    e.position().map_or(0, |p| p.line() as usize),
+                    e.to_string(),
+                ))
+            }
         }
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
@@ -309,9 +319,9 @@ fn read_progress(path: &Path, bytes: u64) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(bytes);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)")
+    {
         bar.set_style(style);
     }
     bar.set_message(format!("reading {}", path.display()));
@@ -414,7 +424,10 @@ pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
             return Err(Error::data(
                 path,
                 1,
-                format!("missing required column `{col}` (required: {}; optional: worst_score)", cols.join(", ")),
+                format!(
+                    "missing required column `{col}` (required: {}; optional: worst_score)",
+                    cols.join(", ")
+                ),
             ));
         }
     }
@@ -426,12 +439,15 @@ pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
                 .and_then(|i| row.get(i))
                 .map_or("", |s| crate::csvcell::unescape(s.trim()))
         };
-        let number =
-            |name: &str| -> Result<f64> {
-                cell(name).parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                    Error::data(path, line, format!("column `{name}`: {:?} is not a finite number", cell(name)))
-                })
-            };
+        let number = |name: &str| -> Result<f64> {
+            cell(name).parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                Error::data(
+                    path,
+                    line,
+                    format!("column `{name}`: {:?} is not a finite number", cell(name)),
+                )
+            })
+        };
         let higher = match cell("higher_is_better").to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" => false,
@@ -474,7 +490,9 @@ pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
             ));
         }
         let (lo, hi) = meta.score_range();
-        if !(lo <= meta.chance_score && meta.chance_score <= hi) || (meta.higher_is_better != (meta.max_score > meta.chance_score)) {
+        if !(lo <= meta.chance_score && meta.chance_score <= hi)
+            || (meta.higher_is_better != (meta.max_score > meta.chance_score))
+        {
             return Err(Error::data(
                 path,
                 line,

@@ -66,7 +66,10 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let first = SweepLock::acquire(dir.path(), "sweep run")?;
         let err = SweepLock::acquire(dir.path(), "sweep run").unwrap_err().to_string();
-        assert!(err.contains("another executor") && err.contains(&std::process::id().to_string()), "{err}");
+        assert!(
+            err.contains("another executor") && err.contains(&std::process::id().to_string()),
+            "{err}"
+        );
         drop(first);
         SweepLock::acquire(dir.path(), "sweep run")?;
         Ok(())

@@ -114,9 +114,7 @@ pub fn read_safetensors(path: &Path, device: &Device, what: &str) -> Result<Hash
         Error::data(
             path,
             0,
-            format!(
-                "cannot read {what} ({e}): the file is damaged or incomplete; resume from an earlier checkpoint"
-            ),
+            format!("cannot read {what} ({e}): the file is damaged or incomplete; resume from an earlier checkpoint"),
         )
     })
 }

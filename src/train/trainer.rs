@@ -21,7 +21,8 @@ use crate::rng::seeded;
 use crate::schedule::{lr_at, phase_at, phase_start};
 use crate::tokenizer::TextTokenizer;
 use crate::train::checkpoint::{
-    checkpoint_dir, checkpoint_problem, list_checkpoints, load_state, load_weights, prune_checkpoints, save_checkpoint, TrainerState,
+    checkpoint_dir, checkpoint_problem, list_checkpoints, load_state, load_weights, prune_checkpoints, save_checkpoint,
+    TrainerState,
 };
 use crate::train::config::PretrainConfig;
 use crate::train::AdamW;
@@ -350,7 +351,10 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     std::fs::create_dir_all(&run_dir).at(&run_dir)?;
     // checkpoints a kill interrupted while they were written (`.step-N.tmp-*`) are ours to remove
     for stale in remove_stale_staging(&run_dir.join("checkpoints"), "step-")? {
-        tracing::info!("removed {}, a checkpoint interrupted while it was written", stale.display());
+        tracing::info!(
+            "removed {}, a checkpoint interrupted while it was written",
+            stale.display()
+        );
     }
     truncate_metrics(&metrics_path, step)?;
     save_json(cfg, &run_dir.join("config.json"))?;

@@ -101,21 +101,39 @@ pub fn num(v: f64) -> String {
     }
 }
 
+/// One table of the report, built from the organised runs and the settings.
+pub type TableBuilder = fn(&RunsIndex, &ReportConfig) -> Table;
+
+/// Every table of the report, in the order written, with its file name.
+pub const TABLES: [(&str, TableBuilder); 11] = [
+    ("group_stats.csv", group_stats),
+    ("best_lr.csv", best_lr_table),
+    ("expected_max.csv", |ix, _| expected_max_table(ix)),
+    ("bootstrap_ci.csv", bootstrap_table),
+    ("tests_unpaired.csv", tests_unpaired),
+    ("tests_paired.csv", tests_paired),
+    ("ranks.csv", |ix, _| ranks_table(ix)),
+    ("aggregate.csv", aggregate_table),
+    ("poi.csv", poi_table),
+    ("performance_profile.csv", profile_table),
+    ("missing_runs.csv", |ix, _| missing_runs(ix)),
+];
+
 /// Every table of the report.
 pub fn build_tables(index: &RunsIndex, cfg: &ReportConfig) -> Vec<Table> {
-    vec![
-        group_stats(index, cfg),
-        best_lr_table(index, cfg),
-        expected_max_table(index),
-        bootstrap_table(index, cfg),
-        tests_unpaired(index, cfg),
-        tests_paired(index, cfg),
-        ranks_table(index),
-        aggregate_table(index, cfg),
-        poi_table(index, cfg),
-        profile_table(index, cfg),
-        missing_runs(index),
-    ]
+    build_tables_with(index, cfg, |_| {})
+}
+
+/// Every table of the report, calling `starting(name)` before each (for a progress display:
+/// on a large table the resampling tables take minutes).
+pub fn build_tables_with(index: &RunsIndex, cfg: &ReportConfig, mut starting: impl FnMut(&str)) -> Vec<Table> {
+    TABLES
+        .iter()
+        .map(|(name, build)| {
+            starting(name);
+            build(index, cfg)
+        })
+        .collect()
 }
 
 /// What `write_report` marks the folders it writes with.

@@ -8,8 +8,7 @@ use super::{num, ReportConfig, Table};
 use crate::rng::{seeded, Rng};
 use crate::stats::aggregate::stratified_bootstrap_aggregates;
 use crate::stats::aggregate::{
-    fraction_above, paired_stratified_bootstrap, probability_of_improvement, stratified_bootstrap, Aggregate,
-    TaskScores,
+    fraction_above, fraction_above_bootstrap, poi_bootstrap, probability_of_improvement, Aggregate, TaskScores,
 };
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, jackknife, resample_indices, BootstrapMethod};
 use crate::stats::describe::{iqm, mean, quantile, quantile_sorted, sem, sorted, std, t_interval};
@@ -226,36 +225,41 @@ pub fn best_lr_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
 /// Expected max vs number of trials on the selection split: all (lr, seed) runs, and the
 /// seeds at the best learning rate.
 pub fn expected_max_table(ix: &RunsIndex) -> Table {
-    let mut rows = Vec::new();
-    for (si, d, select, _, best) in pairs(ix) {
-        let (model, objective) = &ix.systems[si];
-        let sign = ix.sign(d);
-        let all: Vec<f64> = ix
-            .lrs(si, d, &select)
-            .iter()
-            .filter_map(|&lr| ix.group(si, d, &select, lr))
-            .flat_map(|g| ix.values(d, g))
-            .collect();
-        let at_best = best
-            .and_then(|(lr, _)| ix.group(si, d, &select, lr))
-            .map(|g| ix.values(d, g))
-            .unwrap_or_default();
-        for (budget, trials) in [("all_runs", all), ("seeds_at_best_lr", at_best)] {
-            for p in expected_max_curve(&trials) {
-                rows.push(vec![
-                    model.clone(),
-                    objective.clone(),
-                    ix.datasets[d].clone(),
-                    select.clone(),
-                    s(budget),
-                    trials.len().to_string(),
-                    p.budget.to_string(),
-                    num(sign * p.expected_max),
-                    num(p.sd),
-                ]);
+    let per_pair: Vec<Vec<Vec<String>>> = pairs(ix)
+        .into_par_iter()
+        .map(|(si, d, select, _, best)| {
+            let mut rows = Vec::new();
+            let (model, objective) = &ix.systems[si];
+            let sign = ix.sign(d);
+            let all: Vec<f64> = ix
+                .lrs(si, d, &select)
+                .iter()
+                .filter_map(|&lr| ix.group(si, d, &select, lr))
+                .flat_map(|g| ix.values(d, g))
+                .collect();
+            let at_best = best
+                .and_then(|(lr, _)| ix.group(si, d, &select, lr))
+                .map(|g| ix.values(d, g))
+                .unwrap_or_default();
+            for (budget, trials) in [("all_runs", all), ("seeds_at_best_lr", at_best)] {
+                for p in expected_max_curve(&trials) {
+                    rows.push(vec![
+                        model.clone(),
+                        objective.clone(),
+                        ix.datasets[d].clone(),
+                        select.clone(),
+                        s(budget),
+                        trials.len().to_string(),
+                        p.budget.to_string(),
+                        num(sign * p.expected_max),
+                        num(p.sd),
+                    ]);
+                }
             }
-        }
-    }
+            rows
+        })
+        .collect();
+    let rows = per_pair.into_iter().flatten().collect();
     Table {
         name: "expected_max.csv",
         header: vec![
@@ -713,7 +717,7 @@ pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             } else {
                 let (a, b) = (&ix.systems[i], &ix.systems[j]);
                 let mut rng = rng_for(cfg.seed, &["poi", &a.0, &a.1, &b.0, &b.1]);
-                let star = paired_stratified_bootstrap(&x, &y, probability_of_improvement, cfg.poi_reps, &mut rng);
+                let star = poi_bootstrap(&x, &y, cfg.poi_reps, &mut rng);
                 ci_from_bootstrap_distribution(poi, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
             };
             vec![
@@ -779,7 +783,7 @@ pub fn profile_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                     (f64::NAN, f64::NAN)
                 } else {
                     let mut rng = rng_for(cfg.seed, &["profile", model, objective, &num(tau)]);
-                    let star = stratified_bootstrap(scores, |x| fraction_above(x, tau), cfg.poi_reps, false, &mut rng);
+                    let star = fraction_above_bootstrap(scores, tau, cfg.poi_reps, &mut rng);
                     ci_from_bootstrap_distribution(f, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
                 };
                 rows.push(vec![
