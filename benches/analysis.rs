@@ -76,7 +76,10 @@ fn main() -> anyhow::Result<()> {
             rayon::current_num_threads()
         );
     }
-    large_table(&dir)?;
+    // issue 18's scale, two shapes of about 2 M rows: many seeds per cell, and many datasets
+    // with the paper's 5 seeds
+    large_table(&dir, "2m_seeds", 20, 167)?;
+    large_table(&dir, "2m_datasets", 667, 5)?;
     Ok(())
 }
 
@@ -100,12 +103,13 @@ fn cpu() -> String {
     format!("{name}, {isa}")
 }
 
-/// Issue 18's scale: a 2,004,000-row table (50 systems × 20 datasets × 6 LRs × 167 seeds ×
-/// validation and test, ≈ 120 bytes a row with the collect columns), the whole report timed
+/// Issue 18's scale: a table of about 2 M rows (50 systems × `datasets` × 6 LRs × `seeds` ×
+/// validation and test, ≈ 130 bytes a row with the collect columns), the whole report timed
 /// stage by stage as `analysis report` runs it.
-fn large_table(dir: &std::path::Path) -> anyhow::Result<()> {
-    let path = dir.join("runs_2m.csv");
-    let (runs, meta) = synthetic_runs(50, 20, &PAPER_LRS, 167, 1);
+fn large_table(dir: &std::path::Path, name: &str, datasets: usize, seeds: usize) -> anyhow::Result<()> {
+    let path = dir.join(format!("runs_{name}.csv"));
+    let meta_path = dir.join(format!("meta_{name}.csv"));
+    let (runs, meta) = synthetic_runs(50, datasets, &PAPER_LRS, seeds, 1);
     let mut text = String::from(
         "model,objective,family,dataset,learning_rate,seed,split,metric,score,status,run_id,steps,wall_seconds\n",
     );
@@ -129,9 +133,9 @@ fn large_table(dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     std::fs::write(&path, &text)?;
-    std::fs::write(dir.join("meta_2m.csv"), meta_csv(&meta))?;
+    std::fs::write(&meta_path, meta_csv(&meta))?;
     println!(
-        "large table: {} rows, {:.0} MB -> {} ({})",
+        "large table ({name}: 50 systems × {datasets} datasets × 6 LRs × {seeds} seeds × 2 splits): {} rows, {:.0} MB -> {} ({})",
         2 * runs.len(),
         text.len() as f64 / 1e6,
         path.display(),
@@ -140,8 +144,8 @@ fn large_table(dir: &std::path::Path) -> anyhow::Result<()> {
     drop(text);
     let started = Instant::now();
     let runs = read_runs(&path)?;
-    let meta = read_meta(&dir.join("meta_2m.csv"))?;
-    check_meta(&runs, &meta, &path, &dir.join("meta_2m.csv"))?;
+    let meta = read_meta(&meta_path)?;
+    check_meta(&runs, &meta, &path, &meta_path)?;
     let read = started.elapsed().as_secs_f64();
     let index = RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance);
     let indexed = started.elapsed().as_secs_f64();
@@ -157,7 +161,7 @@ fn large_table(dir: &std::path::Path) -> anyhow::Result<()> {
     let plots = encoderlab::stats::plots::plot_tables(&tables)?;
     #[cfg(not(feature = "plots"))]
     let plots = Vec::new();
-    write_report(&tables, &plots, &dir.join("report_2m"))?;
+    write_report(&tables, &plots, &dir.join(format!("report_{name}")))?;
     let total = started.elapsed().as_secs_f64();
     println!(
         "large table report: read and validate {read:.2} s, index {:.2} s, statistics {:.2} s, plots and write {:.2} s, total {total:.2} s on {} threads",

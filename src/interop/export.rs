@@ -124,7 +124,7 @@ pub fn export_hf(checkpoint: &Path, out_dir: &Path) -> Result<ExportReport> {
     let tok_path = checkpoint.join("tokenizer.json");
     let tok = TextTokenizer::load(&tok_path)?;
     super::vocab::check_vocab(&cfg, tok.inner(), &tok_path)?;
-    let mut weights = candle_core::safetensors::load(&weights_path, &Device::Cpu)?;
+    let mut weights = crate::train::checkpoint::read_safetensors(&weights_path, &Device::Cpu, "the model's weights")?;
     check_weights(&cfg, &mut weights, &weights_path)?;
     let stage = StagingDir::create(out_dir)?;
     let p = stage.path();

@@ -130,7 +130,9 @@ pub fn read_hf(dir: &Path) -> Result<(ModelFiles, ImportReport)> {
     let mut weights: HashMap<String, Tensor> = HashMap::new();
     let mut dtypes: BTreeMap<String, usize> = BTreeMap::new();
     for file in weight_files(dir)? {
-        for (name, t) in candle_core::safetensors::load(&file, &Device::Cpu)? {
+        for (name, t) in
+            crate::train::checkpoint::read_safetensors(&file, &Device::Cpu, "a shard of the model's weights")?
+        {
             *dtypes.entry(format!("{:?}", t.dtype()).to_uppercase()).or_default() += 1;
             // a bare LlamaModel saves its tensors without the `model.` prefix
             let name = if name.starts_with("model.") || name.starts_with("lm_head.") {

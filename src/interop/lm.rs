@@ -49,7 +49,7 @@ pub fn logits(model: &LanguageModel, input_ids: &Tensor, mask: Option<&Tensor>, 
 pub fn logits_file(checkpoint: &Path, batch: &Path, out: &Path) -> Result<()> {
     let dev = Device::Cpu;
     let model = load_language_model(checkpoint, &dev)?;
-    let tensors = candle_core::safetensors::load(batch, &dev)?;
+    let tensors = crate::train::checkpoint::read_safetensors(batch, &dev, "the input batch")?;
     let get = |name: &str| {
         tensors.get(name).ok_or_else(|| {
             Error::data(

@@ -108,13 +108,13 @@ pub fn load_weights(dir: &Path, map: &VarMap, device: &Device) -> Result<()> {
 /// Reads a safetensors file; an error names the file and what it holds (`what`).
 pub fn read_safetensors(path: &Path, device: &Device, what: &str) -> Result<HashMap<String, Tensor>> {
     if !path.exists() {
-        return Err(Error::data(path, 0, format!("missing: a checkpoint keeps {what} here")));
+        return Err(Error::data(path, 0, format!("not found (it should hold {what})")));
     }
     candle_core::safetensors::load(path, device).map_err(|e| {
         Error::data(
             path,
             0,
-            format!("cannot read {what} ({e}): the file is damaged or incomplete; resume from an earlier checkpoint"),
+            format!("cannot read {what} ({e}): the file is damaged or incomplete (a checkpoint: resume from an earlier one)"),
         )
     })
 }

@@ -49,16 +49,6 @@ pub struct RunsIndex {
     bests: BTreeMap<(usize, usize), (f64, f64)>,
 }
 
-fn position<T: PartialEq + Clone>(list: &mut Vec<T>, item: &T) -> usize {
-    match list.iter().position(|x| x == item) {
-        Some(i) => i,
-        None => {
-            list.push(item.clone());
-            list.len() - 1
-        }
-    }
-}
-
 impl RunsIndex {
     /// Organises `runs`; every dataset must be in `meta` (see `runs::check_meta`). Scores of
     /// lower-is-better metrics are negated here, and negated back when written.
@@ -69,9 +59,18 @@ impl RunsIndex {
         let mut lrs: BTreeMap<(usize, String), BTreeSet<u64>> = BTreeMap::new();
         let mut seeds: BTreeMap<(usize, String), BTreeSet<i64>> = BTreeMap::new();
         let mut pairs: BTreeSet<(usize, usize, String)> = BTreeSet::new();
+        // positions by name: a hash lookup per run, not a search of every name seen
+        let mut system_ix: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+        let mut dataset_ix: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for run in runs {
-            let s = position(&mut systems, &(run.model.clone(), run.objective.clone()));
-            let d = position(&mut datasets, &run.dataset);
+            let s = *system_ix.entry((&run.model, &run.objective)).or_insert_with(|| {
+                systems.push((run.model.clone(), run.objective.clone()));
+                systems.len() - 1
+            });
+            let d = *dataset_ix.entry(&run.dataset).or_insert_with(|| {
+                datasets.push(run.dataset.clone());
+                datasets.len() - 1
+            });
             let sign = if meta.get(&run.dataset).is_some_and(|m| !m.higher_is_better) {
                 -1.0
             } else {
@@ -168,11 +167,12 @@ impl RunsIndex {
 
     /// The splits that system `s` has on dataset `d`.
     pub fn splits(&self, s: usize, d: usize) -> Vec<String> {
+        // the groups are ordered by (s, d, split, lr): a range, not a scan of the whole table
         let set: BTreeSet<String> = self
             .groups
-            .keys()
-            .filter(|k| k.0 == s && k.1 == d)
-            .map(|k| k.2.clone())
+            .range((s, d, String::new(), 0)..)
+            .take_while(|(k, _)| k.0 == s && k.1 == d)
+            .map(|(k, _)| k.2.clone())
             .collect();
         set.into_iter().collect()
     }
@@ -203,9 +203,8 @@ impl RunsIndex {
     pub fn lrs(&self, s: usize, d: usize, split: &str) -> Vec<f64> {
         let mut v: Vec<f64> = self
             .groups
-            .keys()
-            .filter(|k| k.0 == s && k.1 == d && k.2 == split)
-            .map(|k| f64::from_bits(k.3))
+            .range((s, d, split.to_string(), 0)..=(s, d, split.to_string(), u64::MAX))
+            .map(|(k, _)| f64::from_bits(k.3))
             .collect();
         v.sort_by(|a, b| a.total_cmp(b));
         v
