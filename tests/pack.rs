@@ -288,3 +288,29 @@ fn study_data_is_prepared_once_and_redone_when_its_settings_change() -> anyhow::
     assert_eq!(redone.meta.config.seq_len, 32);
     Ok(())
 }
+
+/// A pack goes into a new folder, an empty one or one an earlier pack wrote (its marker): a
+/// folder of the user's is refused untouched, and packing again replaces only the pack's files.
+#[test]
+fn a_pack_never_replaces_a_folder_it_did_not_write() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let corpus = Corpus::open(&[sample_corpus(dir.path(), 40)], "text")?;
+    let tok = tokenizer(dir.path(), &corpus)?;
+    let cfg = PackConfig {
+        seq_len: 16,
+        ..PackConfig::default()
+    };
+    let mine = dir.path().join("mine");
+    write(&mine, "thesis.tex", "months of work");
+    let err = pack_corpus(&corpus, &tok, &cfg, &mine).unwrap_err().to_string();
+    assert!(err.contains("did not write") && err.contains("thesis.tex"), "{err}");
+    assert_eq!(std::fs::read_dir(&mine)?.count(), 1);
+    let out = dir.path().join("pack");
+    pack_corpus(&corpus, &tok, &cfg, &out)?;
+    write(&out, "NOTES.md", "kept");
+    pack_corpus(&corpus, &tok, &PackConfig { seq_len: 32, ..cfg }, &out)?;
+    assert_eq!(std::fs::read_to_string(out.join("NOTES.md"))?, "kept");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("meta.json"))?)?;
+    assert_eq!(meta["config"]["seq_len"], 32);
+    Ok(())
+}

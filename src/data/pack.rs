@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::save_json;
 use crate::data::corpus::{Corpus, Document};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{sha256_file, write_atomic, StagingDir};
+use crate::fsutil::{sha256_file, write_atomic, OwnedDir};
 use crate::rng::{choose_indices, seeded};
 use crate::tokenizer::TextTokenizer;
 
@@ -257,7 +257,7 @@ pub fn pack_corpus(corpus: &Corpus, tokenizer: &TextTokenizer, cfg: &PackConfig,
         is_validation[i as usize] = true;
     }
 
-    let stage = StagingDir::create(out)?;
+    let stage = OwnedDir::create(out, "data pack")?;
     let mut train = SplitWriter::create(stage.path(), "train.bin", dtype)?;
     let mut validation = SplitWriter::create(stage.path(), "validation.bin", dtype)?;
     let bar = progress(n_documents);

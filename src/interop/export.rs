@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::check_weights;
 use crate::config::save_json;
 use crate::error::{Error, Result};
-use crate::fsutil::{write_atomic, StagingDir};
+use crate::fsutil::{write_atomic, OwnedDir};
 use crate::model::{AttentionMode, ModelConfig};
 use crate::tokenizer::{save_tokenizer, TextTokenizer};
 
@@ -126,7 +126,7 @@ pub fn export_hf(checkpoint: &Path, out_dir: &Path) -> Result<ExportReport> {
     super::vocab::check_vocab(&cfg, tok.inner(), &tok_path)?;
     let mut weights = crate::train::checkpoint::read_safetensors(&weights_path, &Device::Cpu, "the model's weights")?;
     check_weights(&cfg, &mut weights, &weights_path)?;
-    let stage = StagingDir::create(out_dir)?;
+    let stage = OwnedDir::create(out_dir, "export hf")?;
     let p = stage.path();
     save_json(&hf_config(&cfg, &tok), &p.join("config.json"))?;
     let mut names: Vec<&String> = weights.keys().collect();

@@ -25,7 +25,7 @@ use tokenizers::Tokenizer;
 
 use crate::config::save_json;
 use crate::error::{Error, Result};
-use crate::fsutil::StagingDir;
+use crate::fsutil::OwnedDir;
 use crate::model::{parameter_shapes, ModelConfig};
 use crate::tokenizer::save_tokenizer;
 
@@ -115,7 +115,7 @@ pub fn check_weights(cfg: &ModelConfig, weights: &mut HashMap<String, Tensor>, o
 /// Writes `files` as a checkpoint folder at `dir` (staged, then renamed): `config.json`,
 /// `model.safetensors`, `tokenizer.json` with `tokenizer_config.json`, and `import.json`.
 pub fn write_checkpoint(dir: &Path, files: &ModelFiles, report: &ImportReport) -> Result<()> {
-    let stage = StagingDir::create(dir)?;
+    let stage = OwnedDir::create(dir, "import")?;
     let p = stage.path();
     save_json(&files.config.to_hf_json(), &p.join("config.json"))?;
     candle_core::safetensors::save(&files.weights, p.join("model.safetensors"))?;
