@@ -5,8 +5,9 @@
 
 use rand::RngCore;
 
-use crate::rng::{below, below_u32_with, rejection_threshold};
-use crate::stats::describe::{iqm, mean, mean_of, quantile, quantile_sorted};
+use crate::rng::{below_u32_with, rejection_threshold, Fast};
+use crate::stats::bootstrap::quantile_select;
+use crate::stats::describe::{iqm, mean, mean_of, quantile};
 
 /// Scores by task: `columns[m]` holds the runs of task m (NaN-free).
 #[derive(Debug, Clone, PartialEq)]
@@ -53,16 +54,20 @@ impl Aggregate {
 }
 
 /// The runs of all tasks laid end to end, with their order by value: a resample is then a
-/// count per run, kept at the run's rank (`rank`), and an IQM a walk over the counts in order
-/// instead of a selection.
+/// count per run, kept at the run's rank (`rank`), and the IQM and optimality gap dense passes
+/// over the counts in rank order instead of a selection over copied values.
 struct Slots {
     values: Vec<f64>,
     offsets: Vec<usize>,
     /// The values in ascending order (`total_cmp`).
     sorted: Vec<f64>,
-    /// The position of each run (slot) in `sorted`.
-    rank: Vec<u32>,
+    /// The run (slot) at each position of `sorted`.
+    order: Vec<u32>,
     thresholds: Vec<u32>,
+    /// Whether every run of the task has the same value (its resampled mean is then exact).
+    constant: Vec<bool>,
+    /// 1 / runs of the task (a product where a division would stall each task).
+    inverse: Vec<f64>,
 }
 
 impl Slots {
@@ -73,68 +78,159 @@ impl Slots {
             offsets.push(values.len());
             values.extend_from_slice(column);
         }
-        let mut order: Vec<usize> = (0..values.len()).collect();
-        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-        let mut rank = vec![0u32; values.len()];
-        for (r, &slot) in order.iter().enumerate() {
-            rank[slot] = r as u32;
-        }
+        let mut order: Vec<u32> = (0..values.len() as u32).collect();
+        order.sort_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
         let thresholds = scores
             .columns
             .iter()
             .map(|c| rejection_threshold(c.len() as u32))
             .collect();
         Self {
-            sorted: order.iter().map(|&i| values[i]).collect(),
+            sorted: order.iter().map(|&i| values[i as usize]).collect(),
             values,
             offsets,
-            rank,
+            order,
             thresholds,
+            constant: scores.columns.iter().map(|c| c.iter().all(|&v| v == c[0])).collect(),
+            inverse: scores.columns.iter().map(|c| 1.0 / c.len() as f64).collect(),
         }
     }
 
-    /// The interquartile mean of the resample whose run counts, by rank, are `counts` (`total`
-    /// runs): the values of ranks `k..total-k`, `k = total / 4`, as `iqm` of the flattened
-    /// resample. Branch-free over the runs: a run drawn 0 times adds 0.
-    fn iqm(&self, counts: &[u32], total: usize) -> f64 {
-        let (lo, hi) = if total < 4 {
-            (0, total)
-        } else {
-            (total / 4, total - total / 4)
-        };
-        if hi == lo {
+    /// The interquartile mean of the resample whose run counts, by run, are `counts`: `total`
+    /// runs summing to `sum`. The values of ranks `k..total-k`, `k = total / 4`, as `iqm` of
+    /// the flattened resample (exactly the value when those are all equal): the sum less the
+    /// `k` lowest and the `k` highest, found by walking in from both ends (half the runs).
+    fn iqm(&self, counts: &[u32], total: usize, sum: f64) -> f64 {
+        let k = if total < 4 { 0 } else { total / 4 };
+        if total == 0 {
             return f64::NAN;
         }
-        let (mut pos, mut sum) = (0, -0.0);
-        let (mut first, mut last) = (usize::MAX, 0);
-        for (k, (&c, &v)) in counts.iter().zip(&self.sorted).enumerate() {
-            let c = c as usize;
-            let taken = (pos + c).min(hi).saturating_sub(pos.max(lo));
-            sum += taken as f64 * v;
-            first = if taken > 0 && first == usize::MAX { k } else { first };
-            last = if taken > 0 { k } else { last };
-            pos += c;
-            if pos >= hi {
-                break;
-            }
-        }
-        if first == usize::MAX {
-            return f64::NAN;
-        }
-        // sorted: every value taken equals the first one exactly when the last one does
+        let (low, first) = lowest(counts, &self.order, &self.sorted, k);
+        let (high, last) = highest(counts, &self.order, &self.sorted, k);
         let (a, b) = (self.sorted[first], self.sorted[last]);
         if a == b {
             a
         } else {
-            sum / (hi - lo) as f64
+            (sum - low - high) / (total - 2 * k) as f64
         }
+    }
+}
+
+/// Walking up from the lowest rank: the sum of the `k` lowest values of the resample whose
+/// counts by run are `counts` (the run at rank r is `order[r]`; `k` < their total), and the
+/// rank holding the next one. Eight ranks at a time until the one that crosses `k`.
+fn lowest(counts: &[u32], order: &[u32], sorted: &[f64], k: usize) -> (f64, usize) {
+    let (mut pos, mut sum, mut r) = (0usize, 0.0, 0usize);
+    while r + 8 <= order.len() {
+        let c = ranked(counts, &order[r..r + 8]);
+        let total: usize = c.iter().map(|&c| c as usize).sum();
+        if pos + total > k {
+            break;
+        }
+        pos += total;
+        sum += dot(&c, &sorted[r..r + 8]);
+        r += 8;
+    }
+    while r < order.len() {
+        let c = counts[order[r] as usize] as usize;
+        if pos + c > k {
+            return (sum + (k - pos) as f64 * sorted[r], r);
+        }
+        pos += c;
+        sum += c as f64 * sorted[r];
+        r += 1;
+    }
+    (sum, order.len().saturating_sub(1))
+}
+
+/// [`lowest`] from the top: the sum of the `k` highest values and the rank holding the next.
+fn highest(counts: &[u32], order: &[u32], sorted: &[f64], k: usize) -> (f64, usize) {
+    let (mut pos, mut sum, mut end) = (0usize, 0.0, order.len());
+    while end >= 8 {
+        let c = ranked(counts, &order[end - 8..end]);
+        let total: usize = c.iter().map(|&c| c as usize).sum();
+        if pos + total > k {
+            break;
+        }
+        pos += total;
+        sum += dot(&c, &sorted[end - 8..end]);
+        end -= 8;
+    }
+    while end > 0 {
+        let r = end - 1;
+        let c = counts[order[r] as usize] as usize;
+        if pos + c > k {
+            return (sum + (k - pos) as f64 * sorted[r], r);
+        }
+        pos += c;
+        sum += c as f64 * sorted[r];
+        end = r;
+    }
+    (sum, 0)
+}
+
+/// The counts of eight ranks.
+fn ranked(counts: &[u32], order: &[u32]) -> [u32; 8] {
+    let mut c = [0u32; 8];
+    for (c, &slot) in c.iter_mut().zip(order) {
+        *c = counts[slot as usize];
+    }
+    c
+}
+
+/// Σ counts[i] · values[i], in eight independent sums (so the additions do not wait on each
+/// other and the loop vectorises).
+fn dot(counts: &[u32], values: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (cs, vs) = (counts.chunks_exact(8), values.chunks_exact(8));
+    let (c_rest, v_rest) = (cs.remainder(), vs.remainder());
+    for (c, v) in cs.zip(vs) {
+        for k in 0..8 {
+            acc[k] += f64::from(c[k] as i32) * v[k];
+        }
+    }
+    let tail: f64 = c_rest.iter().zip(v_rest).map(|(&c, &v)| f64::from(c) * v).sum();
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+}
+
+/// One resample of a column (Lemire `threshold` for its length), each drawn run counted in
+/// `counts` (the column's own), returning the sum of the drawn values in four running sums
+/// (draws in fours) so that the additions do not wait on each other.
+#[inline(always)]
+fn draw_summed(rng: &mut Fast, threshold: u32, column: &[f64], counts: &mut [u32]) -> f64 {
+    let n = column.len() as u32;
+    let (mut s0, mut s1, mut s2, mut s3) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut draw = || {
+        let i = below_u32_with(rng, n, threshold) as usize;
+        counts[i] += 1;
+        column[i]
+    };
+    for _ in 0..n / 4 {
+        s0 += draw();
+        s1 += draw();
+        s2 += draw();
+        s3 += draw();
+    }
+    for _ in 0..n % 4 {
+        s0 += draw();
+    }
+    (s0 + s1) + (s2 + s3)
+}
+
+/// One resample of a column of `counts.len()` runs, counted only.
+#[inline(always)]
+fn draw_counts(rng: &mut Fast, threshold: u32, counts: &mut [u32]) {
+    let n = counts.len() as u32;
+    for _ in 0..n {
+        counts[below_u32_with(rng, n, threshold) as usize] += 1;
     }
 }
 
 /// `reps` stratified resamples of `scores`, each evaluated with every aggregate of `aggs`:
 /// one distribution per aggregate (one resample serves every aggregate, as in rliable when
 /// its aggregate function returns several values). The draws are those of
-/// [`stratified_resample_into`]; a resample is kept as a count per run.
+/// [`stratified_resample_into`]; a resample is kept as a count per run, and the values agree
+/// with [`Aggregate::of`] on the resample to rounding (sums taken in another order).
 pub fn stratified_bootstrap_aggregates(
     scores: &TaskScores,
     aggs: &[Aggregate],
@@ -146,57 +242,73 @@ pub fn stratified_bootstrap_aggregates(
     let m = scores.columns.len();
     let mut counts = vec![0u32; slots.values.len()];
     let mut means = Vec::with_capacity(m);
+    // the optimality gap's excess: (v − γ) for the ranks above γ (the last ones), 0 below
+    let excess: Vec<Vec<f64>> = aggs
+        .iter()
+        .map(|agg| match *agg {
+            Aggregate::OptimalityGap(gamma) => {
+                let above = slots.sorted.partition_point(|&v| v <= gamma);
+                slots.sorted[above..].iter().map(|v| v - gamma).collect()
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    let wants_median = aggs.contains(&Aggregate::Median);
     let mut out = vec![Vec::with_capacity(reps); aggs.len()];
+    let rng = &mut Fast::from_stream(rng);
+    let task_threshold = rejection_threshold(m as u32);
     for _ in 0..reps {
         counts.fill(0);
         means.clear();
-        let mut total = 0;
+        let (mut total, mut resample_sum) = (0, 0.0);
         for k in 0..m {
             let src = if task_bootstrap {
-                below(rng, m as u64) as usize
+                below_u32_with(rng, m as u32, task_threshold) as usize
             } else {
                 k
             };
             let column = &scores.columns[src];
-            let (len, threshold, offset) = (column.len() as u32, slots.thresholds[src], slots.offsets[src]);
-            let rank = &slots.rank[offset..offset + column.len()];
-            let (mut sum, mut first, mut constant) = (-0.0, f64::NAN, true);
-            for j in 0..column.len() {
-                let i = below_u32_with(rng, len, threshold) as usize;
-                counts[rank[i] as usize] += 1;
-                let v = column[i];
-                first = if j == 0 { v } else { first };
-                constant &= v == first;
-                sum += v;
-            }
-            // as `mean` of the resampled column: exact when constant
-            means.push(match (column.len(), constant) {
+            let n = column.len();
+            let (threshold, offset) = (slots.thresholds[src], slots.offsets[src]);
+            let mine = &mut counts[offset..offset + n];
+            // a task drawn once: its sum from its counts (dense); drawn again (the task
+            // bootstrap), its counts hold earlier draws, so the draws are summed as they come
+            let sum = if task_bootstrap {
+                draw_summed(rng, threshold, column, mine)
+            } else {
+                draw_counts(rng, threshold, mine);
+                dot(mine, column)
+            };
+            resample_sum += sum;
+            // as `mean` of the resampled column: exact when the column is constant
+            means.push(match (n, slots.constant[src]) {
                 (0, _) => f64::NAN,
-                (_, true) => first,
-                (n, false) => sum / n as f64,
+                (_, true) => column[0],
+                _ => sum * slots.inverse[src],
             });
-            total += column.len();
+            total += n;
         }
-        let mut sorted_means = false;
-        for (dist, agg) in out.iter_mut().zip(aggs) {
+        // the mean before the median's selection reorders the task means
+        let mean_of_means = mean(&means);
+        let median_of_means = if wants_median {
+            quantile_select(&mut means, 0.5)
+        } else {
+            f64::NAN
+        };
+        for ((dist, agg), excess) in out.iter_mut().zip(aggs).zip(&excess) {
             dist.push(match *agg {
-                Aggregate::Iqm => slots.iqm(&counts, total),
-                Aggregate::Mean => mean(&means),
-                Aggregate::Median => {
-                    if !sorted_means {
-                        means.sort_unstable_by(|a, b| a.total_cmp(b));
-                        sorted_means = true;
-                    }
-                    quantile_sorted(&means, 0.5)
-                }
+                Aggregate::Iqm => slots.iqm(&counts, total, resample_sum),
+                Aggregate::Mean => mean_of_means,
+                Aggregate::Median => median_of_means,
+                // γ − mean(min(v, γ)): the sum less what lies above γ
                 Aggregate::OptimalityGap(gamma) => {
-                    let clipped: f64 = slots
-                        .rank
+                    let top = &slots.order[slots.order.len() - excess.len()..];
+                    let above: f64 = top
                         .iter()
-                        .zip(&slots.values)
-                        .map(|(&r, v)| counts[r as usize] as f64 * v.min(gamma))
+                        .zip(excess)
+                        .map(|(&r, e)| f64::from(counts[r as usize]) * e)
                         .sum();
-                    gamma - clipped / total as f64
+                    gamma - (resample_sum - above) / total as f64
                 }
             });
         }
@@ -222,87 +334,195 @@ pub fn probability_of_improvement(x: &TaskScores, y: &TaskScores) -> f64 {
     }))
 }
 
-/// Per task, what the probability of improvement needs of `y`'s runs sorted once: the rank of
-/// each `y` run, and for each `x` run how many `y` values lie strictly below it and at or below
-/// it. A resample is then a count per run, and `U` a weighted sum: O(n) per resample instead of
-/// the O(n²) comparisons of [`probability_of_improvement`], with the same integer `2U`.
-struct PoiTask {
-    y_rank: Vec<u32>,
-    below: Vec<u32>,
-    at_or_below: Vec<u32>,
+/// One system's runs for the shared resamples of [`poi_bootstrap_pairs`]: per task, its runs
+/// in ascending order (NaN last: never below or equal to anything, as `>` and `==` treat it),
+/// and where each run (in column order, as drawn) sits in that order. A resample is kept as
+/// running counts per task: `n + 1` entries, entry r the resampled runs among the r lowest.
+struct PoiSystem {
+    sorted: Vec<Vec<f64>>,
+    position: Vec<Vec<u32>>,
+    thresholds: Vec<u32>,
+    /// Where each task's running counts start in one resample (`n + 1` entries a task).
+    offsets: Vec<usize>,
+    len: usize,
 }
 
-impl PoiTask {
-    fn new(a: &[f64], b: &[f64]) -> Self {
-        // NaN last: it is never below or equal to anything, as `>` and `==` treat it
+impl PoiSystem {
+    fn new(scores: &TaskScores) -> Self {
         let cmp = |p: &f64, q: &f64| p.partial_cmp(q).unwrap_or_else(|| p.is_nan().cmp(&q.is_nan()));
-        let mut order: Vec<u32> = (0..b.len() as u32).collect();
-        order.sort_by(|&i, &j| cmp(&b[i as usize], &b[j as usize]));
-        let sorted: Vec<f64> = order.iter().map(|&i| b[i as usize]).collect();
-        let mut y_rank = vec![0u32; b.len()];
-        for (r, &i) in order.iter().enumerate() {
-            y_rank[i as usize] = r as u32;
+        let (mut sorted, mut position, mut offsets, mut len) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for column in &scores.columns {
+            let mut order: Vec<u32> = (0..column.len() as u32).collect();
+            order.sort_by(|&i, &j| cmp(&column[i as usize], &column[j as usize]));
+            let mut at = vec![0u32; column.len()];
+            for (r, &i) in order.iter().enumerate() {
+                at[i as usize] = r as u32;
+            }
+            sorted.push(order.iter().map(|&i| column[i as usize]).collect());
+            position.push(at);
+            offsets.push(len);
+            len += column.len() + 1;
         }
         Self {
-            y_rank,
-            below: a.iter().map(|&x| sorted.partition_point(|&v| v < x) as u32).collect(),
-            at_or_below: a.iter().map(|&x| sorted.partition_point(|&v| v <= x) as u32).collect(),
+            thresholds: scores
+                .columns
+                .iter()
+                .map(|c| rejection_threshold(c.len() as u32))
+                .collect(),
+            sorted,
+            position,
+            offsets,
+            len,
+        }
+    }
+
+    /// Resample `b` of a block (the draws of [`stratified_resample_into`]) as running counts,
+    /// interleaved: entry k of resample b at `k · BLOCK + b`, so that a pair reads the same
+    /// entry of every resample of the block at once. The block's entries of `b` start at 0.
+    fn resample_into(&self, rng: &mut Fast, block: &mut [u32], b: usize) {
+        for (k, position) in self.position.iter().enumerate() {
+            let (n, at) = (position.len() as u32, self.offsets[k]);
+            for _ in 0..n {
+                let r = position[below_u32_with(rng, n, self.thresholds[k]) as usize] as usize;
+                block[(at + r + 1) * BLOCK + b] += 1;
+            }
+            for r in at + 1..=at + position.len() {
+                block[r * BLOCK + b] += block[(r - 1) * BLOCK + b];
+            }
         }
     }
 }
 
-/// `n` indices below `n` drawn with replacement, as [`stratified_resample_into`] draws them.
-fn draw_with_replacement(rng: &mut impl RngCore, n: usize, mut hit: impl FnMut(usize)) {
-    let len = n as u32;
-    let threshold = rejection_threshold(len);
-    for _ in 0..n {
-        hit(below_u32_with(rng, len, threshold) as usize);
+/// Resamples per block of [`poi_bootstrap_pairs`].
+const BLOCK: usize = 32;
+
+/// One common task of a pair: where x's and y's running counts lie in a resample, x's runs,
+/// `2·nₓ·n_y` (so that `2U / it` is `U / (nₓ·n_y)` exactly), and where its marks start.
+struct PoiTaskPlan {
+    x_at: usize,
+    n_x: usize,
+    y_at: usize,
+    denominator: f64,
+    marks_at: usize,
+}
+
+/// One pair's common tasks (in x's order), and for each run of x (ascending) how many runs of
+/// y lie strictly below it and at or below it, all tasks end to end.
+struct PoiPair {
+    tasks: Vec<PoiTaskPlan>,
+    marks: Vec<(u32, u32)>,
+}
+
+impl PoiPair {
+    fn new(x: &PoiSystem, tx: &[usize], y: &PoiSystem, ty: &[usize]) -> Self {
+        let (mut tasks, mut marks) = (Vec::new(), Vec::new());
+        for (a, t) in tx.iter().enumerate() {
+            let Some(b) = ty.iter().position(|u| u == t) else {
+                continue;
+            };
+            let (xs, ys) = (&x.sorted[a], &y.sorted[b]);
+            tasks.push(PoiTaskPlan {
+                x_at: x.offsets[a],
+                n_x: xs.len(),
+                y_at: y.offsets[b],
+                denominator: 2.0 * (xs.len() * ys.len()) as f64,
+                marks_at: marks.len(),
+            });
+            marks.extend(xs.iter().map(|&v| {
+                (
+                    ys.partition_point(|&w| w < v) as u32,
+                    ys.partition_point(|&w| w <= v) as u32,
+                )
+            }));
+        }
+        Self { tasks, marks }
+    }
+
+    /// The probability of improvement of x's resamples over y's, for the first `size` of a
+    /// block (interleaved running counts, see [`PoiSystem::resample_into`]); the mean over
+    /// tasks as [`mean_of`] takes it, task by task.
+    fn poi_block(&self, cx: &[u32], cy: &[u32], size: usize) -> Vec<f64> {
+        if self.tasks.is_empty() {
+            return vec![f64::NAN; size];
+        }
+        let mut sum = [-0.0f64; BLOCK];
+        let mut first = [0.0f64; BLOCK];
+        let mut constant = [true; BLOCK];
+        for (k, t) in self.tasks.iter().enumerate() {
+            let mut twice_u = [0u64; BLOCK];
+            let marks = &self.marks[t.marks_at..t.marks_at + t.n_x];
+            for (r, &(lo, le)) in marks.iter().enumerate() {
+                let x0 = &cx[(t.x_at + r) * BLOCK..][..BLOCK];
+                let x1 = &cx[(t.x_at + r + 1) * BLOCK..][..BLOCK];
+                let y_lo = &cy[(t.y_at + lo as usize) * BLOCK..][..BLOCK];
+                let y_le = &cy[(t.y_at + le as usize) * BLOCK..][..BLOCK];
+                for b in 0..BLOCK {
+                    twice_u[b] += u64::from(x1[b] - x0[b]) * (u64::from(y_lo[b]) + u64::from(y_le[b]));
+                }
+            }
+            for b in 0..size {
+                let v = twice_u[b] as f64 / t.denominator;
+                if k == 0 {
+                    first[b] = v;
+                } else if v != first[b] {
+                    constant[b] = false;
+                }
+                sum[b] += v;
+            }
+        }
+        let n = self.tasks.len() as f64;
+        (0..size)
+            .map(|b| if constant[b] { first[b] } else { sum[b] / n })
+            .collect()
     }
 }
 
-/// The bootstrap of [`probability_of_improvement`] that [`paired_stratified_bootstrap`] gives,
-/// value for value and from the same random draws, computed from resample counts (see
-/// `PoiTask`): what makes the table scale to hundreds of seeds.
-pub fn poi_bootstrap(x: &TaskScores, y: &TaskScores, reps: usize, rng: &mut impl RngCore) -> Vec<f64> {
-    if x.columns.len() != y.columns.len() || x.columns.is_empty() {
-        // the statistic is NaN whatever the draws; draw them all the same
-        return paired_stratified_bootstrap(x, y, probability_of_improvement, reps, rng);
-    }
-    let tasks: Vec<PoiTask> = x
-        .columns
-        .iter()
-        .zip(&y.columns)
-        .map(|(a, b)| PoiTask::new(a, b))
+/// The bootstraps of [`probability_of_improvement`] for `pairs` (x, y) of `systems` (each its
+/// task ids and scores), over the tasks both have, in x's order: one set of `reps` resamples
+/// per system, drawn from its own `streams[i]` (through [`Fast`]) and shared by every pair it
+/// is in, so that a system's resamples do not depend on the others. Each pair's values are
+/// those of resampling x and y independently (rliable's `StratifiedIndependentBootstrap`):
+/// value for value, [`probability_of_improvement`] of the two resamples that
+/// [`stratified_resample_into`] draws from the same streams, picked to the common tasks. `U`
+/// is a sum over x's runs of its resample count times y's running counts (integers, exact).
+pub fn poi_bootstrap_pairs<R: RngCore>(
+    systems: &[(Vec<usize>, TaskScores)],
+    pairs: &[(usize, usize)],
+    reps: usize,
+    streams: &mut [R],
+) -> Vec<Vec<f64>> {
+    use rayon::prelude::*;
+    let prepared: Vec<PoiSystem> = systems.iter().map(|(_, scores)| PoiSystem::new(scores)).collect();
+    let mut fast: Vec<Fast> = streams.iter_mut().map(Fast::from_stream).collect();
+    let plans: Vec<PoiPair> = pairs
+        .par_iter()
+        .map(|&(i, j)| PoiPair::new(&prepared[i], &systems[i].0, &prepared[j], &systems[j].0))
         .collect();
-    let mut cx: Vec<Vec<u32>> = x.columns.iter().map(|c| vec![0; c.len()]).collect();
-    let mut cy: Vec<Vec<u64>> = y.columns.iter().map(|c| vec![0; c.len() + 1]).collect();
-    (0..reps)
-        .map(|_| {
-            // the draws of `stratified_resample_into(x)` then `(y)`, kept as counts
-            for c in cx.iter_mut() {
-                c.fill(0);
-                let n = c.len();
-                draw_with_replacement(rng, n, |i| c[i] += 1);
-            }
-            for (k, c) in cy.iter_mut().enumerate() {
-                c.fill(0);
-                let rank = &tasks[k].y_rank;
-                draw_with_replacement(rng, rank.len(), |j| c[rank[j] as usize + 1] += 1);
-                for r in 1..c.len() {
-                    c[r] += c[r - 1]; // c[r] = resampled y values among the r lowest
+    let mut out: Vec<Vec<f64>> = vec![Vec::with_capacity(reps); pairs.len()];
+    let mut block: Vec<Vec<u32>> = prepared.iter().map(|p| vec![0; p.len * BLOCK]).collect();
+    for start in (0..reps).step_by(BLOCK) {
+        let size = BLOCK.min(reps - start);
+        // each system's next `size` resamples, from its own stream
+        block
+            .par_iter_mut()
+            .zip(fast.par_iter_mut())
+            .zip(&prepared)
+            .for_each(|((buf, rng), system)| {
+                buf.fill(0);
+                for b in 0..size {
+                    system.resample_into(rng, buf, b);
                 }
-            }
-            mean_of(tasks.iter().enumerate().map(|(k, t)| {
-                let (a, b) = (&cx[k], &cy[k]);
-                let twice_u: u64 = a
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &n)| u64::from(n) * (b[t.below[i] as usize] + b[t.at_or_below[i] as usize]))
-                    .sum();
-                twice_u as f64 / 2.0 / (a.len() * t.y_rank.len()) as f64
-            }))
-        })
-        .collect()
+            });
+        let values: Vec<Vec<f64>> = pairs
+            .par_iter()
+            .zip(&plans)
+            .map(|(&(i, j), plan)| plan.poi_block(&block[i], &block[j], size))
+            .collect();
+        for (dist, v) in out.iter_mut().zip(values) {
+            dist.extend(v);
+        }
+    }
+    out
 }
 
 /// Fraction of all runs of all tasks scoring strictly above `tau` (the score-distribution
@@ -320,24 +540,55 @@ pub fn fraction_above(scores: &TaskScores, tau: f64) -> f64 {
     above as f64 / n as f64
 }
 
-/// The bootstrap of [`fraction_above`] that [`stratified_bootstrap`] gives (task bootstrap off),
-/// value for value and from the same draws, counting the drawn runs above `tau` instead of
-/// copying them.
-pub fn fraction_above_bootstrap(scores: &TaskScores, tau: f64, reps: usize, rng: &mut impl RngCore) -> Vec<f64> {
-    let n: usize = scores.columns.iter().map(Vec::len).sum();
-    (0..reps)
-        .map(|_| {
-            let mut above = 0usize;
-            for column in &scores.columns {
-                draw_with_replacement(rng, column.len(), |i| above += usize::from(column[i] > tau));
-            }
-            if n == 0 {
-                f64::NAN
+/// The bootstraps of [`fraction_above`] at every threshold of `taus`, from one set of
+/// resamples (as rliable's score-distribution profile resamples once for all thresholds): per
+/// threshold, the values [`stratified_bootstrap`] gives for it (task bootstrap off) with the
+/// same `rng`, value for value. A resample is kept as counts per run; the count above each
+/// threshold is then a lookup in their running sum by rank.
+pub fn fraction_above_bootstrap(
+    scores: &TaskScores,
+    taus: &[f64],
+    reps: usize,
+    rng: &mut impl RngCore,
+) -> Vec<Vec<f64>> {
+    let rng = &mut Fast::from_stream(rng);
+    let slots = Slots::new(scores);
+    let n = slots.values.len();
+    // the runs above a threshold are the ranks from `start[t]` to `end`: in `total_cmp` order
+    // the NaNs (never above) lie at the two ends, by sign, and the rest ascend
+    let first = slots.sorted.partition_point(|v| v.is_nan() && v.is_sign_negative());
+    let end = slots.sorted.partition_point(|v| !(v.is_nan() && v.is_sign_positive()));
+    let start: Vec<usize> = taus
+        .iter()
+        .map(|&tau| {
+            if tau.is_nan() {
+                end // nothing is above NaN
             } else {
-                above as f64 / n as f64
+                first + slots.sorted[first..end].partition_point(|&v| v <= tau)
             }
         })
-        .collect()
+        .collect();
+    let mut counts = vec![0u32; n];
+    let mut running = vec![0usize; n + 1];
+    let mut out = vec![Vec::with_capacity(reps); taus.len()];
+    for _ in 0..reps {
+        counts.fill(0);
+        for (k, column) in scores.columns.iter().enumerate() {
+            let offset = slots.offsets[k];
+            draw_counts(rng, slots.thresholds[k], &mut counts[offset..offset + column.len()]);
+        }
+        for (r, &slot) in slots.order.iter().enumerate() {
+            running[r + 1] = running[r] + counts[slot as usize] as usize;
+        }
+        for (dist, &start) in out.iter_mut().zip(&start) {
+            dist.push(if n == 0 {
+                f64::NAN
+            } else {
+                (running[end] - running[start]) as f64 / n as f64
+            });
+        }
+    }
+    out
 }
 
 /// One stratified resample into `out` (same shape as `scores`): within each task, its runs
@@ -353,7 +604,7 @@ pub fn stratified_resample_into(
     out.columns.resize(m, Vec::new());
     for k in 0..m {
         let source = if task_bootstrap {
-            &scores.columns[below(rng, m as u64) as usize]
+            &scores.columns[below_u32_with(rng, m as u32, rejection_threshold(m as u32)) as usize]
         } else {
             &scores.columns[k]
         };
@@ -372,7 +623,8 @@ pub fn stratified_resample(scores: &TaskScores, task_bootstrap: bool, rng: &mut 
     out
 }
 
-/// `reps` values of `statistic` over stratified resamples of `scores`.
+/// `reps` values of `statistic` over stratified resamples of `scores`, drawn by a [`Fast`]
+/// generator seeded from `rng` (as every bootstrap of this module draws them).
 pub fn stratified_bootstrap(
     scores: &TaskScores,
     statistic: impl Fn(&TaskScores) -> f64,
@@ -380,6 +632,7 @@ pub fn stratified_bootstrap(
     task_bootstrap: bool,
     rng: &mut impl RngCore,
 ) -> Vec<f64> {
+    let rng = &mut Fast::from_stream(rng);
     let mut buf = TaskScores { columns: Vec::new() };
     (0..reps)
         .map(|_| {
@@ -398,6 +651,7 @@ pub fn paired_stratified_bootstrap(
     reps: usize,
     rng: &mut impl RngCore,
 ) -> Vec<f64> {
+    let rng = &mut Fast::from_stream(rng);
     let (mut xs, mut ys) = (TaskScores { columns: Vec::new() }, TaskScores { columns: Vec::new() });
     (0..reps)
         .map(|_| {
@@ -411,12 +665,14 @@ pub fn paired_stratified_bootstrap(
 #[cfg(test)]
 mod poi_tests {
     use super::*;
-    use crate::rng::seeded;
+    use crate::rng::{below_u32, seeded};
 
-    /// The count-based bootstrap gives the resample-and-compare one's values bit for bit (same
-    /// draws, same integer 2U), ties, signed zeros, NaN and unequal sizes included.
+    /// The shared-resample bootstraps give the resample-and-compare ones' values bit for bit
+    /// (same draws, same integer 2U), ties, signed zeros, NaN, unequal sizes and systems with
+    /// different tasks included; the profile's one set of resamples gives each threshold the
+    /// values of its own bootstrap from the same stream.
     #[test]
-    fn count_based_poi_bootstrap_equals_the_direct_one() {
+    fn shared_resample_bootstraps_equal_the_direct_ones() {
         let mut rng = seeded(7, 0);
         let mut column = |n: usize| -> Vec<f64> {
             (0..n)
@@ -425,25 +681,73 @@ mod poi_tests {
                     1 => -0.0,
                     2 => 0.0,
                     3 if n > 5 => f64::NAN,
-                    _ => (below(&mut rng, 20) as f64) / 20.0,
+                    _ => (below_u32(&mut rng, 20) as f64) / 20.0,
                 })
                 .collect()
         };
-        let x = TaskScores {
-            columns: vec![column(7), column(1), column(30), column(12)],
-        };
-        let y = TaskScores {
-            columns: vec![column(5), column(9), column(30), column(3)],
-        };
-        let direct = paired_stratified_bootstrap(&x, &y, probability_of_improvement, 300, &mut seeded(1, 2));
-        let counted = poi_bootstrap(&x, &y, 300, &mut seeded(1, 2));
+        let systems = vec![
+            (
+                vec![0, 1, 2, 3],
+                TaskScores {
+                    columns: vec![column(7), column(1), column(30), column(12)],
+                },
+            ),
+            (
+                vec![0, 1, 2, 3],
+                TaskScores {
+                    columns: vec![column(5), column(9), column(30), column(3)],
+                },
+            ),
+            (
+                vec![3, 4, 1],
+                TaskScores {
+                    columns: vec![column(6), column(2), column(8)],
+                },
+            ),
+            (
+                vec![7],
+                TaskScores {
+                    columns: vec![column(4)],
+                },
+            ),
+        ];
+        let pairs = [(0, 1), (1, 0), (0, 2), (2, 1), (0, 3)];
+        let reps = 75; // more than two blocks, the last one short
+        let streams = || (0..systems.len() as u64).map(|k| seeded(1, k)).collect::<Vec<_>>();
+        let shared = poi_bootstrap_pairs(&systems, &pairs, reps, &mut streams());
         let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&direct), bits(&counted));
-        for tau in [0.0, 0.5, 0.73] {
-            let direct = stratified_bootstrap(&x, |s| fraction_above(s, tau), 200, false, &mut seeded(3, 4));
-            let counted = fraction_above_bootstrap(&x, tau, 200, &mut seeded(3, 4));
-            assert_eq!(bits(&direct), bits(&counted), "tau {tau}");
+        for (p, &(i, j)) in pairs.iter().enumerate() {
+            let (mut sx, mut sy) = (streams().remove(i), streams().remove(j));
+            let (mut fx, mut fy) = (Fast::from_stream(&mut sx), Fast::from_stream(&mut sy));
+            let (tx, ty) = (&systems[i].0, &systems[j].0);
+            let common: Vec<(usize, usize)> = tx
+                .iter()
+                .enumerate()
+                .filter_map(|(a, t)| ty.iter().position(|u| u == t).map(|b| (a, b)))
+                .collect();
+            let direct: Vec<f64> = (0..reps)
+                .map(|_| {
+                    let xs = stratified_resample(&systems[i].1, false, &mut fx);
+                    let ys = stratified_resample(&systems[j].1, false, &mut fy);
+                    let pick = |s: &TaskScores, second: bool| TaskScores {
+                        columns: common
+                            .iter()
+                            .map(|&(a, b)| s.columns[if second { b } else { a }].clone())
+                            .collect(),
+                    };
+                    probability_of_improvement(&pick(&xs, false), &pick(&ys, true))
+                })
+                .collect();
+            assert_eq!(bits(&direct), bits(&shared[p]), "pair {i} {j}");
+            assert_eq!(direct.iter().all(|v| v.is_nan()), common.is_empty());
         }
-        assert!(direct.iter().all(|v| v.is_finite()));
+        let x = &systems[0].1;
+        let taus = [0.0, 0.5, 0.73, f64::NAN];
+        let profile = fraction_above_bootstrap(x, &taus, 200, &mut seeded(3, 4));
+        for (tau, counted) in taus.iter().zip(&profile) {
+            let direct = stratified_bootstrap(x, |s| fraction_above(s, *tau), 200, false, &mut seeded(3, 4));
+            assert_eq!(bits(&direct), bits(counted), "tau {tau}");
+        }
+        assert!(profile[0].iter().any(|&v| v != profile[0][0]));
     }
 }

@@ -5,13 +5,13 @@ use sha2::{Digest, Sha256};
 
 use super::table::RunsIndex;
 use super::{num, ReportConfig, Table};
-use crate::rng::{seeded, Rng};
+use crate::rng::{below_u32_with, rejection_threshold, seeded, Fast, Rng};
 use crate::stats::aggregate::stratified_bootstrap_aggregates;
 use crate::stats::aggregate::{
-    fraction_above, fraction_above_bootstrap, poi_bootstrap, probability_of_improvement, Aggregate, TaskScores,
+    fraction_above, fraction_above_bootstrap, poi_bootstrap_pairs, probability_of_improvement, Aggregate, TaskScores,
 };
-use crate::stats::bootstrap::{ci_from_bootstrap_distribution, jackknife, resample_indices, BootstrapMethod};
-use crate::stats::describe::{iqm, mean, quantile, quantile_sorted, sem, sorted, std, t_interval};
+use crate::stats::bootstrap::{ci_from_bootstrap_distribution, jackknife, BootstrapMethod};
+use crate::stats::describe::{iqm, mean, mean_of, quantile, quantile_sorted, sem, sorted, std, t_interval};
 use crate::stats::expected_max::expected_max_curve;
 use crate::stats::multitest::{adjust, Correction};
 use crate::stats::proportion::{is_failed, wilson_interval};
@@ -286,19 +286,16 @@ pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             let (model, objective) = &ix.systems[si];
             let sign = ix.sign(d);
             let x = best_scores(ix, si, d);
-            let mut rng = rng_for(cfg.seed, &["bootstrap", model, objective, &ix.datasets[d]]);
+            let mut rng = Fast::from_stream(&mut rng_for(
+                cfg.seed,
+                &["bootstrap", model, objective, &ix.datasets[d]],
+            ));
             let star: Vec<f64> = if x.len() < 2 {
                 Vec::new()
             } else {
+                let (n, threshold) = (x.len() as u32, rejection_threshold(x.len() as u32));
                 (0..cfg.bootstrap_resamples)
-                    .map(|_| {
-                        mean(
-                            &resample_indices(&mut rng, x.len())
-                                .iter()
-                                .map(|&i| x[i])
-                                .collect::<Vec<_>>(),
-                        )
-                    })
+                    .map(|_| mean_of((0..n).map(|_| x[below_u32_with(&mut rng, n, threshold) as usize])))
                     .collect()
             };
             let jack = jackknife(&x, mean);
@@ -358,41 +355,56 @@ fn system_pairs(ix: &RunsIndex) -> Vec<(usize, usize)> {
 
 /// Welch and Mann-Whitney per dataset and pair of systems, at each system's best learning rate.
 pub fn tests_unpaired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
-    let mut rows = Vec::new();
-    let (mut welch_p, mut mwu_p) = (Vec::new(), Vec::new());
-    for d in 0..ix.datasets.len() {
-        for (i, j) in system_pairs(ix) {
-            if ix.protocol(i, d).is_none() || ix.protocol(j, d).is_none() {
-                continue;
+    let pairs = system_pairs(ix);
+    // per dataset in parallel (each system's scores fetched once), then in dataset order
+    let per_dataset: Vec<Vec<(Vec<String>, f64, f64)>> = (0..ix.datasets.len())
+        .into_par_iter()
+        .map(|d| {
+            let scores: Vec<Option<Vec<f64>>> = (0..ix.systems.len())
+                .map(|i| ix.protocol(i, d).map(|_| best_scores(ix, i, d)))
+                .collect();
+            let mut out = Vec::new();
+            for &(i, j) in &pairs {
+                let (Some(x), Some(y)) = (&scores[i], &scores[j]) else {
+                    continue;
+                };
+                let sign = ix.sign(d);
+                let w = welch(x, y, cfg.confidence);
+                let (cl, ch) = back_ci(sign, w.ci_low, w.ci_high);
+                let u = mann_whitney(x, y);
+                let poi = u.u1 / (x.len() * y.len()) as f64;
+                out.push((
+                    vec![
+                        ix.datasets[d].clone(),
+                        ix.systems[i].0.clone(),
+                        ix.systems[i].1.clone(),
+                        ix.systems[j].0.clone(),
+                        ix.systems[j].1.clone(),
+                        x.len().to_string(),
+                        y.len().to_string(),
+                        num(sign * w.t),
+                        num(w.df),
+                        num(w.p),
+                        num(sign * w.mean_diff),
+                        num(cl),
+                        num(ch),
+                        num(u.u1),
+                        num(u.p),
+                        s(u.method.name()),
+                        num(poi),
+                    ],
+                    w.p,
+                    u.p,
+                ));
             }
-            let (x, y) = (best_scores(ix, i, d), best_scores(ix, j, d));
-            let sign = ix.sign(d);
-            let w = welch(&x, &y, cfg.confidence);
-            let (cl, ch) = back_ci(sign, w.ci_low, w.ci_high);
-            let u = mann_whitney(&x, &y);
-            let poi = u.u1 / (x.len() * y.len()) as f64;
-            welch_p.push(w.p);
-            mwu_p.push(u.p);
-            rows.push(vec![
-                ix.datasets[d].clone(),
-                ix.systems[i].0.clone(),
-                ix.systems[i].1.clone(),
-                ix.systems[j].0.clone(),
-                ix.systems[j].1.clone(),
-                x.len().to_string(),
-                y.len().to_string(),
-                num(sign * w.t),
-                num(w.df),
-                num(w.p),
-                num(sign * w.mean_diff),
-                num(cl),
-                num(ch),
-                num(u.u1),
-                num(u.p),
-                s(u.method.name()),
-                num(poi),
-            ]);
-        }
+            out
+        })
+        .collect();
+    let (mut rows, mut welch_p, mut mwu_p) = (Vec::new(), Vec::new(), Vec::new());
+    for (row, wp, up) in per_dataset.into_iter().flatten() {
+        rows.push(row);
+        welch_p.push(wp);
+        mwu_p.push(up);
     }
     append_corrections(&mut rows, &[&welch_p, &mwu_p]);
     Table {
@@ -438,68 +450,80 @@ fn append_corrections(rows: &mut [Vec<String>], families: &[&Vec<f64>]) {
 
 /// Paired t and Wilcoxon per pair of systems, over (dataset, seed) units and over datasets.
 pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
-    let mut rows = Vec::new();
-    let (mut t_p, mut w_p) = (Vec::new(), Vec::new());
-    for (i, j) in system_pairs(ix) {
-        for level in ["dataset_seed", "dataset"] {
-            let (mut x, mut y) = (Vec::new(), Vec::new());
-            for d in 0..ix.datasets.len() {
-                let (Some((_, ri)), Some((_, rj))) = (ix.protocol(i, d), ix.protocol(j, d)) else {
-                    continue;
-                };
-                let (Some((li, _)), Some((lj, _))) = (ix.best(i, d), ix.best(j, d)) else {
-                    continue;
-                };
-                let (Some(gi), Some(gj)) = (ix.group(i, d, &ri, li), ix.group(j, d, &rj, lj)) else {
-                    continue;
-                };
-                if level == "dataset" {
-                    x.push(mean(&ix.values(d, gi)));
-                    y.push(mean(&ix.values(d, gj)));
-                    continue;
-                }
-                let chance = ix.meta_of(d).chance_score;
-                let fix = |v: f64| {
-                    if v.is_nan() && ix.policy == super::NanPolicy::ImputeChance {
-                        chance
-                    } else {
-                        v
+    // per pair in parallel, then in pair order
+    let per_pair: Vec<Vec<(Vec<String>, f64, f64)>> = system_pairs(ix)
+        .into_par_iter()
+        .map(|(i, j)| {
+            let mut out = Vec::new();
+            for level in ["dataset_seed", "dataset"] {
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                for d in 0..ix.datasets.len() {
+                    let (Some((_, ri)), Some((_, rj))) = (ix.protocol(i, d), ix.protocol(j, d)) else {
+                        continue;
+                    };
+                    let (Some((li, _)), Some((lj, _))) = (ix.best(i, d), ix.best(j, d)) else {
+                        continue;
+                    };
+                    let (Some(gi), Some(gj)) = (ix.group(i, d, &ri, li), ix.group(j, d, &rj, lj)) else {
+                        continue;
+                    };
+                    if level == "dataset" {
+                        x.push(mean(&ix.values(d, gi)));
+                        y.push(mean(&ix.values(d, gj)));
+                        continue;
                     }
-                };
-                for (seed, &a) in &gi.scores {
-                    if let Some(&b) = gj.scores.get(seed) {
-                        let (a, b) = (fix(a), fix(b));
-                        if !a.is_nan() && !b.is_nan() {
-                            x.push(a);
-                            y.push(b);
+                    let chance = ix.meta_of(d).chance_score;
+                    let fix = |v: f64| {
+                        if v.is_nan() && ix.policy == super::NanPolicy::ImputeChance {
+                            chance
+                        } else {
+                            v
+                        }
+                    };
+                    for (seed, &a) in &gi.scores {
+                        if let Some(&b) = gj.scores.get(seed) {
+                            let (a, b) = (fix(a), fix(b));
+                            if !a.is_nan() && !b.is_nan() {
+                                x.push(a);
+                                y.push(b);
+                            }
                         }
                     }
                 }
+                let t = paired(&x, &y, cfg.confidence);
+                let w = wilcoxon(&x, &y);
+                out.push((
+                    vec![
+                        s(level),
+                        ix.systems[i].0.clone(),
+                        ix.systems[i].1.clone(),
+                        ix.systems[j].0.clone(),
+                        ix.systems[j].1.clone(),
+                        x.len().to_string(),
+                        num(t.mean_diff),
+                        num(t.t),
+                        num(t.df),
+                        num(t.p),
+                        num(t.ci_low),
+                        num(t.ci_high),
+                        num(w.statistic),
+                        num(w.r_plus),
+                        num(w.r_minus),
+                        num(w.p),
+                        s(w.method.name()),
+                    ],
+                    t.p,
+                    w.p,
+                ));
             }
-            let t = paired(&x, &y, cfg.confidence);
-            let w = wilcoxon(&x, &y);
-            t_p.push(t.p);
-            w_p.push(w.p);
-            rows.push(vec![
-                s(level),
-                ix.systems[i].0.clone(),
-                ix.systems[i].1.clone(),
-                ix.systems[j].0.clone(),
-                ix.systems[j].1.clone(),
-                x.len().to_string(),
-                num(t.mean_diff),
-                num(t.t),
-                num(t.df),
-                num(t.p),
-                num(t.ci_low),
-                num(t.ci_high),
-                num(w.statistic),
-                num(w.r_plus),
-                num(w.r_minus),
-                num(w.p),
-                s(w.method.name()),
-            ]);
-        }
+            out
+        })
+        .collect();
+    let (mut rows, mut t_p, mut w_p) = (Vec::new(), Vec::new(), Vec::new());
+    for (row, tp, wp) in per_pair.into_iter().flatten() {
+        rows.push(row);
+        t_p.push(tp);
+        w_p.push(wp);
     }
     append_corrections(&mut rows, &[&t_p, &w_p]);
     Table {
@@ -695,12 +719,21 @@ pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
     }
 }
 
-/// Probability of improvement per pair of systems, over the tasks both have.
+/// Probability of improvement per pair of systems, over the tasks both have: each system
+/// resampled once per replicate from its own stream, shared by its pairs.
 pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
     let norm: Vec<(Vec<usize>, TaskScores)> = (0..ix.systems.len()).map(|si| normalised(ix, si)).collect();
-    let rows = system_pairs(ix)
-        .into_par_iter()
-        .map(|(i, j)| {
+    let pairs = system_pairs(ix);
+    let mut streams: Vec<Rng> = ix
+        .systems
+        .iter()
+        .map(|(model, objective)| rng_for(cfg.seed, &["poi", model, objective]))
+        .collect();
+    let stars = poi_bootstrap_pairs(&norm, &pairs, cfg.poi_reps, &mut streams);
+    let rows = pairs
+        .par_iter()
+        .zip(&stars)
+        .map(|(&(i, j), star)| {
             let (ti, xi) = (&norm[i].0, &norm[i].1);
             let (tj, xj) = (&norm[j].0, &norm[j].1);
             let common: Vec<usize> = ti.iter().copied().filter(|t| tj.contains(t)).collect();
@@ -710,15 +743,11 @@ pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                     .map(|t| x.columns[tasks.iter().position(|u| u == t).unwrap_or(0)].clone())
                     .collect(),
             };
-            let (x, y) = (pick(ti, xi), pick(tj, xj));
-            let poi = probability_of_improvement(&x, &y);
+            let poi = probability_of_improvement(&pick(ti, xi), &pick(tj, xj));
             let (lo, hi) = if common.is_empty() {
                 (f64::NAN, f64::NAN)
             } else {
-                let (a, b) = (&ix.systems[i], &ix.systems[j]);
-                let mut rng = rng_for(cfg.seed, &["poi", &a.0, &a.1, &b.0, &b.1]);
-                let star = poi_bootstrap(&x, &y, cfg.poi_reps, &mut rng);
-                ci_from_bootstrap_distribution(poi, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
+                ci_from_bootstrap_distribution(poi, star, &[], BootstrapMethod::Percentile, cfg.confidence)
             };
             vec![
                 ix.systems[i].0.clone(),
@@ -774,29 +803,31 @@ pub fn profile_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
     let per_system: Vec<Vec<Vec<String>>> = (0..ix.systems.len())
         .into_par_iter()
         .map(|si| {
-            let mut rows = Vec::new();
             let (model, objective) = &ix.systems[si];
             let scores = &norm[si];
-            for &tau in &taus {
-                let f = fraction_above(scores, tau);
-                let (lo, hi) = if f.is_nan() {
-                    (f64::NAN, f64::NAN)
-                } else {
-                    let mut rng = rng_for(cfg.seed, &["profile", model, objective, &num(tau)]);
-                    let star = fraction_above_bootstrap(scores, tau, cfg.poi_reps, &mut rng);
-                    ci_from_bootstrap_distribution(f, &star, &[], BootstrapMethod::Percentile, cfg.confidence)
-                };
-                rows.push(vec![
-                    model.clone(),
-                    objective.clone(),
-                    num(tau),
-                    num(f),
-                    cfg.poi_reps.to_string(),
-                    num(lo),
-                    num(hi),
-                ]);
-            }
-            rows
+            // one set of resamples for every threshold (as rliable's profile)
+            let mut rng = rng_for(cfg.seed, &["profile", model, objective]);
+            let stars = fraction_above_bootstrap(scores, &taus, cfg.poi_reps, &mut rng);
+            taus.iter()
+                .zip(&stars)
+                .map(|(&tau, star)| {
+                    let f = fraction_above(scores, tau);
+                    let (lo, hi) = if f.is_nan() {
+                        (f64::NAN, f64::NAN)
+                    } else {
+                        ci_from_bootstrap_distribution(f, star, &[], BootstrapMethod::Percentile, cfg.confidence)
+                    };
+                    vec![
+                        model.clone(),
+                        objective.clone(),
+                        num(tau),
+                        num(f),
+                        cfg.poi_reps.to_string(),
+                        num(lo),
+                        num(hi),
+                    ]
+                })
+                .collect()
         })
         .collect();
     let rows = per_system.into_iter().flatten().collect();
