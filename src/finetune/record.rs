@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::FinetuneConfig;
 use crate::config::save_json;
+use crate::csvcell::field;
 use crate::error::{IoContext, Result};
 use crate::eval::Scores;
 use crate::fsutil::StagingDir;
@@ -98,26 +99,20 @@ pub struct InstanceRow {
 /// The runs-table header.
 pub const RUNS_HEADER: &str = "model,objective,family,dataset,learning_rate,seed,split,metric,score,status";
 
-/// A CSV field: escaped against spreadsheet formulas, quoted when it holds a comma, quote or
-/// line break ([`crate::csvcell::field`]).
-pub fn csv_field(s: &str) -> String {
-    crate::csvcell::field(s)
-}
-
 /// The run's rows of the runs table (validation, then test), without the header.
 pub fn runs_rows(r: &RunResult) -> String {
     let mut out = String::new();
     for (split, score) in [("validation", r.validation), ("test", r.test)] {
         let score = score.map_or(String::new(), |s| format!("{s}"));
         let fields = [
-            csv_field(&r.model),
-            csv_field(&r.objective),
-            csv_field(&r.family),
-            csv_field(&r.dataset),
+            field(&r.model),
+            field(&r.objective),
+            field(&r.family),
+            field(&r.dataset),
             format!("{}", r.learning_rate),
             r.seed.to_string(),
             split.to_string(),
-            csv_field(&r.metric),
+            field(&r.metric),
             score,
             r.status.name().to_string(),
         ];

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::csvcell::field;
 use crate::error::{Error, IoContext, Result};
-use crate::finetune::record::{csv_field, RUNS_HEADER};
+use crate::finetune::record::RUNS_HEADER;
 use crate::stats::runs::write_runs_table;
 
 /// One imported (run, split).
@@ -182,13 +183,13 @@ pub fn write_runs(rows: &[ImportedRow], out: &Path) -> Result<()> {
         };
         text.push_str(&format!(
             "{},{},{},{},{},{},{},,{score},{status}\n",
-            csv_field(&r.model),
-            csv_field(&r.objective),
-            csv_field(&r.family),
-            csv_field(&r.dataset),
+            field(&r.model),
+            field(&r.objective),
+            field(&r.family),
+            field(&r.dataset),
             r.learning_rate,
             r.seed,
-            csv_field(&r.split)
+            field(&r.split)
         ));
     }
     write_runs_table(out, &text)
