@@ -243,3 +243,42 @@ fn plot_command_redraws_a_report_and_rejects_bad_tables() -> anyhow::Result<()> 
     assert!(!o.status.success() && stderr.contains("best_lr.csv"), "{stderr}");
     Ok(())
 }
+
+/// A report of more datasets than a figure can show draws panels for the first `MAX_PANELS`
+/// (in `best_lr.csv`'s order), says so in each per-dataset figure's title, and leaves the
+/// pooled profile alone.
+#[test]
+fn figures_of_many_datasets_show_the_first_ones_and_say_so() {
+    use encoderlab::stats::plots::MAX_PANELS;
+    let dir = tempfile::tempdir().unwrap();
+    let datasets = MAX_PANELS + 5;
+    let tables = synthetic_tables(dir.path(), 2, datasets);
+    let figs = figures_of(&tables);
+    let best = table(&tables, "best_lr.csv");
+    let mut order: Vec<&str> = Vec::new();
+    for row in &best.rows {
+        let d = row[col(best, "dataset")].as_str();
+        if !order.contains(&d) {
+            order.push(d);
+        }
+    }
+    for f in &figs[..4] {
+        assert_eq!(f.panels.len(), MAX_PANELS, "{}", f.name);
+        assert!(
+            f.title.contains(&format!("first {MAX_PANELS} of {datasets} datasets")),
+            "{}: {}",
+            f.name,
+            f.title
+        );
+        for (p, d) in f.panels.iter().zip(&order) {
+            assert!(p.title.starts_with(&format!("{d} (")), "{}: {} vs {d}", f.name, p.title);
+        }
+    }
+    assert_eq!(figs[4].name, "performance_profile");
+    assert!(!figs[4].title.contains("first"));
+    // a report within the limit is drawn whole, titles untouched
+    let few = figures_of(&synthetic_tables(dir.path(), 2, 3));
+    assert!(few[..4]
+        .iter()
+        .all(|f| f.panels.len() == 3 && !f.title.contains("first")));
+}

@@ -88,7 +88,18 @@ struct Layout {
     systems: Vec<(String, String)>,
     datasets: Vec<String>,
     cells: HashMap<(usize, usize), (String, String, f64)>,
+    /// Where each system and dataset is in `systems` and `datasets` (tables of 10⁶ rows are
+    /// looked up row by row).
+    system_at: HashMap<(String, String), usize>,
+    dataset_at: HashMap<String, usize>,
+    /// Datasets in the report; only the first [`MAX_PANELS`] get a panel.
+    total_datasets: usize,
 }
+
+/// The most datasets a figure draws a panel for (16 rows of three): a figure of 667 panels is
+/// 85,000 pixels tall, more than image viewers open, and reads as nothing. Beyond it the
+/// figures show the first ones (in the report's order) and say so; the CSVs hold them all.
+pub const MAX_PANELS: usize = 48;
 
 impl Layout {
     fn new(best: &View) -> Result<Self> {
@@ -107,13 +118,22 @@ impl Layout {
             systems: Vec::new(),
             datasets: Vec::new(),
             cells: HashMap::new(),
+            system_at: HashMap::new(),
+            dataset_at: HashMap::new(),
+            total_datasets: 0,
         };
         for r in 0..best.rows.len() {
             let system = (best.cell(r, c[0])?.to_string(), best.cell(r, c[1])?.to_string());
-            let s = index_of(&mut out.systems, system);
-            let d = index_of(&mut out.datasets, best.cell(r, c[2])?.to_string());
+            let s = intern(&mut out.systems, &mut out.system_at, system);
+            let d = intern(&mut out.datasets, &mut out.dataset_at, best.cell(r, c[2])?.to_string());
             let split = |i: usize| best.cell(r, c[i]).map(str::to_string);
             out.cells.insert((s, d), (split(3)?, split(4)?, best.num(r, c[5])?));
+        }
+        out.total_datasets = out.datasets.len();
+        if out.datasets.len() > MAX_PANELS {
+            out.datasets.truncate(MAX_PANELS);
+            out.dataset_at.retain(|_, d| *d < MAX_PANELS);
+            out.cells.retain(|&(_, d), _| d < MAX_PANELS);
         }
         Ok(out)
     }
@@ -123,12 +143,20 @@ impl Layout {
     }
 
     fn system(&self, model: &str, objective: &str) -> Option<usize> {
-        self.systems.iter().position(|(m, o)| m == model && o == objective)
+        self.system_at.get(&(model.to_string(), objective.to_string())).copied()
     }
 
     fn dataset(&self, name: &str) -> Option<usize> {
-        self.datasets.iter().position(|d| d == name)
+        self.dataset_at.get(name).copied()
     }
+}
+
+/// The position of `item` in `list`, appended (and indexed in `at`) when new.
+fn intern<T: Clone + Eq + std::hash::Hash>(list: &mut Vec<T>, at: &mut HashMap<T, usize>, item: T) -> usize {
+    *at.entry(item.clone()).or_insert_with(|| {
+        list.push(item);
+        list.len() - 1
+    })
 }
 
 fn index_of<T: PartialEq>(list: &mut Vec<T>, item: T) -> usize {
@@ -161,13 +189,27 @@ pub fn figures(views: &[View]) -> Result<Vec<Figure>> {
     let layout = Layout::new(find(views, "best_lr.csv")?)?;
     let level = confidence(find(views, "bootstrap_ci.csv")?)?;
     let groups = find(views, "group_stats.csv")?;
-    Ok(vec![
+    let mut per_dataset = vec![
         lr_figure(groups, &layout, &level, false)?,
         lr_figure(groups, &layout, &level, true)?,
         best_figure(find(views, "bootstrap_ci.csv")?, &layout, &level)?,
         expected_max_figure(find(views, "expected_max.csv")?, &layout)?,
-        profile_figure(find(views, "performance_profile.csv")?, &layout, &level)?,
-    ])
+    ];
+    if layout.total_datasets > layout.datasets.len() {
+        for f in &mut per_dataset {
+            f.title.push_str(&format!(
+                " (first {} of {} datasets; all in the CSVs)",
+                layout.datasets.len(),
+                layout.total_datasets
+            ));
+        }
+    }
+    per_dataset.push(profile_figure(
+        find(views, "performance_profile.csv")?,
+        &layout,
+        &level,
+    )?);
+    Ok(per_dataset)
 }
 
 /// The confidence level of the report, as a percentage label.

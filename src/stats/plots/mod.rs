@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::stats::report::Table;
 
 pub use draw::{render_png, render_svg};
-pub use figures::{figures, View, PLOT_TABLES};
+pub use figures::{figures, View, MAX_PANELS, PLOT_TABLES};
 
 /// One picture: a title, a shared legend of systems and a grid of panels (one per dataset).
 #[derive(Debug, Clone, PartialEq)]
