@@ -105,13 +105,15 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
     let mut summary = LocalSummary::default();
     let mut queue: Vec<&RunSpec> = Vec::new();
     for s in specs {
-        let st = state(s, &runs_dir);
-        if st == RunState::Corrupt {
-            if let Err(e) = super::state::record(s, &runs_dir) {
+        // the record read once: a damaged one is said, and counts as `Corrupt`
+        let st = match super::state::record(s, &runs_dir) {
+            Ok(r) => super::state::state_of(r.as_ref()),
+            Err(e) => {
                 eprintln!("{}: {e}", if opts.retry_failed { "rerun" } else { "skipped" });
                 summary.corrupt.push(e.to_string());
+                RunState::Corrupt
             }
-        }
+        };
         if wants_run(st, opts.retry_failed) {
             queue.push(s);
         } else {
