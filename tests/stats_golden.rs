@@ -557,3 +557,39 @@ fn quantiles_by_selection_equal_sorted_quantiles() {
         }
     }
 }
+
+/// The report's three intervals from one distribution equal three separate calls, bit for
+/// bit: skewed and tied distributions, a constant one, one with NaN, and a jackknife too short
+/// for BCa.
+#[test]
+fn all_methods_at_once_equal_each_method_alone() {
+    use encoderlab::rng::{seeded, unit};
+    use encoderlab::stats::bootstrap::{ci_all_methods, ci_from_bootstrap_distribution, BootstrapMethod};
+    let mut rng = seeded(5, 0);
+    let skewed: Vec<f64> = (0..9999).map(|_| unit(&mut rng).powi(3)).collect();
+    let tied: Vec<f64> = (0..2000).map(|_| (unit(&mut rng) * 7.0).floor() / 7.0).collect();
+    let jack: Vec<f64> = (0..12).map(|_| 0.2 + 0.1 * unit(&mut rng)).collect();
+    let cases: Vec<(Vec<f64>, Vec<f64>)> = vec![
+        (skewed, jack.clone()),
+        (tied, jack.clone()),
+        (vec![0.5; 100], jack.clone()),
+        (vec![0.1, f64::NAN, 0.3], jack.clone()),
+        (vec![0.1, 0.2, 0.3, 0.9], vec![0.4]),
+        (Vec::new(), jack),
+    ];
+    let bits = |(a, b): (f64, f64)| (a.to_bits(), b.to_bits());
+    for (k, (star, jack)) in cases.iter().enumerate() {
+        for confidence in [0.9, 0.95] {
+            let all = ci_all_methods(0.21, star, jack, confidence);
+            let methods = [
+                BootstrapMethod::Percentile,
+                BootstrapMethod::Basic,
+                BootstrapMethod::BCa,
+            ];
+            for (m, got) in methods.into_iter().zip(all) {
+                let alone = ci_from_bootstrap_distribution(0.21, star, jack, m, confidence);
+                assert_eq!(bits(got), bits(alone), "case {k} {m:?} {confidence}");
+            }
+        }
+    }
+}

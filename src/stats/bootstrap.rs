@@ -59,33 +59,56 @@ pub fn ci_from_bootstrap_distribution(
             2.0 * theta_hat - quantile_select(&mut s, 1.0 - alpha),
             2.0 * theta_hat - quantile_select(&mut s, alpha),
         ),
-        BootstrapMethod::BCa => {
-            let Some(normal) = std_normal() else {
-                return (f64::NAN, f64::NAN);
-            };
-            let b = s.len() as f64;
-            let less = s.iter().filter(|&&v| v < theta_hat).count() as f64;
-            let less_eq = s.iter().filter(|&&v| v <= theta_hat).count() as f64;
-            let z0 = normal.inverse_cdf((less + less_eq) / (2.0 * b));
-            if jackknife.len() < 2 {
-                return (f64::NAN, f64::NAN);
-            }
-            let dot = jackknife.iter().sum::<f64>() / jackknife.len() as f64;
-            let d: Vec<f64> = jackknife.iter().map(|t| dot - t).collect();
-            let ss: f64 = d.iter().map(|v| v * v).sum();
-            let a = d.iter().map(|v| v * v * v).sum::<f64>() / (6.0 * ss.powf(1.5));
-            let bound = |z: f64| {
-                let num = z0 + z;
-                normal.cdf(z0 + num / (1.0 - a * num))
-            };
-            let z_alpha = normal.inverse_cdf(alpha);
-            let (a1, a2) = (bound(z_alpha), bound(-z_alpha));
-            if !a1.is_finite() || !a2.is_finite() || !z0.is_finite() {
-                return (f64::NAN, f64::NAN);
-            }
-            (quantile_select(&mut s, a1), quantile_select(&mut s, a2))
-        }
+        BootstrapMethod::BCa => match bca_levels(theta_hat, &s, jackknife, alpha) {
+            Some((a1, a2)) => (quantile_select(&mut s, a1), quantile_select(&mut s, a2)),
+            None => (f64::NAN, f64::NAN),
+        },
     }
+}
+
+/// The intervals of the three methods (percentile, basic, BCa, in that order) from one
+/// bootstrap distribution: the values of three calls of [`ci_from_bootstrap_distribution`],
+/// from one copy of `theta_star` and four selections instead of three copies and six.
+pub fn ci_all_methods(theta_hat: f64, theta_star: &[f64], jackknife: &[f64], confidence: f64) -> [(f64, f64); 3] {
+    let nan = (f64::NAN, f64::NAN);
+    if theta_star.is_empty() || theta_star.iter().any(|v| v.is_nan()) {
+        return [nan; 3];
+    }
+    let mut s = theta_star.to_vec();
+    let alpha = (1.0 - confidence) / 2.0;
+    let (lo, hi) = (quantile_select(&mut s, alpha), quantile_select(&mut s, 1.0 - alpha));
+    let bca = match bca_levels(theta_hat, &s, jackknife, alpha) {
+        Some((a1, a2)) => (quantile_select(&mut s, a1), quantile_select(&mut s, a2)),
+        None => nan,
+    };
+    [(lo, hi), (2.0 * theta_hat - hi, 2.0 * theta_hat - lo), bca]
+}
+
+/// BCa's two quantile levels (Efron: bias correction z₀ from the share of θ* below θ̂,
+/// acceleration from the jackknife), or `None` when undefined.
+fn bca_levels(theta_hat: f64, s: &[f64], jackknife: &[f64], alpha: f64) -> Option<(f64, f64)> {
+    let normal = std_normal()?;
+    let b = s.len() as f64;
+    let less = s.iter().filter(|&&v| v < theta_hat).count() as f64;
+    let less_eq = s.iter().filter(|&&v| v <= theta_hat).count() as f64;
+    let z0 = normal.inverse_cdf((less + less_eq) / (2.0 * b));
+    if jackknife.len() < 2 {
+        return None;
+    }
+    let dot = jackknife.iter().sum::<f64>() / jackknife.len() as f64;
+    let d: Vec<f64> = jackknife.iter().map(|t| dot - t).collect();
+    let ss: f64 = d.iter().map(|v| v * v).sum();
+    let a = d.iter().map(|v| v * v * v).sum::<f64>() / (6.0 * ss.powf(1.5));
+    let bound = |z: f64| {
+        let num = z0 + z;
+        normal.cdf(z0 + num / (1.0 - a * num))
+    };
+    let z_alpha = normal.inverse_cdf(alpha);
+    let (a1, a2) = (bound(z_alpha), bound(-z_alpha));
+    if !a1.is_finite() || !a2.is_finite() || !z0.is_finite() {
+        return None;
+    }
+    Some((a1, a2))
 }
 
 /// [`quantile_sorted`] of `x` sorted, found by selection (reorders `x`; NaN-free input).

@@ -10,7 +10,7 @@ use crate::stats::aggregate::stratified_bootstrap_aggregates;
 use crate::stats::aggregate::{
     fraction_above, fraction_above_bootstrap, poi_bootstrap_pairs, probability_of_improvement, Aggregate, TaskScores,
 };
-use crate::stats::bootstrap::{ci_from_bootstrap_distribution, jackknife, BootstrapMethod};
+use crate::stats::bootstrap::{ci_all_methods, ci_from_bootstrap_distribution, jackknife, BootstrapMethod};
 use crate::stats::describe::{iqm, mean, mean_of, quantile, quantile_sorted, sem, sorted, std, t_interval};
 use crate::stats::expected_max::expected_max_curve;
 use crate::stats::multitest::{adjust, Correction};
@@ -299,16 +299,13 @@ pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                     .collect()
             };
             let jack = jackknife(&x, mean);
-            for method in [
+            let intervals = ci_all_methods(mean(&x), &star, &jack, cfg.confidence);
+            let methods = [
                 BootstrapMethod::Percentile,
                 BootstrapMethod::Basic,
                 BootstrapMethod::BCa,
-            ] {
-                let (lo, hi) = if star.is_empty() {
-                    (f64::NAN, f64::NAN)
-                } else {
-                    ci_from_bootstrap_distribution(mean(&x), &star, &jack, method, cfg.confidence)
-                };
+            ];
+            for (method, (lo, hi)) in methods.into_iter().zip(intervals) {
                 let (lo, hi) = back_ci(sign, lo, hi);
                 rows.push(vec![
                     model.clone(),
