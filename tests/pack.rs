@@ -16,11 +16,17 @@ fn tokenizer(dir: &Path, corpus: &Corpus) -> anyhow::Result<TextTokenizer> {
     Ok(TextTokenizer::load(&path)?)
 }
 
+/// A sample corpus of `documents` in `dir`, and a tokenizer trained on it.
+fn corpus_and_tokenizer(dir: &Path, documents: usize) -> anyhow::Result<(Corpus, TextTokenizer)> {
+    let corpus = Corpus::open(&[sample_corpus(dir, documents)], "text")?;
+    let tok = tokenizer(dir, &corpus)?;
+    Ok((corpus, tok))
+}
+
 #[test]
 fn no_token_lost_or_duplicated_and_eos_after_every_document() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let corpus = Corpus::open(&[sample_corpus(dir.path(), 300)], "text")?;
-    let tok = tokenizer(dir.path(), &corpus)?;
+    let (corpus, tok) = corpus_and_tokenizer(dir.path(), 300)?;
     let cfg = PackConfig {
         seq_len: 32,
         validation_fraction: 0.1,
@@ -108,8 +114,7 @@ fn validation_documents_never_in_train() -> anyhow::Result<()> {
 #[test]
 fn same_seed_same_pack_and_order() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let corpus = Corpus::open(&[sample_corpus(dir.path(), 120)], "text")?;
-    let tok = tokenizer(dir.path(), &corpus)?;
+    let (corpus, tok) = corpus_and_tokenizer(dir.path(), 120)?;
     let cfg = PackConfig {
         seq_len: 16,
         validation_fraction: 0.05,
@@ -140,8 +145,7 @@ fn same_seed_same_pack_and_order() -> anyhow::Result<()> {
 #[test]
 fn cursor_save_restore_resumes_the_exact_sequence() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let corpus = Corpus::open(&[sample_corpus(dir.path(), 100)], "text")?;
-    let tok = tokenizer(dir.path(), &corpus)?;
+    let (corpus, tok) = corpus_and_tokenizer(dir.path(), 100)?;
     let cfg = PackConfig {
         seq_len: 8,
         validation_fraction: 0.0,
@@ -172,8 +176,7 @@ fn cursor_save_restore_resumes_the_exact_sequence() -> anyhow::Result<()> {
 #[test]
 fn bad_inputs_leave_no_output() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let corpus = Corpus::open(&[sample_corpus(dir.path(), 20)], "text")?;
-    let tok = tokenizer(dir.path(), &corpus)?;
+    let (corpus, tok) = corpus_and_tokenizer(dir.path(), 20)?;
     let out = dir.path().join("out");
     // a corpus too small for one block
     let cfg = PackConfig {
@@ -294,8 +297,7 @@ fn study_data_is_prepared_once_and_redone_when_its_settings_change() -> anyhow::
 #[test]
 fn a_pack_never_replaces_a_folder_it_did_not_write() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let corpus = Corpus::open(&[sample_corpus(dir.path(), 40)], "text")?;
-    let tok = tokenizer(dir.path(), &corpus)?;
+    let (corpus, tok) = corpus_and_tokenizer(dir.path(), 40)?;
     let cfg = PackConfig {
         seq_len: 16,
         ..PackConfig::default()

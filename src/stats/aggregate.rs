@@ -53,11 +53,10 @@ impl Aggregate {
     }
 }
 
-/// The runs of all tasks laid end to end, with their order by value: a resample is then a
-/// count per run, kept at the run's rank (`rank`), and the IQM and optimality gap dense passes
-/// over the counts in rank order instead of a selection over copied values.
+/// The runs of all tasks laid end to end (task k's from `offsets[k]`), with their order by
+/// value: a resample is then a count per run, and the IQM and optimality gap walks over the
+/// counts in rank order instead of a selection over copied values.
 struct Slots {
-    values: Vec<f64>,
     offsets: Vec<usize>,
     /// The values in ascending order (`total_cmp`).
     sorted: Vec<f64>,
@@ -87,7 +86,6 @@ impl Slots {
             .collect();
         Self {
             sorted: order.iter().map(|&i| values[i as usize]).collect(),
-            values,
             offsets,
             order,
             thresholds,
@@ -105,8 +103,8 @@ impl Slots {
         if total == 0 {
             return f64::NAN;
         }
-        let (low, first) = lowest(counts, &self.order, &self.sorted, k);
-        let (high, last) = highest(counts, &self.order, &self.sorted, k);
+        let (low, first) = walk_in(counts, &self.order, &self.sorted, k, false);
+        let (high, last) = walk_in(counts, &self.order, &self.sorted, k, true);
         let (a, b) = (self.sorted[first], self.sorted[last]);
         if a == b {
             a
@@ -116,57 +114,39 @@ impl Slots {
     }
 }
 
-/// Walking up from the lowest rank: the sum of the `k` lowest values of the resample whose
-/// counts by run are `counts` (the run at rank r is `order[r]`; `k` < their total), and the
-/// rank holding the next one. Eight ranks at a time until the one that crosses `k`.
-fn lowest(counts: &[u32], order: &[u32], sorted: &[f64], k: usize) -> (f64, usize) {
-    let (mut pos, mut sum, mut r) = (0usize, 0.0, 0usize);
-    while r + 8 <= order.len() {
-        let c = ranked(counts, &order[r..r + 8]);
+/// Walking in from the lowest rank (or from the highest, `from_top`): the sum of the `k`
+/// lowest (highest) values of the resample whose counts by run are `counts` (the run at rank
+/// r is `order[r]`; `k` < their total), and the rank holding the next one. Eight ranks at a
+/// time until the eight that cross `k`, then one by one.
+fn walk_in(counts: &[u32], order: &[u32], sorted: &[f64], k: usize, from_top: bool) -> (f64, usize) {
+    let len = order.len();
+    let (mut pos, mut sum, mut done) = (0usize, 0.0, 0usize);
+    while done + 8 <= len {
+        let ranks = if from_top {
+            len - done - 8..len - done
+        } else {
+            done..done + 8
+        };
+        let c = ranked(counts, &order[ranks.clone()]);
         let total: usize = c.iter().map(|&c| c as usize).sum();
         if pos + total > k {
             break;
         }
         pos += total;
-        sum += dot(&c, &sorted[r..r + 8]);
-        r += 8;
+        sum += dot(&c, &sorted[ranks]);
+        done += 8;
     }
-    while r < order.len() {
+    while done < len {
+        let r = if from_top { len - 1 - done } else { done };
         let c = counts[order[r] as usize] as usize;
         if pos + c > k {
             return (sum + (k - pos) as f64 * sorted[r], r);
         }
         pos += c;
         sum += c as f64 * sorted[r];
-        r += 1;
+        done += 1;
     }
-    (sum, order.len().saturating_sub(1))
-}
-
-/// [`lowest`] from the top: the sum of the `k` highest values and the rank holding the next.
-fn highest(counts: &[u32], order: &[u32], sorted: &[f64], k: usize) -> (f64, usize) {
-    let (mut pos, mut sum, mut end) = (0usize, 0.0, order.len());
-    while end >= 8 {
-        let c = ranked(counts, &order[end - 8..end]);
-        let total: usize = c.iter().map(|&c| c as usize).sum();
-        if pos + total > k {
-            break;
-        }
-        pos += total;
-        sum += dot(&c, &sorted[end - 8..end]);
-        end -= 8;
-    }
-    while end > 0 {
-        let r = end - 1;
-        let c = counts[order[r] as usize] as usize;
-        if pos + c > k {
-            return (sum + (k - pos) as f64 * sorted[r], r);
-        }
-        pos += c;
-        sum += c as f64 * sorted[r];
-        end = r;
-    }
-    (sum, 0)
+    (sum, if from_top { 0 } else { len.saturating_sub(1) })
 }
 
 /// The counts of eight ranks.
@@ -186,6 +166,7 @@ fn dot(counts: &[u32], values: &[f64]) -> f64 {
     let (c_rest, v_rest) = (cs.remainder(), vs.remainder());
     for (c, v) in cs.zip(vs) {
         for k in 0..8 {
+            // through i32 (counts are far below 2³¹): the conversion baseline x86-64 vectorises
             acc[k] += f64::from(c[k] as i32) * v[k];
         }
     }
@@ -240,7 +221,7 @@ pub fn stratified_bootstrap_aggregates(
 ) -> Vec<Vec<f64>> {
     let slots = Slots::new(scores);
     let m = scores.columns.len();
-    let mut counts = vec![0u32; slots.values.len()];
+    let mut counts = vec![0u32; slots.order.len()];
     let mut means = Vec::with_capacity(m);
     // the optimality gap's excess: (v − γ) for the ranks above γ (the last ones), 0 below
     let excess: Vec<Vec<f64>> = aggs
@@ -254,6 +235,7 @@ pub fn stratified_bootstrap_aggregates(
         })
         .collect();
     let wants_median = aggs.contains(&Aggregate::Median);
+    let wants_means = wants_median || aggs.contains(&Aggregate::Mean);
     let mut out = vec![Vec::with_capacity(reps); aggs.len()];
     let rng = &mut Fast::from_stream(rng);
     let task_threshold = rejection_threshold(m as u32);
@@ -280,16 +262,18 @@ pub fn stratified_bootstrap_aggregates(
                 dot(mine, column)
             };
             resample_sum += sum;
-            // as `mean` of the resampled column: exact when the column is constant
-            means.push(match (n, slots.constant[src]) {
-                (0, _) => f64::NAN,
-                (_, true) => column[0],
-                _ => sum * slots.inverse[src],
-            });
+            if wants_means {
+                // as `mean` of the resampled column: exact when the column is constant
+                means.push(match (n, slots.constant[src]) {
+                    (0, _) => f64::NAN,
+                    (_, true) => column[0],
+                    _ => sum * slots.inverse[src],
+                });
+            }
             total += n;
         }
         // the mean before the median's selection reorders the task means
-        let mean_of_means = mean(&means);
+        let mean_of_means = if wants_means { mean(&means) } else { f64::NAN };
         let median_of_means = if wants_median {
             quantile_select(&mut means, 0.5)
         } else {
@@ -439,41 +423,29 @@ impl PoiPair {
     }
 
     /// The probability of improvement of x's resamples over y's, for the first `size` of a
-    /// block (interleaved running counts, see [`PoiSystem::resample_into`]); the mean over
-    /// tasks as [`mean_of`] takes it, task by task.
+    /// block (interleaved running counts, see [`PoiSystem::resample_into`]): per resample, the
+    /// [`mean_of`] its tasks' values.
     fn poi_block(&self, cx: &[u32], cy: &[u32], size: usize) -> Vec<f64> {
-        if self.tasks.is_empty() {
-            return vec![f64::NAN; size];
-        }
-        let mut sum = [-0.0f64; BLOCK];
-        let mut first = [0.0f64; BLOCK];
-        let mut constant = [true; BLOCK];
-        for (k, t) in self.tasks.iter().enumerate() {
-            let mut twice_u = [0u64; BLOCK];
-            let marks = &self.marks[t.marks_at..t.marks_at + t.n_x];
-            for (r, &(lo, le)) in marks.iter().enumerate() {
-                let x0 = &cx[(t.x_at + r) * BLOCK..][..BLOCK];
-                let x1 = &cx[(t.x_at + r + 1) * BLOCK..][..BLOCK];
-                let y_lo = &cy[(t.y_at + lo as usize) * BLOCK..][..BLOCK];
-                let y_le = &cy[(t.y_at + le as usize) * BLOCK..][..BLOCK];
-                for b in 0..BLOCK {
-                    twice_u[b] += u64::from(x1[b] - x0[b]) * (u64::from(y_lo[b]) + u64::from(y_le[b]));
+        // per task, its value in every resample of the block (no task: NaN, as `mean_of`)
+        let per_task: Vec<[f64; BLOCK]> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                let mut twice_u = [0u64; BLOCK];
+                let marks = &self.marks[t.marks_at..t.marks_at + t.n_x];
+                for (r, &(lo, le)) in marks.iter().enumerate() {
+                    let x0 = &cx[(t.x_at + r) * BLOCK..][..BLOCK];
+                    let x1 = &cx[(t.x_at + r + 1) * BLOCK..][..BLOCK];
+                    let y_lo = &cy[(t.y_at + lo as usize) * BLOCK..][..BLOCK];
+                    let y_le = &cy[(t.y_at + le as usize) * BLOCK..][..BLOCK];
+                    for b in 0..BLOCK {
+                        twice_u[b] += u64::from(x1[b] - x0[b]) * (u64::from(y_lo[b]) + u64::from(y_le[b]));
+                    }
                 }
-            }
-            for b in 0..size {
-                let v = twice_u[b] as f64 / t.denominator;
-                if k == 0 {
-                    first[b] = v;
-                } else if v != first[b] {
-                    constant[b] = false;
-                }
-                sum[b] += v;
-            }
-        }
-        let n = self.tasks.len() as f64;
-        (0..size)
-            .map(|b| if constant[b] { first[b] } else { sum[b] / n })
-            .collect()
+                twice_u.map(|u| u as f64 / t.denominator)
+            })
+            .collect();
+        (0..size).map(|b| mean_of(per_task.iter().map(|v| v[b]))).collect()
     }
 }
 
@@ -553,7 +525,7 @@ pub fn fraction_above_bootstrap(
 ) -> Vec<Vec<f64>> {
     let rng = &mut Fast::from_stream(rng);
     let slots = Slots::new(scores);
-    let n = slots.values.len();
+    let n = slots.order.len();
     // the runs above a threshold are the ranks from `start[t]` to `end`: in `total_cmp` order
     // the NaNs (never above) lie at the two ends, by sign, and the rest ascend
     let first = slots.sorted.partition_point(|v| v.is_nan() && v.is_sign_negative());

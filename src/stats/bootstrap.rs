@@ -130,11 +130,6 @@ pub fn quantile_select(x: &mut [f64], p: f64) -> f64 {
     a + frac * (b - a)
 }
 
-/// Indices of one resample of size `n` with replacement.
-pub fn resample_indices(rng: &mut impl RngCore, n: usize) -> Vec<usize> {
-    (0..n).map(|_| below(rng, n as u64) as usize).collect()
-}
-
 /// The statistic leaving out each observation in turn.
 pub fn jackknife(x: &[f64], statistic: impl Fn(&[f64]) -> f64) -> Vec<f64> {
     let mut buf = Vec::with_capacity(x.len().saturating_sub(1));

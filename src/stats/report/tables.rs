@@ -5,13 +5,13 @@ use sha2::{Digest, Sha256};
 
 use super::table::RunsIndex;
 use super::{num, ReportConfig, Table};
-use crate::rng::{below_u32_with, rejection_threshold, seeded, Fast, Rng};
-use crate::stats::aggregate::stratified_bootstrap_aggregates;
+use crate::rng::{seeded, Rng};
 use crate::stats::aggregate::{
     fraction_above, fraction_above_bootstrap, poi_bootstrap_pairs, probability_of_improvement, Aggregate, TaskScores,
 };
+use crate::stats::aggregate::{stratified_bootstrap, stratified_bootstrap_aggregates};
 use crate::stats::bootstrap::{ci_all_methods, ci_from_bootstrap_distribution, jackknife, BootstrapMethod};
-use crate::stats::describe::{iqm, mean, mean_of, quantile, quantile_sorted, sem, sorted, std, t_interval};
+use crate::stats::describe::{iqm, mean, quantile, quantile_sorted, sem, sorted, std, t_interval};
 use crate::stats::expected_max::expected_max_curve;
 use crate::stats::multitest::{adjust, Correction};
 use crate::stats::proportion::{is_failed, wilson_interval};
@@ -285,21 +285,26 @@ pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             let mut rows = Vec::new();
             let (model, objective) = &ix.systems[si];
             let sign = ix.sign(d);
-            let x = best_scores(ix, si, d);
-            let mut rng = Fast::from_stream(&mut rng_for(
-                cfg.seed,
-                &["bootstrap", model, objective, &ix.datasets[d]],
-            ));
+            // one task of the cell's runs: its resamples are the plain bootstrap's
+            let scores = TaskScores {
+                columns: vec![best_scores(ix, si, d)],
+            };
+            let x = &scores.columns[0];
+            let mut rng = rng_for(cfg.seed, &["bootstrap", model, objective, &ix.datasets[d]]);
             let star: Vec<f64> = if x.len() < 2 {
                 Vec::new()
             } else {
-                let (n, threshold) = (x.len() as u32, rejection_threshold(x.len() as u32));
-                (0..cfg.bootstrap_resamples)
-                    .map(|_| mean_of((0..n).map(|_| x[below_u32_with(&mut rng, n, threshold) as usize])))
-                    .collect()
+                stratified_bootstrap(
+                    &scores,
+                    |r| mean(&r.columns[0]),
+                    cfg.bootstrap_resamples,
+                    false,
+                    &mut rng,
+                )
             };
-            let jack = jackknife(&x, mean);
-            let intervals = ci_all_methods(mean(&x), &star, &jack, cfg.confidence);
+            let theta = mean(x);
+            let jack = jackknife(x, mean);
+            let intervals = ci_all_methods(theta, &star, &jack, cfg.confidence);
             let methods = [
                 BootstrapMethod::Percentile,
                 BootstrapMethod::Basic,
@@ -314,7 +319,7 @@ pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                     s(method.name()),
                     s("mean"),
                     x.len().to_string(),
-                    num(sign * mean(&x)),
+                    num(sign * theta),
                     num(cfg.confidence),
                     cfg.bootstrap_resamples.to_string(),
                     num(lo),
@@ -397,13 +402,7 @@ pub fn tests_unpaired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             out
         })
         .collect();
-    let (mut rows, mut welch_p, mut mwu_p) = (Vec::new(), Vec::new(), Vec::new());
-    for (row, wp, up) in per_dataset.into_iter().flatten() {
-        rows.push(row);
-        welch_p.push(wp);
-        mwu_p.push(up);
-    }
-    append_corrections(&mut rows, &[&welch_p, &mwu_p]);
+    let rows = with_corrections(per_dataset.into_iter().flatten());
     Table {
         name: "tests_unpaired.csv",
         header: vec![
@@ -433,9 +432,16 @@ pub fn tests_unpaired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
     }
 }
 
-/// Appends Holm and BH columns for each family of p-values (one column pair per family).
-fn append_corrections(rows: &mut [Vec<String>], families: &[&Vec<f64>]) {
-    for family in families {
+/// Rows of a test table, each with its two p-values: to every row, the Holm and BH
+/// adjustments of its first p-value, then of its second, each family over all rows.
+fn with_corrections(tested: impl Iterator<Item = (Vec<String>, f64, f64)>) -> Vec<Vec<String>> {
+    let (mut rows, mut first, mut second) = (Vec::new(), Vec::new(), Vec::new());
+    for (row, p, q) in tested {
+        rows.push(row);
+        first.push(p);
+        second.push(q);
+    }
+    for family in [&first, &second] {
         let holm = adjust(family, Correction::Holm);
         let bh = adjust(family, Correction::BenjaminiHochberg);
         for (k, row) in rows.iter_mut().enumerate() {
@@ -443,6 +449,7 @@ fn append_corrections(rows: &mut [Vec<String>], families: &[&Vec<f64>]) {
             row.push(num(bh[k]));
         }
     }
+    rows
 }
 
 /// Paired t and Wilcoxon per pair of systems, over (dataset, seed) units and over datasets.
@@ -516,13 +523,7 @@ pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             out
         })
         .collect();
-    let (mut rows, mut t_p, mut w_p) = (Vec::new(), Vec::new(), Vec::new());
-    for (row, tp, wp) in per_pair.into_iter().flatten() {
-        rows.push(row);
-        t_p.push(tp);
-        w_p.push(wp);
-    }
-    append_corrections(&mut rows, &[&t_p, &w_p]);
+    let rows = with_corrections(per_pair.into_iter().flatten());
     Table {
         name: "tests_paired.csv",
         header: vec![
