@@ -536,6 +536,73 @@ fn counted_aggregate_bootstrap_equals_the_plain_one() {
     }
 }
 
+/// The aggregate table's joint pass: its runs bootstrap is `stratified_bootstrap_aggregates`
+/// bit for bit; its task bootstrap equals resampling by hand (the tasks from the tasks stream;
+/// a task's first draw in a replicate is that replicate's resample of the task's runs, a
+/// repeated draw is drawn anew from the tasks stream) and evaluating `Aggregate::of`, to
+/// rounding. A task drawn twice must not repeat its first resample (the test's tasks are
+/// drawn twice in most replicates).
+#[test]
+fn joint_aggregate_bootstraps_equal_resampling_by_hand() {
+    use encoderlab::rng::{below_u32, seeded, Fast};
+    use encoderlab::stats::aggregate::{
+        stratified_bootstrap_aggregates, stratified_bootstrap_aggregates_both, stratified_resample, Aggregate,
+        TaskScores,
+    };
+    let x = TaskScores {
+        columns: vec![
+            vec![0.61, 0.72, 0.72, 0.55, 0.9],
+            vec![0.3, 0.3, 0.3],
+            vec![0.81, 0.79, 0.95, 0.88, 0.6, 0.7, 0.71],
+            vec![1.02, -0.1],
+        ],
+    };
+    let aggs = [
+        Aggregate::Iqm,
+        Aggregate::Mean,
+        Aggregate::Median,
+        Aggregate::OptimalityGap(0.8),
+    ];
+    let reps = 400;
+    let (runs, tasks) =
+        stratified_bootstrap_aggregates_both(&x, &aggs, &aggs, reps, &mut seeded(7, 1), &mut seeded(7, 2));
+    let alone = stratified_bootstrap_aggregates(&x, &aggs, reps, false, &mut seeded(7, 1));
+    let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for (a, b) in runs.iter().zip(&alone) {
+        assert_eq!(bits(a), bits(b));
+    }
+    let (mut fr, mut ft) = (
+        Fast::from_stream(&mut seeded(7, 1)),
+        Fast::from_stream(&mut seeded(7, 2)),
+    );
+    let m = x.columns.len();
+    let mut repeats = 0;
+    for r in 0..reps {
+        let within = stratified_resample(&x, false, &mut fr);
+        let mut seen = vec![false; m];
+        let columns = (0..m)
+            .map(|_| {
+                let t = below_u32(&mut ft, m as u32) as usize;
+                if std::mem::replace(&mut seen[t], true) {
+                    repeats += 1;
+                    let c = &x.columns[t];
+                    (0..c.len())
+                        .map(|_| c[below_u32(&mut ft, c.len() as u32) as usize])
+                        .collect()
+                } else {
+                    within.columns[t].clone()
+                }
+            })
+            .collect();
+        let by_hand = TaskScores { columns };
+        for (agg, dist) in aggs.iter().zip(&tasks) {
+            let (a, b) = (dist[r], agg.of(&by_hand));
+            assert!((a - b).abs() < 1e-12, "{agg:?} replicate {r}: {a} vs {b}");
+        }
+    }
+    assert!(repeats > reps, "the case must draw tasks twice");
+}
+
 /// Percentiles found by selection are the sorted sample's type-7 quantiles, bit for bit.
 #[test]
 fn quantiles_by_selection_equal_sorted_quantiles() {

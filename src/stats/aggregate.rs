@@ -207,6 +207,79 @@ fn draw_counts(rng: &mut Fast, threshold: u32, counts: &mut [u32]) {
     }
 }
 
+/// What evaluating `aggs` on a counted resample needs besides the counts: the optimality
+/// gaps' excess over γ by rank and whether task means are wanted.
+struct Evaluator<'a> {
+    aggs: &'a [Aggregate],
+    /// Per aggregate, the optimality gap's excess (v − γ) for the ranks above γ (the last
+    /// ones); empty for the others.
+    excess: Vec<Vec<f64>>,
+    wants_median: bool,
+    wants_means: bool,
+}
+
+impl<'a> Evaluator<'a> {
+    fn new(aggs: &'a [Aggregate], slots: &Slots) -> Self {
+        let excess = aggs
+            .iter()
+            .map(|agg| match *agg {
+                Aggregate::OptimalityGap(gamma) => {
+                    let above = slots.sorted.partition_point(|&v| v <= gamma);
+                    slots.sorted[above..].iter().map(|v| v - gamma).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        let wants_median = aggs.contains(&Aggregate::Median);
+        Self {
+            aggs,
+            excess,
+            wants_median,
+            wants_means: wants_median || aggs.contains(&Aggregate::Mean),
+        }
+    }
+
+    /// Appends each aggregate's value on the resample with run counts `counts` (`total` runs
+    /// summing to `sum`; `means` its column means, in column order, when wanted) to its
+    /// distribution in `out`.
+    fn push(&self, slots: &Slots, out: &mut [Vec<f64>], counts: &[u32], total: usize, sum: f64, means: &mut [f64]) {
+        // the mean before the median's selection reorders the task means
+        let mean_of_means = if self.wants_means { mean(means) } else { f64::NAN };
+        let median_of_means = if self.wants_median {
+            quantile_select(means, 0.5)
+        } else {
+            f64::NAN
+        };
+        for ((dist, agg), excess) in out.iter_mut().zip(self.aggs).zip(&self.excess) {
+            dist.push(match *agg {
+                Aggregate::Iqm => slots.iqm(counts, total, sum),
+                Aggregate::Mean => mean_of_means,
+                Aggregate::Median => median_of_means,
+                // γ − mean(min(v, γ)): the sum less what lies above γ
+                Aggregate::OptimalityGap(gamma) => {
+                    let top = &slots.order[slots.order.len() - excess.len()..];
+                    let above: f64 = top
+                        .iter()
+                        .zip(excess)
+                        .map(|(&r, e)| f64::from(counts[r as usize]) * e)
+                        .sum();
+                    gamma - (sum - above) / total as f64
+                }
+            });
+        }
+    }
+}
+
+/// A resampled column's mean from its sum, as `mean` of the resampled column (exact when the
+/// column is constant).
+fn column_mean(slots: &Slots, task: usize, n: usize, sum: f64, column: &[f64]) -> f64 {
+    match (n, slots.constant[task]) {
+        (0, _) => f64::NAN,
+        (_, true) => column[0],
+        _ => sum * slots.inverse[task],
+    }
+}
+
 /// `reps` stratified resamples of `scores`, each evaluated with every aggregate of `aggs`:
 /// one distribution per aggregate (one resample serves every aggregate, as in rliable when
 /// its aggregate function returns several values). The draws are those of
@@ -219,23 +292,14 @@ pub fn stratified_bootstrap_aggregates(
     task_bootstrap: bool,
     rng: &mut impl RngCore,
 ) -> Vec<Vec<f64>> {
+    if !task_bootstrap {
+        return stratified_bootstrap_aggregates_both(scores, aggs, &[], reps, rng, &mut Fast::from_state(0)).0;
+    }
     let slots = Slots::new(scores);
+    let eval = Evaluator::new(aggs, &slots);
     let m = scores.columns.len();
     let mut counts = vec![0u32; slots.order.len()];
     let mut means = Vec::with_capacity(m);
-    // the optimality gap's excess: (v − γ) for the ranks above γ (the last ones), 0 below
-    let excess: Vec<Vec<f64>> = aggs
-        .iter()
-        .map(|agg| match *agg {
-            Aggregate::OptimalityGap(gamma) => {
-                let above = slots.sorted.partition_point(|&v| v <= gamma);
-                slots.sorted[above..].iter().map(|v| v - gamma).collect()
-            }
-            _ => Vec::new(),
-        })
-        .collect();
-    let wants_median = aggs.contains(&Aggregate::Median);
-    let wants_means = wants_median || aggs.contains(&Aggregate::Mean);
     let mut out = vec![Vec::with_capacity(reps); aggs.len()];
     let rng = &mut Fast::from_stream(rng);
     let task_threshold = rejection_threshold(m as u32);
@@ -243,61 +307,99 @@ pub fn stratified_bootstrap_aggregates(
         counts.fill(0);
         means.clear();
         let (mut total, mut resample_sum) = (0, 0.0);
-        for k in 0..m {
-            let src = if task_bootstrap {
-                below_u32_with(rng, m as u32, task_threshold) as usize
-            } else {
-                k
-            };
+        for _ in 0..m {
+            let src = below_u32_with(rng, m as u32, task_threshold) as usize;
             let column = &scores.columns[src];
             let n = column.len();
-            let (threshold, offset) = (slots.thresholds[src], slots.offsets[src]);
-            let mine = &mut counts[offset..offset + n];
-            // a task drawn once: its sum from its counts (dense); drawn again (the task
-            // bootstrap), its counts hold earlier draws, so the draws are summed as they come
-            let sum = if task_bootstrap {
-                draw_summed(rng, threshold, column, mine)
-            } else {
-                draw_counts(rng, threshold, mine);
-                dot(mine, column)
-            };
+            let offset = slots.offsets[src];
+            // a task drawn again holds its earlier draws' counts: the draws are summed as they come
+            let sum = draw_summed(rng, slots.thresholds[src], column, &mut counts[offset..offset + n]);
             resample_sum += sum;
-            if wants_means {
-                // as `mean` of the resampled column: exact when the column is constant
-                means.push(match (n, slots.constant[src]) {
-                    (0, _) => f64::NAN,
-                    (_, true) => column[0],
-                    _ => sum * slots.inverse[src],
-                });
+            if eval.wants_means {
+                means.push(column_mean(&slots, src, n, sum, column));
             }
             total += n;
         }
-        // the mean before the median's selection reorders the task means
-        let mean_of_means = if wants_means { mean(&means) } else { f64::NAN };
-        let median_of_means = if wants_median {
-            quantile_select(&mut means, 0.5)
-        } else {
-            f64::NAN
-        };
-        for ((dist, agg), excess) in out.iter_mut().zip(aggs).zip(&excess) {
-            dist.push(match *agg {
-                Aggregate::Iqm => slots.iqm(&counts, total, resample_sum),
-                Aggregate::Mean => mean_of_means,
-                Aggregate::Median => median_of_means,
-                // γ − mean(min(v, γ)): the sum less what lies above γ
-                Aggregate::OptimalityGap(gamma) => {
-                    let top = &slots.order[slots.order.len() - excess.len()..];
-                    let above: f64 = top
-                        .iter()
-                        .zip(excess)
-                        .map(|(&r, e)| f64::from(counts[r as usize]) * e)
-                        .sum();
-                    gamma - (resample_sum - above) / total as f64
-                }
-            });
-        }
+        eval.push(&slots, &mut out, &counts, total, resample_sum, &mut means);
     }
     out
+}
+
+/// The aggregate table's two bootstraps in one pass: `aggs` over `reps` resamples of the runs
+/// within each task (exactly [`stratified_bootstrap_aggregates`] without the task bootstrap,
+/// from `runs_rng`), and `task_aggs` over `reps` task-bootstrap resamples (the tasks drawn with
+/// replacement too, from `tasks_rng`). A task-bootstrap resample takes, for the first time it
+/// draws a task, that task's runs from the same replicate's resample of the runs instead of
+/// drawing them anew (its later draws of the task are drawn from `tasks_rng`): each is a
+/// uniform resample of the task's runs independent of everything else in the replicate, so
+/// each distribution is exactly the bootstrap's, replicates stay independent of each other,
+/// and about 63 % of the task bootstrap's draws (1 − (1 − 1/M)^M of its positions) are saved.
+/// The two distributions of one replicate are correlated; each interval uses one of them.
+pub fn stratified_bootstrap_aggregates_both(
+    scores: &TaskScores,
+    aggs: &[Aggregate],
+    task_aggs: &[Aggregate],
+    reps: usize,
+    runs_rng: &mut impl RngCore,
+    tasks_rng: &mut impl RngCore,
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let slots = Slots::new(scores);
+    let (eval, task_eval) = (Evaluator::new(aggs, &slots), Evaluator::new(task_aggs, &slots));
+    let m = scores.columns.len();
+    let mut counts = vec![0u32; slots.order.len()];
+    let mut task_counts = vec![0u32; if task_aggs.is_empty() { 0 } else { slots.order.len() }];
+    let (mut means, mut sums, mut drawn) = (Vec::with_capacity(m), vec![0.0; m], vec![false; m]);
+    let mut out = vec![Vec::with_capacity(reps); aggs.len()];
+    let mut task_out = vec![Vec::with_capacity(reps); task_aggs.len()];
+    let rng = &mut Fast::from_stream(runs_rng);
+    let tasks_rng = &mut Fast::from_stream(tasks_rng);
+    let task_threshold = rejection_threshold(m as u32);
+    for _ in 0..reps {
+        // the runs within each task: counted, then each task's sum from its counts (dense)
+        counts.fill(0);
+        means.clear();
+        let (mut total, mut resample_sum) = (0, 0.0);
+        for (k, column) in scores.columns.iter().enumerate() {
+            let n = column.len();
+            let mine = &mut counts[slots.offsets[k]..slots.offsets[k] + n];
+            draw_counts(rng, slots.thresholds[k], mine);
+            sums[k] = dot(mine, column);
+            resample_sum += sums[k];
+            if eval.wants_means {
+                means.push(column_mean(&slots, k, n, sums[k], column));
+            }
+            total += n;
+        }
+        eval.push(&slots, &mut out, &counts, total, resample_sum, &mut means);
+        if task_aggs.is_empty() {
+            continue;
+        }
+        // the task bootstrap: a task's first draw reuses its runs' resample above
+        task_counts.fill(0);
+        drawn.fill(false);
+        means.clear();
+        let (mut total, mut resample_sum) = (0, 0.0);
+        for _ in 0..m {
+            let src = below_u32_with(tasks_rng, m as u32, task_threshold) as usize;
+            let column = &scores.columns[src];
+            let (n, offset) = (column.len(), slots.offsets[src]);
+            let mine = &mut task_counts[offset..offset + n];
+            let sum = if drawn[src] {
+                draw_summed(tasks_rng, slots.thresholds[src], column, mine)
+            } else {
+                drawn[src] = true;
+                mine.copy_from_slice(&counts[offset..offset + n]);
+                sums[src]
+            };
+            resample_sum += sum;
+            if task_eval.wants_means {
+                means.push(column_mean(&slots, src, n, sum, column));
+            }
+            total += n;
+        }
+        task_eval.push(&slots, &mut task_out, &task_counts, total, resample_sum, &mut means);
+    }
+    (out, task_out)
 }
 
 /// Probability of improvement P(X > Y): mean over tasks of P(x > y) + ½ P(x = y) for a run of

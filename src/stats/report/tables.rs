@@ -9,7 +9,7 @@ use crate::rng::{seeded, Rng};
 use crate::stats::aggregate::{
     fraction_above, fraction_above_bootstrap, poi_bootstrap_pairs, probability_of_improvement, Aggregate, TaskScores,
 };
-use crate::stats::aggregate::{stratified_bootstrap, stratified_bootstrap_aggregates};
+use crate::stats::aggregate::{stratified_bootstrap, stratified_bootstrap_aggregates_both};
 use crate::stats::bootstrap::{ci_all_methods, ci_from_bootstrap_distribution, jackknife, BootstrapMethod};
 use crate::stats::describe::{iqm, mean, quantile, quantile_sorted, sem, sorted, std, t_interval};
 use crate::stats::expected_max::expected_max_curve;
@@ -637,7 +637,8 @@ fn normalised(ix: &RunsIndex, si: usize) -> (Vec<usize>, TaskScores) {
 
 /// IQM, mean, median and optimality gap per system with stratified-bootstrap intervals.
 pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
-    // one set of resamples serves the four aggregates; the task bootstrap (IQM) has its own
+    // one set of resamples serves the four aggregates; the task bootstrap (IQM) draws its own
+    // tasks and reuses those resamples for each task's first draw
     let aggs = [
         Aggregate::Iqm,
         Aggregate::Mean,
@@ -650,23 +651,21 @@ pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             let (model, objective) = &ix.systems[si];
             let (tasks, scores) = normalised(ix, si);
             let n_runs: usize = scores.columns.iter().map(Vec::len).sum();
-            let dists = |task_bootstrap: bool, which: &[Aggregate]| {
-                if n_runs == 0 {
-                    return vec![Vec::new(); which.len()];
-                }
-                let mut rng = rng_for(
-                    cfg.seed,
-                    &[
-                        "aggregate",
-                        model,
-                        objective,
-                        if task_bootstrap { "tasks" } else { "runs" },
-                    ],
-                );
-                stratified_bootstrap_aggregates(&scores, which, cfg.aggregate_reps, task_bootstrap, &mut rng)
+            // both bootstraps in one pass (the task bootstrap reuses the runs' resamples where
+            // it can), each from its own stream
+            let (by_runs, by_tasks) = if n_runs == 0 {
+                (vec![Vec::new(); aggs.len()], vec![Vec::new()])
+            } else {
+                let stream = |kind: &str| rng_for(cfg.seed, &["aggregate", model, objective, kind]);
+                stratified_bootstrap_aggregates_both(
+                    &scores,
+                    &aggs,
+                    &[Aggregate::Iqm],
+                    cfg.aggregate_reps,
+                    &mut stream("runs"),
+                    &mut stream("tasks"),
+                )
             };
-            let by_runs = dists(false, &aggs);
-            let by_tasks = dists(true, &[Aggregate::Iqm]);
             let mut rows = Vec::new();
             let plan = [
                 (Aggregate::Iqm, false, &by_runs[0]),
