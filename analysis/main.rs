@@ -69,7 +69,7 @@ enum Policy {
 
 #[derive(Args)]
 struct Input {
-    /// Runs table (.csv or .parquet): model,objective,[family],dataset,learning_rate,seed,split,[metric],score,[status].
+    /// Runs table (.csv or .parquet): model,objective,[family],dataset,learning_rate,[pretrain_seed],seed,split,[metric],score,[status].
     #[arg(long)]
     runs: PathBuf,
     /// Task metadata CSV: dataset,family,metric_name,chance_score,max_score,higher_is_better

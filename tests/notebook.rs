@@ -95,6 +95,7 @@ fn result(dataset: &str, lr: f64, seed: u64, status: Status, val: f64) -> RunRes
         family: "SC".into(),
         dataset: dataset.into(),
         learning_rate: lr,
+        pretrain_seed: 0,
         seed,
         metric: "accuracy".into(),
         validation: Some(val),

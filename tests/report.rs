@@ -26,7 +26,7 @@ const FILES: [(&str, &str); 11] = [
     ("aggregate.csv", "model,objective,aggregate,task_bootstrap,n_runs,n_tasks,estimate,reps,ci_low,ci_high"),
     ("poi.csv", "model_x,objective_x,model_y,objective_y,poi,reps,ci_low,ci_high"),
     ("performance_profile.csv", "model,objective,tau,fraction_above,reps,ci_low,ci_high"),
-    ("missing_runs.csv", "model,objective,dataset,split,learning_rate,seed"),
+    ("missing_runs.csv", "model,objective,dataset,split,learning_rate,pretrain_seed,seed"),
 ];
 
 /// `analysis report` on the paper's runs (`data` = the shared bundle) into `out` with `seed`.
@@ -494,5 +494,50 @@ fn report_out_only_ever_replaces_what_a_report_wrote() -> anyhow::Result<()> {
     assert_eq!(std::fs::read(out.join("best_lr.csv"))?, best);
     // no staging folder left anywhere
     assert!(listing().iter().all(|n| !n.contains(".tmp-")), "{:?}", listing());
+    Ok(())
+}
+
+/// Issue 19, item 1: pretraining seeds are replicates of a system, never systems of their own;
+/// a replicate absent from the grid is listed with its pretraining seed.
+#[test]
+fn pretraining_seeds_are_replicates_of_one_system() -> anyhow::Result<()> {
+    use encoderlab::stats::report::{missing_runs, NanPolicy, RunsIndex};
+    use encoderlab::stats::runs::{read_meta, read_runs};
+    let dir = tempfile::tempdir()?;
+    let mut text = String::from("model,objective,dataset,learning_rate,pretrain_seed,seed,split,score\n");
+    for pretrain_seed in [0, 1] {
+        for seed in 0..3 {
+            for split in ["validation", "test"] {
+                // m/clm lacks one replicate of the grid: pretraining seed 1, seed 2, test
+                if (pretrain_seed, seed, split) != (1, 2, "test") {
+                    text.push_str(&format!(
+                        "m,clm,sst2,1e-5,{pretrain_seed},{seed},{split},0.{}\n",
+                        80 + seed
+                    ));
+                }
+                text.push_str(&format!(
+                    "m,mlm,sst2,1e-5,{pretrain_seed},{seed},{split},0.{}\n",
+                    70 + seed
+                ));
+            }
+        }
+    }
+    std::fs::write(dir.path().join("runs.csv"), text)?;
+    std::fs::write(
+        dir.path().join("meta.csv"),
+        "dataset,family,metric_name,chance_score,max_score,higher_is_better\nsst2,SC,accuracy,0.5,1,true\n",
+    )?;
+    let runs = read_runs(&dir.path().join("runs.csv"))?;
+    let meta = read_meta(&dir.path().join("meta.csv"))?;
+    let ix = RunsIndex::new(&runs, &meta, NanPolicy::Drop);
+    let system = |o: &str| ("m".to_string(), o.to_string());
+    assert_eq!(ix.systems, [system("clm"), system("mlm")]);
+    let test = ix.group(0, 0, "test", 1e-5).unwrap();
+    assert_eq!(test.scores.len(), 6, "2 pretraining seeds × 3 seeds");
+    assert_eq!(test.missing, [(1, 2)]);
+    let missing = missing_runs(&ix);
+    assert_eq!(missing.header[5..], ["pretrain_seed", "seed"]);
+    assert_eq!(missing.rows.len(), 1);
+    assert_eq!(missing.rows[0][5..], ["1".to_string(), "2".to_string()]);
     Ok(())
 }

@@ -282,6 +282,7 @@ fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
         family: "SC".into(),
         dataset: "sst2".into(),
         learning_rate: 1e-5,
+        pretrain_seed: 0,
         seed: 0,
         metric: "@acc".into(),
         validation: Some(0.5),
@@ -304,9 +305,9 @@ fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
             assert!(!formula, "a formula reaches the file: {cell:?}");
         }
         assert!(
-            ["-0", "0.5"].contains(&&record[8]),
+            ["-0", "0.5"].contains(&&record[9]),
             "numbers stay numbers: {:?}",
-            &record[8]
+            &record[9]
         );
     }
     let runs = read_runs(&write(dir.path(), "runs.csv", &text))?;
@@ -323,5 +324,58 @@ fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
         csv_text.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'+mlm,sst2"),
         "{csv_text}"
     );
+    Ok(())
+}
+
+/// Issue 19, item 1: the optional `pretrain_seed` column. Absent or empty, it is 0; present, it
+/// must be an integer (refused naming file, line and column otherwise); two runs that differ
+/// only in it are two runs, not a duplicate; fine-tuning records write it, and records written
+/// before it existed read as pretraining seed 0.
+#[test]
+fn pretrain_seed_column() -> anyhow::Result<()> {
+    use encoderlab::finetune::record::{runs_rows, RUNS_HEADER};
+    use encoderlab::finetune::RunResult;
+    let dir = tempfile::tempdir()?;
+    let header = "model,objective,dataset,learning_rate,pretrain_seed,seed,split,score\n";
+    let runs = read_runs(&write(
+        dir.path(),
+        "p.csv",
+        &format!("{header}m,clm,sst2,1e-5,0,0,test,0.9\nm,clm,sst2,1e-5,1,0,test,0.8\nm,clm,sst2,1e-5,,1,test,0.7\n"),
+    ))?;
+    let seeds: Vec<(i64, i64)> = runs.iter().map(|r| (r.pretrain_seed, r.seed)).collect();
+    assert_eq!(seeds, [(0, 0), (1, 0), (0, 1)]);
+    let absent = read_runs(&write(
+        dir.path(),
+        "a.csv",
+        "model,objective,dataset,learning_rate,seed,split,score\nm,clm,sst2,1e-5,3,test,0.9\n",
+    ))?;
+    assert_eq!((absent[0].pretrain_seed, absent[0].seed), (0, 3));
+    for bad in ["x", "1.5", "2e3"] {
+        let e = error_of(
+            dir.path(),
+            &format!("{header}m,clm,sst2,1e-5,0,0,test,0.9\nm,clm,sst2,1e-5,{bad},1,test,0.9\n"),
+        );
+        assert!(
+            e.contains("bad.csv:3") && e.contains("`pretrain_seed`") && e.contains("not an integer"),
+            "{e}"
+        );
+    }
+    let e = error_of(
+        dir.path(),
+        &format!("{header}m,clm,sst2,1e-5,2,0,test,0.9\nm,clm,sst2,1e-5,2,0,test,0.8\n"),
+    );
+    assert!(e.contains("duplicate run") && e.contains("line 2"), "{e}");
+
+    // a record written before the column: pretraining seed 0; written now: the column
+    let old = r#"{"run_id":"a","model":"m","objective":"clm","family":"SC","dataset":"sst2","learning_rate":1e-5,"seed":2,"metric":"accuracy","validation":0.5,"test":0.5,"all_scores":[],"status":"ok","reason":null,"steps":1,"examples":1,"train_examples_per_s":1.0,"eval_examples_per_s":1.0,"wall_seconds":1.0}"#;
+    let mut r: RunResult = serde_json::from_str(old)?;
+    assert_eq!(r.pretrain_seed, 0);
+    r.pretrain_seed = 7;
+    let written = read_runs(&write(
+        dir.path(),
+        "w.csv",
+        &format!("{RUNS_HEADER}\n{}", runs_rows(&r)),
+    ))?;
+    assert!(written.iter().all(|w| (w.pretrain_seed, w.seed) == (7, 2)));
     Ok(())
 }

@@ -169,6 +169,7 @@ fn runs(models: &[(&str, f64)]) -> Vec<Run> {
                             family: None,
                             dataset: d.into(),
                             learning_rate: *lr,
+                            pretrain_seed: 0,
                             seed,
                             split: split.into(),
                             metric: None,

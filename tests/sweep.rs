@@ -207,7 +207,7 @@ fn local_sweep_runs_in_parallel_skips_finished_runs_and_collects() -> anyhow::Re
     assert_eq!(rows.len(), 8);
     let header = std::fs::read_to_string(&table)?;
     assert!(header.starts_with(
-        "model,objective,family,dataset,learning_rate,seed,split,metric,score,status,run_id,steps,wall_seconds"
+        "model,objective,family,dataset,learning_rate,pretrain_seed,seed,split,metric,score,status,run_id,steps,wall_seconds"
     ));
     let plan_out = encoderlab(&["sweep", "plan", "--workers", "2"], &sweep);
     assert!(String::from_utf8_lossy(&plan_out.stdout).contains("4 runs: 4 ok, 0 diverged, 0 failed, 0 pending"));

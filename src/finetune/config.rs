@@ -40,6 +40,11 @@ pub struct BackboneConfig {
     /// `mlm40`, `clm-mlm40`; `random` for a random init; else `unknown`).
     #[serde(default)]
     pub objective: Option<String>,
+    /// The `pretrain_seed` column: which pretraining run of the system this backbone is
+    /// (default: the checkpoint's pretraining seed from `trainer_state.json`, else 0). Runs of
+    /// one (`name`, `objective`) with different pretraining seeds are replicates of one system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain_seed: Option<i64>,
     /// Pretrained weights or a random-init baseline.
     #[serde(default)]
     pub init: Init,

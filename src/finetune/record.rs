@@ -1,8 +1,8 @@
 //! A fine-tuning run's record, written atomically as one folder `{out_dir}/{run_id}/`:
 //! `config.json` (resolved), `result.json`, `instances.jsonl` (per-instance scores of both
 //! splits, every metric), `metrics.jsonl` (training curve) and `runs.csv` (its rows of the
-//! project's runs table: `model,objective,family,dataset,learning_rate,seed,split,metric,score,
-//! status`).
+//! project's runs table: `model,objective,family,dataset,learning_rate,pretrain_seed,seed,split,
+//! metric,score,status`).
 
 use std::io::Write;
 use std::path::Path;
@@ -54,7 +54,10 @@ pub struct RunResult {
     pub dataset: String,
     /// Peak learning rate.
     pub learning_rate: f64,
-    /// Seed.
+    /// The backbone's pretraining seed (0 in records written before the column existed).
+    #[serde(default)]
+    pub pretrain_seed: i64,
+    /// Fine-tuning seed.
     pub seed: u64,
     /// The reported metric.
     pub metric: String,
@@ -97,7 +100,8 @@ pub struct InstanceRow {
 }
 
 /// The runs-table header.
-pub const RUNS_HEADER: &str = "model,objective,family,dataset,learning_rate,seed,split,metric,score,status";
+pub const RUNS_HEADER: &str =
+    "model,objective,family,dataset,learning_rate,pretrain_seed,seed,split,metric,score,status";
 
 /// The run's rows of the runs table (validation, then test), without the header.
 pub fn runs_rows(r: &RunResult) -> String {
@@ -110,6 +114,7 @@ pub fn runs_rows(r: &RunResult) -> String {
             field(&r.family),
             field(&r.dataset),
             format!("{}", r.learning_rate),
+            r.pretrain_seed.to_string(),
             r.seed.to_string(),
             split.to_string(),
             field(&r.metric),

@@ -77,6 +77,17 @@ pub fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
     (name, objective)
 }
 
+/// The backbone's `pretrain_seed` column: the configured one, else the seed of the pretraining
+/// run that wrote the checkpoint (its `trainer_state.json`), else 0 (a foreign checkpoint).
+pub fn backbone_pretrain_seed(cfg: &FinetuneConfig) -> i64 {
+    cfg.model.pretrain_seed.unwrap_or_else(|| {
+        load_state(&cfg.model.checkpoint)
+            .ok()
+            .and_then(|s| i64::try_from(s.config.train.seed).ok())
+            .unwrap_or(0)
+    })
+}
+
 /// Fills the backbone's variables of `map` (`model.*`) from the checkpoint; the head keeps its
 /// fresh weights and the checkpoint's LM head is ignored.
 pub fn load_backbone(dir: &Path, map: &VarMap, dev: &Device) -> Result<()> {
@@ -307,6 +318,7 @@ pub fn finetune(cfg: &FinetuneConfig, opts: &FinetuneOptions) -> Result<RunResul
         family: task.family().code().to_string(),
         dataset: cfg.task.dataset.clone(),
         learning_rate: cfg.train.learning_rate,
+        pretrain_seed: backbone_pretrain_seed(cfg),
         seed,
         metric,
         validation: main("validation"),
@@ -363,6 +375,7 @@ pub fn failed_record(cfg: &FinetuneConfig, reason: &str) -> Result<RunResult> {
         family: family.code().to_string(),
         dataset: cfg.task.dataset.clone(),
         learning_rate: cfg.train.learning_rate,
+        pretrain_seed: backbone_pretrain_seed(cfg),
         seed: cfg.train.seed,
         metric: default_metric(family),
         validation: None,

@@ -1,5 +1,6 @@
 //! The runs table the analysis reads (CSV or Parquet): one row per fine-tuning run with
-//! `model, objective, [family], dataset, learning_rate, seed, split, [metric], score, [status]`,
+//! `model, objective, [family], dataset, learning_rate, [pretrain_seed], seed, split, [metric],
+//! score, [status]`,
 //! and the task metadata (`dataset, family, metric_name, chance_score, max_score,
 //! higher_is_better`). A run whose score is empty or NaN, or whose status is not `ok`, is a
 //! failed run (its score is NaN here). Errors name the file, line and column.
@@ -23,7 +24,11 @@ pub struct Run {
     pub dataset: String,
     /// Fine-tuning learning rate.
     pub learning_rate: f64,
-    /// Fine-tuning seed (the replicate).
+    /// Pretraining seed of the backbone (0 where the table has no `pretrain_seed` column or the
+    /// cell is empty): runs of one system with different pretraining seeds are replicates of
+    /// it, like its fine-tuning seeds, never separate systems.
+    pub pretrain_seed: i64,
+    /// Fine-tuning seed (the replicate within a pretraining seed).
     pub seed: i64,
     /// `validation` or `test` (or any other split name).
     pub split: String,
@@ -55,7 +60,9 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
     let mut runs = Vec::new();
     // (system, dataset, split) interned, so the duplicate check holds no string per row
     let mut names: HashMap<String, u32> = HashMap::new();
-    let mut seen: HashMap<(u32, u32, u32, u32, u64, i64), usize> = HashMap::new();
+    // (model, objective, dataset, split ids, learning-rate bits, pretrain_seed, seed) → line
+    type RunKey = (u32, u32, u32, u32, u64, i64, i64);
+    let mut seen: HashMap<RunKey, usize> = HashMap::new();
     let check_header = |headers: &[String]| -> Result<Vec<Option<usize>>> {
         for col in REQUIRED_COLUMNS {
             if column_index(headers, col).is_none() {
@@ -84,6 +91,7 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
             id(&run.dataset),
             id(&run.split),
             run.learning_rate.to_bits(),
+            run.pretrain_seed,
             run.seed,
         );
         if let Some(first) = seen.insert(key, line) {
@@ -91,7 +99,7 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
                     path,
                     line,
                     format!(
-                        "duplicate run: the same (model, objective, dataset, learning_rate, seed, split) as line {first}; keep one row per run"
+                        "duplicate run: the same (model, objective, dataset, learning_rate, pretrain_seed, seed, split) as line {first}; keep one row per run"
                     ),
                 ));
         }
@@ -106,12 +114,13 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
 }
 
 /// Every column a runs table may have, in the order of [`parse_run`]'s lookups.
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 11] = [
     "model",
     "objective",
     "family",
     "dataset",
     "learning_rate",
+    "pretrain_seed",
     "seed",
     "split",
     "metric",
@@ -147,6 +156,15 @@ fn parse_run(path: &Path, columns: &[Option<usize>], line: usize, row: &csv::Str
     let seed: i64 = cell("seed")
         .parse()
         .map_err(|_| err("seed", format!("{:?} is not an integer", cell("seed"))))?;
+    let pretrain_seed: i64 = match cell("pretrain_seed") {
+        "" => 0,
+        v => v.parse().map_err(|_| {
+            err(
+                "pretrain_seed",
+                format!("{v:?} is not an integer (the backbone's pretraining seed; leave it empty or drop the column for one pretraining run)"),
+            )
+        })?,
+    };
     let raw = cell("score");
     let parsed = if raw.is_empty() || raw.eq_ignore_ascii_case("nan") {
         f64::NAN
@@ -179,6 +197,7 @@ fn parse_run(path: &Path, columns: &[Option<usize>], line: usize, row: &csv::Str
         family: optional("family"),
         dataset: text("dataset")?,
         learning_rate,
+        pretrain_seed,
         seed,
         split,
         metric: optional("metric"),
@@ -227,7 +246,8 @@ fn check_splits(runs: &[Run], path: &Path) -> Result<()> {
 }
 
 /// Writes a runs table given as CSV text to `out`, atomically: as is for `.csv`, typed
-/// (`learning_rate`, `score`, `wall_seconds` floats; `seed`, `steps` integers; the rest text)
+/// (`learning_rate`, `score`, `wall_seconds` floats; `pretrain_seed`, `seed`, `steps` integers;
+/// the rest text)
 /// for `.parquet` with the `polars` feature. Any other extension is an error.
 pub fn write_runs_table(out: &Path, csv_text: &str) -> Result<()> {
     match out.extension().and_then(|e| e.to_str()) {
@@ -246,7 +266,7 @@ fn write_parquet_table(out: &Path, csv_text: &str) -> Result<()> {
     use crate::data::parquet::{write_csv_as_parquet, ColumnKind};
     write_csv_as_parquet(csv_text, out, |name| match name {
         "learning_rate" | "score" | "wall_seconds" => ColumnKind::Float,
-        "seed" | "steps" => ColumnKind::Int,
+        "pretrain_seed" | "seed" | "steps" => ColumnKind::Int,
         _ => ColumnKind::Text,
     })
 }

@@ -56,6 +56,7 @@ pub fn synthetic_runs(
                         family: None,
                         dataset: format!("task{d:02}"),
                         learning_rate: lr,
+                        pretrain_seed: 0,
                         seed: sd as i64,
                         split: "validation".into(),
                         metric: None,
@@ -84,7 +85,7 @@ pub fn synthetic_runs(
 
 /// The runs as a CSV table in the analysis' input schema.
 pub fn runs_csv(runs: &[Run]) -> String {
-    let mut out = String::from("model,objective,dataset,learning_rate,seed,split,score,status\n");
+    let mut out = String::from("model,objective,dataset,learning_rate,pretrain_seed,seed,split,score,status\n");
     for r in runs {
         let score = if r.score.is_nan() {
             String::new()
@@ -93,8 +94,8 @@ pub fn runs_csv(runs: &[Run]) -> String {
         };
         let status = if r.score.is_nan() { "failed" } else { "ok" };
         out.push_str(&format!(
-            "{},{},{},{:e},{},{},{score},{status}\n",
-            r.model, r.objective, r.dataset, r.learning_rate, r.seed, r.split
+            "{},{},{},{:e},{},{},{},{score},{status}\n",
+            r.model, r.objective, r.dataset, r.learning_rate, r.pretrain_seed, r.seed, r.split
         ));
     }
     out

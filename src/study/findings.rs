@@ -106,7 +106,7 @@ pub struct Finding {
 }
 
 /// A model's normalised best-LR test scores, by (dataset, seed).
-pub type Scores = BTreeMap<(String, i64), f64>;
+pub type Scores = BTreeMap<(String, crate::stats::report::table::Replicate), f64>;
 
 /// The study's runs, organised for the findings.
 pub struct Evidence<'a> {
@@ -138,8 +138,8 @@ impl<'a> Evidence<'a> {
                 let m = ix.meta_of(d);
                 let span = m.max_score - m.chance_score;
                 let values = ix.imputed(d, g);
-                for ((seed, _), v) in g.scores.iter().zip(&values) {
-                    by_unit.insert((dataset.clone(), *seed), (v - m.chance_score) / span);
+                for ((replicate, _), v) in g.scores.iter().zip(&values) {
+                    by_unit.insert((dataset.clone(), *replicate), (v - m.chance_score) / span);
                 }
                 raw.insert((model.clone(), dataset.clone()), ix.values(d, g));
             }
@@ -176,7 +176,7 @@ impl<'a> Evidence<'a> {
         expected: f64,
     ) -> Option<Comparison> {
         let (sa, sb) = (self.scores.get(a)?, self.scores.get(b)?);
-        let units: Vec<&(String, i64)> = sa.keys().filter(|k| sb.contains_key(*k) && keep(&k.0)).collect();
+        let units: Vec<_> = sa.keys().filter(|k| sb.contains_key(*k) && keep(&k.0)).collect();
         if units.is_empty() {
             return None;
         }

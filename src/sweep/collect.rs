@@ -1,5 +1,5 @@
 //! The runs table of a sweep, from its run records: the analysis' columns
-//! (`model,objective,family,dataset,learning_rate,seed,split,metric,score,status`) plus
+//! (`model,objective,family,dataset,learning_rate,pretrain_seed,seed,split,metric,score,status`) plus
 //! `run_id`, `steps` and `wall_seconds`; one row per (finished run, split), in the sweep's order.
 
 use std::path::Path;

@@ -182,7 +182,7 @@ pub fn write_runs(rows: &[ImportedRow], out: &Path) -> Result<()> {
             (String::new(), "failed")
         };
         text.push_str(&format!(
-            "{},{},{},{},{},{},{},,{score},{status}\n",
+            "{},{},{},{},{},0,{},{},,{score},{status}\n",
             field(&r.model),
             field(&r.objective),
             field(&r.family),

@@ -21,13 +21,18 @@ pub enum NanPolicy {
 /// A system: (model, objective).
 pub type System = (String, String);
 
-/// One cell group: the seeds of one (system, dataset, learning rate, split).
+/// A replicate of a cell: (pretraining seed, fine-tuning seed). Every replicate of a system
+/// counts alike in the run-level tables; the tables that respect the design group them by
+/// pretraining seed.
+pub type Replicate = (i64, i64);
+
+/// One cell group: the replicates of one (system, dataset, learning rate, split).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
-    /// Seed → raw score (NaN = failed or missing).
-    pub scores: BTreeMap<i64, f64>,
-    /// Seeds of the grid with no row.
-    pub missing: Vec<i64>,
+    /// Replicate → raw score (NaN = failed or missing).
+    pub scores: BTreeMap<Replicate, f64>,
+    /// Replicates of the grid with no row.
+    pub missing: Vec<Replicate>,
 }
 
 /// The runs table, organised.
@@ -57,7 +62,7 @@ impl RunsIndex {
         let mut datasets = Vec::new();
         let mut groups: BTreeMap<(usize, usize, String, u64), Group> = BTreeMap::new();
         let mut lrs: BTreeMap<(usize, String), BTreeSet<u64>> = BTreeMap::new();
-        let mut seeds: BTreeMap<(usize, String), BTreeSet<i64>> = BTreeMap::new();
+        let mut seeds: BTreeMap<(usize, String), BTreeSet<Replicate>> = BTreeMap::new();
         let mut pairs: BTreeSet<(usize, usize, String)> = BTreeSet::new();
         // positions by name: a hash lookup per run, not a search of every name seen
         let mut system_ix: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
@@ -84,11 +89,14 @@ impl RunsIndex {
                     missing: Vec::new(),
                 })
                 .scores
-                .insert(run.seed, sign * run.score);
+                .insert((run.pretrain_seed, run.seed), sign * run.score);
             lrs.entry((d, run.split.clone()))
                 .or_default()
                 .insert(run.learning_rate.to_bits());
-            seeds.entry((d, run.split.clone())).or_default().insert(run.seed);
+            seeds
+                .entry((d, run.split.clone()))
+                .or_default()
+                .insert((run.pretrain_seed, run.seed));
             pairs.insert((s, d, run.split.clone()));
         }
         let mut grids = BTreeMap::new();

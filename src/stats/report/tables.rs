@@ -847,20 +847,29 @@ pub fn profile_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
 pub fn missing_runs(ix: &RunsIndex) -> Table {
     let mut rows = Vec::new();
     for (&(si, d, ref split, lr_bits), g) in &ix.groups {
-        for seed in &g.missing {
+        for (pretrain_seed, seed) in &g.missing {
             rows.push(vec![
                 ix.systems[si].0.clone(),
                 ix.systems[si].1.clone(),
                 ix.datasets[d].clone(),
                 split.clone(),
                 num(f64::from_bits(lr_bits)),
+                pretrain_seed.to_string(),
                 seed.to_string(),
             ]);
         }
     }
     Table {
         name: "missing_runs.csv",
-        header: vec!["model", "objective", "dataset", "split", "learning_rate", "seed"],
+        header: vec![
+            "model",
+            "objective",
+            "dataset",
+            "split",
+            "learning_rate",
+            "pretrain_seed",
+            "seed",
+        ],
         rows,
     }
 }
