@@ -15,13 +15,14 @@ fn analysis(args: &[&str]) -> Output {
         .unwrap()
 }
 
-const FILES: [(&str, &str); 11] = [
+const FILES: [(&str, &str); 12] = [
     ("group_stats.csv", "model,objective,dataset,learning_rate,split,n_runs,n_nan,n_valid,mean,std,sem,median,q25,q75,iqm,min,max,t_ci_low,t_ci_high,failed_count,failed_rate,failed_wilson_low,failed_wilson_high"),
     ("best_lr.csv", "model,objective,dataset,select_split,report_split,n_lr,best_lr,sel_mean_at_best,best_mean,best_std,best_sem,best_n,best_t_ci_low,best_t_ci_high,lr_range,lr_std,lr_regret,lr_regret_norm,seed_std_mean,seed_std_pooled,failed_rate_all_lr"),
     ("expected_max.csv", "model,objective,dataset,split,budget,N,n,expected_max,sd"),
     ("bootstrap_ci.csv", "model,objective,dataset,method,statistic,n,estimate,confidence_level,n_resamples,ci_low,ci_high"),
     ("tests_unpaired.csv", "dataset,model_x,objective_x,model_y,objective_y,n_x,n_y,welch_t,welch_df,welch_p,mean_diff,welch_ci_low,welch_ci_high,mwu_u1,mwu_p,mwu_method,poi_x_gt_y,welch_p_holm,welch_p_bh,mwu_p_holm,mwu_p_bh"),
     ("tests_paired.csv", "level,model_x,objective_x,model_y,objective_y,n_pairs,mean_diff,ttest_rel_t,ttest_rel_df,ttest_rel_p,ttest_rel_ci_low,ttest_rel_ci_high,wilcoxon_stat,wilcoxon_r_plus,wilcoxon_r_minus,wilcoxon_p,wilcoxon_method,ttest_rel_p_holm,ttest_rel_p_bh,wilcoxon_p_holm,wilcoxon_p_bh"),
+    ("tests_datasets.csv", "model_x,objective_x,model_y,objective_y,n_datasets,mean_diff,ci_low,ci_high,ttest_t,ttest_p,wilcoxon_p,sign_p,ttest_p_holm,ttest_p_bh,ttest_df,wilcoxon_stat,wilcoxon_method,sign_positive,sign_negative"),
     ("ranks.csv", "model,objective,dataset,best_mean,rank,mean_rank,friedman_chi2,friedman_p"),
     ("aggregate.csv", "model,objective,aggregate,task_bootstrap,n_runs,n_tasks,estimate,reps,ci_low,ci_high"),
     ("poi.csv", "model_x,objective_x,model_y,objective_y,poi,reps,ci_low,ci_high"),

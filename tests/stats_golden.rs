@@ -660,3 +660,185 @@ fn all_methods_at_once_equal_each_method_alone() {
         }
     }
 }
+
+/// The exact sign test against scipy's `binomtest(k, n, 0.5)` (two-sided), zeros dropped.
+/// ```python
+/// from scipy.stats import binomtest   # scipy 1.17.1
+/// for k, n in [(0,1),(1,1),(0,5),(1,5),(2,5),(3,8),(4,8),(0,20),(7,20),(13,40),(0,1100),(480,1000),(520,1000),(6,12)]:
+///     print(k, n, binomtest(k, n, 0.5).pvalue)
+/// ```
+#[test]
+fn sign_test_matches_scipy_binomtest() {
+    use encoderlab::stats::sign::sign_test;
+    let expected = [
+        (0, 1, 1.0),
+        (1, 1, 1.0),
+        (0, 5, 0.0625),
+        (1, 5, 0.375),
+        (2, 5, 1.0),
+        (3, 8, 0.7265625),
+        (4, 8, 1.0),
+        (0, 20, 1.9073486328125e-06),
+        (7, 20, 0.26317596435546875),
+        (13, 40, 0.03847730828420026),
+        (0, 1100, 0.0),
+        (480, 1000, 0.2174482932041415),
+        (520, 1000, 0.2174482932041415),
+        (6, 12, 1.0),
+    ];
+    for (k, n, p) in expected {
+        // k positive differences, n − k negative, and two zeros (dropped) and a NaN pair
+        let mut x: Vec<f64> = (0..n).map(|i| if i < k { 1.0 } else { -1.0 }).collect();
+        x.extend([0.5, 0.5, f64::NAN]);
+        let y: Vec<f64> = (0..n).map(|_| 0.0).chain([0.5, 0.5, 0.0]).collect();
+        let t = sign_test(&x, &y);
+        assert_eq!((t.positive, t.negative), (k, n - k));
+        assert!((t.p - p).abs() <= 1e-12 * p.max(1e-300), "k={k} n={n}: {} vs {p}", t.p);
+    }
+    assert!(
+        sign_test(&[1.0, 2.0], &[1.0, 2.0]).p.is_nan(),
+        "no non-zero difference: no test"
+    );
+}
+
+/// `tests_datasets.csv` against scipy and statsmodels on the same per-dataset means: 3 systems
+/// × 7 datasets × 3 seeds, one learning rate, chance 0.5 and max 1 (so a dataset's normalised
+/// score is (mean − 0.5) / 0.5).
+/// ```python
+/// import numpy as np   # scipy 1.17.1, statsmodels 0.15.0
+/// from scipy.stats import ttest_rel, wilcoxon, binomtest
+/// from statsmodels.stats.multitest import multipletests
+/// def score(k, d, seed): return (500 + 37*d + (d*(k+3)*7) % 23 + 4*seed*(k+1) + 9*k*(d%4)) / 1000
+/// means = {k: np.array([(np.mean([score(k, d, s) for s in range(3)]) - 0.5) / 0.5 for d in range(7)]) for k in range(3)}
+/// rows, ps = [], []
+/// for i in range(3):
+///     for j in range(i+1, 3):
+///         x, y = means[i], means[j]
+///         t = ttest_rel(x, y); ci = t.confidence_interval(0.95)
+///         d = x - y; k = int((d > 0).sum()); n = int((d != 0).sum())
+///         rows.append((float(np.mean(d)), ci.low, ci.high, t.statistic, t.pvalue, wilcoxon(x, y).pvalue,
+///                      binomtest(k, n, 0.5).pvalue, k, n - k)); ps.append(t.pvalue)
+/// holm = multipletests(ps, method="holm")[1]; bh = multipletests(ps, method="fdr_bh")[1]
+/// ```
+#[test]
+fn dataset_level_tests_match_scipy() {
+    use encoderlab::stats::report::{tests_datasets, NanPolicy, ReportConfig, RunsIndex};
+    use encoderlab::stats::runs::{Run, TaskMeta};
+    let systems = [("a", "clm"), ("b", "mlm"), ("c", "mlm20")];
+    let mut runs = Vec::new();
+    for (k, (model, objective)) in systems.iter().enumerate() {
+        for d in 0..7 {
+            for seed in 0..3 {
+                let milli = 500 + 37 * d + (d * (k + 3) * 7) % 23 + 4 * seed * (k + 1) + 9 * k * (d % 4);
+                runs.push(Run {
+                    model: model.to_string(),
+                    objective: objective.to_string(),
+                    family: None,
+                    dataset: format!("d{d}"),
+                    learning_rate: 1e-5,
+                    pretrain_seed: 0,
+                    seed: seed as i64,
+                    split: "test".into(),
+                    metric: None,
+                    score: milli as f64 / 1000.0,
+                    line: 0,
+                });
+            }
+        }
+    }
+    let meta = (0..7)
+        .map(|d| {
+            let m = TaskMeta {
+                family: "SC".into(),
+                metric_name: "accuracy".into(),
+                chance_score: 0.5,
+                max_score: 1.0,
+                higher_is_better: true,
+                worst_score: None,
+            };
+            (format!("d{d}"), m)
+        })
+        .collect();
+    let ix = RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance);
+    let table = tests_datasets(&ix, &ReportConfig::default());
+    assert_eq!(
+        table.header[..14],
+        [
+            "model_x",
+            "objective_x",
+            "model_y",
+            "objective_y",
+            "n_datasets",
+            "mean_diff",
+            "ci_low",
+            "ci_high",
+            "ttest_t",
+            "ttest_p",
+            "wilcoxon_p",
+            "sign_p",
+            "ttest_p_holm",
+            "ttest_p_bh"
+        ]
+    );
+    // mean_diff, ci_low, ci_high, t, p, wilcoxon p, sign p, Holm, BH, positives, negatives
+    let expected = [
+        (
+            [
+                -0.020571428571428622,
+                -0.04059924845346835,
+                -0.0005436086893888976,
+                -2.513327594460302,
+                0.04569722880366989,
+                0.046875,
+                0.125,
+                0.09139445760733977,
+                0.049338997381934736,
+            ],
+            (1, 6),
+        ),
+        (
+            [
+                -0.047714285714285695,
+                -0.08515898296315937,
+                -0.010269588465412025,
+                -3.1180022743197666,
+                0.020637345376510564,
+                0.03125,
+                0.125,
+                0.061912036129531695,
+                0.049338997381934736,
+            ],
+            (1, 6),
+        ),
+        (
+            [
+                -0.027142857142857073,
+                -0.054177416001594314,
+                -0.00010829828411982809,
+                -2.456713984638488,
+                0.049338997381934736,
+                0.078125,
+                0.125,
+                0.09139445760733977,
+                0.049338997381934736,
+            ],
+            (1, 6),
+        ),
+    ];
+    assert_eq!(table.rows.len(), 3);
+    for (row, (values, (pos, neg))) in table.rows.iter().zip(expected) {
+        assert_eq!(row[4], "7");
+        let got: Vec<f64> = [5, 6, 7, 8, 9, 10, 11, 12, 13]
+            .iter()
+            .map(|&c| row[c].parse().unwrap())
+            .collect();
+        for (g, e) in got.iter().zip(values) {
+            assert!((g - e).abs() <= 1e-10 * e.abs().max(1e-3), "{row:?}: {g} vs {e}");
+        }
+        assert_eq!(
+            (row[17].as_str(), row[18].as_str()),
+            (pos.to_string().as_str(), neg.to_string().as_str())
+        );
+    }
+    assert_eq!((table.rows[0][0].as_str(), table.rows[0][3].as_str()), ("a", "mlm"));
+}

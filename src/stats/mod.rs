@@ -13,6 +13,7 @@ pub mod proportion;
 pub mod rank;
 pub mod report;
 pub mod runs;
+pub mod sign;
 pub mod stability;
 pub mod synth;
 pub mod ttest;

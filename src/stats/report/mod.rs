@@ -3,6 +3,7 @@
 //! one stream per (table, system, dataset) derived from the seed, so results do not depend on
 //! order or threads. The files appear together, only when all are written.
 
+mod design;
 pub mod table;
 mod tables;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomic, OwnedDir};
+pub use design::{dataset_means, tests_datasets};
 pub use table::{NanPolicy, RunsIndex};
 pub use tables::*;
 
@@ -105,13 +107,14 @@ pub fn num(v: f64) -> String {
 pub type TableBuilder = fn(&RunsIndex, &ReportConfig) -> Table;
 
 /// Every table of the report, in the order written, with its file name.
-pub const TABLES: [(&str, TableBuilder); 11] = [
+pub const TABLES: [(&str, TableBuilder); 12] = [
     ("group_stats.csv", group_stats),
     ("best_lr.csv", best_lr_table),
     ("expected_max.csv", |ix, _| expected_max_table(ix)),
     ("bootstrap_ci.csv", bootstrap_table),
     ("tests_unpaired.csv", tests_unpaired),
     ("tests_paired.csv", tests_paired),
+    ("tests_datasets.csv", tests_datasets),
     ("ranks.csv", |ix, _| ranks_table(ix)),
     ("aggregate.csv", aggregate_table),
     ("poi.csv", poi_table),

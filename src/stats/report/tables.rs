@@ -350,7 +350,7 @@ pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
 }
 
 /// Ordered pairs of systems (i < j in order of first appearance).
-fn system_pairs(ix: &RunsIndex) -> Vec<(usize, usize)> {
+pub(super) fn system_pairs(ix: &RunsIndex) -> Vec<(usize, usize)> {
     let n = ix.systems.len();
     (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect()
 }
