@@ -540,5 +540,20 @@ fn pretraining_seeds_are_replicates_of_one_system() -> anyhow::Result<()> {
     assert_eq!(missing.header[5..], ["pretrain_seed", "seed"]);
     assert_eq!(missing.rows.len(), 1);
     assert_eq!(missing.rows[0][5..], ["1".to_string(), "2".to_string()]);
+    // the hierarchical difference weighs each pretraining run alike: clm's are 0.81 and 0.805
+    // (its absent run dropped), mlm's 0.71 and 0.71; normalised (chance 0.5, max 1): 0.195
+    let h = encoderlab::stats::report::tests_hierarchical(&ix, &Default::default());
+    assert_eq!(h.rows.len(), 2);
+    let row = &h.rows[0];
+    assert_eq!(
+        (row[4].as_str(), row[5].as_str()),
+        ("False", "pretrain_seeds+finetune_seeds")
+    );
+    assert_eq!((row[7].as_str(), row[8].as_str()), ("2", "2"));
+    assert!((row[9].parse::<f64>()? - 0.195).abs() < 1e-12, "{row:?}");
+    assert_eq!(
+        h.rows[1][5], "pretrain_seeds+finetune_seeds",
+        "one dataset: no dataset level"
+    );
     Ok(())
 }

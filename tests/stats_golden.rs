@@ -842,3 +842,76 @@ fn dataset_level_tests_match_scipy() {
     }
     assert_eq!((table.rows[0][0].as_str(), table.rows[0][3].as_str()), ("a", "mlm"));
 }
+
+/// The hierarchical bootstrap against known answers (issue 19, item 3): a level with no
+/// variance contributes none, the other levels their textbook variance (the bootstrap variance
+/// of a mean of k draws is the population variance over k), and pseudo-replication — a
+/// system's runs pooled as if from one pretraining run — gives a narrower interval than the
+/// design does.
+#[test]
+fn hierarchical_bootstrap_known_answers() {
+    use encoderlab::rng::seeded;
+    use encoderlab::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
+    use encoderlab::stats::describe::mean;
+    use encoderlab::stats::hierarchical::{hierarchical_bootstrap_diff, Nested};
+    let var_pop = |v: &[f64]| {
+        let m = mean(v);
+        v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64
+    };
+    let sd_star = |s: &[f64]| var_pop(s).sqrt();
+    let reps = 20_000;
+    let zero: Vec<Nested> = vec![vec![vec![0.0; 4]]];
+    // fine-tuning seeds constant within each pretraining seed: only the pretraining level
+    let pretrain = [0.1, 0.4, 0.5, 0.9];
+    let x: Vec<Nested> = vec![pretrain.iter().map(|&v| vec![v; 5]).collect()];
+    let b = hierarchical_bootstrap_diff(&x, &zero, false, reps, &mut seeded(11, 0));
+    assert_eq!(b.levels.name(), "pretrain_seeds+finetune_seeds");
+    let expected = (var_pop(&pretrain) / 4.0).sqrt();
+    assert!(
+        (sd_star(&b.star) / expected - 1.0).abs() < 0.03,
+        "{} vs {expected}",
+        sd_star(&b.star)
+    );
+    // pretraining seeds identical: only the fine-tuning level, each drawn seed resampled anew
+    let runs = vec![0.2, 0.3, 0.35, 0.6, 0.8];
+    let x: Vec<Nested> = vec![vec![runs.clone(); 3]];
+    let b = hierarchical_bootstrap_diff(&x, &zero, false, reps, &mut seeded(11, 1));
+    let expected = (var_pop(&runs) / 5.0 / 3.0).sqrt();
+    assert!(
+        (sd_star(&b.star) / expected - 1.0).abs() < 0.03,
+        "{} vs {expected}",
+        sd_star(&b.star)
+    );
+    // datasets: one dataset's offset varies, the rest is constant
+    let ds: Vec<Nested> = [0.0, 0.2, 0.7].iter().map(|&v| vec![vec![v; 2]; 2]).collect();
+    let zeros: Vec<Nested> = vec![vec![vec![0.0; 2]; 2]; 3];
+    let within = hierarchical_bootstrap_diff(&ds, &zeros, false, reps, &mut seeded(11, 2));
+    assert!(
+        within.star.iter().all(|&v| (v - 0.3).abs() < 1e-12),
+        "no variance within datasets"
+    );
+    assert_eq!(within.levels.name(), "pretrain_seeds+finetune_seeds");
+    let across = hierarchical_bootstrap_diff(&ds, &zeros, true, reps, &mut seeded(11, 3));
+    assert_eq!(across.levels.name(), "datasets+pretrain_seeds+finetune_seeds");
+    let expected = (var_pop(&[0.0, 0.2, 0.7]) / 3.0).sqrt();
+    assert!((sd_star(&across.star) / expected - 1.0).abs() < 0.03);
+    // the p-value of a difference no resample crosses: 2 / (B + 1)
+    assert_eq!(within.p_value(), 2.0 / (reps as f64 + 1.0));
+    // pseudo-replication: 4 pretraining runs × 5 seeds with a strong pretraining effect,
+    // against the same 20 runs pooled as one pretraining run
+    let mut rng = seeded(11, 4);
+    let design: Nested = pretrain
+        .iter()
+        .map(|&p| (0..5).map(|_| p + 0.02 * encoderlab::rng::unit(&mut rng)).collect())
+        .collect();
+    let pooled: Nested = vec![design.concat()];
+    let width = |x: Nested, k: u64| {
+        let b = hierarchical_bootstrap_diff(&[x], &zero, false, reps, &mut seeded(11, k));
+        let (lo, hi) =
+            ci_from_bootstrap_distribution(b.estimate, &b.star, &b.jackknife, BootstrapMethod::Percentile, 0.95);
+        assert!(lo <= b.estimate && b.estimate <= hi);
+        hi - lo
+    };
+    let (w_design, w_pooled) = (width(design, 5), width(pooled, 6));
+    assert!(w_design > 1.8 * w_pooled, "design {w_design} vs pooled {w_pooled}");
+}

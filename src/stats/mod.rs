@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod bootstrap;
 pub mod describe;
 pub mod expected_max;
+pub mod hierarchical;
 pub mod multitest;
 #[cfg(feature = "plots")]
 pub mod plots;

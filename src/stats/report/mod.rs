@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomic, OwnedDir};
-pub use design::{dataset_means, tests_datasets};
+pub use design::{dataset_means, nested_scores, tests_datasets, tests_hierarchical};
 pub use table::{NanPolicy, RunsIndex};
 pub use tables::*;
 

@@ -20,7 +20,7 @@ use crate::stats::stability::{lr_sensitivity, seed_spread};
 use crate::stats::ttest::{paired, welch};
 
 /// An independent random stream for one (table, key…) from the master seed.
-fn rng_for(seed: u64, parts: &[&str]) -> Rng {
+pub(super) fn rng_for(seed: u64, parts: &[&str]) -> Rng {
     let digest = Sha256::digest(parts.join("\u{1f}").as_bytes());
     let mut stream = [0u8; 8];
     stream.copy_from_slice(&digest[..8]);
