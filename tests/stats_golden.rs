@@ -491,15 +491,13 @@ fn stratified_bootstrap_intervals_agree_with_rliable_within_monte_carlo_error() 
     assert!(wide.1 - wide.0 > narrow.1 - narrow.0);
 }
 
-/// The report's aggregate bootstrap (resamples kept as run counts, one resample for every
-/// aggregate) draws the same resamples as `stratified_bootstrap` and gives the same values as
-/// `Aggregate::of` on them (to rounding: its sums are taken in another order), with and
-/// without the task bootstrap, ties and a constant task included.
-#[test]
-fn counted_aggregate_bootstrap_equals_the_plain_one() {
-    use encoderlab::rng::seeded;
-    use encoderlab::stats::aggregate::{stratified_bootstrap, stratified_bootstrap_aggregates, Aggregate, TaskScores};
-    use encoderlab::stats::describe::mean;
+/// Four tasks of unequal sizes with ties, a constant task and values beyond [0, 1], and the
+/// four aggregates (optimality gap at 0.8, inside the values): the aggregate bootstraps' cases.
+fn four_tasks_four_aggregates() -> (
+    encoderlab::stats::aggregate::TaskScores,
+    [encoderlab::stats::aggregate::Aggregate; 4],
+) {
+    use encoderlab::stats::aggregate::{Aggregate, TaskScores};
     let x = TaskScores {
         columns: vec![
             vec![0.61, 0.72, 0.72, 0.55, 0.9],
@@ -514,6 +512,19 @@ fn counted_aggregate_bootstrap_equals_the_plain_one() {
         Aggregate::Median,
         Aggregate::OptimalityGap(0.8),
     ];
+    (x, aggs)
+}
+
+/// The report's aggregate bootstrap (resamples kept as run counts, one resample for every
+/// aggregate) draws the same resamples as `stratified_bootstrap` and gives the same values as
+/// `Aggregate::of` on them (to rounding: its sums are taken in another order), with and
+/// without the task bootstrap, ties and a constant task included.
+#[test]
+fn counted_aggregate_bootstrap_equals_the_plain_one() {
+    use encoderlab::rng::seeded;
+    use encoderlab::stats::aggregate::{stratified_bootstrap, stratified_bootstrap_aggregates, Aggregate, TaskScores};
+    use encoderlab::stats::describe::mean;
+    let (x, aggs) = four_tasks_four_aggregates();
     for task_bootstrap in [false, true] {
         let counted = stratified_bootstrap_aggregates(&x, &aggs, 300, task_bootstrap, &mut seeded(7, 1));
         for (agg, dist) in aggs.iter().zip(&counted) {
@@ -546,23 +557,9 @@ fn counted_aggregate_bootstrap_equals_the_plain_one() {
 fn joint_aggregate_bootstraps_equal_resampling_by_hand() {
     use encoderlab::rng::{below_u32, seeded, Fast};
     use encoderlab::stats::aggregate::{
-        stratified_bootstrap_aggregates, stratified_bootstrap_aggregates_both, stratified_resample, Aggregate,
-        TaskScores,
+        stratified_bootstrap_aggregates, stratified_bootstrap_aggregates_both, stratified_resample, TaskScores,
     };
-    let x = TaskScores {
-        columns: vec![
-            vec![0.61, 0.72, 0.72, 0.55, 0.9],
-            vec![0.3, 0.3, 0.3],
-            vec![0.81, 0.79, 0.95, 0.88, 0.6, 0.7, 0.71],
-            vec![1.02, -0.1],
-        ],
-    };
-    let aggs = [
-        Aggregate::Iqm,
-        Aggregate::Mean,
-        Aggregate::Median,
-        Aggregate::OptimalityGap(0.8),
-    ];
+    let (x, aggs) = four_tasks_four_aggregates();
     let reps = 400;
     let (runs, tasks) =
         stratified_bootstrap_aggregates_both(&x, &aggs, &aggs, reps, &mut seeded(7, 1), &mut seeded(7, 2));

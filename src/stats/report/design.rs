@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use super::table::{NanPolicy, RunsIndex};
+use super::table::{Group, NanPolicy, RunsIndex};
 use super::tables::{rng_for, system_pairs};
 use super::{num, ReportConfig, Table};
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
@@ -17,16 +17,21 @@ use crate::stats::rank::wilcoxon;
 use crate::stats::sign::sign_test;
 use crate::stats::ttest::paired;
 
+/// System `s`'s replicates on dataset `d` at its selected learning rate on the report split.
+fn selected_group(ix: &RunsIndex, s: usize, d: usize) -> Option<&Group> {
+    let (Some((_, report)), Some((lr, _))) = (ix.protocol(s, d), ix.best(s, d)) else {
+        return None;
+    };
+    ix.group(s, d, &report, lr)
+}
+
 /// System `s`'s normalised score on each dataset ((mean − chance) / (max − chance) of its
 /// replicates at the selected learning rate on the report split, failed runs as the NaN policy
 /// says); NaN where it has none.
 pub fn dataset_means(ix: &RunsIndex, s: usize) -> Vec<f64> {
     (0..ix.datasets.len())
         .map(|d| {
-            let (Some((_, report)), Some((lr, _))) = (ix.protocol(s, d), ix.best(s, d)) else {
-                return f64::NAN;
-            };
-            let Some(g) = ix.group(s, d, &report, lr) else {
+            let Some(g) = selected_group(ix, s, d) else {
                 return f64::NAN;
             };
             let m = ix.meta_of(d);
@@ -120,10 +125,7 @@ pub fn tests_datasets(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
 pub fn nested_scores(ix: &RunsIndex, s: usize) -> Vec<Nested> {
     (0..ix.datasets.len())
         .map(|d| {
-            let (Some((_, report)), Some((lr, _))) = (ix.protocol(s, d), ix.best(s, d)) else {
-                return Vec::new();
-            };
-            let Some(g) = ix.group(s, d, &report, lr) else {
+            let Some(g) = selected_group(ix, s, d) else {
                 return Vec::new();
             };
             let m = ix.meta_of(d);
