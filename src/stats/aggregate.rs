@@ -239,14 +239,14 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Appends each aggregate's value on the resample with run counts `counts` (`total` runs
-    /// summing to `sum`; `means` its column means, in column order, when wanted) to its
-    /// distribution in `out`.
-    fn push(&self, slots: &Slots, out: &mut [Vec<f64>], counts: &[u32], total: usize, sum: f64, means: &mut [f64]) {
+    /// Appends each aggregate's value on the resample with run counts `counts` and totals
+    /// `tally` to its distribution in `out`.
+    fn push(&self, slots: &Slots, out: &mut [Vec<f64>], counts: &[u32], tally: &mut Tally) {
+        let (total, sum) = (tally.total, tally.sum);
         // the mean before the median's selection reorders the task means
-        let mean_of_means = if self.wants_means { mean(means) } else { f64::NAN };
+        let mean_of_means = if self.wants_means { mean(&tally.means) } else { f64::NAN };
         let median_of_means = if self.wants_median {
-            quantile_select(means, 0.5)
+            quantile_select(&mut tally.means, 0.5)
         } else {
             f64::NAN
         };
@@ -270,13 +270,34 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// A resampled column's mean from its sum, as `mean` of the resampled column (exact when the
-/// column is constant).
-fn column_mean(slots: &Slots, task: usize, n: usize, sum: f64, column: &[f64]) -> f64 {
-    match (n, slots.constant[task]) {
-        (0, _) => f64::NAN,
-        (_, true) => column[0],
-        _ => sum * slots.inverse[task],
+/// One resample's totals, added task by task: its runs, their sum and, when its aggregates
+/// use them, its task means (in the order the tasks were added).
+#[derive(Default)]
+struct Tally {
+    total: usize,
+    sum: f64,
+    means: Vec<f64>,
+}
+
+impl Tally {
+    fn start(&mut self) {
+        (self.total, self.sum) = (0, 0.0);
+        self.means.clear();
+    }
+
+    /// Adds task `task`, whose resampled column sums to `sum`; its mean as `mean` of the
+    /// resampled column (exact when the column is constant).
+    fn add(&mut self, eval: &Evaluator, slots: &Slots, task: usize, sum: f64, column: &[f64]) {
+        let n = column.len();
+        self.total += n;
+        self.sum += sum;
+        if eval.wants_means {
+            self.means.push(match (n, slots.constant[task]) {
+                (0, _) => f64::NAN,
+                (_, true) => column[0],
+                _ => sum * slots.inverse[task],
+            });
+        }
     }
 }
 
@@ -299,28 +320,27 @@ pub fn stratified_bootstrap_aggregates(
     let eval = Evaluator::new(aggs, &slots);
     let m = scores.columns.len();
     let mut counts = vec![0u32; slots.order.len()];
-    let mut means = Vec::with_capacity(m);
+    let mut tally = Tally::default();
     let mut out = vec![Vec::with_capacity(reps); aggs.len()];
     let rng = &mut Fast::from_stream(rng);
     let task_threshold = rejection_threshold(m as u32);
     for _ in 0..reps {
         counts.fill(0);
-        means.clear();
-        let (mut total, mut resample_sum) = (0, 0.0);
+        tally.start();
         for _ in 0..m {
             let src = below_u32_with(rng, m as u32, task_threshold) as usize;
             let column = &scores.columns[src];
-            let n = column.len();
             let offset = slots.offsets[src];
             // a task drawn again holds its earlier draws' counts: the draws are summed as they come
-            let sum = draw_summed(rng, slots.thresholds[src], column, &mut counts[offset..offset + n]);
-            resample_sum += sum;
-            if eval.wants_means {
-                means.push(column_mean(&slots, src, n, sum, column));
-            }
-            total += n;
+            let sum = draw_summed(
+                rng,
+                slots.thresholds[src],
+                column,
+                &mut counts[offset..offset + column.len()],
+            );
+            tally.add(&eval, &slots, src, sum, column);
         }
-        eval.push(&slots, &mut out, &counts, total, resample_sum, &mut means);
+        eval.push(&slots, &mut out, &counts, &mut tally);
     }
     out
 }
@@ -348,7 +368,7 @@ pub fn stratified_bootstrap_aggregates_both(
     let m = scores.columns.len();
     let mut counts = vec![0u32; slots.order.len()];
     let mut task_counts = vec![0u32; if task_aggs.is_empty() { 0 } else { slots.order.len() }];
-    let (mut means, mut sums, mut drawn) = (Vec::with_capacity(m), vec![0.0; m], vec![false; m]);
+    let (mut tally, mut sums, mut drawn) = (Tally::default(), vec![0.0; m], vec![false; m]);
     let mut out = vec![Vec::with_capacity(reps); aggs.len()];
     let mut task_out = vec![Vec::with_capacity(reps); task_aggs.len()];
     let rng = &mut Fast::from_stream(runs_rng);
@@ -357,28 +377,21 @@ pub fn stratified_bootstrap_aggregates_both(
     for _ in 0..reps {
         // the runs within each task: counted, then each task's sum from its counts (dense)
         counts.fill(0);
-        means.clear();
-        let (mut total, mut resample_sum) = (0, 0.0);
+        tally.start();
         for (k, column) in scores.columns.iter().enumerate() {
-            let n = column.len();
-            let mine = &mut counts[slots.offsets[k]..slots.offsets[k] + n];
+            let mine = &mut counts[slots.offsets[k]..slots.offsets[k] + column.len()];
             draw_counts(rng, slots.thresholds[k], mine);
             sums[k] = dot(mine, column);
-            resample_sum += sums[k];
-            if eval.wants_means {
-                means.push(column_mean(&slots, k, n, sums[k], column));
-            }
-            total += n;
+            tally.add(&eval, &slots, k, sums[k], column);
         }
-        eval.push(&slots, &mut out, &counts, total, resample_sum, &mut means);
+        eval.push(&slots, &mut out, &counts, &mut tally);
         if task_aggs.is_empty() {
             continue;
         }
         // the task bootstrap: a task's first draw reuses its runs' resample above
         task_counts.fill(0);
         drawn.fill(false);
-        means.clear();
-        let (mut total, mut resample_sum) = (0, 0.0);
+        tally.start();
         for _ in 0..m {
             let src = below_u32_with(tasks_rng, m as u32, task_threshold) as usize;
             let column = &scores.columns[src];
@@ -391,13 +404,9 @@ pub fn stratified_bootstrap_aggregates_both(
                 mine.copy_from_slice(&counts[offset..offset + n]);
                 sums[src]
             };
-            resample_sum += sum;
-            if task_eval.wants_means {
-                means.push(column_mean(&slots, src, n, sum, column));
-            }
-            total += n;
+            tally.add(&task_eval, &slots, src, sum, column);
         }
-        task_eval.push(&slots, &mut task_out, &task_counts, total, resample_sum, &mut means);
+        task_eval.push(&slots, &mut task_out, &task_counts, &mut tally);
     }
     (out, task_out)
 }

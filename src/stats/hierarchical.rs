@@ -110,11 +110,16 @@ pub fn hierarchical_bootstrap_diff(
     let estimate = hierarchical_diff(x, y);
     let rng = &mut Fast::from_stream(rng);
     let m = x.len();
+    let m_threshold = rejection_threshold(m as u32);
     let mut star = Vec::with_capacity(reps);
     for _ in 0..reps {
         let mut total = 0.0;
         for k in 0..m {
-            let d = if levels.datasets { draw(rng, m) } else { k };
+            let d = if levels.datasets {
+                below_u32_with(rng, m as u32, m_threshold) as usize
+            } else {
+                k
+            };
             total += resampled_mean(&x[d], rng) - resampled_mean(&y[d], rng);
         }
         star.push(if m == 0 { f64::NAN } else { total / m as f64 });
@@ -127,11 +132,6 @@ pub fn hierarchical_bootstrap_diff(
     }
 }
 
-/// A uniform index below `n` (> 0).
-fn draw(rng: &mut Fast, n: usize) -> usize {
-    below_u32_with(rng, n as u32, rejection_threshold(n as u32)) as usize
-}
-
 /// [`nested_mean`] of one resample: pretraining seeds drawn with replacement, then the
 /// fine-tuning seeds of each drawn one.
 fn resampled_mean(nested: &Nested, rng: &mut Fast) -> f64 {
@@ -139,72 +139,58 @@ fn resampled_mean(nested: &Nested, rng: &mut Fast) -> f64 {
     if p == 0 {
         return f64::NAN;
     }
+    let p_threshold = rejection_threshold(p as u32);
     let mut sum = 0.0;
     for _ in 0..p {
-        let runs = &nested[draw(rng, p)];
-        let n = runs.len();
-        let drawn: f64 = (0..n).map(|_| runs[draw(rng, n)]).sum();
-        sum += drawn / n as f64;
+        let runs = &nested[below_u32_with(rng, p as u32, p_threshold) as usize];
+        let n = runs.len() as u32;
+        // the rejection threshold once per drawn seed, not once per draw (it is a division)
+        let threshold = rejection_threshold(n);
+        let drawn: f64 = (0..n).map(|_| runs[below_u32_with(rng, n, threshold) as usize]).sum();
+        sum += drawn / f64::from(n);
     }
     sum / p as f64
 }
 
-/// The leave-one-out values of [`HierarchicalBootstrap::jackknife`].
+/// The leave-one-out values of [`HierarchicalBootstrap::jackknife`]. Leaving a unit out
+/// changes one dataset's difference only, so each value is the mean of the differences with
+/// that one replaced (or, for a dataset, removed).
 fn jackknife(x: &[Nested], y: &[Nested], levels: Levels) -> Vec<f64> {
-    let m = x.len();
+    let (mx, my): (Vec<f64>, Vec<f64>) = x.iter().zip(y).map(|(a, b)| (nested_mean(a), nested_mean(b))).unzip();
+    let diffs: Vec<f64> = mx.iter().zip(&my).map(|(a, b)| a - b).collect();
     if levels.datasets {
-        return (0..m)
-            .map(|d| {
-                let keep = |v: &[Nested]| -> Vec<Nested> {
-                    v.iter()
-                        .enumerate()
-                        .filter(|(k, _)| *k != d)
-                        .map(|(_, n)| n.clone())
-                        .collect()
-                };
-                hierarchical_diff(&keep(x), &keep(y))
-            })
-            .collect();
+        return (0..diffs.len()).map(|d| mean(&without(&diffs, d))).collect();
     }
     let mut out = Vec::new();
     for (is_x, side) in [(true, x), (false, y)] {
-        for d in 0..m {
-            let nested = &side[d];
-            let leave_outs: Vec<Nested> = if nested.len() > 1 {
-                (0..nested.len())
-                    .map(|p| {
-                        nested
-                            .iter()
-                            .enumerate()
-                            .filter(|(q, _)| *q != p)
-                            .map(|(_, r)| r.clone())
-                            .collect()
-                    })
-                    .collect()
-            } else if nested.first().is_some_and(|runs| runs.len() > 1) {
-                (0..nested[0].len())
-                    .map(|i| {
-                        vec![nested[0]
-                            .iter()
-                            .enumerate()
-                            .filter(|(j, _)| *j != i)
-                            .map(|(_, v)| *v)
-                            .collect()]
-                    })
-                    .collect()
-            } else {
-                Vec::new()
+        for (d, nested) in side.iter().enumerate() {
+            // a pretraining seed out where there are several, else a fine-tuning seed
+            let leave_outs: Vec<Nested> = match nested.as_slice() {
+                [runs] => (0..runs.len()).map(|i| vec![without(runs, i)]).collect(),
+                _ => (0..nested.len()).map(|p| without(nested, p)).collect(),
             };
+            if leave_outs.len() < 2 {
+                continue;
+            }
             for left in leave_outs {
-                let (mut xs, mut ys) = (x.to_vec(), y.to_vec());
-                if is_x {
-                    xs[d] = left;
+                let mut changed = diffs.clone();
+                changed[d] = if is_x {
+                    nested_mean(&left) - my[d]
                 } else {
-                    ys[d] = left;
-                }
-                out.push(hierarchical_diff(&xs, &ys));
+                    mx[d] - nested_mean(&left)
+                };
+                out.push(mean(&changed));
             }
         }
     }
     out
+}
+
+/// `v` without its element `i`.
+fn without<T: Clone>(v: &[T], i: usize) -> Vec<T> {
+    v.iter()
+        .enumerate()
+        .filter(|(k, _)| *k != i)
+        .map(|(_, t)| t.clone())
+        .collect()
 }

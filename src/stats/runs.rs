@@ -406,6 +406,14 @@ pub struct TaskMeta {
 }
 
 impl TaskMeta {
+    /// `v` on the normalised scale: (v − chance) / (max − chance), 0 at chance and 1 at the
+    /// best possible score.
+    pub fn normalised(&self, v: f64) -> f64 {
+        (v - self.chance_score) / (self.max_score - self.chance_score)
+    }
+}
+
+impl TaskMeta {
     /// The closed range a score of this metric lies in, (low, high).
     pub fn score_range(&self) -> (f64, f64) {
         if self.higher_is_better {

@@ -131,15 +131,11 @@ impl<'a> Evidence<'a> {
         for (s, (model, _)) in ix.systems.iter().enumerate() {
             let mut by_unit = Scores::new();
             for (d, dataset) in ix.datasets.iter().enumerate() {
-                let (Some((lr, _)), Some((_, report))) = (ix.best(s, d), ix.protocol(s, d)) else {
-                    continue;
-                };
-                let Some(g) = ix.group(s, d, &report, lr) else { continue };
+                let Some(g) = ix.selected(s, d) else { continue };
                 let m = ix.meta_of(d);
-                let span = m.max_score - m.chance_score;
                 let values = ix.imputed(d, g);
-                for ((replicate, _), v) in g.scores.iter().zip(&values) {
-                    by_unit.insert((dataset.clone(), *replicate), (v - m.chance_score) / span);
+                for ((replicate, _), &v) in g.scores.iter().zip(&values) {
+                    by_unit.insert((dataset.clone(), *replicate), m.normalised(v));
                 }
                 raw.insert((model.clone(), dataset.clone()), ix.values(d, g));
             }

@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use super::table::{Group, NanPolicy, RunsIndex};
+use super::table::RunsIndex;
 use super::tables::{rng_for, system_pairs};
 use super::{num, ReportConfig, Table};
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
@@ -17,25 +17,14 @@ use crate::stats::rank::wilcoxon;
 use crate::stats::sign::sign_test;
 use crate::stats::ttest::paired;
 
-/// System `s`'s replicates on dataset `d` at its selected learning rate on the report split.
-fn selected_group(ix: &RunsIndex, s: usize, d: usize) -> Option<&Group> {
-    let (Some((_, report)), Some((lr, _))) = (ix.protocol(s, d), ix.best(s, d)) else {
-        return None;
-    };
-    ix.group(s, d, &report, lr)
-}
-
 /// System `s`'s normalised score on each dataset ((mean − chance) / (max − chance) of its
 /// replicates at the selected learning rate on the report split, failed runs as the NaN policy
 /// says); NaN where it has none.
 pub fn dataset_means(ix: &RunsIndex, s: usize) -> Vec<f64> {
     (0..ix.datasets.len())
         .map(|d| {
-            let Some(g) = selected_group(ix, s, d) else {
-                return f64::NAN;
-            };
-            let m = ix.meta_of(d);
-            (mean(&ix.values(d, g)) - m.chance_score) / (m.max_score - m.chance_score)
+            ix.selected(s, d)
+                .map_or(f64::NAN, |g| ix.meta_of(d).normalised(mean(&ix.values(d, g))))
         })
         .collect()
 }
@@ -125,21 +114,17 @@ pub fn tests_datasets(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
 pub fn nested_scores(ix: &RunsIndex, s: usize) -> Vec<Nested> {
     (0..ix.datasets.len())
         .map(|d| {
-            let Some(g) = selected_group(ix, s, d) else {
+            let Some(g) = ix.selected(s, d) else {
                 return Vec::new();
             };
-            let m = ix.meta_of(d);
             let mut by_pretrain: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
             for (&(pretrain_seed, _), &v) in &g.scores {
-                let v = match (v.is_nan(), ix.policy) {
-                    (false, _) => v,
-                    (true, NanPolicy::ImputeChance) => m.chance_score,
-                    (true, NanPolicy::Drop) => continue,
-                };
-                by_pretrain
-                    .entry(pretrain_seed)
-                    .or_default()
-                    .push((v - m.chance_score) / (m.max_score - m.chance_score));
+                if let Some(v) = ix.kept(d, v) {
+                    by_pretrain
+                        .entry(pretrain_seed)
+                        .or_default()
+                        .push(ix.meta_of(d).normalised(v));
+                }
             }
             by_pretrain.into_values().collect()
         })

@@ -223,18 +223,25 @@ impl RunsIndex {
         self.groups.get(&(s, d, split.to_string(), lr.to_bits()))
     }
 
+    /// System `s`'s replicates on dataset `d` at its selected learning rate on the report split.
+    pub fn selected(&self, s: usize, d: usize) -> Option<&Group> {
+        let ((_, report), (lr, _)) = (self.protocol(s, d)?, self.best(s, d)?);
+        self.group(s, d, &report, lr)
+    }
+
+    /// A score of dataset `d` after the NaN policy: a failed run imputed with chance, or
+    /// dropped (`None`).
+    pub fn kept(&self, d: usize, v: f64) -> Option<f64> {
+        match (v.is_nan(), self.policy) {
+            (false, _) => Some(v),
+            (true, NanPolicy::ImputeChance) => Some(self.meta_of(d).chance_score),
+            (true, NanPolicy::Drop) => None,
+        }
+    }
+
     /// The scores of a group after the NaN policy (imputed with chance, or dropped).
     pub fn values(&self, d: usize, group: &Group) -> Vec<f64> {
-        let chance = self.meta_of(d).chance_score;
-        group
-            .scores
-            .values()
-            .filter_map(|&v| match (v.is_nan(), self.policy) {
-                (false, _) => Some(v),
-                (true, NanPolicy::ImputeChance) => Some(chance),
-                (true, NanPolicy::Drop) => None,
-            })
-            .collect()
+        group.scores.values().filter_map(|&v| self.kept(d, v)).collect()
     }
 
     /// The scores of a group with failed runs always imputed (aggregates across tasks).

@@ -136,12 +136,7 @@ fn pairs(ix: &RunsIndex) -> Vec<Pair> {
 
 /// Report-split scores (after the NaN policy) of (s, d) at its best learning rate.
 fn best_scores(ix: &RunsIndex, si: usize, d: usize) -> Vec<f64> {
-    let (Some((_, report)), Some((lr, _))) = (ix.protocol(si, d), ix.best(si, d)) else {
-        return Vec::new();
-    };
-    ix.group(si, d, &report, lr)
-        .map(|g| ix.values(d, g))
-        .unwrap_or_default()
+    ix.selected(si, d).map(|g| ix.values(d, g)).unwrap_or_default()
 }
 
 /// Per (system, dataset): best learning rate, its report-split scores, LR sensitivity, seed spread.
@@ -462,13 +457,7 @@ pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             for level in ["dataset_seed", "dataset"] {
                 let (mut x, mut y) = (Vec::new(), Vec::new());
                 for d in 0..ix.datasets.len() {
-                    let (Some((_, ri)), Some((_, rj))) = (ix.protocol(i, d), ix.protocol(j, d)) else {
-                        continue;
-                    };
-                    let (Some((li, _)), Some((lj, _))) = (ix.best(i, d), ix.best(j, d)) else {
-                        continue;
-                    };
-                    let (Some(gi), Some(gj)) = (ix.group(i, d, &ri, li), ix.group(j, d, &rj, lj)) else {
+                    let (Some(gi), Some(gj)) = (ix.selected(i, d), ix.selected(j, d)) else {
                         continue;
                     };
                     if level == "dataset" {
@@ -476,21 +465,11 @@ pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                         y.push(mean(&ix.values(d, gj)));
                         continue;
                     }
-                    let chance = ix.meta_of(d).chance_score;
-                    let fix = |v: f64| {
-                        if v.is_nan() && ix.policy == super::NanPolicy::ImputeChance {
-                            chance
-                        } else {
-                            v
-                        }
-                    };
-                    for (seed, &a) in &gi.scores {
-                        if let Some(&b) = gj.scores.get(seed) {
-                            let (a, b) = (fix(a), fix(b));
-                            if !a.is_nan() && !b.is_nan() {
-                                x.push(a);
-                                y.push(b);
-                            }
+                    for (replicate, &a) in &gi.scores {
+                        let b = gj.scores.get(replicate).copied();
+                        if let (Some(a), Some(b)) = (ix.kept(d, a), b.and_then(|b| ix.kept(d, b))) {
+                            x.push(a);
+                            y.push(b);
                         }
                     }
                 }
@@ -617,20 +596,12 @@ fn normalised(ix: &RunsIndex, si: usize) -> (Vec<usize>, TaskScores) {
     let mut tasks = Vec::new();
     let mut columns = Vec::new();
     for d in 0..ix.datasets.len() {
-        let (Some((_, report)), Some((lr, _))) = (ix.protocol(si, d), ix.best(si, d)) else {
-            continue;
-        };
-        let Some(g) = ix.group(si, d, &report, lr) else {
+        let Some(g) = ix.selected(si, d) else {
             continue;
         };
         let m = ix.meta_of(d);
         tasks.push(d);
-        columns.push(
-            ix.imputed(d, g)
-                .iter()
-                .map(|v| (v - m.chance_score) / (m.max_score - m.chance_score))
-                .collect(),
-        );
+        columns.push(ix.imputed(d, g).iter().map(|&v| m.normalised(v)).collect());
     }
     (tasks, TaskScores { columns })
 }
