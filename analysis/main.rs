@@ -34,6 +34,22 @@ enum Command {
     Summary(Input),
     /// Print the pairwise tests of two systems (each given as MODEL/OBJECTIVE).
     Compare(CompareArgs),
+    /// Power of the dataset-level comparison of every pair: the smallest effect the design
+    /// detects at 80 % power, and the datasets, pretraining seeds or fine-tuning seeds that
+    /// would detect the observed (or a given) effect (`power.csv`).
+    Power(PowerArgs),
+}
+
+#[derive(Args)]
+struct PowerArgs {
+    #[command(flatten)]
+    input: Input,
+    /// The effect to detect, in normalised score (default: each pair's observed difference).
+    #[arg(long)]
+    effect: Option<f64>,
+    /// Write the table to this CSV file as well.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -85,6 +101,12 @@ struct Input {
     /// What a failed run counts as.
     #[arg(long, value_enum, default_value = "impute-chance")]
     nan_policy: Policy,
+    /// Per-instance scores: a folder of fine-tuning records (their `instances.jsonl`) or a CSV
+    /// `model,objective,dataset,learning_rate,[pretrain_seed],seed,split,instance,score`.
+    /// Turns on the instance level of the hierarchical bootstrap, `instance_tests.csv` and
+    /// `ranking_clusters.csv`.
+    #[arg(long)]
+    instances: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -107,9 +129,19 @@ struct ReportArgs {
     /// Resamples of the stratified bootstrap of the aggregates (`aggregate.csv`; rliable's 50,000).
     #[arg(long, default_value_t = 50_000)]
     aggregate_reps: usize,
-    /// Resamples of probability of improvement and performance profiles (rliable's 2,000).
+    /// Resamples of probability of improvement and performance profiles (rliable's 2,000),
+    /// and of the hierarchical bootstrap (`tests_hierarchical.csv`).
     #[arg(long, default_value_t = 2000)]
     poi_reps: usize,
+    /// The effect (normalised score) `power.csv` asks the seeds and datasets needed for
+    /// (default: each pair's observed difference).
+    #[arg(long)]
+    power_effect: Option<f64>,
+    /// An interaction to test, X1,Y1,X2,Y2 (each MODEL/OBJECTIVE): the difference of
+    /// differences (X1 − Y1) − (X2 − Y2), e.g. MLM-40 − MLM-20 at one size minus at another
+    /// (`tests_interactions.csv`). Repeatable.
+    #[arg(long = "interaction")]
+    interactions: Vec<String>,
 }
 
 fn load(input: &Input) -> Result<(RunsIndex, ReportConfig)> {
@@ -152,7 +184,25 @@ fn load_filtered(input: &Input, pair: Option<(&str, &str)>) -> Result<(RunsIndex
         ..ReportConfig::default()
     };
     cfg.validate()?;
-    Ok((RunsIndex::new(&runs, &meta, policy), cfg))
+    let mut index = RunsIndex::new(&runs, &meta, policy);
+    if let Some(path) = &input.instances {
+        let found = index.attach_instances(encoderlab::stats::instances::read_instances(path)?)?;
+        eprintln!(
+            "instances: {} runs of {} matched ({} not in the runs table or failed there, left out)",
+            found.attached,
+            path.display(),
+            found.unused
+        );
+        let missing = encoderlab::stats::report::instances_missing(&index, &cfg);
+        if !missing.rows.is_empty() {
+            eprintln!(
+                "instances: {} selected runs have none, so their datasets are resampled at run level (listed in instances_missing.csv), e.g. {}",
+                missing.rows.len(),
+                missing.rows[0].join(" ")
+            );
+        }
+    }
+    Ok((index, cfg))
 }
 
 fn report(args: &ReportArgs) -> Result<()> {
@@ -164,6 +214,23 @@ fn report(args: &ReportArgs) -> Result<()> {
     cfg.bootstrap_resamples = args.bootstrap_resamples;
     cfg.aggregate_reps = args.aggregate_reps;
     cfg.poi_reps = args.poi_reps;
+    cfg.power_effect = args.power_effect;
+    for spec in &args.interactions {
+        let names: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).collect();
+        let Ok(four) = <[String; 4]>::try_from(names) else {
+            anyhow::bail!("--interaction {spec:?}: give four systems X1,Y1,X2,Y2, each MODEL/OBJECTIVE");
+        };
+        for name in &four {
+            if index.system_named(name).is_none() {
+                let known: Vec<String> = index.systems.iter().map(|(m, o)| format!("{m}/{o}")).collect();
+                anyhow::bail!(
+                    "--interaction {spec:?}: no system {name} (systems: {})",
+                    known.join(", ")
+                );
+            }
+        }
+        cfg.interactions.push(four);
+    }
     cfg.validate()?;
     let bar = indicatif::ProgressBar::new(encoderlab::stats::report::TABLES.len() as u64);
     if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} tables, {elapsed}: {msg}") {
@@ -228,6 +295,18 @@ fn fmt(v: &str) -> String {
         Ok(x) if x.is_finite() => format!("{x:.4}"),
         _ => v.to_string(),
     }
+}
+
+fn power(args: &PowerArgs) -> Result<()> {
+    let (index, mut cfg) = load(&args.input)?;
+    cfg.power_effect = args.effect;
+    let table = encoderlab::stats::report::power_table(&index, &cfg);
+    let text = table.to_csv()?;
+    if let Some(out) = &args.out {
+        encoderlab::fsutil::write_atomic(out, text.as_bytes())?;
+    }
+    print!("{text}");
+    Ok(())
 }
 
 fn summary(input: &Input) -> Result<()> {
@@ -302,6 +381,7 @@ fn compare(args: &CompareArgs) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Report(a) => report(&a),
+        Command::Power(a) => power(&a),
         #[cfg(feature = "plots")]
         Command::Plot(a) => plot(&a),
         Command::Summary(a) => summary(&a),

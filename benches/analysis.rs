@@ -16,6 +16,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/synthetic_runs");
     std::fs::create_dir_all(&dir)?;
+    // `cargo bench --bench analysis -- instances`: only the per-instance table
+    let only_instances = std::env::args().any(|a| a == "instances");
+    if only_instances {
+        return with_instances(&dir);
+    }
     let (runs, meta) = synthetic_runs(50, 10, &PAPER_LRS, 5, 0);
     std::fs::write(dir.join("runs.csv"), runs_csv(&runs))?;
     std::fs::write(dir.join("meta.csv"), meta_csv(&meta))?;
@@ -78,8 +83,76 @@ fn main() -> anyhow::Result<()> {
     }
     // issue 18's scale, two shapes of about 2 M rows: many seeds per cell, and many datasets
     // with the paper's 5 seeds
+    with_instances(&dir)?;
     large_table(&dir, "2m_seeds", 20, 167)?;
     large_table(&dir, "2m_datasets", 667, 5)?;
+    Ok(())
+}
+
+/// Issue 19's scale: the 15,000-run table with 200 test instances per run (3 M instance
+/// scores), the whole report with every instance-level table, as `analysis report --instances`
+/// runs it (reading both CSVs included).
+fn with_instances(dir: &std::path::Path) -> anyhow::Result<()> {
+    use encoderlab::stats::instances::read_instances;
+    use encoderlab::stats::synth::{instances_csv, synthetic_instances};
+    let (mut runs, meta) = synthetic_runs(50, 10, &PAPER_LRS, 5, 0);
+    let instances = synthetic_instances(&mut runs, 200, 0)?;
+    let (runs_path, meta_path, inst_path) = (
+        dir.join("runs_instances.csv"),
+        dir.join("meta_instances.csv"),
+        dir.join("instances.csv"),
+    );
+    std::fs::write(&runs_path, runs_csv(&runs))?;
+    std::fs::write(&meta_path, meta_csv(&meta))?;
+    std::fs::write(&inst_path, instances_csv(&instances))?;
+    let scores: usize = instances.runs.values().map(|r| r.values.len()).sum();
+    println!(
+        "with instances: {} runs, {scores} instance scores -> {} ({})",
+        runs.len(),
+        inst_path.display(),
+        cpu()
+    );
+    drop(instances);
+    for round in 0..2 {
+        let started = Instant::now();
+        let runs = read_runs(&runs_path)?;
+        let meta = read_meta(&meta_path)?;
+        check_meta(&runs, &meta, &runs_path, &meta_path)?;
+        let mut index = RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance);
+        let found = index.attach_instances(read_instances(&inst_path)?)?;
+        let read = started.elapsed().as_secs_f64();
+        let cfg = ReportConfig::default();
+        let mut stages = Vec::new();
+        let tables = encoderlab::stats::report::build_tables_with(&index, &cfg, |name| {
+            stages.push((name.to_string(), Instant::now()));
+        });
+        let built = started.elapsed().as_secs_f64();
+        #[cfg(feature = "plots")]
+        let plots = encoderlab::stats::plots::plot_tables(&tables)?;
+        #[cfg(not(feature = "plots"))]
+        let plots = Vec::new();
+        write_report(&tables, &plots, &dir.join("report_instances"))?;
+        let total = started.elapsed().as_secs_f64();
+        let end = started + std::time::Duration::from_secs_f64(built);
+        let slow: Vec<String> = stages
+            .iter()
+            .enumerate()
+            .map(|(k, (name, t))| {
+                let next = stages.get(k + 1).map_or(end, |s| s.1);
+                (name, next.duration_since(*t).as_secs_f64())
+            })
+            .filter(|(_, secs)| *secs > 0.2)
+            .map(|(name, secs)| format!("{name} {secs:.2} s"))
+            .collect();
+        println!(
+            "round {round}: read + attach {read:.2} s ({} runs with instances), statistics {:.2} s [{}], plots and write {:.2} s, total {total:.2} s on {} threads",
+            found.attached,
+            built - read,
+            slow.join(", "),
+            total - built,
+            rayon::current_num_threads()
+        );
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ fn analysis(args: &[&str]) -> Output {
         .unwrap()
 }
 
-const FILES: [(&str, &str); 12] = [
+const FILES: [(&str, &str); 19] = [
     ("group_stats.csv", "model,objective,dataset,learning_rate,split,n_runs,n_nan,n_valid,mean,std,sem,median,q25,q75,iqm,min,max,t_ci_low,t_ci_high,failed_count,failed_rate,failed_wilson_low,failed_wilson_high"),
     ("best_lr.csv", "model,objective,dataset,select_split,report_split,n_lr,best_lr,sel_mean_at_best,best_mean,best_std,best_sem,best_n,best_t_ci_low,best_t_ci_high,lr_range,lr_std,lr_regret,lr_regret_norm,seed_std_mean,seed_std_pooled,failed_rate_all_lr"),
     ("expected_max.csv", "model,objective,dataset,split,budget,N,n,expected_max,sd"),
@@ -23,16 +23,25 @@ const FILES: [(&str, &str); 12] = [
     ("tests_unpaired.csv", "dataset,model_x,objective_x,model_y,objective_y,n_x,n_y,welch_t,welch_df,welch_p,mean_diff,welch_ci_low,welch_ci_high,mwu_u1,mwu_p,mwu_method,poi_x_gt_y,welch_p_holm,welch_p_bh,mwu_p_holm,mwu_p_bh"),
     ("tests_paired.csv", "level,model_x,objective_x,model_y,objective_y,n_pairs,mean_diff,ttest_rel_t,ttest_rel_df,ttest_rel_p,ttest_rel_ci_low,ttest_rel_ci_high,wilcoxon_stat,wilcoxon_r_plus,wilcoxon_r_minus,wilcoxon_p,wilcoxon_method,ttest_rel_p_holm,ttest_rel_p_bh,wilcoxon_p_holm,wilcoxon_p_bh"),
     ("tests_datasets.csv", "model_x,objective_x,model_y,objective_y,n_datasets,mean_diff,ci_low,ci_high,ttest_t,ttest_p,wilcoxon_p,sign_p,ttest_p_holm,ttest_p_bh,ttest_df,wilcoxon_stat,wilcoxon_method,sign_positive,sign_negative"),
+    ("tests_hierarchical.csv", "model_x,objective_x,model_y,objective_y,dataset_bootstrap,levels,n_datasets,n_pretrain_seeds_x,n_pretrain_seeds_y,mean_diff,reps,percentile_low,percentile_high,bca_low,bca_high,p_boot,instance_datasets"),
+    ("tests_interactions.csv", "model_x1,objective_x1,model_y1,objective_y1,model_x2,objective_x2,model_y2,objective_y2,dataset_bootstrap,levels,n_datasets,instance_datasets,interaction,reps,percentile_low,percentile_high,bca_low,bca_high,p_boot"),
+    ("variance_components.csv", "model,objective,dataset,split,n_lr,n_pretrain_seeds,n_finetune_seeds,var_lr,var_pretrain_seed,var_finetune_seed,var_test_sampling,share_lr,share_pretrain_seed,share_finetune_seed,share_test_sampling"),
+    ("power.csv", "model_x,objective_x,model_y,objective_y,n_datasets,n_pretrain_seeds,n_finetune_seeds,observed_diff,effect,sd_diff,var_datasets,var_seeds,power,mde,datasets_needed,pretrain_seeds_needed,finetune_seeds_needed"),
     ("ranks.csv", "model,objective,dataset,best_mean,rank,mean_rank,friedman_chi2,friedman_p"),
     ("aggregate.csv", "model,objective,aggregate,task_bootstrap,n_runs,n_tasks,estimate,reps,ci_low,ci_high"),
     ("poi.csv", "model_x,objective_x,model_y,objective_y,poi,reps,ci_low,ci_high"),
     ("performance_profile.csv", "model,objective,tau,fraction_above,reps,ci_low,ci_high"),
     ("missing_runs.csv", "model,objective,dataset,split,learning_rate,pretrain_seed,seed"),
+    ("instance_tests.csv", "dataset,model_x,objective_x,model_y,objective_y,n_instances,metric_kind,score_x,score_y,mean_diff,reps,ci_low,ci_high,p_boot,p_boot_x_better,ttest_t,ttest_p,ttest_p_x_better,p_boot_holm,p_boot_bh"),
+    ("ranking_clusters.csv", "dataset,cluster,model,objective,score,test,min_p"),
+    ("instances_missing.csv", "model,objective,dataset,learning_rate,pretrain_seed,seed,split"),
 ];
 
-/// `analysis report` on the paper's runs (`data` = the shared bundle) into `out` with `seed`.
+/// `analysis report` on the paper's runs and their per-instance SST-2 scores (`data` = the
+/// shared bundle) into `out` with `seed`.
 fn paper_report(data: &Path, out: &Path, seed: &str) -> Output {
     let (runs, meta) = (data.join("paper_runs/runs.csv"), data.join("paper_runs/meta.csv"));
+    let instances = data.join("paper_runs/instances_sst2_test.csv");
     analysis(&[
         "report",
         "--runs",
@@ -43,6 +52,8 @@ fn paper_report(data: &Path, out: &Path, seed: &str) -> Output {
         out.to_str().unwrap(),
         "--seed",
         seed,
+        "--instances",
+        instances.to_str().unwrap(),
     ])
 }
 
@@ -554,6 +565,256 @@ fn pretraining_seeds_are_replicates_of_one_system() -> anyhow::Result<()> {
     assert_eq!(
         h.rows[1][5], "pretrain_seeds+finetune_seeds",
         "one dataset: no dataset level"
+    );
+    Ok(())
+}
+
+/// The instance-level tables on the paper's own per-sentence SST-2 scores (issue 19, item 5):
+/// the paired t-test over each system's seed-averaged profile and EncodEval's confidence-aware
+/// ranking, against scipy:
+/// ```python
+/// import csv, numpy as np
+/// from scipy import stats
+/// rows = list(csv.DictReader(open('../shared/data/paper_runs/instances_sst2_test.csv')))
+/// sel = {'610m-clm-42k': 5e-05, '610m-mlm40-42k': 1e-04, '610m-clm-10k-mlm40-42k': 5e-05}
+/// prof = {}
+/// for m, lr in sel.items():
+///     runs = {}
+///     for r in rows:
+///         if r['model'] == m and float(r['learning_rate']) == lr:
+///             runs.setdefault(r['seed'], []).append(float(r['score']))
+///     prof[m] = np.mean([runs[s] for s in sorted(runs)], axis=0)
+/// names = list(sel)
+/// for i in range(3):
+///     for j in range(i + 1, 3):
+///         a, b = prof[names[i]], prof[names[j]]
+///         print(stats.ttest_rel(a, b).statistic, stats.ttest_rel(a, b).pvalue,
+///               stats.ttest_rel(a, b, alternative='greater').pvalue)
+/// order = sorted(names, key=lambda m: -prof[m].mean())
+/// clusters = [[]]
+/// for s in order:
+///     cur = clusters[-1]
+///     if any(stats.ttest_rel(prof[c], prof[s], alternative='greater').pvalue < 0.05 for c in cur):
+///         clusters.append([s])
+///     else:
+///         cur.append(s)
+/// print(clusters)  # [['610m-clm-10k-mlm40-42k', '610m-mlm40-42k'], ['610m-clm-42k']]
+/// ```
+#[test]
+fn instance_tests_and_ranking_on_the_papers_sentences() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("r");
+    let o = paper_report(&data, &out, "0");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("40 runs"), "{stderr}");
+    // CoNLL has no per-instance scores: named, and resampled at run level
+    assert!(stderr.contains("resampled at run level"), "{stderr}");
+    assert_eq!(rows(&out, "instances_missing.csv").len(), 10);
+    let tests = rows(&out, "instance_tests.csv");
+    let want = [
+        (-1.0554870808952421, 0.2914952917841271, 0.8542523541079364),
+        (-1.9428941151560066, 0.05235087180488649, 0.9738245640975568),
+        (-1.1510442725085972, 0.2500299053435492, 0.8749850473282255),
+    ];
+    assert_eq!(tests.len(), 3);
+    for (r, (t, p, greater)) in tests.iter().zip(want) {
+        assert_eq!((r[0].as_str(), r[5].as_str(), r[6].as_str()), ("sst2", "872", "mean"));
+        for (k, v) in [(15, t), (16, p), (17, greater)] {
+            let got: f64 = r[k].parse()?;
+            assert!((got - v).abs() < 1e-12 * v.abs().max(1.0), "{k}: {got} vs {v}");
+        }
+        // the bootstrap agrees with the t-test to Monte-Carlo precision
+        let boot: f64 = r[13].parse()?;
+        assert!((boot - p).abs() < 0.03, "{boot} vs {p}");
+    }
+    let ranking = rows(&out, "ranking_clusters.csv");
+    let clusters: Vec<(&str, &str)> = ranking.iter().map(|r| (r[1].as_str(), r[2].as_str())).collect();
+    assert_eq!(
+        clusters,
+        [
+            ("1", "610m-clm-10k-mlm40-42k"),
+            ("1", "610m-mlm40-42k"),
+            ("2", "610m-clm-42k")
+        ]
+    );
+    // the hierarchical bootstrap resamples the sentences of SST-2 (1 of 2 datasets)
+    let h = rows(&out, "tests_hierarchical.csv");
+    assert_eq!(h[0][5], "finetune_seeds+instances");
+    assert_eq!(h[0][16], "1");
+    Ok(())
+}
+
+/// Bad per-instance input: ids that differ between runs are refused naming both runs; a score
+/// that disagrees with the runs table is refused naming the run; runs without instances are
+/// listed and their dataset falls back to run level; nothing is written on refusal.
+#[test]
+fn bad_instances_are_refused_or_named() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let runs = write(
+        dir.path(),
+        "runs.csv",
+        "model,objective,dataset,learning_rate,seed,split,score\n\
+         a,clm,d,1e-5,0,test,0.75\na,clm,d,1e-5,1,test,0.5\nb,mlm,d,1e-5,0,test,0.25\nb,mlm,d,1e-5,1,test,0.5\n",
+    );
+    let meta = write(
+        dir.path(),
+        "meta.csv",
+        "dataset,family,metric_name,chance_score,max_score,higher_is_better\nd,SC,accuracy,0.5,1,true\n",
+    );
+    let instances = |body: &str| {
+        let mut text = String::from("model,objective,dataset,learning_rate,seed,split,instance,score\n");
+        text.push_str(body);
+        text
+    };
+    let run = |m: &str, o: &str, seed: u32, ids: [&str; 4], scores: [u8; 4]| -> String {
+        ids.iter()
+            .zip(scores)
+            .map(|(id, s)| format!("{m},{o},d,1e-5,{seed},test,{id},{s}\n"))
+            .collect()
+    };
+    let ids = ["q1", "q2", "q3", "q4"];
+    let good = [
+        run("a", "clm", 0, ids, [1, 1, 1, 0]),
+        run("a", "clm", 1, ids, [1, 0, 1, 0]),
+        run("b", "mlm", 0, ids, [0, 0, 1, 0]),
+        run("b", "mlm", 1, ids, [1, 0, 1, 0]),
+    ];
+    let report = |inst: &str, out: &str| {
+        let path = write(dir.path(), "inst.csv", inst);
+        analysis(&[
+            "report",
+            "--runs",
+            runs.to_str().unwrap(),
+            "--meta",
+            meta.to_str().unwrap(),
+            "--out",
+            dir.path().join(out).to_str().unwrap(),
+            "--instances",
+            path.to_str().unwrap(),
+            "--no-plots",
+            "--bootstrap-resamples",
+            "200",
+            "--aggregate-reps",
+            "200",
+            "--poi-reps",
+            "200",
+        ])
+    };
+    let o = report(&instances(&good.concat()), "ok");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(rows(&dir.path().join("ok"), "instance_tests.csv").len(), 1);
+    // ids in another order
+    let shuffled = run("b", "mlm", 1, ["q2", "q1", "q3", "q4"], [0, 1, 1, 0]);
+    let o = report(&instances(&[&good[..3].concat(), shuffled.as_str()].concat()), "ids");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("b/mlm d lr=0.00001 pretrain_seed=0 seed=1 test")
+            && err.contains("position 0")
+            && err.contains("inst.csv:"),
+        "{err}"
+    );
+    assert!(!dir.path().join("ids").exists(), "nothing written");
+    // a score the runs table does not have
+    let wrong = run("b", "mlm", 1, ids, [1, 1, 1, 0]);
+    let o = report(&instances(&[&good[..3].concat(), wrong.as_str()].concat()), "score");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("give a score of 0.75 but the runs table has 0.5"), "{err}");
+    // a run without instances: named, and the dataset is resampled at run level
+    let o = report(&instances(&good[..3].concat()), "partial");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("partial");
+    assert_eq!(
+        rows(&out, "instances_missing.csv"),
+        [["b", "mlm", "d", "0.00001", "0", "1", "test"]
+            .map(String::from)
+            .to_vec()]
+    );
+    assert!(rows(&out, "instance_tests.csv").is_empty());
+    assert_eq!(rows(&out, "tests_hierarchical.csv")[0][16], "0");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resampled at run level"));
+    Ok(())
+}
+
+/// The interaction test (issue 19, item 4): (x₁ − y₁) − (x₂ − y₂) with the hierarchical
+/// bootstrap. With the same gain of 40 % over 20 % masking at both sizes the interaction is 0
+/// and its interval holds 0; with the gain at one size only, it is that gain, and the
+/// bootstrap rejects. A system the table lacks is refused by name.
+#[test]
+fn interaction_is_a_difference_of_differences() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let meta = write(
+        dir.path(),
+        "meta.csv",
+        "dataset,family,metric_name,chance_score,max_score,higher_is_better\n\
+         d0,SC,accuracy,0,1,true\nd1,SC,accuracy,0,1,true\nd2,SC,accuracy,0,1,true\n",
+    );
+    let table = |gain_small: f64| {
+        let mut text = String::from("model,objective,dataset,learning_rate,pretrain_seed,seed,split,score\n");
+        for (model, objective, effect) in [
+            ("base", "mlm40", 0.10),
+            ("base", "mlm20", 0.0),
+            ("small", "mlm40", gain_small),
+            ("small", "mlm20", 0.0),
+        ] {
+            for d in 0..3 {
+                for p in 0..2 {
+                    for s in 0..3 {
+                        let noise = 0.01 * (((7 * d + 5 * p + 3 * s + model.len()) % 5) as f64 - 2.0);
+                        let score = 0.5 + 0.05 * d as f64 + effect + noise;
+                        text.push_str(&format!("{model},{objective},d{d},1e-5,{p},{s},test,{score}\n"));
+                    }
+                }
+            }
+        }
+        text
+    };
+    let run = |name: &str, gain_small: f64, spec: &str| {
+        let runs = write(dir.path(), &format!("{name}.csv"), &table(gain_small));
+        analysis(&[
+            "report",
+            "--runs",
+            runs.to_str().unwrap(),
+            "--meta",
+            meta.to_str().unwrap(),
+            "--out",
+            dir.path().join(name).to_str().unwrap(),
+            "--no-plots",
+            "--bootstrap-resamples",
+            "200",
+            "--aggregate-reps",
+            "200",
+            "--poi-reps",
+            "2000",
+            "--interaction",
+            spec,
+        ])
+    };
+    let spec = "base/mlm40,base/mlm20,small/mlm40,small/mlm20";
+    let o = run("same", 0.10, spec);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = rows(&dir.path().join("same"), "tests_interactions.csv");
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[1][9], "datasets+pretrain_seeds+finetune_seeds");
+    assert_eq!(r[0][10], "3");
+    let estimate: f64 = r[0][12].parse()?;
+    let (lo, hi): (f64, f64) = (r[0][14].parse()?, r[0][15].parse()?);
+    assert!(estimate.abs() < 0.01 && lo < 0.0 && hi > 0.0, "{:?}", r[0]);
+    let o = run("differs", 0.0, spec);
+    assert!(o.status.success());
+    let r = rows(&dir.path().join("differs"), "tests_interactions.csv");
+    let estimate: f64 = r[0][12].parse()?;
+    assert!((estimate - 0.10).abs() < 0.01, "{:?}", r[0]);
+    assert!(r[0][18].parse::<f64>()? < 0.01, "{:?}", r[0]);
+    let o = run("bad", 0.0, "base/mlm40,base/mlm20,small/mlm40,tiny/mlm20");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no system tiny/mlm20") && err.contains("small/mlm20"),
+        "{err}"
     );
     Ok(())
 }

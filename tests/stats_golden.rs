@@ -912,3 +912,273 @@ fn hierarchical_bootstrap_known_answers() {
     let (w_design, w_pooled) = (width(design, 5), width(pooled, 6));
     assert!(w_design > 1.8 * w_pooled, "design {w_design} vs pooled {w_pooled}");
 }
+
+/// The hierarchical bootstrap against a Python implementation of the same design (issue 19,
+/// item 3), within Monte-Carlo tolerance: design A resamples datasets (or not), pretraining
+/// seeds and fine-tuning seeds; design B resamples the test instances of one dataset (one
+/// resample shared by every run), then the seeds. The reference, with 100,000 replicates:
+/// ```python
+/// import numpy as np
+/// rng = np.random.default_rng(0)
+/// def resample(n):
+///     P = len(n); tot = 0.0
+///     for p in rng.integers(0, P, P):
+///         runs = n[p]; F = len(runs)
+///         tot += np.mean([runs[i] for i in rng.integers(0, F, F)])
+///     return tot / P
+/// x = [[[0.1*d + 0.05*p + 0.01*((7*f + 3*p + d) % 5) for f in range(4)] for p in range(3)] for d in range(3)]
+/// y = [[[0.08*d + 0.03*p + 0.012*((5*f + p + 2*d) % 7) for f in range(5)] for p in range(2)] for d in range(3)]
+/// for datasets in (False, True):
+///     B = 100000; star = np.empty(B)
+///     for b in range(B):
+///         ds = rng.integers(0, 3, 3) if datasets else range(3)
+///         star[b] = np.mean([resample(x[d]) - resample(y[d]) for d in ds])
+///     print("A", datasets, star.std(), np.quantile(star, [0.025, 0.975]))
+/// n = 40
+/// def inst(k): return np.array([1.0 if ((i * (k + 3) + k) % 7) < 4 + (k % 2) else 0.0 for i in range(n)])
+/// xi = [[inst(0), inst(1)], [inst(2), inst(3)]]
+/// yi = [[inst(4), inst(5), inst(6)]]
+/// B = 100000; star = np.empty(B)
+/// for b in range(B):
+///     w = np.bincount(rng.integers(0, n, n), minlength=n)
+///     xs = [[(r * w).sum() / n for r in p] for p in xi]
+///     ys = [[(r * w).sum() / n for r in p] for p in yi]
+///     star[b] = resample(xs) - resample(ys)
+/// print("B", star.std(), np.quantile(star, [0.025, 0.975]))
+/// # A False 0.0165105539431093 [0.00761111 0.07195556]
+/// # A True 0.018838408599702507 [0.00345556 0.07692222]
+/// # B 0.19638834241382205 [-0.1375   0.63125]
+/// ```
+#[test]
+fn hierarchical_bootstrap_matches_python_same_design() {
+    use encoderlab::rng::seeded;
+    use encoderlab::stats::describe::{mean, quantile};
+    use encoderlab::stats::hierarchical::{
+        hierarchical_bootstrap_diff, hierarchical_bootstrap_pairs, InstanceLevel, Nested, NestedIx, Stratum,
+    };
+    use encoderlab::stats::instances::InstanceValues;
+    let sd = |s: &[f64]| {
+        let m = mean(s);
+        (s.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / s.len() as f64).sqrt()
+    };
+    let reps = 20_000;
+    let x: Vec<Nested> = (0..3)
+        .map(|d| {
+            (0..3)
+                .map(|p| {
+                    (0..4)
+                        .map(|f| 0.1 * d as f64 + 0.05 * p as f64 + 0.01 * ((7 * f + 3 * p + d) % 5) as f64)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let y: Vec<Nested> = (0..3)
+        .map(|d| {
+            (0..2)
+                .map(|p| {
+                    (0..5)
+                        .map(|f| 0.08 * d as f64 + 0.03 * p as f64 + 0.012 * ((5 * f + p + 2 * d) % 7) as f64)
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    for (datasets, want_sd, lo, hi) in [
+        (false, 0.0165105539431093, 0.00761111, 0.07195556),
+        (true, 0.018838408599702507, 0.00345556, 0.07692222),
+    ] {
+        let b = hierarchical_bootstrap_diff(&x, &y, datasets, reps, &mut seeded(3, u64::from(datasets)));
+        assert!(
+            (sd(&b.star) / want_sd - 1.0).abs() < 0.03,
+            "{datasets}: sd {}",
+            sd(&b.star)
+        );
+        let mut sorted = b.star.clone();
+        sorted.sort_by(f64::total_cmp);
+        let (ql, qh) = (quantile(&sorted, 0.025), quantile(&sorted, 0.975));
+        assert!(
+            (ql - lo).abs() < 0.002 && (qh - hi).abs() < 0.002,
+            "{datasets}: {ql} {qh}"
+        );
+    }
+    // design B: instances
+    let n = 40;
+    let inst = |k: usize| -> InstanceValues {
+        InstanceValues::Mean(
+            (0..n)
+                .map(|i| if (i * (k + 3) + k) % 7 < 4 + (k % 2) { 1.0 } else { 0.0 })
+                .collect(),
+        )
+    };
+    let runs: Vec<InstanceValues> = (0..7).map(inst).collect();
+    let stratum = Stratum {
+        scores: runs.iter().map(InstanceValues::score).collect(),
+        instances: Some(InstanceLevel {
+            runs: runs.iter().map(Some).collect(),
+            scale: 1.0,
+            shift: 0.0,
+        }),
+    };
+    let xs: NestedIx = vec![vec![0, 1], vec![2, 3]];
+    let ys: NestedIx = vec![vec![4, 5, 6]];
+    let b = hierarchical_bootstrap_pairs(
+        &[stratum],
+        &[vec![xs], vec![ys]],
+        &[(0, 1)],
+        false,
+        reps,
+        &mut seeded(3, 2),
+    );
+    let b = &b[0];
+    assert_eq!(b.levels.name(), "pretrain_seeds+finetune_seeds+instances");
+    assert!((b.estimate - 0.225).abs() < 1e-12);
+    assert!(
+        (sd(&b.star) / 0.19638834241382205 - 1.0).abs() < 0.03,
+        "sd {}",
+        sd(&b.star)
+    );
+    let mut sorted = b.star.clone();
+    sorted.sort_by(f64::total_cmp);
+    let (ql, qh) = (quantile(&sorted, 0.025), quantile(&sorted, 0.975));
+    assert!((ql + 0.1375).abs() < 0.02 && (qh - 0.63125).abs() < 0.02, "{ql} {qh}");
+}
+
+/// A corpus F1 on a resample of the test set is the F1 of the resample's summed counts (never
+/// the mean of per-sentence F1s), and equals the F1 of the instances listed with repetition.
+#[test]
+fn instance_counts_recompute_corpus_f1() {
+    use encoderlab::eval::Counts;
+    use encoderlab::stats::instances::InstanceValues;
+    let c = |tp, predicted, gold| Counts { tp, predicted, gold };
+    let counts = vec![c(2, 3, 2), c(0, 1, 0), c(1, 1, 4), c(0, 0, 0)];
+    let v = InstanceValues::Counts(counts.clone());
+    // 2·3 / (5 + 6)
+    assert!((v.score() - 6.0 / 11.0).abs() < 1e-15);
+    let weights = [0.0, 2.0, 1.0, 1.0];
+    let expanded: Vec<Counts> = counts
+        .iter()
+        .zip(weights)
+        .flat_map(|(c, w)| std::iter::repeat_n(*c, w as usize))
+        .collect();
+    assert_eq!(v.weighted(&weights), InstanceValues::Counts(expanded).score());
+    // 2·1 / (3 + 4), not the mean of per-instance F1s
+    assert!((v.weighted(&weights) - 2.0 / 7.0).abs() < 1e-15);
+    let mean = InstanceValues::Mean(vec![1.0, 0.0, 1.0, 1.0]);
+    assert_eq!(mean.weighted(&[2.0, 2.0, 0.0, 0.0]), 0.5);
+}
+
+/// The noncentral t and the paired t-test's power against scipy and statsmodels (issue 19,
+/// item 7):
+/// ```python
+/// from scipy import stats
+/// from statsmodels.stats.power import TTestPower
+/// for t, df, nc in [(1.5,7,0.8),(-0.5,3,1.2),(2.3,20,3.0),(0.0,5,-1.0),(-2.0,9,-3.5),(4.0,2,6.0)]:
+///     print(stats.nct.cdf(t, df, nc))
+/// P = TTestPower()
+/// for d, n in [(0.5,10),(1.0,5),(0.3,40),(1.2,3)]:
+///     print(P.power(effect_size=d, nobs=n, alpha=0.05, alternative='two-sided'))
+/// # solve_power's own root finder stops at ~1e-6; the same roots to 1e-12 with brentq:
+/// from scipy.optimize import brentq
+/// for n, hi in [(5, 3), (8, 2.5), (20, 1.5)]:
+///     print(brentq(lambda d: P.power(effect_size=d, nobs=n, alpha=0.05) - 0.8, 0.01, hi, xtol=1e-14))
+/// for d, hi in [(0.5, 100), (1.0, 100), (1.5, 20)]:
+///     print(brentq(lambda n: P.power(effect_size=d, nobs=n, alpha=0.05) - 0.8, 2, hi, xtol=1e-12))
+/// # (P.solve_power(nobs=8, power=0.8) gives 1.156035271959959, within 5e-7)
+/// ```
+#[test]
+fn power_matches_statsmodels() {
+    use encoderlab::stats::power::{minimum_detectable_effect, nct_cdf, ttest_power, units_needed};
+    let close = |a: f64, b: f64, tol: f64| assert!((a - b).abs() <= tol * b.abs().max(1e-300), "{a} vs {b}");
+    for (t, df, nc, want) in [
+        (1.5, 7.0, 0.8, 0.7261200965734327),
+        (-0.5, 3.0, 1.2, 0.05143667518874677),
+        (2.3, 20.0, 3.0, 0.2464303738027192),
+        (0.0, 5.0, -1.0, 0.8413447460685429),
+        (-2.0, 9.0, -3.5, 0.920273997911732),
+        (4.0, 2.0, 6.0, 0.1275953286835506),
+    ] {
+        close(nct_cdf(t, df, nc), want, 1e-9);
+    }
+    for (d, n, want) in [
+        (0.5, 10.0, 0.2931756065140767),
+        (1.0, 5.0, 0.4013899173717948),
+        (0.3, 40.0, 0.4565221127061356),
+        (1.2, 3.0, 0.230406860766337),
+    ] {
+        close(ttest_power(d, n, 0.05), want, 1e-9);
+    }
+    for (n, want) in [
+        (5.0, 1.6819969659555554),
+        (8.0, 1.156034677994734),
+        (20.0, 0.6604416546230266),
+    ] {
+        close(minimum_detectable_effect(n, 0.8, 0.05), want, 1e-9);
+    }
+    for (d, want) in [
+        (0.5, 33.367128953330834),
+        (1.0, 9.93784993782441),
+        (1.5, 5.686142097794313),
+    ] {
+        close(units_needed(d, 0.8, 0.05), want, 1e-9);
+    }
+    assert_eq!(units_needed(0.0, 0.8, 0.05), f64::INFINITY);
+    assert!(minimum_detectable_effect(1.0, 0.8, 0.05).is_nan());
+}
+
+/// Variance components of a balanced nested design (2 learning rates × 3 pretraining seeds ×
+/// 4 fine-tuning seeds) against the method-of-moments formulas in numpy, and the first-order
+/// test-sampling variances (issue 19, item 6):
+/// ```python
+/// import numpy as np
+/// x = np.array([[[0.50 + 0.02*p + 0.01*((3*f + p) % 4) for f in range(4)] for p in range(3)],
+///               [[0.60 + 0.03*p + 0.012*((5*f + 2*p) % 4) for f in range(4)] for p in range(3)]])
+/// L, P, F = x.shape
+/// within = ((x - x.mean(axis=2, keepdims=True))**2).sum() / (L*P*(F-1))
+/// pm = x.mean(axis=2)
+/// var_p = max(0.0, np.mean([np.var(pm[l], ddof=1) for l in range(L)]) - within / F)
+/// var_lr = max(0.0, np.var(pm.mean(axis=1), ddof=1) - var_p / P - within / (P*F))
+/// print(var_lr, var_p, within)   # 0.0061678333333333325 0.0005991666666666661 0.00020333333333333369
+/// v = np.array([1,0,1,1,0,1,1,1.0]); print(v.var(ddof=1)/len(v))   # 0.026785714285714284
+/// tp = np.array([2,0,1,3,1.0]); pr = np.array([3,1,1,3,2.0]); go = np.array([2,0,4,3,1.0])
+/// a, b = 2*tp, pr+go; n = len(a); Fh = a.sum()/b.sum()
+/// print(n/(n-1)*((a-Fh*b)**2).sum()/b.sum()**2)   # 0.019500000000000007
+/// ```
+#[test]
+fn variance_components_match_numpy() {
+    use encoderlab::eval::Counts;
+    use encoderlab::stats::instances::InstanceValues;
+    use encoderlab::stats::report::variance_components;
+    let cells: Vec<Vec<Vec<f64>>> = (0..2)
+        .map(|l| {
+            (0..3)
+                .map(|p| {
+                    (0..4)
+                        .map(|f| {
+                            if l == 0 {
+                                0.50 + 0.02 * p as f64 + 0.01 * ((3 * f + p) % 4) as f64
+                            } else {
+                                0.60 + 0.03 * p as f64 + 0.012 * ((5 * f + 2 * p) % 4) as f64
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let c = variance_components(&cells, &[0.01, 0.03]);
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    close(c.lr, 0.0061678333333333325);
+    close(c.pretrain_seed, 0.0005991666666666661);
+    close(c.finetune_seed, 0.00020333333333333369);
+    close(c.test_sampling, 0.02);
+    close(c.shares().iter().sum::<f64>(), 1.0);
+    // one pretraining seed per learning rate: that component is not estimable
+    let single: Vec<Vec<Vec<f64>>> = cells.iter().map(|l| vec![l[0].clone()]).collect();
+    assert!(variance_components(&single, &[]).pretrain_seed.is_nan());
+    let mean = InstanceValues::Mean(vec![1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]);
+    close(mean.sampling_variance(), 0.026785714285714284);
+    let c = |tp, predicted, gold| Counts { tp, predicted, gold };
+    let f1 = InstanceValues::Counts(vec![c(2, 3, 2), c(0, 1, 0), c(1, 1, 4), c(3, 3, 3), c(1, 2, 1)]);
+    close(f1.sampling_variance(), 0.019500000000000007);
+}

@@ -7,9 +7,11 @@ pub mod bootstrap;
 pub mod describe;
 pub mod expected_max;
 pub mod hierarchical;
+pub mod instances;
 pub mod multitest;
 #[cfg(feature = "plots")]
 pub mod plots;
+pub mod power;
 pub mod proportion;
 pub mod rank;
 pub mod report;

@@ -283,7 +283,7 @@ fn write_parquet_table(out: &Path, _csv_text: &str) -> Result<()> {
 /// Reads a table (CSV, or Parquet with the `polars` feature) row by row: `on_header` gets the
 /// column names, then `on_row` each non-blank row with its 1-based line. Nothing is kept here,
 /// so a table of millions of rows costs only what the caller keeps.
-fn read_table<H>(
+pub(crate) fn read_table<H>(
     path: &Path,
     on_header: impl FnOnce(&[String]) -> Result<H>,
     mut on_row: impl FnMut(&H, usize, &csv::StringRecord) -> Result<()>,

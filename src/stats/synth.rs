@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::rng::{seeded, unit};
+use crate::stats::instances::{InstanceValues, Instances, RunInstances, RunKey};
 use crate::stats::runs::{Run, TaskMeta};
 
 /// The paper's fine-tuning learning rates.
@@ -109,6 +110,62 @@ pub fn meta_csv(meta: &BTreeMap<String, TaskMeta>) -> String {
             "{name},{},{},{},{},{}\n",
             m.family, m.metric_name, m.chance_score, m.max_score, m.higher_is_better
         ));
+    }
+    out
+}
+
+/// Per-instance 0/1 scores for `runs`, `n` per run, and each run's score replaced by the mean
+/// of its instances so that the table and the instances agree: instance i of a dataset has its
+/// own difficulty (shared by every run), and a run gets it right with probability its score
+/// shifted by that difficulty. Failed runs get none.
+pub fn synthetic_instances(runs: &mut [Run], n: usize, seed: u64) -> crate::error::Result<Instances> {
+    let mut rng = seeded(seed, 0x1257);
+    let mut difficulty: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let ids: Vec<String> = (0..n).map(|i| format!("i{i}")).collect();
+    let mut out = Instances::default();
+    for run in runs.iter_mut() {
+        if run.score.is_nan() {
+            continue;
+        }
+        let offsets = difficulty
+            .entry(run.dataset.clone())
+            .or_insert_with(|| (0..n).map(|_| 0.15 * normal(&mut rng)).collect());
+        let values: Vec<f64> = offsets
+            .iter()
+            .map(|o| f64::from(u8::from(unit(&mut rng) < run.score + o)))
+            .collect();
+        let values = InstanceValues::Mean(values);
+        run.score = values.score();
+        let key = (
+            run.model.clone(),
+            run.objective.clone(),
+            run.dataset.clone(),
+            run.learning_rate.to_bits(),
+            run.pretrain_seed,
+            run.seed,
+            run.split.clone(),
+        );
+        let source = format!("synthetic run at line {}", run.line);
+        out.insert(key, ids.clone(), RunInstances { source, values })?;
+    }
+    Ok(out)
+}
+
+/// The instances as a CSV table in the `--instances` schema (0/1 scores).
+pub fn instances_csv(instances: &Instances) -> String {
+    let mut keys: Vec<&RunKey> = instances.runs.keys().collect();
+    keys.sort();
+    let mut out = String::from("model,objective,dataset,learning_rate,pretrain_seed,seed,split,instance,score\n");
+    for key in keys {
+        let run = &instances.runs[key];
+        let ids = &instances.ids[&(key.2.clone(), key.6.clone())];
+        let lr = f64::from_bits(key.3);
+        for (id, v) in ids.iter().zip(run.values.per_instance()) {
+            out.push_str(&format!(
+                "{},{},{},{lr:e},{},{},{},{id},{v}\n",
+                key.0, key.1, key.2, key.4, key.5, key.6
+            ));
+        }
     }
     out
 }

@@ -4,6 +4,8 @@
 //! datasets. `tests_hierarchical.csv`: the difference of two systems with a bootstrap that
 //! resamples datasets (or not), pretraining seeds and fine-tuning seeds in turn.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use rayon::prelude::*;
 
 use super::table::RunsIndex;
@@ -11,7 +13,11 @@ use super::tables::{rng_for, system_pairs};
 use super::{num, ReportConfig, Table};
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::describe::mean;
-use crate::stats::hierarchical::{hierarchical_bootstrap_diff, Nested};
+use crate::stats::hierarchical::{
+    hierarchical_bootstrap_contrasts, hierarchical_bootstrap_pairs, Contrast, HierarchicalBootstrap, InstanceLevel,
+    Nested, NestedIx, Stratum,
+};
+use crate::stats::instances::InstanceValues;
 use crate::stats::multitest::{adjust, Correction};
 use crate::stats::rank::wilcoxon;
 use crate::stats::sign::sign_test;
@@ -117,7 +123,7 @@ pub fn nested_scores(ix: &RunsIndex, s: usize) -> Vec<Nested> {
             let Some(g) = ix.selected(s, d) else {
                 return Vec::new();
             };
-            let mut by_pretrain: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+            let mut by_pretrain: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
             for (&(pretrain_seed, _), &v) in &g.scores {
                 if let Some(v) = ix.kept(d, v) {
                     by_pretrain
@@ -131,68 +137,175 @@ pub fn nested_scores(ix: &RunsIndex, s: usize) -> Vec<Nested> {
         .collect()
 }
 
-/// The hierarchical bootstrap of each pair's difference x − y (normalised, over the datasets
-/// both have), without and with the dataset level: percentile and BCa intervals and the
-/// bootstrap p-value, `reps` = the report's `poi_reps`. `dataset_bootstrap` says whether the
-/// dataset level was asked for; `levels` which levels were resampled (a level with a single
-/// unit everywhere is not: one dataset, or one pretraining seed per system, say so there).
-///
-/// Not yet one of the report's files: it resamples both systems anew for every pair (1225
-/// pairs of 50 systems cost 3·10¹⁰ draws on a 2 M-row table); sharing each system's resamples
-/// across its pairs, as `poi.csv` does, is the next step.
-pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
-    let nested: Vec<Vec<Nested>> = (0..ix.systems.len())
-        .into_par_iter()
-        .map(|s| nested_scores(ix, s))
-        .collect();
-    let rows: Vec<Vec<Vec<String>>> = system_pairs(ix)
-        .into_par_iter()
-        .map(|(i, j)| {
-            let (x, y): (Vec<Nested>, Vec<Nested>) = nested[i]
-                .iter()
-                .zip(&nested[j])
-                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-                .map(|(a, b)| (a.clone(), b.clone()))
-                .unzip();
-            let (sx, sy) = (&ix.systems[i], &ix.systems[j]);
-            let seeds = |v: &[Nested]| v.iter().map(Vec::len).max().unwrap_or(0).to_string();
-            [false, true]
-                .iter()
-                .map(|&datasets| {
-                    let kind = if datasets { "datasets" } else { "within" };
-                    let mut rng = rng_for(cfg.seed, &["hierarchical", &sx.0, &sx.1, &sy.0, &sy.1, kind]);
-                    let b = hierarchical_bootstrap_diff(&x, &y, datasets, cfg.poi_reps, &mut rng);
-                    let ci = |method| {
-                        if x.is_empty() {
-                            (f64::NAN, f64::NAN)
-                        } else {
-                            ci_from_bootstrap_distribution(b.estimate, &b.star, &b.jackknife, method, cfg.confidence)
-                        }
-                    };
-                    let (pl, ph) = ci(BootstrapMethod::Percentile);
-                    let (bl, bh) = ci(BootstrapMethod::BCa);
-                    vec![
-                        sx.0.clone(),
-                        sx.1.clone(),
-                        sy.0.clone(),
-                        sy.1.clone(),
-                        (if datasets { "True" } else { "False" }).to_string(),
-                        b.levels.name(),
-                        x.len().to_string(),
-                        seeds(&x),
-                        seeds(&y),
-                        num(b.estimate),
-                        cfg.poi_reps.to_string(),
-                        num(pl),
-                        num(ph),
-                        num(bl),
-                        num(bh),
-                        num(b.p_value()),
-                    ]
-                })
-                .collect()
+/// The runs of one dataset that the design-aware tables resample: every system's replicates
+/// at its selected learning rate on the report split (normalised, failed runs as the NaN
+/// policy says), by pretraining seed, with the instance level where per-instance values are
+/// attached to every one of them.
+#[derive(Debug, Clone)]
+pub struct DatasetRuns<'a> {
+    /// The runs and their instance level.
+    pub stratum: Stratum<'a>,
+    /// Per system, its runs here by pretraining seed (`None`: it has none).
+    pub systems: Vec<Option<NestedIx>>,
+    /// Runs that ended `ok` but have no per-instance values although others do: the dataset
+    /// is then resampled at run level only, and these are named (`model, objective, dataset,
+    /// learning_rate, pretrain_seed, seed, split`).
+    pub without_instances: Vec<Vec<String>>,
+}
+
+/// [`DatasetRuns`] of dataset `d`.
+pub fn dataset_runs(ix: &RunsIndex, d: usize) -> DatasetRuns<'_> {
+    let meta = ix.meta_of(d);
+    let mut scores = Vec::new();
+    let mut values: Vec<Option<&InstanceValues>> = Vec::new();
+    let mut without = Vec::new();
+    let systems = (0..ix.systems.len())
+        .map(|s| {
+            let (g, (_, report), (lr, _)) = (ix.selected(s, d)?, ix.protocol(s, d)?, ix.best(s, d)?);
+            let mut by_pretrain: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+            for (&replicate, &v) in &g.scores {
+                let Some(kept) = ix.kept(d, v) else { continue };
+                let own = if v.is_nan() {
+                    None
+                } else {
+                    ix.instances_of(s, d, &report, lr, replicate)
+                };
+                if !v.is_nan() && own.is_none() && ix.has_instances() {
+                    let (m, o) = &ix.systems[s];
+                    without.push(vec![
+                        m.clone(),
+                        o.clone(),
+                        ix.datasets[d].clone(),
+                        num(lr),
+                        replicate.0.to_string(),
+                        replicate.1.to_string(),
+                        report.clone(),
+                    ]);
+                }
+                by_pretrain.entry(replicate.0).or_default().push(scores.len() as u32);
+                scores.push(meta.normalised(kept));
+                values.push(own);
+            }
+            (!by_pretrain.is_empty()).then(|| by_pretrain.into_values().collect())
         })
         .collect();
+    let lengths: BTreeSet<usize> = values.iter().flatten().map(|v| v.len()).collect();
+    let instances = (without.is_empty() && lengths.len() == 1).then(|| {
+        let range = meta.max_score - meta.chance_score;
+        InstanceLevel {
+            runs: values,
+            scale: ix.sign(d) / range,
+            shift: -meta.chance_score / range,
+        }
+    });
+    DatasetRuns {
+        stratum: Stratum { scores, instances },
+        systems,
+        without_instances: without,
+    }
+}
+
+/// The hierarchical bootstrap of each pair's difference x − y (normalised, over the datasets
+/// both have), without and with the dataset level: percentile and BCa intervals and the
+/// bootstrap p-value, `reps` = the report's `poi_reps`. Each replicate's resample of a system
+/// is shared by all its pairs (pairs with the same datasets in common are resampled
+/// together). `dataset_bootstrap` says whether the dataset level was asked for; `levels`
+/// which levels were resampled (a level with a single unit everywhere is not: one dataset, or
+/// one pretraining seed per system, say so there); `instance_datasets` on how many of the
+/// pair's datasets the test instances were resampled too.
+pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let runs: Vec<DatasetRuns> = (0..ix.datasets.len())
+        .into_par_iter()
+        .map(|d| dataset_runs(ix, d))
+        .collect();
+    // pairs by the datasets they have in common
+    let mut groups: BTreeMap<Vec<usize>, Vec<(usize, usize)>> = BTreeMap::new();
+    for (i, j) in system_pairs(ix) {
+        let common: Vec<usize> = (0..runs.len())
+            .filter(|&d| runs[d].systems[i].is_some() && runs[d].systems[j].is_some())
+            .collect();
+        groups.entry(common).or_default().push((i, j));
+    }
+    let mut results: BTreeMap<(usize, usize, bool), (HierarchicalBootstrap, usize)> = BTreeMap::new();
+    for (common, pairs) in &groups {
+        let members: Vec<usize> = pairs
+            .iter()
+            .flat_map(|&(i, j)| [i, j])
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let local = |s: usize| members.iter().position(|&m| m == s).unwrap_or(0);
+        let strata: Vec<Stratum> = common.iter().map(|&d| runs[d].stratum.clone()).collect();
+        let systems: Vec<Vec<NestedIx>> = members
+            .iter()
+            .map(|&s| {
+                common
+                    .iter()
+                    .map(|&d| runs[d].systems[s].clone().unwrap_or_default())
+                    .collect()
+            })
+            .collect();
+        let local_pairs: Vec<(usize, usize)> = pairs.iter().map(|&(i, j)| (local(i), local(j))).collect();
+        let instance_datasets = strata.iter().filter(|s| s.instances.is_some()).count();
+        let key: Vec<String> = common.iter().map(|&d| ix.datasets[d].clone()).collect();
+        for datasets in [false, true] {
+            let kind = if datasets { "datasets" } else { "within" };
+            let mut rng = rng_for(cfg.seed, &["hierarchical", kind, &key.join("\u{1f}")]);
+            let boots = hierarchical_bootstrap_pairs(&strata, &systems, &local_pairs, datasets, cfg.poi_reps, &mut rng);
+            for (&(i, j), b) in pairs.iter().zip(boots) {
+                results.insert((i, j, datasets), (b, instance_datasets));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (i, j) in system_pairs(ix) {
+        let (sx, sy) = (&ix.systems[i], &ix.systems[j]);
+        for datasets in [false, true] {
+            let Some((b, instance_datasets)) = results.get(&(i, j, datasets)) else {
+                continue;
+            };
+            let m = b.star.len();
+            let n_datasets = groups
+                .iter()
+                .find(|(_, p)| p.contains(&(i, j)))
+                .map_or(0, |(c, _)| c.len());
+            let seeds = |s: usize| {
+                (0..runs.len())
+                    .filter_map(|d| runs[d].systems[s].as_ref().map(Vec::len))
+                    .max()
+                    .unwrap_or(0)
+                    .to_string()
+            };
+            let ci = |method| {
+                if n_datasets == 0 {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    ci_from_bootstrap_distribution(b.estimate, &b.star, &b.jackknife, method, cfg.confidence)
+                }
+            };
+            let (pl, ph) = ci(BootstrapMethod::Percentile);
+            let (bl, bh) = ci(BootstrapMethod::BCa);
+            rows.push(vec![
+                sx.0.clone(),
+                sx.1.clone(),
+                sy.0.clone(),
+                sy.1.clone(),
+                (if datasets { "True" } else { "False" }).to_string(),
+                b.levels.name(),
+                n_datasets.to_string(),
+                seeds(i),
+                seeds(j),
+                num(b.estimate),
+                m.to_string(),
+                num(pl),
+                num(ph),
+                num(bl),
+                num(bh),
+                num(b.p_value()),
+                instance_datasets.to_string(),
+            ]);
+        }
+    }
     Table {
         name: "tests_hierarchical.csv",
         header: vec![
@@ -212,7 +325,127 @@ pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             "bca_low",
             "bca_high",
             "p_boot",
+            "instance_datasets",
         ],
-        rows: rows.into_iter().flatten().collect(),
+        rows,
+    }
+}
+
+/// The runs that ended `ok` but have no per-instance values while other runs do, so their
+/// datasets were resampled at run level only (empty when no instances were given, or every
+/// selected run has them).
+pub fn instances_missing(ix: &RunsIndex, _cfg: &ReportConfig) -> Table {
+    Table {
+        name: "instances_missing.csv",
+        header: vec![
+            "model",
+            "objective",
+            "dataset",
+            "learning_rate",
+            "pretrain_seed",
+            "seed",
+            "split",
+        ],
+        rows: (0..ix.datasets.len())
+            .flat_map(|d| dataset_runs(ix, d).without_instances)
+            .collect(),
+    }
+}
+
+/// `tests_interactions.csv`: each interaction of the report's settings, (x₁ − y₁) − (x₂ − y₂)
+/// — e.g. (MLM 40 % − MLM 20 %) at one model size minus the same at another — with the
+/// hierarchical bootstrap of [`tests_hierarchical`] (without and with the dataset level) over
+/// the datasets all four systems have: the test a claim "the effect differs between A and B"
+/// needs, where comparing two significance results does not answer it.
+pub fn tests_interactions(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+    let runs: Vec<DatasetRuns> = (0..ix.datasets.len())
+        .into_par_iter()
+        .map(|d| dataset_runs(ix, d))
+        .collect();
+    let mut rows = Vec::new();
+    for names in &cfg.interactions {
+        let found: Vec<Option<usize>> = names.iter().map(|n| ix.system_named(n)).collect();
+        let Some(members) = found.iter().copied().collect::<Option<Vec<usize>>>() else {
+            continue;
+        };
+        let common: Vec<usize> = (0..runs.len())
+            .filter(|&d| members.iter().all(|&s| runs[d].systems[s].is_some()))
+            .collect();
+        let strata: Vec<Stratum> = common.iter().map(|&d| runs[d].stratum.clone()).collect();
+        let systems: Vec<Vec<NestedIx>> = members
+            .iter()
+            .map(|&s| {
+                common
+                    .iter()
+                    .map(|&d| runs[d].systems[s].clone().unwrap_or_default())
+                    .collect()
+            })
+            .collect();
+        let contrast: Contrast = vec![(0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0)];
+        for datasets in [false, true] {
+            let kind = if datasets { "datasets" } else { "within" };
+            let mut rng = rng_for(cfg.seed, &["interaction", kind, &names.join("\u{1f}")]);
+            let b = hierarchical_bootstrap_contrasts(
+                &strata,
+                &systems,
+                std::slice::from_ref(&contrast),
+                datasets,
+                cfg.poi_reps,
+                &mut rng,
+            )
+            .swap_remove(0);
+            let ci = |method| {
+                if common.is_empty() {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    ci_from_bootstrap_distribution(b.estimate, &b.star, &b.jackknife, method, cfg.confidence)
+                }
+            };
+            let (pl, ph) = ci(BootstrapMethod::Percentile);
+            let (bl, bh) = ci(BootstrapMethod::BCa);
+            let mut row: Vec<String> = members
+                .iter()
+                .flat_map(|&s| [ix.systems[s].0.clone(), ix.systems[s].1.clone()])
+                .collect();
+            row.extend([
+                (if datasets { "True" } else { "False" }).to_string(),
+                b.levels.name(),
+                common.len().to_string(),
+                strata.iter().filter(|s| s.instances.is_some()).count().to_string(),
+                num(b.estimate),
+                b.star.len().to_string(),
+                num(pl),
+                num(ph),
+                num(bl),
+                num(bh),
+                num(b.p_value()),
+            ]);
+            rows.push(row);
+        }
+    }
+    Table {
+        name: "tests_interactions.csv",
+        header: vec![
+            "model_x1",
+            "objective_x1",
+            "model_y1",
+            "objective_y1",
+            "model_x2",
+            "objective_x2",
+            "model_y2",
+            "objective_y2",
+            "dataset_bootstrap",
+            "levels",
+            "n_datasets",
+            "instance_datasets",
+            "interaction",
+            "reps",
+            "percentile_low",
+            "percentile_high",
+            "bca_low",
+            "bca_high",
+            "p_boot",
+        ],
+        rows,
     }
 }

@@ -4,8 +4,11 @@
 //! order or threads. The files appear together, only when all are written.
 
 mod design;
+mod instances;
+mod power;
 pub mod table;
 mod tables;
+mod variance;
 
 use std::path::Path;
 
@@ -13,9 +16,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomic, OwnedDir};
-pub use design::{dataset_means, nested_scores, tests_datasets, tests_hierarchical};
-pub use table::{NanPolicy, RunsIndex};
+pub use design::{
+    dataset_means, dataset_runs, instances_missing, nested_scores, tests_datasets, tests_hierarchical,
+    tests_interactions, DatasetRuns,
+};
+pub use instances::{
+    instance_comparisons, instance_profiles, instance_tests, rank_clusters, ranking_clusters, InstanceComparison,
+    InstanceProfile, InstanceView, Ranking, RANKING_ALPHA,
+};
+pub use power::{power_table, TARGET_POWER};
+pub use table::{InstanceMatch, NanPolicy, RunsIndex};
 pub use tables::*;
+pub use variance::{variance_components, variance_table, VarianceComponents};
 
 /// Settings of a report.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -35,6 +47,14 @@ pub struct ReportConfig {
     pub aggregate_reps: usize,
     /// Resamples of probability of improvement and performance profiles.
     pub poi_reps: usize,
+    /// The effect (normalised score) `power.csv` asks the seeds and datasets needed for
+    /// (default: each pair's observed difference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_effect: Option<f64>,
+    /// Interactions to test, each four systems `MODEL/OBJECTIVE` [x₁, y₁, x₂, y₂]: the
+    /// difference of differences (x₁ − y₁) − (x₂ − y₂) (`tests_interactions.csv`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interactions: Vec<[String; 4]>,
 }
 
 impl Default for ReportConfig {
@@ -48,6 +68,8 @@ impl Default for ReportConfig {
             bootstrap_resamples: 9999,
             aggregate_reps: 50_000,
             poi_reps: 2000,
+            power_effect: None,
+            interactions: Vec::new(),
         }
     }
 }
@@ -107,7 +129,7 @@ pub fn num(v: f64) -> String {
 pub type TableBuilder = fn(&RunsIndex, &ReportConfig) -> Table;
 
 /// Every table of the report, in the order written, with its file name.
-pub const TABLES: [(&str, TableBuilder); 12] = [
+pub const TABLES: [(&str, TableBuilder); 19] = [
     ("group_stats.csv", group_stats),
     ("best_lr.csv", best_lr_table),
     ("expected_max.csv", |ix, _| expected_max_table(ix)),
@@ -115,11 +137,18 @@ pub const TABLES: [(&str, TableBuilder); 12] = [
     ("tests_unpaired.csv", tests_unpaired),
     ("tests_paired.csv", tests_paired),
     ("tests_datasets.csv", tests_datasets),
+    ("tests_hierarchical.csv", tests_hierarchical),
+    ("tests_interactions.csv", tests_interactions),
+    ("variance_components.csv", variance_table),
+    ("power.csv", power_table),
     ("ranks.csv", |ix, _| ranks_table(ix)),
     ("aggregate.csv", aggregate_table),
     ("poi.csv", poi_table),
     ("performance_profile.csv", profile_table),
     ("missing_runs.csv", |ix, _| missing_runs(ix)),
+    ("instance_tests.csv", instance_tests),
+    ("ranking_clusters.csv", ranking_clusters),
+    ("instances_missing.csv", instances_missing),
 ];
 
 /// Every table of the report.

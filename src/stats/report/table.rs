@@ -4,7 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
 use crate::stats::describe::mean;
+use crate::stats::instances::{describe, InstanceValues, Instances};
 use crate::stats::runs::{Run, TaskMeta};
 use crate::stats::stability::best_lr;
 
@@ -52,6 +56,20 @@ pub struct RunsIndex {
     protocols: BTreeMap<(usize, usize), (String, String)>,
     /// (system, dataset) → (best learning rate, selection mean), computed once.
     bests: BTreeMap<(usize, usize), (f64, f64)>,
+    /// Per-instance values of runs, where given ([`RunsIndex::attach_instances`]).
+    instances: HashMap<InstanceCell, InstanceValues>,
+}
+
+/// A run of the index: (system, dataset, split, learning-rate bits, replicate).
+type InstanceCell = (usize, usize, String, u64, Replicate);
+
+/// What [`RunsIndex::attach_instances`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceMatch {
+    /// Runs of the table that now have per-instance values.
+    pub attached: usize,
+    /// Runs with instances that the table does not have (or has as failed): left out.
+    pub unused: usize,
 }
 
 impl RunsIndex {
@@ -142,6 +160,7 @@ impl RunsIndex {
             policy,
             protocols: BTreeMap::new(),
             bests: BTreeMap::new(),
+            instances: HashMap::new(),
         };
         for s in 0..ix.systems.len() {
             for d in 0..ix.datasets.len() {
@@ -273,5 +292,84 @@ impl RunsIndex {
             })
             .collect();
         best_lr(&means)
+    }
+
+    /// Attaches per-instance values to the runs they belong to, checking that each run's
+    /// score recomputed from its instances is the score the runs table has (to 1e-9): a
+    /// mismatch means the two files do not describe the same runs, and is refused by name.
+    /// Runs the table lacks, or has as failed, are counted in `unused` and left out.
+    pub fn attach_instances(&mut self, instances: Instances) -> Result<InstanceMatch> {
+        let system_ix: HashMap<(&str, &str), usize> = self
+            .systems
+            .iter()
+            .enumerate()
+            .map(|(i, (m, o))| ((m.as_str(), o.as_str()), i))
+            .collect();
+        let dataset_ix: HashMap<&str, usize> = self.datasets.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
+        let mut found = HashMap::new();
+        let mut unused = 0;
+        for (key, run) in instances.runs {
+            let (Some(&s), Some(&d)) = (
+                system_ix.get(&(key.0.as_str(), key.1.as_str())),
+                dataset_ix.get(key.2.as_str()),
+            ) else {
+                unused += 1;
+                continue;
+            };
+            let replicate = (key.4, key.5);
+            let Some(&table) = self
+                .group(s, d, &key.6, f64::from_bits(key.3))
+                .and_then(|g| g.scores.get(&replicate))
+            else {
+                unused += 1;
+                continue;
+            };
+            if table.is_nan() {
+                unused += 1;
+                continue;
+            }
+            let own = self.sign(d) * run.values.score();
+            if (own - table).abs() > 1e-9 * table.abs().max(1.0) {
+                return Err(Error::data(
+                    &run.source,
+                    0,
+                    format!(
+                        "run {}: its {} instances give a score of {} but the runs table has {}; the instances and the runs table must describe the same runs",
+                        describe(&key),
+                        run.values.len(),
+                        self.sign(d) * own,
+                        self.sign(d) * table
+                    ),
+                ));
+            }
+            found.insert((s, d, key.6.clone(), key.3, replicate), run.values);
+        }
+        let attached = found.len();
+        self.instances = found;
+        Ok(InstanceMatch { attached, unused })
+    }
+
+    /// The index of the system written `MODEL/OBJECTIVE` (the model may itself hold slashes:
+    /// the objective is what follows the last one).
+    pub fn system_named(&self, name: &str) -> Option<usize> {
+        let (model, objective) = name.rsplit_once('/')?;
+        self.systems.iter().position(|(m, o)| m == model && o == objective)
+    }
+
+    /// Whether any run has per-instance values.
+    pub fn has_instances(&self) -> bool {
+        !self.instances.is_empty()
+    }
+
+    /// The per-instance values of a run, if attached.
+    pub fn instances_of(
+        &self,
+        s: usize,
+        d: usize,
+        split: &str,
+        lr: f64,
+        replicate: Replicate,
+    ) -> Option<&InstanceValues> {
+        self.instances.get(&(s, d, split.to_string(), lr.to_bits(), replicate))
     }
 }
