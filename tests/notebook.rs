@@ -84,6 +84,20 @@ fn the_report_of_the_papers_runs_gives_its_tables_and_plots() -> anyhow::Result<
     report.save(out.path().join("report"))?;
     assert!(out.path().join("report/best_lr.csv").exists());
     assert!(out.path().join("report/lr_curves.png").exists());
+    // with the paper's per-sentence SST-2 scores: the instance tables and the interval figure
+    let with = Report::with_instances(
+        data.join("paper_runs/runs.csv"),
+        Some(&data.join("paper_runs/meta.csv")),
+        Some(&data.join("paper_runs/instances_sst2_test.csv")),
+        Default::default(),
+    )?;
+    assert_eq!(with.table("ranking_clusters")?.rows.len(), 3);
+    assert_eq!(with.table("instance_tests")?.rows.len(), 3);
+    assert!(
+        report.table("instance_tests")?.rows.is_empty(),
+        "none without instances"
+    );
+    assert!(with.plot("hierarchical_intervals")?.png()?.0.starts_with(b"\x89PNG"));
     Ok(())
 }
 

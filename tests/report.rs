@@ -23,7 +23,7 @@ const FILES: [(&str, &str); 19] = [
     ("tests_unpaired.csv", "dataset,model_x,objective_x,model_y,objective_y,n_x,n_y,welch_t,welch_df,welch_p,mean_diff,welch_ci_low,welch_ci_high,mwu_u1,mwu_p,mwu_method,poi_x_gt_y,welch_p_holm,welch_p_bh,mwu_p_holm,mwu_p_bh"),
     ("tests_paired.csv", "level,model_x,objective_x,model_y,objective_y,n_pairs,mean_diff,ttest_rel_t,ttest_rel_df,ttest_rel_p,ttest_rel_ci_low,ttest_rel_ci_high,wilcoxon_stat,wilcoxon_r_plus,wilcoxon_r_minus,wilcoxon_p,wilcoxon_method,ttest_rel_p_holm,ttest_rel_p_bh,wilcoxon_p_holm,wilcoxon_p_bh"),
     ("tests_datasets.csv", "model_x,objective_x,model_y,objective_y,n_datasets,mean_diff,ci_low,ci_high,ttest_t,ttest_p,wilcoxon_p,sign_p,ttest_p_holm,ttest_p_bh,ttest_df,wilcoxon_stat,wilcoxon_method,sign_positive,sign_negative"),
-    ("tests_hierarchical.csv", "model_x,objective_x,model_y,objective_y,dataset_bootstrap,levels,n_datasets,n_pretrain_seeds_x,n_pretrain_seeds_y,mean_diff,reps,percentile_low,percentile_high,bca_low,bca_high,p_boot,instance_datasets"),
+    ("tests_hierarchical.csv", "model_x,objective_x,model_y,objective_y,dataset_bootstrap,levels,n_datasets,n_pretrain_seeds_x,n_pretrain_seeds_y,mean_diff,reps,percentile_low,percentile_high,bca_low,bca_high,p_boot,instance_datasets,naive_low,naive_high"),
     ("tests_interactions.csv", "model_x1,objective_x1,model_y1,objective_y1,model_x2,objective_x2,model_y2,objective_y2,dataset_bootstrap,levels,n_datasets,instance_datasets,interaction,reps,percentile_low,percentile_high,bca_low,bca_high,p_boot"),
     ("variance_components.csv", "model,objective,dataset,split,n_lr,n_pretrain_seeds,n_finetune_seeds,var_lr,var_pretrain_seed,var_finetune_seed,var_test_sampling,share_lr,share_pretrain_seed,share_finetune_seed,share_test_sampling"),
     ("power.csv", "model_x,objective_x,model_y,objective_y,n_datasets,n_pretrain_seeds,n_finetune_seeds,observed_diff,effect,sd_diff,var_datasets,var_seeds,power,mde,datasets_needed,pretrain_seeds_needed,finetune_seeds_needed"),
@@ -816,5 +816,120 @@ fn interaction_is_a_difference_of_differences() -> anyhow::Result<()> {
         err.contains("no system tiny/mlm20") && err.contains("small/mlm20"),
         "{err}"
     );
+    Ok(())
+}
+
+/// Per-instance scores read from fine-tuning records (`result.json` + `instances.jsonl`, as
+/// `encoderlab finetune` writes them): a corpus F1 kept as `(tp, predicted, gold)` counts, only
+/// the run's own metric, failed runs skipped; the instance tables then use the paired bootstrap
+/// (a corpus F1 is not a mean of sentences).
+#[test]
+fn instances_from_run_records_keep_corpus_f1_counts() -> anyhow::Result<()> {
+    use encoderlab::eval::Counts;
+    use encoderlab::finetune::record::{InstanceRow, RunResult};
+    use encoderlab::finetune::Status;
+    use encoderlab::stats::instances::{read_instances, InstanceValues};
+    let dir = tempfile::tempdir()?;
+    let sentences: [[(u64, u64, u64); 3]; 4] = [
+        [(1, 1, 1), (0, 1, 2), (2, 2, 2)],
+        [(1, 2, 1), (1, 1, 2), (1, 2, 2)],
+        [(0, 0, 1), (0, 1, 2), (2, 3, 2)],
+        [(1, 1, 1), (2, 2, 2), (0, 0, 2)],
+    ];
+    let mut runs = String::from("model,objective,dataset,learning_rate,seed,split,score,status\n");
+    for (k, counts) in sentences.iter().enumerate() {
+        let (model, seed) = (["a", "b"][k / 2], k % 2);
+        let total = counts.iter().fold(Counts::default(), |a, &(tp, predicted, gold)| {
+            a + Counts { tp, predicted, gold }
+        });
+        let status = if k == 3 { Status::Failed } else { Status::Ok };
+        let result = RunResult {
+            run_id: format!("r{k}"),
+            model: model.into(),
+            objective: "clm".into(),
+            family: "TC".into(),
+            dataset: "ner".into(),
+            learning_rate: 1e-4,
+            pretrain_seed: 0,
+            seed: seed as u64,
+            metric: "entity_f1".into(),
+            validation: None,
+            test: Some(total.f1()),
+            all_scores: Vec::new(),
+            status,
+            reason: None,
+            steps: 1,
+            examples: 1,
+            train_examples_per_s: 1.0,
+            eval_examples_per_s: 1.0,
+            wall_seconds: 1.0,
+        };
+        let run_dir = dir.path().join("runs").join(format!("r{k}"));
+        std::fs::create_dir_all(&run_dir)?;
+        std::fs::write(run_dir.join("result.json"), serde_json::to_string(&result)?)?;
+        let mut lines = String::new();
+        for (i, &(tp, predicted, gold)) in counts.iter().enumerate() {
+            for (metric, c) in [
+                ("entity_f1", Some(Counts { tp, predicted, gold })),
+                ("token_accuracy", None),
+            ] {
+                let row = InstanceRow {
+                    split: "test".into(),
+                    metric: metric.into(),
+                    id: format!("s{i}"),
+                    score: 0.5,
+                    counts: c,
+                };
+                lines.push_str(&serde_json::to_string(&row)?);
+                lines.push('\n');
+            }
+        }
+        std::fs::write(run_dir.join("instances.jsonl"), lines)?;
+        let score = if k == 3 { String::new() } else { total.f1().to_string() };
+        let status = if k == 3 { "failed" } else { "ok" };
+        runs.push_str(&format!("{model},clm,ner,1e-4,{seed},test,{score},{status}\n"));
+    }
+    let read = read_instances(&dir.path().join("runs"))?;
+    assert_eq!(read.runs.len(), 3, "the failed run is skipped");
+    assert!(read
+        .runs
+        .values()
+        .all(|r| matches!(&r.values, InstanceValues::Counts(c) if c.len() == 3)));
+    let runs_path = write(dir.path(), "runs.csv", &runs);
+    let meta = write(
+        dir.path(),
+        "meta.csv",
+        "dataset,family,metric_name,chance_score,max_score,higher_is_better\nner,TC,entity_f1,0,1,true\n",
+    );
+    let o = analysis(&[
+        "report",
+        "--runs",
+        runs_path.to_str().unwrap(),
+        "--meta",
+        meta.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+        "--instances",
+        dir.path().join("runs").to_str().unwrap(),
+        "--no-plots",
+        "--bootstrap-resamples",
+        "500",
+        "--aggregate-reps",
+        "100",
+        "--poi-reps",
+        "500",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("out");
+    let tests = rows(&out, "instance_tests.csv");
+    assert_eq!(tests.len(), 1);
+    assert_eq!((tests[0][5].as_str(), tests[0][6].as_str()), ("3", "corpus_f1"));
+    assert_eq!(tests[0][15], "NaN", "no t-test over sentences for a corpus F1");
+    assert_eq!(rows(&out, "ranking_clusters.csv")[0][5], "paired_bootstrap");
+    assert!(
+        rows(&out, "instances_missing.csv").is_empty(),
+        "a failed run needs none"
+    );
+    assert!(rows(&out, "tests_hierarchical.csv")[0][5].ends_with("+instances"));
     Ok(())
 }

@@ -268,6 +268,43 @@ impl crate::finetune::RunResult {
     }
 }
 
+impl crate::stats::hierarchical::HierarchicalBootstrap {
+    /// Shows the estimate, the levels resampled, the 95 % percentile interval and the p-value.
+    pub fn evcxr_display(&self) {
+        let (lo, hi) = crate::stats::bootstrap::ci_from_bootstrap_distribution(
+            self.estimate,
+            &self.star,
+            &self.jackknife,
+            crate::stats::bootstrap::BootstrapMethod::Percentile,
+            0.95,
+        );
+        let fields = [
+            ("estimate", short(self.estimate)),
+            ("levels resampled", self.levels.name()),
+            ("resamples", self.star.len().to_string()),
+            ("95 % percentile interval", format!("[{}, {}]", short(lo), short(hi))),
+            ("bootstrap p (two-sided)", short(self.p_value())),
+        ];
+        emit("text/html", &html_fields("hierarchical bootstrap", &fields));
+    }
+}
+
+impl crate::stats::report::VarianceComponents {
+    /// Shows each component with its share.
+    pub fn evcxr_display(&self) {
+        let names = ["learning rate", "pretraining seed", "fine-tuning seed", "test set"];
+        let rows: Vec<Vec<String>> = names
+            .iter()
+            .zip(self.parts().iter().zip(self.shares()))
+            .map(|(n, (v, share))| vec![n.to_string(), short(*v), short(share)])
+            .collect();
+        emit(
+            "text/html",
+            &html_table("variance components", &["source", "variance", "share"], &rows),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

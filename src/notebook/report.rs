@@ -40,12 +40,27 @@ impl Report {
     /// The report of `runs` with task metadata from `meta` (a CSV as `analysis report --meta`
     /// takes; `None`: the built-in registry) and `config`.
     pub fn new(runs: impl AsRef<Path>, meta: Option<&Path>, config: ReportConfig) -> Result<Self> {
+        Self::with_instances(runs, meta, None, config)
+    }
+
+    /// [`Report::new`] with per-instance scores (`analysis report --instances`: a folder of
+    /// fine-tuning records or a CSV), which turn on the test-instance level of the hierarchical
+    /// bootstrap, `instance_tests` and `ranking_clusters`.
+    pub fn with_instances(
+        runs: impl AsRef<Path>,
+        meta: Option<&Path>,
+        instances: Option<&Path>,
+        config: ReportConfig,
+    ) -> Result<Self> {
         config.validate()?;
         let path = runs.as_ref();
         let rows = read_runs(path)?;
         let (meta, origin) = meta_or_builtin(meta)?;
         check_meta(&rows, &meta, path, &origin)?;
-        let index = RunsIndex::new(&rows, &meta, config.nan_policy);
+        let mut index = RunsIndex::new(&rows, &meta, config.nan_policy);
+        if let Some(instances) = instances {
+            index.attach_instances(crate::stats::instances::read_instances(instances)?)?;
+        }
         Ok(Self {
             runs: path.to_path_buf(),
             systems: index.systems.iter().map(|s| format!("{}/{}", s.0, s.1)).collect(),

@@ -17,6 +17,12 @@ pub const PLOT_TABLES: [&str; 5] = [
     "performance_profile.csv",
 ];
 
+/// Tables drawn when present (a report folder written before them lacks them).
+pub const OPTIONAL_PLOT_TABLES: [&str; 1] = ["tests_hierarchical.csv"];
+
+/// The most pairs of systems the interval figure shows (the CSV holds them all).
+pub const MAX_PAIRS: usize = 30;
+
 /// A borrowed table: its name, header and rows of cells.
 #[derive(Debug, Clone)]
 pub struct View<'a> {
@@ -209,6 +215,11 @@ pub fn figures(views: &[View]) -> Result<Vec<Figure>> {
         &layout,
         &level,
     )?);
+    if let Some(h) = views.iter().find(|v| v.name == "tests_hierarchical.csv") {
+        if !h.rows.is_empty() {
+            per_dataset.push(hierarchical_figure(h, &level)?);
+        }
+    }
     Ok(per_dataset)
 }
 
@@ -444,6 +455,94 @@ fn profile_figure(prof: &View, layout: &Layout, level: &str) -> Result<Figure> {
         }],
         note: format!(
             "Scores normalised per dataset ((score − chance) / (max − chance)), failed runs at chance; band: {level}% stratified bootstrap interval."
+        ),
+    })
+}
+
+/// A pair's label, estimate and intervals (naive, within datasets, with datasets).
+type PairIntervals = (String, f64, [(f64, f64); 3]);
+
+/// Each pair's difference with three intervals: the naive one (every run an independent draw),
+/// the hierarchical one within datasets (seeds and, where given, test instances) and the one
+/// that resamples datasets too. The first [`MAX_PAIRS`] pairs.
+fn hierarchical_figure(h: &View, level: &str) -> Result<Figure> {
+    let c: Vec<usize> = [
+        "model_x",
+        "objective_x",
+        "model_y",
+        "objective_y",
+        "dataset_bootstrap",
+        "mean_diff",
+        "percentile_low",
+        "percentile_high",
+        "naive_low",
+        "naive_high",
+    ]
+    .iter()
+    .map(|name| h.col(name))
+    .collect::<Result<_>>()?;
+    let mut pairs: Vec<PairIntervals> = Vec::new();
+    let total_rows = h.rows.len();
+    for r in 0..total_rows {
+        let label = format!(
+            "{}/{} − {}/{}",
+            h.cell(r, c[0])?,
+            h.cell(r, c[1])?,
+            h.cell(r, c[2])?,
+            h.cell(r, c[3])?
+        );
+        let k = match pairs.iter().position(|p| p.0 == label) {
+            Some(k) => k,
+            None => {
+                pairs.push((label, h.num(r, c[5])?, [(f64::NAN, f64::NAN); 3]));
+                pairs.len() - 1
+            }
+        };
+        let interval = (h.num(r, c[6])?, h.num(r, c[7])?);
+        pairs[k].2[0] = (h.num(r, c[8])?, h.num(r, c[9])?);
+        pairs[k].2[if h.cell(r, c[4])? == "True" { 2 } else { 1 }] = interval;
+    }
+    let total = pairs.len();
+    pairs.truncate(MAX_PAIRS);
+    let mut series = Vec::new();
+    let mut ticks = Vec::new();
+    for (p, (label, estimate, intervals)) in pairs.iter().enumerate() {
+        let y = (pairs.len() - 1 - p) as f64;
+        ticks.push((y, label.clone()));
+        for (kind, (lo, hi)) in intervals.iter().enumerate() {
+            series.push(Series {
+                system: kind,
+                mark: Mark::Whisker,
+                points: vec![Point {
+                    lo: *lo,
+                    hi: *hi,
+                    ..Point::at(*estimate, y + 0.25 - 0.25 * kind as f64)
+                }],
+            });
+        }
+    }
+    let mut title = "Difference between systems: naive and hierarchical intervals".to_string();
+    if total > pairs.len() {
+        title.push_str(&format!(" (first {} of {total} pairs; all in the CSV)", pairs.len()));
+    }
+    Ok(Figure {
+        name: "hierarchical_intervals",
+        title,
+        legend: vec![
+            "naive: every run independent".into(),
+            "hierarchical: seeds (and test set)".into(),
+            "hierarchical: datasets too".into(),
+        ],
+        panels: vec![Panel {
+            title: "normalised score, x − y".into(),
+            x_label: "difference of normalised scores".into(),
+            y_label: String::new(),
+            x_ticks: None,
+            y_ticks: Some(ticks),
+            series,
+        }],
+        note: format!(
+            "{level}% percentile bootstrap intervals of the difference (tests_hierarchical.csv): naive pools every run as an independent draw; hierarchical resamples pretraining seeds, then fine-tuning seeds, and test instances where given; the third resamples datasets first."
         ),
     })
 }

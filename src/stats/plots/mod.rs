@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::stats::report::Table;
 
 pub use draw::{render_png, render_svg};
-pub use figures::{figures, View, MAX_PANELS, PLOT_TABLES};
+pub use figures::{figures, View, MAX_PAIRS, MAX_PANELS, OPTIONAL_PLOT_TABLES, PLOT_TABLES};
 
 /// One picture: a title, a shared legend of systems and a grid of panels (one per dataset).
 #[derive(Debug, Clone, PartialEq)]
@@ -117,10 +117,12 @@ impl CsvTable {
     }
 }
 
-/// Reads the tables the plots need ([`PLOT_TABLES`]) from a report folder.
+/// Reads the tables the plots need ([`PLOT_TABLES`], and [`OPTIONAL_PLOT_TABLES`] where the
+/// folder has them: reports written before them) from a report folder.
 pub fn read_report_tables(dir: &Path) -> Result<Vec<CsvTable>> {
     PLOT_TABLES
         .iter()
+        .chain(OPTIONAL_PLOT_TABLES.iter().filter(|name| dir.join(name).exists()))
         .map(|name| {
             let path = dir.join(name);
             let mut reader = csv::Reader::from_path(&path).map_err(|e| csv_error(&path, e))?;
