@@ -57,6 +57,29 @@ fn paper_report(data: &Path, out: &Path, seed: &str) -> Output {
     ])
 }
 
+/// `analysis report` of `runs` with `meta` into `out`, CSVs only, with few resamples (the
+/// tables under test, not their resolution), then `extra` arguments.
+fn quick_report(runs: &Path, meta: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "report",
+        "--runs",
+        runs.to_str().unwrap(),
+        "--meta",
+        meta.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-plots",
+        "--bootstrap-resamples",
+        "500",
+        "--aggregate-reps",
+        "200",
+        "--poi-reps",
+        "2000",
+    ];
+    args.extend_from_slice(extra);
+    analysis(&args)
+}
+
 fn rows(dir: &Path, name: &str) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(dir.join(name)).unwrap();
     r.records()
@@ -683,24 +706,12 @@ fn bad_instances_are_refused_or_named() -> anyhow::Result<()> {
     ];
     let report = |inst: &str, out: &str| {
         let path = write(dir.path(), "inst.csv", inst);
-        analysis(&[
-            "report",
-            "--runs",
-            runs.to_str().unwrap(),
-            "--meta",
-            meta.to_str().unwrap(),
-            "--out",
-            dir.path().join(out).to_str().unwrap(),
-            "--instances",
-            path.to_str().unwrap(),
-            "--no-plots",
-            "--bootstrap-resamples",
-            "200",
-            "--aggregate-reps",
-            "200",
-            "--poi-reps",
-            "200",
-        ])
+        quick_report(
+            &runs,
+            &meta,
+            &dir.path().join(out),
+            &["--instances", path.to_str().unwrap()],
+        )
     };
     let o = report(&instances(&good.concat()), "ok");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -774,24 +785,7 @@ fn interaction_is_a_difference_of_differences() -> anyhow::Result<()> {
     };
     let run = |name: &str, gain_small: f64, spec: &str| {
         let runs = write(dir.path(), &format!("{name}.csv"), &table(gain_small));
-        analysis(&[
-            "report",
-            "--runs",
-            runs.to_str().unwrap(),
-            "--meta",
-            meta.to_str().unwrap(),
-            "--out",
-            dir.path().join(name).to_str().unwrap(),
-            "--no-plots",
-            "--bootstrap-resamples",
-            "200",
-            "--aggregate-reps",
-            "200",
-            "--poi-reps",
-            "2000",
-            "--interaction",
-            spec,
-        ])
+        quick_report(&runs, &meta, &dir.path().join(name), &["--interaction", spec])
     };
     let spec = "base/mlm40,base/mlm20,small/mlm40,small/mlm20";
     let o = run("same", 0.10, spec);
@@ -901,24 +895,13 @@ fn instances_from_run_records_keep_corpus_f1_counts() -> anyhow::Result<()> {
         "meta.csv",
         "dataset,family,metric_name,chance_score,max_score,higher_is_better\nner,TC,entity_f1,0,1,true\n",
     );
-    let o = analysis(&[
-        "report",
-        "--runs",
-        runs_path.to_str().unwrap(),
-        "--meta",
-        meta.to_str().unwrap(),
-        "--out",
-        dir.path().join("out").to_str().unwrap(),
-        "--instances",
-        dir.path().join("runs").to_str().unwrap(),
-        "--no-plots",
-        "--bootstrap-resamples",
-        "500",
-        "--aggregate-reps",
-        "100",
-        "--poi-reps",
-        "500",
-    ]);
+    let records = dir.path().join("runs");
+    let o = quick_report(
+        &runs_path,
+        &meta,
+        &dir.path().join("out"),
+        &["--instances", records.to_str().unwrap()],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = dir.path().join("out");
     let tests = rows(&out, "instance_tests.csv");

@@ -137,6 +137,37 @@ pub fn nested_scores(ix: &RunsIndex, s: usize) -> Vec<Nested> {
         .collect()
 }
 
+/// The strata of datasets `common` and the runs there of systems `members`, in that order
+/// (each member has runs on each of them).
+fn restrict<'a>(
+    runs: &[DatasetRuns<'a>],
+    common: &[usize],
+    members: &[usize],
+) -> (Vec<Stratum<'a>>, Vec<Vec<NestedIx>>) {
+    let strata = common.iter().map(|&d| runs[d].stratum.clone()).collect();
+    let systems = members
+        .iter()
+        .map(|&s| {
+            common
+                .iter()
+                .map(|&d| runs[d].systems[s].clone().unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    (strata, systems)
+}
+
+/// A bootstrap's percentile and BCa intervals, `[percentile low, high, BCa low, high]` (NaN
+/// when there is no dataset to resample).
+fn intervals(b: &HierarchicalBootstrap, empty: bool, confidence: f64) -> [f64; 4] {
+    if empty {
+        return [f64::NAN; 4];
+    }
+    let ci = |method| ci_from_bootstrap_distribution(b.estimate, &b.star, &b.jackknife, method, confidence);
+    let ((pl, ph), (bl, bh)) = (ci(BootstrapMethod::Percentile), ci(BootstrapMethod::BCa));
+    [pl, ph, bl, bh]
+}
+
 /// The runs of one dataset that the design-aware tables resample: every system's replicates
 /// at its selected learning rate on the report split (normalised, failed runs as the NaN
 /// policy says), by pretraining seed, with the instance level where per-instance values are
@@ -236,16 +267,7 @@ pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             .into_iter()
             .collect();
         let local = |s: usize| members.iter().position(|&m| m == s).unwrap_or(0);
-        let strata: Vec<Stratum> = common.iter().map(|&d| runs[d].stratum.clone()).collect();
-        let systems: Vec<Vec<NestedIx>> = members
-            .iter()
-            .map(|&s| {
-                common
-                    .iter()
-                    .map(|&d| runs[d].systems[s].clone().unwrap_or_default())
-                    .collect()
-            })
-            .collect();
+        let (strata, systems) = restrict(&runs, common, &members);
         let local_pairs: Vec<(usize, usize)> = pairs.iter().map(|&(i, j)| (local(i), local(j))).collect();
         let instance_datasets = strata.iter().filter(|s| s.instances.is_some()).count();
         let key: Vec<String> = common.iter().map(|&d| ix.datasets[d].clone()).collect();
@@ -300,15 +322,7 @@ pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                     .unwrap_or(0)
                     .to_string()
             };
-            let ci = |method| {
-                if n_datasets == 0 {
-                    (f64::NAN, f64::NAN)
-                } else {
-                    ci_from_bootstrap_distribution(b.estimate, &b.star, &b.jackknife, method, cfg.confidence)
-                }
-            };
-            let (pl, ph) = ci(BootstrapMethod::Percentile);
-            let (bl, bh) = ci(BootstrapMethod::BCa);
+            let [pl, ph, bl, bh] = intervals(b, n_datasets == 0, cfg.confidence);
             rows.push(vec![
                 sx.0.clone(),
                 sx.1.clone(),
@@ -399,16 +413,7 @@ pub fn tests_interactions(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
         let common: Vec<usize> = (0..runs.len())
             .filter(|&d| members.iter().all(|&s| runs[d].systems[s].is_some()))
             .collect();
-        let strata: Vec<Stratum> = common.iter().map(|&d| runs[d].stratum.clone()).collect();
-        let systems: Vec<Vec<NestedIx>> = members
-            .iter()
-            .map(|&s| {
-                common
-                    .iter()
-                    .map(|&d| runs[d].systems[s].clone().unwrap_or_default())
-                    .collect()
-            })
-            .collect();
+        let (strata, systems) = restrict(&runs, &common, &members);
         let contrast: Contrast = vec![(0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0)];
         for datasets in [false, true] {
             let kind = if datasets { "datasets" } else { "within" };
@@ -422,15 +427,7 @@ pub fn tests_interactions(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                 &mut rng,
             )
             .swap_remove(0);
-            let ci = |method| {
-                if common.is_empty() {
-                    (f64::NAN, f64::NAN)
-                } else {
-                    ci_from_bootstrap_distribution(b.estimate, &b.star, &b.jackknife, method, cfg.confidence)
-                }
-            };
-            let (pl, ph) = ci(BootstrapMethod::Percentile);
-            let (bl, bh) = ci(BootstrapMethod::BCa);
+            let [pl, ph, bl, bh] = intervals(&b, common.is_empty(), cfg.confidence);
             let mut row: Vec<String> = members
                 .iter()
                 .flat_map(|&s| [ix.systems[s].0.clone(), ix.systems[s].1.clone()])
