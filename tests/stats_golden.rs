@@ -1182,3 +1182,68 @@ fn variance_components_match_numpy() {
     let f1 = InstanceValues::Counts(vec![c(2, 3, 2), c(0, 1, 0), c(1, 1, 4), c(3, 3, 3), c(1, 2, 1)]);
     close(f1.sampling_variance(), 0.019500000000000007);
 }
+
+/// A system's aggregates under the hierarchical bootstrap (issue 19, item 3, "of any
+/// aggregate"): the four aggregates on known data (scipy `trim_mean(x, 0.25)` for the IQM of
+/// the pooled runs: `trim_mean([0.1, 0.2, 0.4, 0.9, 0.8, 0.7], 0.25)` = 0.525), a level without
+/// variance adds none, the pretraining level its textbook variance, and pseudo-replication
+/// (every run its own pretraining run) narrows the interval.
+#[test]
+fn hierarchical_aggregates_known_answers() {
+    use encoderlab::rng::seeded;
+    use encoderlab::stats::describe::mean;
+    use encoderlab::stats::hierarchical::{NestedIx, Stratum};
+    use encoderlab::stats::hierarchical_aggregate::{aggregates, hierarchical_bootstrap_aggregates};
+    let a = aggregates(&[vec![vec![0.1, 0.2], vec![0.4]], vec![vec![0.9, 0.8, 0.7]]]);
+    let want = [0.5375, 0.5375, 0.525, 1.0 - 3.1 / 6.0];
+    for (got, want) in a.iter().zip(want) {
+        assert!((got - want).abs() < 1e-12, "{a:?}");
+    }
+    let sd = |s: &[f64]| {
+        let m = mean(s);
+        (s.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / s.len() as f64).sqrt()
+    };
+    // one task: 4 pretraining seeds (0.1, 0.4, 0.5, 0.9), 5 identical fine-tuning runs each
+    let pretrain = [0.1, 0.4, 0.5, 0.9];
+    let scores: Vec<f64> = pretrain.iter().flat_map(|&v| [v; 5]).collect();
+    let design: NestedIx = (0..4).map(|p| (0..5).map(|f| (5 * p + f) as u32).collect()).collect();
+    let pooled: NestedIx = (0..20).map(|r| vec![r as u32]).collect();
+    let stratum = Stratum {
+        scores,
+        instances: None,
+    };
+    let b = hierarchical_bootstrap_aggregates(
+        std::slice::from_ref(&stratum),
+        &[vec![design], vec![pooled]],
+        false,
+        20_000,
+        &mut seeded(5, 0),
+    );
+    assert_eq!(b[0].levels.name(), "pretrain_seeds+finetune_seeds");
+    let var_pop = {
+        let m = mean(&pretrain);
+        pretrain.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / 4.0
+    };
+    // the mean: var_pop / 4 over the pretraining seeds, nothing from the identical runs
+    assert!((sd(&b[0].star[0]) / (var_pop / 4.0).sqrt() - 1.0).abs() < 0.03);
+    // pooled: var_pop / 20, as if 20 pretraining runs
+    assert!((sd(&b[1].star[0]) / (var_pop / 20.0).sqrt() - 1.0).abs() < 0.03);
+    for (x, y) in b[0].estimates.iter().zip(b[1].estimates) {
+        assert!((x - y).abs() < 1e-12);
+    }
+    // a system whose runs are all equal: every resample is its estimate
+    let flat = Stratum {
+        scores: vec![0.3; 6],
+        instances: None,
+    };
+    let c = hierarchical_bootstrap_aggregates(
+        &[flat],
+        &[vec![vec![vec![0, 1, 2], vec![3, 4, 5]]]],
+        false,
+        500,
+        &mut seeded(5, 1),
+    );
+    for a in 0..4 {
+        assert!(c[0].star[a].iter().all(|&v| (v - c[0].estimates[a]).abs() < 1e-12));
+    }
+}

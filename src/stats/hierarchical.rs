@@ -292,7 +292,7 @@ fn contrast_value(terms: &[(&[Nested], f64)]) -> f64 {
 }
 
 /// The scores a system's indices point to.
-fn values_of(nested: &NestedIx, scores: &[f64]) -> Nested {
+pub(crate) fn values_of(nested: &NestedIx, scores: &[f64]) -> Nested {
     nested
         .iter()
         .map(|runs| runs.iter().map(|&r| scores[r as usize]).collect())
@@ -301,7 +301,7 @@ fn values_of(nested: &NestedIx, scores: &[f64]) -> Nested {
 
 /// One resample of a stratum's test instances (multiplicities in `weights`) and every run's
 /// normalised score on it (in `out`).
-fn resample_instances(
+pub(crate) fn resample_instances(
     stratum: &Stratum,
     level: &InstanceLevel,
     weights: &mut Vec<f64>,

@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod describe;
 pub mod expected_max;
 pub mod hierarchical;
+pub mod hierarchical_aggregate;
 pub mod instances;
 pub mod multitest;
 #[cfg(feature = "plots")]

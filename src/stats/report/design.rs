@@ -139,7 +139,7 @@ pub fn nested_scores(ix: &RunsIndex, s: usize) -> Vec<Nested> {
 
 /// The strata of datasets `common` and the runs there of systems `members`, in that order
 /// (each member has runs on each of them).
-fn restrict<'a>(
+pub(super) fn restrict<'a>(
     runs: &[DatasetRuns<'a>],
     common: &[usize],
     members: &[usize],

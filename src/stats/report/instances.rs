@@ -187,7 +187,8 @@ impl InstanceComparison {
 }
 
 /// Every pair of systems on every dataset with per-instance scores, compared over its test
-/// instances: the paired bootstrap (`reps` = the report's `bootstrap_resamples`, one
+/// instances: the paired bootstrap (`reps` = the report's `poi_reps`, the count of every
+/// pairwise resampling table, one
 /// resample shared by all systems of the dataset, runs kept as they are) and, for a metric
 /// that is a mean, the paired t-test over the instances' profiles (scipy `ttest_rel`).
 /// Without `bootstrap_means`, datasets whose metric is a mean skip the bootstrap (the
@@ -215,11 +216,7 @@ pub fn instance_comparisons(ix: &RunsIndex, cfg: &ReportConfig, bootstrap_means:
                 .map(|v| (v - level.shift) / level.scale)
                 .collect();
             let mut rng = Fast::from_stream(&mut rng_for(cfg.seed, &["instances", &ix.datasets[d]]));
-            let reps = if is_mean && !bootstrap_means {
-                0
-            } else {
-                cfg.bootstrap_resamples
-            };
+            let reps = if is_mean && !bootstrap_means { 0 } else { cfg.poi_reps };
             let star = instance_resamples(&values, &fixed, &profiles, reps, &mut rng);
             let n_instances = values.iter().flatten().next().map_or(0, |v| v.len());
             let sign = ix.sign(d);

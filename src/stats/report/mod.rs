@@ -3,6 +3,7 @@
 //! one stream per (table, system, dataset) derived from the seed, so results do not depend on
 //! order or threads. The files appear together, only when all are written.
 
+mod aggregate_design;
 mod design;
 mod instances;
 mod power;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomic, OwnedDir};
+pub use aggregate_design::aggregate_hierarchical;
 pub use design::{
     dataset_means, dataset_runs, instances_missing, nested_scores, tests_datasets, tests_hierarchical,
     tests_interactions, DatasetRuns,
@@ -129,7 +131,7 @@ pub fn num(v: f64) -> String {
 pub type TableBuilder = fn(&RunsIndex, &ReportConfig) -> Table;
 
 /// Every table of the report, in the order written, with its file name.
-pub const TABLES: [(&str, TableBuilder); 19] = [
+pub const TABLES: [(&str, TableBuilder); 20] = [
     ("group_stats.csv", group_stats),
     ("best_lr.csv", best_lr_table),
     ("expected_max.csv", |ix, _| expected_max_table(ix)),
@@ -143,6 +145,7 @@ pub const TABLES: [(&str, TableBuilder); 19] = [
     ("power.csv", power_table),
     ("ranks.csv", |ix, _| ranks_table(ix)),
     ("aggregate.csv", aggregate_table),
+    ("aggregate_hierarchical.csv", aggregate_hierarchical),
     ("poi.csv", poi_table),
     ("performance_profile.csv", profile_table),
     ("missing_runs.csv", |ix, _| missing_runs(ix)),
