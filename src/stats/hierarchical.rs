@@ -30,6 +30,18 @@ pub struct Levels {
 }
 
 impl Levels {
+    /// The levels a bootstrap of these systems' runs (`nested` over every system and dataset)
+    /// resamples: pretraining seeds where some system has several on a dataset, fine-tuning
+    /// seeds where some pretraining run has several.
+    pub fn of<'a>(nested: impl Iterator<Item = &'a Nested> + Clone, datasets: bool, instances: bool) -> Self {
+        Self {
+            datasets,
+            pretrain_seeds: nested.clone().any(|n| n.len() > 1),
+            finetune_seeds: nested.flatten().any(|runs| runs.len() > 1),
+            instances,
+        }
+    }
+
     /// `datasets+pretrain_seeds+finetune_seeds`, the resampled ones outermost first (`none`).
     pub fn name(self) -> String {
         let names: Vec<&str> = [
@@ -56,17 +68,8 @@ pub fn nested_mean(nested: &Nested) -> f64 {
     mean(&nested.iter().map(|runs| mean(runs)).collect::<Vec<_>>())
 }
 
-/// The difference x − y: the mean over datasets of the difference of their nested means.
-pub fn hierarchical_diff(x: &[Nested], y: &[Nested]) -> f64 {
-    mean(
-        &x.iter()
-            .zip(y)
-            .map(|(a, b)| nested_mean(a) - nested_mean(b))
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// The bootstrap distribution of [`hierarchical_diff`] with what its intervals need.
+/// The bootstrap distribution of a contrast between systems (a difference x − y: the mean
+/// over datasets of the difference of their [`nested_mean`]s) with what its intervals need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HierarchicalBootstrap {
     /// The difference on the data.
@@ -264,13 +267,7 @@ pub fn hierarchical_bootstrap_contrasts(
         .enumerate()
         .map(|(p, contrast)| {
             let terms: Vec<(&[Nested], f64)> = contrast.iter().map(|&(s, w)| (values[s].as_slice(), w)).collect();
-            let all = || terms.iter().flat_map(|(v, _)| v.iter());
-            let levels = Levels {
-                datasets,
-                pretrain_seeds: all().any(|n| n.len() > 1),
-                finetune_seeds: all().flatten().any(|runs| runs.len() > 1),
-                instances,
-            };
+            let levels = Levels::of(terms.iter().flat_map(|(v, _)| v.iter()), datasets, instances);
             HierarchicalBootstrap {
                 estimate: contrast_value(&terms),
                 star: per_chunk.iter().flat_map(|c| c[p].iter().copied()).collect(),

@@ -102,12 +102,7 @@ pub fn hierarchical_bootstrap_aggregates(
             AggregateBootstrap {
                 estimates: aggregates(&tasks),
                 star,
-                levels: Levels {
-                    datasets,
-                    pretrain_seeds: tasks.iter().any(|n| n.len() > 1),
-                    finetune_seeds: tasks.iter().flatten().any(|r| r.len() > 1),
-                    instances: strata.iter().any(|st| st.instances.is_some()),
-                },
+                levels: Levels::of(tasks.iter(), datasets, strata.iter().any(|st| st.instances.is_some())),
             }
         })
         .collect()

@@ -290,8 +290,9 @@ fn read_record(dir: &Path, out: &mut Instances) -> Result<()> {
     Ok(())
 }
 
-/// Columns of the CSV form; `pretrain_seed` and the counts are optional.
-const CSV_COLUMNS: [&str; 12] = [
+/// Columns of the CSV form; `pretrain_seed` and the counts are optional. The first seven name
+/// a run ([`RunKey`]'s fields, in order).
+pub const CSV_COLUMNS: [&str; 12] = [
     "model",
     "objective",
     "dataset",

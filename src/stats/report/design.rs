@@ -9,16 +9,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 
 use super::table::RunsIndex;
-use super::tables::{rng_for, system_pairs};
+use super::tables::{push_corrections, rng_for, system_pairs};
 use super::{num, ReportConfig, Table};
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::describe::mean;
 use crate::stats::hierarchical::{
     hierarchical_bootstrap_contrasts, hierarchical_bootstrap_pairs, Contrast, HierarchicalBootstrap, InstanceLevel,
-    Nested, NestedIx, Stratum,
+    NestedIx, Stratum,
 };
 use crate::stats::instances::InstanceValues;
-use crate::stats::multitest::{adjust, Correction};
 use crate::stats::rank::wilcoxon;
 use crate::stats::sign::sign_test;
 use crate::stats::ttest::paired;
@@ -78,13 +77,8 @@ pub fn tests_datasets(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
         ]);
         ps.push(t.p);
     }
-    let (holm, bh) = (
-        adjust(&ps, Correction::Holm),
-        adjust(&ps, Correction::BenjaminiHochberg),
-    );
-    for (k, (row, extra)) in rows.iter_mut().zip(extras).enumerate() {
-        row.push(num(holm[k]));
-        row.push(num(bh[k]));
+    push_corrections(&mut rows, &ps);
+    for (row, extra) in rows.iter_mut().zip(extras) {
         row.extend(extra);
     }
     Table {
@@ -112,29 +106,6 @@ pub fn tests_datasets(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
         ],
         rows,
     }
-}
-
-/// System `s`'s normalised replicates on each dataset at the selected learning rate on the
-/// report split, by pretraining seed (failed runs as the NaN policy says); empty where it has
-/// none.
-pub fn nested_scores(ix: &RunsIndex, s: usize) -> Vec<Nested> {
-    (0..ix.datasets.len())
-        .map(|d| {
-            let Some(g) = ix.selected(s, d) else {
-                return Vec::new();
-            };
-            let mut by_pretrain: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-            for (&(pretrain_seed, _), &v) in &g.scores {
-                if let Some(v) = ix.kept(d, v) {
-                    by_pretrain
-                        .entry(pretrain_seed)
-                        .or_default()
-                        .push(ix.meta_of(d).normalised(v));
-                }
-            }
-            by_pretrain.into_values().collect()
-        })
-        .collect()
 }
 
 /// The strata of datasets `common` and the runs there of systems `members`, in that order
@@ -257,7 +228,8 @@ pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             .collect();
         groups.entry(common).or_default().push((i, j));
     }
-    let mut results: BTreeMap<(usize, usize, bool), (HierarchicalBootstrap, usize)> = BTreeMap::new();
+    // (x, y, dataset level) → the bootstrap, its datasets, those with an instance level
+    let mut results: BTreeMap<(usize, usize, bool), (HierarchicalBootstrap, usize, usize)> = BTreeMap::new();
     let mut naive: BTreeMap<(usize, usize), (f64, f64)> = BTreeMap::new();
     for (common, pairs) in &groups {
         let members: Vec<usize> = pairs
@@ -276,7 +248,7 @@ pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             let mut rng = rng_for(cfg.seed, &["hierarchical", kind, &key.join("\u{1f}")]);
             let boots = hierarchical_bootstrap_pairs(&strata, &systems, &local_pairs, datasets, cfg.poi_reps, &mut rng);
             for (&(i, j), b) in pairs.iter().zip(boots) {
-                results.insert((i, j, datasets), (b, instance_datasets));
+                results.insert((i, j, datasets), (b, common.len(), instance_datasets));
             }
         }
         // the naive interval: every run of a system on a dataset as an independent draw (its
@@ -307,14 +279,10 @@ pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
     for (i, j) in system_pairs(ix) {
         let (sx, sy) = (&ix.systems[i], &ix.systems[j]);
         for datasets in [false, true] {
-            let Some((b, instance_datasets)) = results.get(&(i, j, datasets)) else {
+            let Some(&(ref b, n_datasets, instance_datasets)) = results.get(&(i, j, datasets)) else {
                 continue;
             };
             let m = b.star.len();
-            let n_datasets = groups
-                .iter()
-                .find(|(_, p)| p.contains(&(i, j)))
-                .map_or(0, |(c, _)| c.len());
             let seeds = |s: usize| {
                 (0..runs.len())
                     .filter_map(|d| runs[d].systems[s].as_ref().map(Vec::len))
@@ -379,15 +347,7 @@ pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
 pub fn instances_missing(ix: &RunsIndex, _cfg: &ReportConfig) -> Table {
     Table {
         name: "instances_missing.csv",
-        header: vec![
-            "model",
-            "objective",
-            "dataset",
-            "learning_rate",
-            "pretrain_seed",
-            "seed",
-            "split",
-        ],
+        header: crate::stats::instances::CSV_COLUMNS[..7].to_vec(),
         rows: (0..ix.datasets.len())
             .flat_map(|d| dataset_runs(ix, d).without_instances)
             .collect(),

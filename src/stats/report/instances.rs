@@ -10,14 +10,13 @@
 use rayon::prelude::*;
 
 use super::design::{dataset_runs, DatasetRuns};
-use super::tables::{rng_for, system_pairs};
+use super::tables::{push_corrections, rng_for, system_pairs};
 use super::{num, ReportConfig, RunsIndex, Table};
 use crate::rng::Fast;
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::describe::{mean, t_sf};
 use crate::stats::hierarchical::{draw_weights, nested_mean, HierarchicalBootstrap, Levels, Nested, NestedIx};
 use crate::stats::instances::{weighted_sum, InstanceValues};
-use crate::stats::multitest::{adjust, Correction};
 use crate::stats::ttest::paired;
 
 /// The significance level of the ranking's one-sided tests (EncodEval's `threshold_p_value`).
@@ -239,10 +238,8 @@ pub fn instance_comparisons(ix: &RunsIndex, cfg: &ReportConfig, bootstrap_means:
                     (Some(a), Some(b)) => paired(a, b, cfg.confidence),
                     _ => paired(&[], &[], cfg.confidence),
                 };
-                let (ttest_p_x_better, ttest_p_y_better) = (
-                    one_sided(sign * ttest.t, ttest.df),
-                    one_sided(-sign * ttest.t, ttest.df),
-                );
+                let (ttest_p_x_better, ttest_p_y_better) =
+                    (t_sf(sign * ttest.t, ttest.df), t_sf(-sign * ttest.t, ttest.df));
                 out.push(InstanceComparison {
                     dataset: d,
                     x,
@@ -281,11 +278,7 @@ pub fn instance_comparisons(ix: &RunsIndex, cfg: &ReportConfig, bootstrap_means:
 pub fn instance_tests(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
     let comparisons = instance_comparisons(ix, cfg, true);
     let ps: Vec<f64> = comparisons.iter().map(|c| c.bootstrap.p_value()).collect();
-    let (holm, bh) = (
-        adjust(&ps, Correction::Holm),
-        adjust(&ps, Correction::BenjaminiHochberg),
-    );
-    let rows = comparisons
+    let mut rows: Vec<Vec<String>> = comparisons
         .iter()
         .enumerate()
         .map(|(k, c)| {
@@ -312,11 +305,10 @@ pub fn instance_tests(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                 num(c.ttest.t),
                 num(c.ttest.p),
                 num(c.ttest_p_x_better),
-                num(holm[k]),
-                num(bh[k]),
             ]
         })
         .collect();
+    push_corrections(&mut rows, &ps);
     Table {
         name: "instance_tests.csv",
         header: vec![
@@ -342,19 +334,6 @@ pub fn instance_tests(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             "p_boot_bh",
         ],
         rows,
-    }
-}
-
-/// The one-sided p-value of t > 0 (scipy `alternative='greater'`).
-fn one_sided(t: f64, df: f64) -> f64 {
-    if t.is_nan() || df.is_nan() {
-        f64::NAN
-    } else if t == f64::INFINITY {
-        0.0
-    } else if t == f64::NEG_INFINITY {
-        1.0
-    } else {
-        t_sf(t, df)
     }
 }
 

@@ -19,8 +19,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{write_atomic, OwnedDir};
 pub use aggregate_design::aggregate_hierarchical;
 pub use design::{
-    dataset_means, dataset_runs, instances_missing, nested_scores, tests_datasets, tests_hierarchical,
-    tests_interactions, DatasetRuns,
+    dataset_means, dataset_runs, instances_missing, tests_datasets, tests_hierarchical, tests_interactions, DatasetRuns,
 };
 pub use instances::{
     instance_comparisons, instance_profiles, instance_tests, rank_clusters, ranking_clusters, InstanceComparison,

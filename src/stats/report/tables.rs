@@ -437,14 +437,19 @@ fn with_corrections(tested: impl Iterator<Item = (Vec<String>, f64, f64)>) -> Ve
         second.push(q);
     }
     for family in [&first, &second] {
-        let holm = adjust(family, Correction::Holm);
-        let bh = adjust(family, Correction::BenjaminiHochberg);
-        for (k, row) in rows.iter_mut().enumerate() {
-            row.push(num(holm[k]));
-            row.push(num(bh[k]));
-        }
+        push_corrections(&mut rows, family);
     }
     rows
+}
+
+/// Appends to each row the Holm and the Benjamini-Hochberg adjustment of its p-value in `ps`
+/// (one family: all the rows).
+pub(super) fn push_corrections(rows: &mut [Vec<String>], ps: &[f64]) {
+    let (holm, bh) = (adjust(ps, Correction::Holm), adjust(ps, Correction::BenjaminiHochberg));
+    for (k, row) in rows.iter_mut().enumerate() {
+        row.push(num(holm[k]));
+        row.push(num(bh[k]));
+    }
 }
 
 /// Paired t and Wilcoxon per pair of systems, over (dataset, seed) units and over datasets.
