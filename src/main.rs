@@ -89,8 +89,11 @@ enum SweepCommand {
     Status(SweepArgs),
     /// Write the runs table of the finished runs (CSV), for `analysis report`.
     Collect(SweepCollectArgs),
-    /// Run one run of the sweep by its index (what each worker or Slurm array task calls).
+    /// Run one run of the sweep by its index (what each Slurm array task calls).
     RunOne(SweepRunOneArgs),
+    /// Run the runs whose indices arrive on stdin, one per line, reusing the loaded dataset and
+    /// checkpoint; answer `done INDEX` on stdout after each (what `sweep run` starts per worker).
+    Worker(SweepWorkerArgs),
     /// Submit the pending runs to Slurm as one job array (runs already queued are left out).
     Slurm(SweepSlurmArgs),
     /// Record a run that ended without a record as failed (what a Slurm task's script calls).
@@ -183,6 +186,18 @@ struct SweepRunOneArgs {
     /// The run's index in the sweep's order.
     #[arg(long)]
     index: usize,
+    /// CPU threads.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Die when the process that started this one dies (set by `sweep run`).
+    #[arg(long)]
+    die_with_parent: bool,
+}
+
+#[derive(Args)]
+struct SweepWorkerArgs {
+    #[command(flatten)]
+    sweep: SweepArgs,
     /// CPU threads.
     #[arg(long)]
     threads: Option<usize>,
@@ -590,6 +605,7 @@ fn sweep(cmd: &SweepCommand) -> Result<()> {
         SweepCommand::Status(a) => a,
         SweepCommand::Collect(a) => &a.sweep,
         SweepCommand::RunOne(a) => &a.sweep,
+        SweepCommand::Worker(a) => &a.sweep,
         SweepCommand::Slurm(a) => &a.sweep,
         SweepCommand::MarkFailed(a) => &a.sweep,
     };
@@ -685,6 +701,14 @@ fn sweep(cmd: &SweepCommand) -> Result<()> {
             if encoderlab::sweep::state(spec, &cfg.runs_dir()) == encoderlab::sweep::RunState::Pending {
                 encoderlab::finetune::trainer::failed_record(&spec.config, &a.reason)?;
             }
+        }
+        SweepCommand::Worker(a) => {
+            if a.die_with_parent {
+                die_with_parent();
+            }
+            set_threads(a.threads);
+            let stdin = std::io::stdin();
+            encoderlab::sweep::worker::serve(&specs, stdin.lock(), std::io::stdout().lock(), std::io::stderr())?;
         }
         SweepCommand::RunOne(a) => {
             if a.die_with_parent {

@@ -3,7 +3,9 @@
 //! Hugging Face format, so Python's `tokenizers.Tokenizer.from_file` and transformers'
 //! `PreTrainedTokenizerFast` load them unchanged.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
@@ -54,7 +56,18 @@ pub struct TextTokenizer {
     path: PathBuf,
     sha256: String,
     special: SpecialIds,
+    memo: Option<Arc<Mutex<Memo>>>,
 }
+
+/// Encodings already computed, by text ([`TextTokenizer::remembering`]).
+#[derive(Default)]
+struct Memo {
+    ids: HashMap<String, Vec<u32>>,
+    offsets: HashMap<String, IdsWithOffsets>,
+}
+
+/// Texts a memo keeps before it starts over (a bound on its memory).
+const MEMO_TEXTS: usize = 500_000;
 
 impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -164,7 +177,41 @@ impl TextTokenizer {
             path: path.to_path_buf(),
             sha256: sha256_bytes(&bytes),
             special,
+            memo: None,
         })
+    }
+
+    /// Remembers every text it encodes, so that encoding it again is a lookup: for a process
+    /// that encodes the same dataset again and again (a sweep worker). The ids are the same.
+    pub fn remembering(mut self) -> Self {
+        self.memo = Some(Arc::default());
+        self
+    }
+
+    /// `compute(text)`, or what an earlier call remembered (`pick` chooses the map).
+    fn memoised<T: Clone>(
+        &self,
+        text: &str,
+        pick: fn(&mut Memo) -> &mut HashMap<String, T>,
+        compute: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let Some(memo) = &self.memo else { return compute() };
+        // a poisoned lock only means another thread panicked mid-insert: start over
+        let lookup = |m: &mut Memo| pick(m).get(text).cloned();
+        if let Some(v) = memo.lock().map_or(None, |mut m| lookup(&mut m)) {
+            return Ok(v);
+        }
+        let v = compute()?;
+        let mut m = memo.lock().unwrap_or_else(|p| {
+            let mut m = p.into_inner();
+            *m = Memo::default();
+            m
+        });
+        if m.ids.len() + m.offsets.len() >= MEMO_TEXTS {
+            *m = Memo::default();
+        }
+        pick(&mut m).insert(text.to_string(), v.clone());
+        Ok(v)
     }
 
     /// Uses `token` as end of text instead of the usual names.
@@ -210,14 +257,26 @@ impl TextTokenizer {
 
     /// Token ids of `text`, without any special token (no BOS, no EOS).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode_fast(text, false).map_err(tok_err(&self.path))?;
-        Ok(enc.get_ids().to_vec())
+        self.memoised(
+            text,
+            |m| &mut m.ids,
+            || {
+                let enc = self.inner.encode_fast(text, false).map_err(tok_err(&self.path))?;
+                Ok(enc.get_ids().to_vec())
+            },
+        )
     }
 
     /// Token ids of `text` with each token's byte range in it (no special token).
     pub fn encode_with_offsets(&self, text: &str) -> Result<IdsWithOffsets> {
-        let enc = self.inner.encode(text, false).map_err(tok_err(&self.path))?;
-        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+        self.memoised(
+            text,
+            |m| &mut m.offsets,
+            || {
+                let enc = self.inner.encode(text, false).map_err(tok_err(&self.path))?;
+                Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+            },
+        )
     }
 
     /// Text of `ids` (special tokens kept).

@@ -634,3 +634,105 @@ fn damaged_records_are_reported_and_a_sweep_runs_once_at_a_time() -> anyhow::Res
     assert_eq!((summary.started, summary.skipped, summary.corrupt.len()), (0, 4, 3));
     Ok(())
 }
+
+/// Issue 20, item 4: one worker takes run after run, reusing the encoded dataset and the
+/// checkpoint's weights, and each record is the one the run writes alone (`sweep run-one`, a
+/// process per run): the same scores per instance, the same losses and gradient norms.
+#[test]
+fn a_worker_reuses_what_it_loaded_and_writes_the_records_of_runs_alone() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let sweep = sweep_files(dir.path(), &ckpt, &data, 3, "[1e-3, 3e-3]", "[0, 1]");
+    let cfg = SweepConfig::load(&sweep)?;
+    let specs = cfg.expand()?;
+    let out = encoderlab(&["sweep", "run", "--workers", "1", "--threads-per-worker", "1"], &sweep);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_to_string(cfg.dir().join("logs").join("worker-0.log"))?;
+    // 2 seeds: the dataset encoded at most once per seed, the checkpoint read once
+    assert!(
+        log.contains("reused what earlier runs loaded: 2 of 4 encoded tasks, 3 of 4 checkpoints")
+            || log.contains("reused what earlier runs loaded: 3 of 4 encoded tasks, 3 of 4 checkpoints"),
+        "{log}"
+    );
+    assert_eq!(log.matches(": Ok in ").count(), 4, "{log}");
+    // (instances.jsonl, (loss, grad_norm) per logged step, result.json without its timings)
+    type Record = (String, Vec<(f64, f64)>, serde_json::Value);
+    let what = |run: &Path| -> anyhow::Result<Record> {
+        let instances = std::fs::read_to_string(run.join("instances.jsonl"))?;
+        let steps = std::fs::read_to_string(run.join("metrics.jsonl"))?
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["loss"].as_f64().unwrap(), v["grad_norm"].as_f64().unwrap())
+            })
+            .collect();
+        let mut result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("result.json"))?)?;
+        for timing in ["wall_seconds", "train_examples_per_s", "eval_examples_per_s"] {
+            result.as_object_mut().unwrap().remove(timing);
+        }
+        Ok((instances, steps, result))
+    };
+    let by_worker: Vec<_> = specs
+        .iter()
+        .map(|s| what(&cfg.runs_dir().join(&s.run_id)))
+        .collect::<anyhow::Result<_>>()?;
+    std::fs::remove_dir_all(cfg.runs_dir())?;
+    for (spec, worker) in specs.iter().zip(&by_worker) {
+        let i = spec.index.to_string();
+        let out = encoderlab(&["sweep", "run-one", "--index", &i, "--threads", "1"], &sweep);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let alone = what(&cfg.runs_dir().join(&spec.run_id))?;
+        assert!(!alone.0.is_empty() && !alone.1.is_empty());
+        assert_eq!(&alone, worker, "run {i}: a worker's record differs from the run alone");
+    }
+    Ok(())
+}
+
+/// A worker that dies mid-sweep: the run it held is recorded `failed` with the worker's exit
+/// status and the end of its log, a new worker takes the next run, and the sweep ends. The
+/// "worker" here is a script that dies on its first run, as a real one killed by the
+/// out-of-memory killer would.
+#[cfg(unix)]
+#[test]
+fn a_worker_that_dies_fails_its_run_and_is_replaced() -> anyhow::Result<()> {
+    use encoderlab::sweep::{run_local, LocalOptions};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let sweep = sweep_files(
+        dir.path(),
+        &dir.path().join("ckpt"),
+        Path::new("data"),
+        1,
+        "[1e-3, 3e-3]",
+        "[0, 1]",
+    );
+    let cfg = SweepConfig::load(&sweep)?;
+    let specs = cfg.expand()?;
+    let exe = dir.path().join("dying-worker.sh");
+    std::fs::write(
+        &exe,
+        "#!/bin/sh\nread index\necho \"out of luck on run $index\" >&2\nexit 3\n",
+    )?;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))?;
+    let opts = LocalOptions {
+        sweep_file: sweep.clone(),
+        exe,
+        workers: 2,
+        threads_per_worker: 1,
+        retry_failed: false,
+        progress: false,
+    };
+    let summary = run_local(&cfg, &specs, &opts)?;
+    assert_eq!((summary.started, summary.done, summary.failed), (4, 0, 4));
+    for spec in &specs {
+        let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+            cfg.runs_dir().join(&spec.run_id).join("result.json"),
+        )?)?;
+        assert_eq!(result["status"], "failed");
+        let reason = result["reason"].as_str().unwrap();
+        assert!(reason.contains("exit status: 3"), "{reason}");
+        assert!(reason.contains("out of luck on run"), "{reason}");
+    }
+    Ok(())
+}

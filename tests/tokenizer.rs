@@ -61,6 +61,32 @@ fn round_trip_is_exact_and_adds_no_special_token() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A remembering tokenizer (a sweep worker's) gives the ids and offsets it gives without
+/// remembering, the first time and from memory.
+#[test]
+fn remembering_changes_no_encoding() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_, tok) = trained(dir.path(), 512)?;
+    let memo = tok.clone().remembering();
+    let texts = [
+        "The jury said the election was conducted fairly.",
+        "Zürich — 12% 🚀",
+        "",
+        "The jury said",
+    ];
+    for _ in 0..2 {
+        for text in texts {
+            assert_eq!(memo.encode(text)?, tok.encode(text)?, "{text:?}");
+            assert_eq!(
+                memo.encode_with_offsets(text)?,
+                tok.encode_with_offsets(text)?,
+                "{text:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn same_corpus_same_tokenizer() -> anyhow::Result<()> {
     let a = tempfile::tempdir()?;

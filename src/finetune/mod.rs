@@ -9,10 +9,12 @@ pub mod features;
 pub mod qa;
 pub mod record;
 pub mod retrieve;
+pub mod reuse;
 pub mod tag;
 pub mod task;
 pub mod trainer;
 
 pub use config::FinetuneConfig;
 pub use record::{RunResult, Status};
-pub use trainer::{finetune, FinetuneOptions};
+pub use reuse::Reuse;
+pub use trainer::{finetune, finetune_reusing, FinetuneOptions};

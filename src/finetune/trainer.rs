@@ -16,8 +16,9 @@ use super::config::{FinetuneConfig, Init};
 use super::qa::Qa;
 use super::record::{write_record, RunResult, Status};
 use super::retrieve::Retrieval;
+use super::reuse::{Reuse, TaskKey};
 use super::tag::Tagging;
-use super::task::{EvalSplit, Task};
+use super::task::{split_plan, EvalSplit, Task, ValidationSource};
 use crate::data::registry::{Registry, TaskFamily};
 use crate::error::{Error, IoContext, Result};
 use crate::eval::Scores;
@@ -27,7 +28,7 @@ use crate::objectives::Objective;
 use crate::rng::{seeded, shuffle};
 use crate::schedule::{lr_at, LrConfig, LrSchedule};
 use crate::tokenizer::TextTokenizer;
-use crate::train::checkpoint::{load_state, load_weights};
+use crate::train::checkpoint::{fill_vars, load_state, load_weights};
 use crate::train::trainer::{device, progress_bar};
 use crate::train::{AdamW, Grads};
 
@@ -88,9 +89,9 @@ pub fn backbone_pretrain_seed(cfg: &FinetuneConfig) -> i64 {
     })
 }
 
-/// Fills the backbone's variables of `map` (`model.*`) from the checkpoint; the head keeps its
-/// fresh weights and the checkpoint's LM head is ignored.
-pub fn load_backbone(dir: &Path, map: &VarMap, dev: &Device) -> Result<()> {
+/// The backbone's variables of `map` (`model.*`), sharing their storage: the head and the
+/// checkpoint's LM head are left out.
+fn backbone_vars(map: &VarMap) -> Result<VarMap> {
     let backbone = VarMap::new();
     {
         let mut data = backbone
@@ -101,18 +102,28 @@ pub fn load_backbone(dir: &Path, map: &VarMap, dev: &Device) -> Result<()> {
             data.insert(name, var);
         }
     }
-    load_weights(dir, &backbone, dev)
+    Ok(backbone)
+}
+
+/// Fills the backbone's variables of `map` (`model.*`) from the checkpoint; the head keeps its
+/// fresh weights and the checkpoint's LM head is ignored.
+pub fn load_backbone(dir: &Path, map: &VarMap, dev: &Device) -> Result<()> {
+    load_weights(dir, &backbone_vars(map)?, dev)
 }
 
 /// The task of `cfg.task.dataset`, loaded and encoded.
-fn load_task(cfg: &FinetuneConfig, tok: &TextTokenizer, tokens: (u32, u32)) -> Result<Box<dyn Task>> {
-    let registry = Registry::builtin()?;
+fn load_task(
+    registry: &Registry,
+    cfg: &FinetuneConfig,
+    tok: &TextTokenizer,
+    tokens: (u32, u32),
+) -> Result<Box<dyn Task>> {
     let (task, seed) = (&cfg.task, cfg.train.seed);
     Ok(match registry.get(&task.dataset)?.family {
-        TaskFamily::SequenceClassification => Box::new(Classification::load(&registry, task, tok, tokens, seed)?),
-        TaskFamily::TokenClassification => Box::new(Tagging::load(&registry, task, tok, tokens, seed)?),
-        TaskFamily::ExtractiveQa => Box::new(Qa::load(&registry, task, tok, tokens, seed)?),
-        TaskFamily::Retrieval => Box::new(Retrieval::load(&registry, task, tok, tokens, seed)?),
+        TaskFamily::SequenceClassification => Box::new(Classification::load(registry, task, tok, tokens, seed)?),
+        TaskFamily::TokenClassification => Box::new(Tagging::load(registry, task, tok, tokens, seed)?),
+        TaskFamily::ExtractiveQa => Box::new(Qa::load(registry, task, tok, tokens, seed)?),
+        TaskFamily::Retrieval => Box::new(Retrieval::load(registry, task, tok, tokens, seed)?),
         TaskFamily::Pretraining => {
             return Err(Error::config(
                 "task.dataset",
@@ -120,6 +131,19 @@ fn load_task(cfg: &FinetuneConfig, tok: &TextTokenizer, tokens: (u32, u32)) -> R
             ))
         }
     })
+}
+
+/// The run's seed where the task's splits depend on it: a validation split held out of train
+/// (and retrieval's training pairs, always); `None` where the dataset has its own splits.
+fn split_seed(registry: &Registry, cfg: &FinetuneConfig) -> Result<Option<u64>> {
+    let spec = registry.get(&cfg.task.dataset)?;
+    let held_out = match spec.family {
+        TaskFamily::Retrieval => true,
+        // not a task: `load_task` says so
+        TaskFamily::Pretraining => false,
+        _ => split_plan(spec, &cfg.task.dataset)?.0 == ValidationSource::HeldOut,
+    };
+    Ok(held_out.then_some(cfg.train.seed))
 }
 
 /// What training and evaluation produced.
@@ -247,13 +271,20 @@ fn train_and_evaluate(
 
 /// Runs one fine-tuning configuration and writes its record to `{out_dir}/{run_id}/`.
 pub fn finetune(cfg: &FinetuneConfig, opts: &FinetuneOptions) -> Result<RunResult> {
+    finetune_reusing(cfg, opts, &mut Reuse::none())
+}
+
+/// [`finetune`], taking the tokenizer, the encoded task and the checkpoint's weights from
+/// `reuse` where an earlier run of this process loaded them: the record is the same bit for bit
+/// as the run's alone (a sweep worker's runs, one after another).
+pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mut Reuse) -> Result<RunResult> {
     let started = Instant::now();
     cfg.validate()?;
     let dev = device(&cfg.train.device)?;
     let ckpt = &cfg.model.checkpoint;
     let model_cfg = ModelConfig::from_hf_json(&ckpt.join("config.json"))?;
     let tok_path = ckpt.join("tokenizer.json");
-    let tok = TextTokenizer::load(&tok_path)?;
+    let (tok, tok_key) = reuse.tokenizer(&tok_path)?;
     if tok.vocab_size() > model_cfg.vocab_size {
         return Err(Error::data(
             &tok_path,
@@ -267,7 +298,9 @@ pub fn finetune(cfg: &FinetuneConfig, opts: &FinetuneOptions) -> Result<RunResul
     }
     let sep = tok.eos_id()?;
     let pad = tok.special().pad.unwrap_or(sep);
-    let task = load_task(cfg, &tok, (sep, pad))?;
+    let registry = Registry::builtin()?;
+    let key = TaskKey::new(&cfg.task, tok_key, (sep, pad), split_seed(&registry, cfg)?)?;
+    let task = reuse.task(key, || load_task(&registry, cfg, &tok, (sep, pad)))?;
     if task.train_len() == 0 {
         return Err(Error::config(
             "task.dataset",
@@ -283,7 +316,8 @@ pub fn finetune(cfg: &FinetuneConfig, opts: &FinetuneOptions) -> Result<RunResul
         &dev,
     )?;
     if cfg.model.init == Init::Pretrained {
-        load_backbone(ckpt, &map, &dev)?;
+        let path = ckpt.join("model.safetensors");
+        fill_vars(&path, &*reuse.weights(&path, &dev)?, &backbone_vars(&map)?)?;
     }
     let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
     let model = TaskModel::new(&model_cfg, task.head(), cfg.model.pooling, cfg.model.attention, vb)?;

@@ -1,17 +1,22 @@
-//! The local executor: the sweep's pending runs, `workers` at a time, each in its own process
-//! (`encoderlab sweep run-one`, which writes the run's record itself, atomically). Finished runs
-//! are skipped, so a sweep killed at any moment resumes by running the same command again; a
-//! run whose process dies without a record is recorded `failed` with its exit status and the
-//! tail of its log, and the sweep goes on.
+//! The local executor: the sweep's pending runs, `workers` at a time, each worker a long-lived
+//! process (`encoderlab sweep worker`, [`super::worker`]) that takes one run after another and
+//! writes each run's record itself, atomically, reusing the dataset and checkpoint the previous
+//! run loaded. Finished runs are skipped, so a sweep killed at any moment resumes by running the
+//! same command again; a run whose worker dies without its record is recorded `failed` with the
+//! worker's exit status and the tail of its log (`logs/worker-{k}.log`), a new worker takes the
+//! next run, and the sweep goes on.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Sender};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::config::{RunSpec, SweepConfig};
 use super::state::{state, wants_run, RunState};
+use super::worker::parse_done;
 use crate::error::{IoContext, Result};
 use crate::finetune::trainer::failed_record;
 use crate::train::trainer::progress_bar;
@@ -19,7 +24,7 @@ use crate::train::trainer::progress_bar;
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
-    /// The sweep file (passed to each `run-one`).
+    /// The sweep file (passed to each worker).
     pub sweep_file: PathBuf,
     /// The `encoderlab` binary.
     pub exe: PathBuf,
@@ -76,22 +81,87 @@ fn death_reason(status: ExitStatus, log_tail: &str) -> String {
     format!("the run's process ended with {status}{hint}: {log_tail}")
 }
 
-fn spawn(spec: &RunSpec, opts: &LocalOptions, log: &Path) -> Result<Child> {
-    let file = std::fs::File::create(log).at(log)?;
-    let err = file.try_clone().at(log)?;
-    Command::new(&opts.exe)
-        .args(["sweep", "run-one", "--config"])
+/// A worker process and the run it is on.
+struct Worker<'a> {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Which incarnation of this slot: answers of a replaced worker are ignored.
+    generation: usize,
+    current: Option<&'a RunSpec>,
+    log: PathBuf,
+}
+
+/// What a worker's reader thread saw.
+enum Event {
+    Done {
+        slot: usize,
+        generation: usize,
+        index: usize,
+    },
+    Closed {
+        slot: usize,
+        generation: usize,
+    },
+}
+
+fn spawn_worker<'a>(
+    slot: usize,
+    generation: usize,
+    opts: &LocalOptions,
+    logs: &Path,
+    events: &Sender<Event>,
+) -> Result<Worker<'a>> {
+    let log = logs.join(format!("worker-{slot}.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .at(&log)?;
+    let mut child = Command::new(&opts.exe)
+        .args(["sweep", "worker", "--config"])
         .arg(&opts.sweep_file)
-        .args(["--index", &spec.index.to_string()])
         .args(["--threads", &opts.threads_per_worker.to_string(), "--die-with-parent"])
         // the error's message, not a backtrace, is what the failed record should keep
         .env("RUST_LIB_BACKTRACE", "0")
         .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(file)
         .spawn()
-        .at(&opts.exe)
+        .at(&opts.exe)?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let events = events.clone();
+    std::thread::spawn(move || {
+        if let Some(out) = stdout {
+            for line in BufReader::new(out).lines().map_while(std::io::Result::ok) {
+                if let Some(index) = parse_done(&line) {
+                    let _ = events.send(Event::Done {
+                        slot,
+                        generation,
+                        index,
+                    });
+                }
+            }
+        }
+        let _ = events.send(Event::Closed { slot, generation });
+    });
+    Ok(Worker {
+        child,
+        stdin,
+        generation,
+        current: None,
+        log,
+    })
+}
+
+/// Hands `spec` to `worker`; false when the worker's input is closed (it died).
+fn assign<'a>(worker: &mut Worker<'a>, spec: &'a RunSpec) -> bool {
+    worker.current = Some(spec);
+    match worker.stdin.as_mut() {
+        Some(w) => writeln!(w, "{}", spec.index).and_then(|()| w.flush()).is_ok(),
+        None => false,
+    }
 }
 
 /// Runs the pending runs of `specs` (and the failed ones with `retry_failed`).
@@ -122,36 +192,82 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
     }
     queue.reverse(); // pop from the end = sweep order
     let bar = progress_bar(opts.progress, queue.len(), 0, "runs");
-    let mut active: Vec<(&RunSpec, Child, PathBuf)> = Vec::new();
-    while !queue.is_empty() || !active.is_empty() {
-        while active.len() < opts.workers.max(1) {
-            let Some(spec) = queue.pop() else { break };
-            let log = logs.join(format!("{}.log", spec.run_id));
-            active.push((spec, spawn(spec, opts, &log)?, log));
-            summary.started += 1;
+    let (tx, rx) = channel();
+    let mut workers: Vec<Worker> = Vec::new();
+    for slot in 0..opts.workers.max(1).min(queue.len()) {
+        workers.push(spawn_worker(slot, 0, opts, &logs, &tx)?);
+    }
+    let finish = |spec: &RunSpec, death: Option<(ExitStatus, &Path)>, summary: &mut LocalSummary| -> Result<()> {
+        match (state(spec, &runs_dir), death) {
+            (RunState::Done(_), _) => summary.done += 1,
+            (RunState::Failed | RunState::Corrupt, _) => summary.failed += 1,
+            (RunState::Pending, death) => {
+                // the worker answered, or died, without the run's record
+                let reason = match death {
+                    Some((status, log)) => death_reason(status, &log_tail(log, 400)),
+                    None => "the worker answered without writing the run's record".to_string(),
+                };
+                failed_record(&spec.config, &reason)?;
+                summary.failed += 1;
+            }
         }
-        let mut i = 0;
-        while i < active.len() {
-            let status = active[i].1.try_wait().at(&opts.exe)?;
-            let Some(status) = status else {
-                i += 1;
-                continue;
-            };
-            let (spec, _, log) = active.swap_remove(i);
-            match state(spec, &runs_dir) {
-                RunState::Done(_) => summary.done += 1,
-                RunState::Failed | RunState::Corrupt => summary.failed += 1,
-                RunState::Pending => {
-                    // the process died without writing its record
-                    let reason = death_reason(status, &log_tail(&log, 400));
-                    failed_record(&spec.config, &reason)?;
-                    summary.failed += 1;
+        bar.inc(1);
+        bar.set_message(format!("{} done, {} failed", summary.done, summary.failed));
+        Ok(())
+    };
+    loop {
+        for w in workers.iter_mut().filter(|w| w.current.is_none() && w.stdin.is_some()) {
+            let Some(spec) = queue.pop() else { break };
+            summary.started += 1;
+            // a worker that cannot take it has died: its Closed event records the run
+            assign(w, spec);
+        }
+        if workers.iter().all(|w| w.current.is_none()) {
+            break;
+        }
+        let Ok(event) = rx.recv_timeout(Duration::from_millis(500)) else {
+            continue;
+        };
+        match event {
+            Event::Done {
+                slot,
+                generation,
+                index,
+            } => {
+                let w = &mut workers[slot];
+                if w.generation != generation {
+                    continue;
+                }
+                if let Some(spec) = w.current.take().filter(|s| s.index == index) {
+                    finish(spec, None, &mut summary)?;
                 }
             }
-            bar.inc(1);
-            bar.set_message(format!("{} done, {} failed", summary.done, summary.failed));
+            Event::Closed { slot, generation } => {
+                if workers[slot].generation != generation {
+                    continue;
+                }
+                let status = workers[slot].child.wait().at(&opts.exe)?;
+                if let Some(spec) = workers[slot].current.take() {
+                    let log = workers[slot].log.clone();
+                    finish(spec, Some((status, &log)), &mut summary)?;
+                }
+                if queue.is_empty() {
+                    // nothing left to give it: retired (its stray answers are ignored)
+                    workers[slot].stdin = None;
+                    workers[slot].generation += 1;
+                } else {
+                    // a new worker in its place for what is left
+                    workers[slot] = spawn_worker(slot, generation + 1, opts, &logs, &tx)?;
+                }
+            }
         }
-        std::thread::sleep(Duration::from_millis(50));
+    }
+    // no more input: each worker ends after its (finished) last run
+    for w in &mut workers {
+        drop(w.stdin.take());
+    }
+    for mut w in workers {
+        w.child.wait().at(&opts.exe)?;
     }
     bar.finish_and_clear();
     summary.wall_seconds = started.elapsed().as_secs_f64();

@@ -10,6 +10,7 @@ pub mod local;
 pub mod lock;
 pub mod slurm;
 pub mod state;
+pub mod worker;
 
 pub use collect::{collect, runs_table};
 pub use config::{Axis, RunSpec, SweepConfig};

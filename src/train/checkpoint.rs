@@ -78,6 +78,12 @@ pub fn load_weights(dir: &Path, map: &VarMap, device: &Device) -> Result<()> {
         return Err(Error::data(&path, 0, "no model.safetensors: not a checkpoint folder"));
     }
     let tensors = read_safetensors(&path, device, "the model's weights")?;
+    fill_vars(&path, &tensors, map)
+}
+
+/// Fills every variable of `map` from `tensors` (read from `path`, which errors name): shapes
+/// checked, a missing tensor an error naming it, extra tensors ignored.
+pub fn fill_vars(path: &Path, tensors: &HashMap<String, Tensor>, map: &VarMap) -> Result<()> {
     let vars = sorted_vars(map)?;
     let missing: Vec<&str> = vars
         .iter()
@@ -86,7 +92,7 @@ pub fn load_weights(dir: &Path, map: &VarMap, device: &Device) -> Result<()> {
         .collect();
     if !missing.is_empty() {
         return Err(Error::data(
-            &path,
+            path,
             0,
             format!("missing tensors: {} (is it a Llama-layout model?)", missing.join(", ")),
         ));
@@ -95,7 +101,7 @@ pub fn load_weights(dir: &Path, map: &VarMap, device: &Device) -> Result<()> {
         let t = &tensors[&name];
         if t.shape() != var.shape() {
             return Err(Error::data(
-                &path,
+                path,
                 0,
                 format!("`{name}` has shape {:?}, the model {:?}", t.shape(), var.shape()),
             ));
