@@ -110,7 +110,7 @@ fn with_instances(dir: &std::path::Path) -> anyhow::Result<()> {
         "with instances: {} runs, {scores} instance scores -> {} ({})",
         runs.len(),
         inst_path.display(),
-        cpu()
+        encoderlab::model::vmath::cpu_summary()
     );
     drop(instances);
     for round in 0..2 {
@@ -156,26 +156,6 @@ fn with_instances(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The CPU's name and widest vector extension, printed next to every figure.
-fn cpu() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let name = info
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let isa = if info.contains(" avx512f") {
-        "AVX-512"
-    } else if info.contains(" avx2") {
-        "AVX2"
-    } else {
-        "no AVX2"
-    };
-    format!("{name}, {isa}")
-}
-
 /// Issue 18's scale: a table of about 2 M rows (50 systems × `datasets` × 6 LRs × `seeds` ×
 /// validation and test, ≈ 130 bytes a row with the collect columns), the whole report timed
 /// stage by stage as `analysis report` runs it.
@@ -212,7 +192,7 @@ fn large_table(dir: &std::path::Path, name: &str, datasets: usize, seeds: usize)
         2 * runs.len(),
         text.len() as f64 / 1e6,
         path.display(),
-        cpu()
+        encoderlab::model::vmath::cpu_summary()
     );
     drop(text);
     let started = Instant::now();

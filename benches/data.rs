@@ -29,11 +29,12 @@ fn main() -> anyhow::Result<()> {
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
     println!(
-        "corpus: {} ({} files, {:.1} MB) on {} threads",
+        "corpus: {} ({} files, {:.1} MB) on {} threads [{}]",
         pretrain.display(),
         corpus.files().len(),
         bytes as f64 / 1e6,
-        rayon::current_num_threads()
+        rayon::current_num_threads(),
+        encoderlab::model::vmath::cpu_summary()
     );
 
     let dir = tempfile::tempdir()?;

@@ -75,25 +75,32 @@ fn main() -> anyhow::Result<()> {
         special: vec![0, 1, 2, 3],
         vocab_size: cfg.vocab_size as u32,
     };
+    println!("CPU: {}", encoderlab::model::vmath::cpu_summary());
+    let cpu = encoderlab::model::vmath::isa_summary();
     println!(
-        "{preset}: {:.1} M parameters, batch {batch} x {seq} tokens, {threads} threads; f32 matmul 1024^3: {peak:.0} GFLOP/s",
+        "{preset}: {:.1} M parameters, batch {batch} x {seq} tokens, {threads} threads; f32 matmul 1024^3: {peak:.0} GFLOP/s [{cpu}]",
         cfg.num_parameters() as f64 / 1e6
     );
+    // bf16 mixed precision (f32 weights, bf16 compute: `train.dtype = "bf16"`) runs the composed
+    // candle ops, not the fused f32 kernels; opt-in (`clm-bf16`), as it is far slower on a CPU
+    let half = model.clone().with_compute_dtype(DType::BF16);
     for (name, batch) in [
         ("clm", clm_batch(&blocks)),
         (
             "mlm",
             mlm_batch(&blocks, 0.4, &MaskingConfig::default(), &tokens, &mut rng),
         ),
+        ("clm-bf16", clm_batch(&blocks)),
     ] {
         if !objectives.split(',').any(|o| o == name) {
             continue;
         }
+        let model = if name.ends_with("bf16") { &half } else { &model };
         // (step, forward, backward, optimizer) seconds
         let mut times = Vec::new();
         for step in 0..steps + 1 {
             let t = Instant::now();
-            let l = loss(&model, &batch, &dev, true)?;
+            let l = loss(model, &batch, &dev, true)?;
             let forward = t.elapsed().as_secs_f64();
             let grads = opt.grads(&l.backward()?)?;
             let backward = t.elapsed().as_secs_f64() - forward;
@@ -109,7 +116,7 @@ fn main() -> anyhow::Result<()> {
         let head_rows = batch.weights.iter().filter(|w| **w > 0.0).count() as f64 / batch.weights.len() as f64;
         let gflops = tok_s * flops_per_token(&cfg, seq, head_rows) / 1e9;
         println!(
-            "  {name}: step {:.0} ms (median of {steps}), {tok_s:.0} tokens/s, {gflops:.1} GFLOP/s = {:.0} % of the matmul peak",
+            "  {name}: step {:.0} ms (median of {steps}), {tok_s:.0} tokens/s, {gflops:.1} GFLOP/s = {:.0} % of the matmul peak ({peak:.0} GFLOP/s) [{cpu}]",
             median * 1e3,
             100.0 * gflops / peak
         );
@@ -118,6 +125,62 @@ fn main() -> anyhow::Result<()> {
             median_of(&times, 1) * 1e3,
             median_of(&times, 2) * 1e3,
             median_of(&times, 3) * 1e3
+        );
+    }
+    if objectives.split(',').any(|o| o == "attention") {
+        attention(&cfg, batch, seq, steps, peak, &cpu)?;
+    }
+    Ok(())
+}
+
+/// Attention alone (the fused op, forward and backward) at the preset's shapes, causal and
+/// bidirectional, against the matmul peak: its per-(sequence, head) products are small (T × hd).
+/// FLOPs: forward 4·T²·hd per head (scores, values), backward 10·T²·hd (the recomputed scores
+/// and four products).
+fn attention(cfg: &ModelConfig, batch: usize, seq: usize, steps: usize, peak: f64, cpu: &str) -> anyhow::Result<()> {
+    use candle_core::Var;
+    use encoderlab::model::fused::RopeTables;
+    use encoderlab::model::fused_attention::{fused_attention, AttentionSpec};
+    let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
+    let dev = Device::Cpu;
+    let angles: Vec<f32> = (0..seq * hd).map(|i| i as f32 * 1e-3).collect();
+    let tables = RopeTables::new(
+        angles.iter().map(|a| a.cos()).collect(),
+        angles.iter().map(|a| a.sin()).collect(),
+        hd,
+    );
+    let q = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, seq, nh * hd), &dev)?)?;
+    let k = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, seq, nkv * hd), &dev)?)?;
+    let v = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, seq, nkv * hd), &dev)?)?;
+    let flops = 14.0 * (batch * nh * seq * seq * hd) as f64;
+    for causal in [true, false] {
+        let spec = AttentionSpec {
+            heads: nh,
+            kv_heads: nkv,
+            head_dim: hd,
+            causal,
+            key_bias: None,
+            tables: tables.clone(),
+        };
+        let mut times = Vec::new();
+        for step in 0..steps + 1 {
+            let t = Instant::now();
+            let y = fused_attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &spec)?;
+            let forward = t.elapsed().as_secs_f64();
+            let _ = y.sum_all()?.backward()?;
+            if step > 0 {
+                let total = t.elapsed().as_secs_f64();
+                times.push([total, forward, total - forward, 0.0]);
+            }
+        }
+        let median = median_of(&times, 0);
+        let gflops = flops / median / 1e9;
+        println!(
+            "  attention ({}, {batch} x {seq}, {nh}/{nkv} heads of {hd}): forward + backward {:.1} ms (forward {:.1}), {gflops:.1} GFLOP/s = {:.0} % of the matmul peak ({peak:.0} GFLOP/s) [{cpu}]",
+            if causal { "causal" } else { "bidirectional" },
+            median * 1e3,
+            median_of(&times, 1) * 1e3,
+            100.0 * gflops / peak
         );
     }
     Ok(())

@@ -6,7 +6,7 @@ rows only, as the Rust side does. Prints tokens/s and GFLOP/s with the same FLOP
     pip install torch   # CPU wheels are enough
     python3 benches/torch_reference.py [PRESET BATCH SEQ STEPS] [--threads N] [--no-bf16]
 """
-import math, statistics, sys, time
+import math, platform, statistics, sys, time
 
 import torch
 
@@ -103,8 +103,10 @@ def main():
     ids = torch.randint(4, V, (B, T))
     targets = torch.randint(4, V, (B, T))
     scored = torch.randperm(B * T)[: int(0.4 * B * T)].sort().values
+    name, cpu = cpu_summary()
+    print(f"CPU: {name}: {cpu}")
     print(f"{preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, batch {B} x {T} tokens, "
-          f"{threads} threads, torch {torch.__version__}; f32 matmul 1024^3: {peak:.0f} GFLOP/s")
+          f"{threads} threads, torch {torch.__version__}; f32 matmul 1024^3: {peak:.0f} GFLOP/s [{cpu}]")
     runs = [("clm f32", True, None), ("mlm f32", False, None)]
     if "--no-bf16" not in sys.argv:
         runs.append(("clm bf16 autocast", True, torch.bfloat16))
@@ -129,7 +131,28 @@ def main():
         head_rows = 1.0 if causal else len(scored) / (B * T)
         gflops = tok_s * flops_per_token(model, V, H, L, T, head_rows) / 1e9
         print(f"  {name}: step {med * 1e3:.0f} ms (median of {steps}), {tok_s:.0f} tokens/s, "
-              f"{gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f} % of the matmul peak")
+              f"{gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f} % of the matmul peak ({peak:.0f} GFLOP/s) [{cpu}]")
+
+
+def cpu_summary():
+    """The CPU's name, and its widest vector extensions with the kernels torch dispatches to
+    (what `encoderlab::model::vmath::cpu_summary` prints on the Rust side)."""
+    name, flags = platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and name == platform.machine():
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    ext = ["AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"]
+    if "avx512_bf16" in flags:
+        ext.append("AVX512-BF16")
+    ext.append("AMX" if "amx_tile" in flags else "no AMX")
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    return name, f"{', '.join(ext)}; torch kernels {capability}"
 
 
 if __name__ == "__main__":

@@ -496,3 +496,42 @@ fn damaged_checkpoints_and_packs_are_refused_without_touching_the_run() -> anyho
     }
     Ok(())
 }
+
+/// Issue 20, items 1 and 2: the same bits whatever the number of threads (`gemm`'s kernels,
+/// ours, the parallel loops) and whatever vector path our kernels take (`ENCODERLAB_SIMD`:
+/// AVX-512 or AVX2, and plain scalar code): the losses, gradient norms and final weights of the
+/// tiny run, each in its own process (the thread pool and the path are per process).
+#[test]
+fn the_same_bits_on_any_thread_count_and_vector_path() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pack = tiny_pack(dir.path())?;
+    let mut runs = Vec::new();
+    for (threads, simd) in [("1", ""), ("2", ""), ("1", "scalar"), ("2", "avx2")] {
+        let out = dir.path().join(format!("threads{threads}{simd}"));
+        config(&pack, &out, &[])?;
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+            .args(["pretrain", "--config"])
+            .arg(out.join("tiny.toml"))
+            .args(["--set", "data.batch_size=16", "--threads", threads])
+            .env("ENCODERLAB_SIMD", simd)
+            .output()?;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let run = out.join("tiny");
+        let steps: Vec<(u64, u64)> = metrics(&run)
+            .iter()
+            .map(|m| (m.loss.to_bits(), m.grad_norm.to_bits()))
+            .collect();
+        let last = *list_checkpoints(&run)?.last().expect("a checkpoint");
+        runs.push((
+            format!("{threads} thread(s), path {simd:?}"),
+            steps,
+            weights(&checkpoint_dir(&run, last))?,
+        ));
+    }
+    assert_eq!(runs[0].1.len(), 8);
+    for (what, steps, weights) in &runs[1..] {
+        assert!(*steps == runs[0].1, "the losses differ on {what} from {}", runs[0].0);
+        assert!(*weights == runs[0].2, "the weights differ on {what} from {}", runs[0].0);
+    }
+    Ok(())
+}

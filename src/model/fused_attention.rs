@@ -131,15 +131,22 @@ fn rotated(x: &[f32], offset: usize, stride: usize, t: usize, tables: &RopeTable
     let half = d / 2;
     let (cos, sin) = tables.cos_sin();
     let mut out = vec![0f32; t * d];
-    for p in 0..t {
-        let xr = &x[offset + p * stride..][..d];
-        let (c, s) = (&cos[p * d..][..d], &sin[p * d..][..d]);
-        let or = &mut out[p * d..][..d];
-        for j in 0..half {
-            or[j] = scale * (xr[j] * c[j] - sign * xr[j + half] * s[j]);
-            or[j + half] = scale * (xr[j + half] * c[j + half] + sign * xr[j] * s[j + half]);
-        }
-    }
+    vmath::wide(
+        #[inline(always)]
+        || {
+            for p in 0..t {
+                let xr = &x[offset + p * stride..][..d];
+                let (c, s) = (&cos[p * d..][..d], &sin[p * d..][..d]);
+                let or = &mut out[p * d..][..d];
+                let (lo, hi) = or.split_at_mut(half);
+                let (x_lo, x_hi) = xr.split_at(half);
+                for j in 0..half {
+                    lo[j] = scale * (x_lo[j] * c[j] - sign * x_hi[j] * s[j]);
+                    hi[j] = scale * (x_hi[j] * c[j + half] + sign * x_lo[j] * s[j + half]);
+                }
+            }
+        },
+    );
     out
 }
 
@@ -160,7 +167,10 @@ fn softmax_rows(s: &mut [f32], t: usize, causal: bool, key_bias: Option<&[f32]>)
         let valid = if causal { i + 1 } else { t };
         let (seen, unseen) = row.split_at_mut(valid);
         if let Some(kb) = key_bias {
-            seen.iter_mut().zip(kb).for_each(|(v, b)| *v += b);
+            vmath::wide(
+                #[inline(always)]
+                || seen.iter_mut().zip(kb).for_each(|(v, b)| *v += b),
+            );
         }
         vmath::softmax_in_place(seen);
         unseen.fill(0.0);

@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::cpu::{contiguous_f32, fused_ok, split_flat};
+use super::vmath;
 
 /// Rows per parallel task.
 const ROWS: usize = 64;
@@ -28,6 +29,7 @@ pub fn rms_norm_composed(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor
 }
 
 /// 1 / sqrt(mean(x²) + ε) of one row.
+#[inline(always)]
 fn inv_rms(x: &[f32], eps: f32) -> f32 {
     1.0 / (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32 + eps).sqrt()
 }
@@ -51,12 +53,17 @@ impl CustomOp2 for RmsNorm {
         out.par_chunks_mut(width * ROWS)
             .zip(x.par_chunks(width * ROWS))
             .for_each(|(o, x)| {
-                for (o, x) in o.chunks_mut(width).zip(x.chunks(width)) {
-                    let r = inv_rms(x, self.eps);
-                    for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
-                        *o = x * r * w;
-                    }
-                }
+                vmath::wide(
+                    #[inline(always)]
+                    || {
+                        for (o, x) in o.chunks_mut(width).zip(x.chunks(width)) {
+                            let r = inv_rms(x, self.eps);
+                            for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
+                                *o = x * r * w;
+                            }
+                        }
+                    },
+                )
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -106,21 +113,26 @@ impl CustomOp3 for RmsNormGrad {
             .par_chunks_mut(width * ROWS)
             .zip(x.par_chunks(width * ROWS).zip(dy.par_chunks(width * ROWS)))
             .map(|(dx, (x, dy))| {
-                let mut dw = vec![0f32; width];
-                for ((dx, x), dy) in dx.chunks_mut(width).zip(x.chunks(width)).zip(dy.chunks(width)) {
-                    let r = inv_rms(x, self.eps);
-                    let mut dot = 0.0;
-                    for j in 0..width {
-                        let xh = x[j] * r;
-                        dw[j] += dy[j] * xh;
-                        dot += dy[j] * w[j] * xh;
-                    }
-                    let mean = dot / width as f32;
-                    for j in 0..width {
-                        dx[j] = r * (dy[j] * w[j] - x[j] * r * mean);
-                    }
-                }
-                dw
+                vmath::wide(
+                    #[inline(always)]
+                    || {
+                        let mut dw = vec![0f32; width];
+                        for ((dx, x), dy) in dx.chunks_mut(width).zip(x.chunks(width)).zip(dy.chunks(width)) {
+                            let r = inv_rms(x, self.eps);
+                            let mut dot = 0.0;
+                            for j in 0..width {
+                                let xh = x[j] * r;
+                                dw[j] += dy[j] * xh;
+                                dot += dy[j] * w[j] * xh;
+                            }
+                            let mean = dot / width as f32;
+                            for j in 0..width {
+                                dx[j] = r * (dy[j] * w[j] - x[j] * r * mean);
+                            }
+                        }
+                        dw
+                    },
+                )
             })
             .collect();
         for part in &partials {

@@ -161,7 +161,7 @@ impl CustomOp2 for HeadLossGrad {
         let (targets, weights) = (&self.forward.targets, &self.forward.weights);
         d_logits.par_chunks_mut(v).enumerate().for_each(|(i, row)| {
             let scale = self.grad[i] * weights[i];
-            row.iter_mut().for_each(|p| *p *= scale);
+            crate::model::vmath::scale(row, scale);
             row[targets[i] as usize] -= scale;
         });
         let d_hidden = Product {

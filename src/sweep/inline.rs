@@ -1,12 +1,13 @@
-//! A sweep run inside the calling process, one run after another: for notebooks and scripts
-//! that want the results as values. Runs with a record are read back, not redone; a run whose
-//! setup fails is recorded `failed` and the sweep goes on, as with the local executor.
+//! A sweep run inside the calling process, one run after another, reusing what earlier runs
+//! loaded (as a sweep worker does): for notebooks and scripts that want the results as values.
+//! Runs with a record are read back, not redone; a run whose setup fails is recorded `failed`
+//! and the sweep goes on, as with the local executor.
 
 use super::config::{RunSpec, SweepConfig};
 use super::state::{record, state_of, wants_run};
 use crate::error::Result;
 use crate::finetune::trainer::failed_record;
-use crate::finetune::{finetune, FinetuneOptions, RunResult};
+use crate::finetune::{finetune_reusing, FinetuneOptions, Reuse, RunResult};
 use crate::train::trainer::progress_bar;
 
 /// Every run of `specs` (records under `runs_dir`), in order: done ones read back, pending ones
@@ -19,6 +20,8 @@ pub fn run_inline(
 ) -> Result<Vec<RunResult>> {
     let bar = progress_bar(progress, specs.len(), 0, "runs");
     let mut results = Vec::with_capacity(specs.len());
+    // what one run loaded (dataset, checkpoint) serves the next, as in a sweep worker
+    let mut reuse = Reuse::default();
     for spec in specs {
         // one read of the record: it decides, and it is the result when the run is not redone
         let done = match record(spec, runs_dir) {
@@ -27,7 +30,7 @@ pub fn run_inline(
         };
         let result = match done {
             Some(r) if !wants_run(state_of(Some(&r)), retry_failed) => r,
-            _ => match finetune(&spec.config, &FinetuneOptions::default()) {
+            _ => match finetune_reusing(&spec.config, &FinetuneOptions::default(), &mut reuse) {
                 Ok(r) => r,
                 Err(e) => failed_record(&spec.config, &e.to_string())?,
             },

@@ -1,7 +1,7 @@
 //! AdamW on the CPU in place: the parameter's own storage, its gradient's and the moments are
 //! read and written in one pass, with no copy of the parameter or the gradient (a copy out and
 //! back cost about as much as the update itself). Elementwise, so the parallel split does not
-//! change a bit.
+//! change a bit, nor does the vector width ([`crate::model::vmath::wide`]).
 
 use std::cell::RefCell;
 
@@ -39,13 +39,20 @@ impl Update {
             .zip(m.par_chunks_mut(CHUNK))
             .zip(v.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)))
             .for_each(|((theta, m), (v, g))| {
-                for i in 0..theta.len() {
-                    let gi = g[i] * u.scale;
-                    m[i] = m[i] * u.beta1 + gi * (1.0 - u.beta1);
-                    v[i] = v[i] * u.beta2 + gi * gi * (1.0 - u.beta2);
-                    let denom = v[i].sqrt() / u.sqrt_bc2 + u.eps;
-                    theta[i] = theta[i] * u.keep - m[i] / denom * u.step;
-                }
+                crate::model::vmath::wide(
+                    #[inline(always)]
+                    || {
+                        let n = theta.len().min(m.len()).min(v.len()).min(g.len());
+                        let (theta, m, v, g) = (&mut theta[..n], &mut m[..n], &mut v[..n], &g[..n]);
+                        for i in 0..n {
+                            let gi = g[i] * u.scale;
+                            m[i] = m[i] * u.beta1 + gi * (1.0 - u.beta1);
+                            v[i] = v[i] * u.beta2 + gi * gi * (1.0 - u.beta2);
+                            let denom = v[i].sqrt() / u.sqrt_bc2 + u.eps;
+                            theta[i] = theta[i] * u.keep - m[i] / denom * u.step;
+                        }
+                    },
+                )
             });
     }
 }

@@ -13,57 +13,9 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod isa;
 
-/// The vector instructions the kernels use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Isa {
-    /// Plain Rust, any CPU.
-    Scalar,
-    /// 8 lanes (x86-64 with AVX2).
-    Avx2,
-    /// 16 lanes (x86-64 with AVX-512F: Intel since Skylake-SP, AMD since Zen 4).
-    Avx512,
-}
-
-impl Isa {
-    /// Every path this CPU can run, narrowest first.
-    pub fn available() -> Vec<Isa> {
-        let mut out = vec![Isa::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                out.push(Isa::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx2") {
-                out.push(Isa::Avx512);
-            }
-        }
-        out
-    }
-
-    /// Its name, as `ENCODERLAB_SIMD` takes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Isa::Scalar => "scalar",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
-        }
-    }
-}
-
-/// The path the kernels take: the widest this CPU has, or a narrower one named by
-/// `ENCODERLAB_SIMD` (`scalar`, `avx2`; an unknown or unavailable name is ignored). Read once.
-pub fn isa() -> Isa {
-    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    *ISA.get_or_init(|| {
-        let have = Isa::available();
-        let widest = *have.last().unwrap_or(&Isa::Scalar);
-        std::env::var("ENCODERLAB_SIMD")
-            .ok()
-            .and_then(|v| have.iter().copied().find(|i| i.name() == v.trim()))
-            .unwrap_or(widest)
-    })
-}
+pub use isa::{cpu_summary, isa, isa_summary, wide, Isa};
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// 1.5·2²³: adding it rounds to the nearest integer.
@@ -215,33 +167,12 @@ fn max_scalar(row: &[f32]) -> f32 {
     acc.iter().copied().fold(f32::NEG_INFINITY, f32::max)
 }
 
-#[inline(always)]
-fn scale_body(row: &mut [f32], k: f32) {
-    row.iter_mut().for_each(|v| *v *= k);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn scale_avx2(row: &mut [f32], k: f32) {
-    scale_body(row, k)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn scale_avx512(row: &mut [f32], k: f32) {
-    scale_body(row, k)
-}
-
 /// `row[i] *= k` (one rounding per element on every path).
 pub fn scale(row: &mut [f32], k: f32) {
-    match isa() {
-        // SAFETY: the CPU has the features the functions are compiled for.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { scale_avx512(row, k) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { scale_avx2(row, k) },
-        _ => scale_body(row, k),
-    }
+    wide(
+        #[inline(always)]
+        || row.iter_mut().for_each(|v| *v *= k),
+    )
 }
 
 /// Softmax of `row` in place, max-shifted; returns (max, sum of the shifted exponentials).
