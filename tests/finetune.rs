@@ -654,3 +654,29 @@ fn a_config_without_a_corpus_cap_keeps_its_run_id() -> anyhow::Result<()> {
     assert!(serde_json::to_string(&capped)?.contains("\"max_corpus_docs\":300"));
     Ok(())
 }
+
+/// Issue 20, item 4: evaluation batches sequences by length, and a sequence's scores do not
+/// depend on its batch: one sequence a batch and 5 or 16 a batch (each padded to its longest)
+/// give the same score for every instance, on sentences (SST-2), tagged words (CoNLL-2003) and
+/// retrieval queries with their documents (SQuAD retrieval).
+#[test]
+fn scores_do_not_depend_on_the_evaluation_batch() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    for dataset in ["sst2", "conll2003", "squad_retrieval"] {
+        let mut seen = Vec::new();
+        for size in ["1", "5", "16"] {
+            let out = dir.path().join(format!("{dataset}-{size}"));
+            let set = format!("train.eval_batch_size={size}");
+            let cfg = config(&ckpt, dataset, &data, &out, &[&set, "task.max_corpus_docs=40"])?;
+            let result = finetune(&cfg, &FinetuneOptions::default())?;
+            assert_eq!(result.status, Status::Ok, "{dataset}: {:?}", result.reason);
+            seen.push(std::fs::read_to_string(cfg.run_dir()?.join("instances.jsonl"))?);
+        }
+        assert!(seen[0].lines().count() > 10, "{dataset}: {}", seen[0]);
+        assert_eq!(seen[0], seen[1], "{dataset}: batches of 1 and 5 differ");
+        assert_eq!(seen[0], seen[2], "{dataset}: batches of 1 and 16 differ");
+    }
+    Ok(())
+}

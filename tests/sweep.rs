@@ -232,9 +232,10 @@ fn local_sweep_runs_in_parallel_skips_finished_runs_and_collects() -> anyhow::Re
 }
 
 #[test]
-fn a_run_whose_process_dies_without_a_record_is_recorded_failed() -> anyhow::Result<()> {
+fn a_run_whose_setup_fails_is_recorded_failed_and_the_sweep_goes_on() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    // no checkpoint there: every run fails during setup, before it could write anything
+    // no checkpoint there: every run fails during setup, before it could write anything; its
+    // worker records it `failed` with the error (a worker that dies: the test after the next)
     let sweep = sweep_files(
         dir.path(),
         &dir.path().join("missing"),

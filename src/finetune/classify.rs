@@ -3,7 +3,7 @@
 use candle_core::{Device, Tensor};
 
 use super::features::classification_input;
-use super::task::{chunks, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
+use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
 use crate::data::registry::Registry;
 use crate::error::Result;
 use crate::eval::classification::accuracy;
@@ -95,11 +95,14 @@ impl Task for Classification {
             EvalSplit::Validation => &self.validation,
             EvalSplit::Test => &self.test,
         };
-        let mut predicted = Vec::with_capacity(data.len());
-        for chunk in chunks(data.len(), batch_size) {
+        let mut predicted = vec![0usize; data.len()];
+        let lens: Vec<usize> = data.iter().map(|r| r.1.len()).collect();
+        for chunk in by_length(&lens, batch_size) {
             let rows: Vec<_> = chunk.iter().map(|&i| &data[i]).collect();
             let logits = self.logits(model, &rows, false, device)?;
-            predicted.extend(logits.argmax(1)?.to_vec1::<u32>()?.into_iter().map(|p| p as usize));
+            for (&i, p) in chunk.iter().zip(logits.argmax(1)?.to_vec1::<u32>()?) {
+                predicted[i] = p as usize;
+            }
         }
         let ids: Vec<String> = data.iter().map(|r| r.0.clone()).collect();
         let gold: Vec<usize> = data.iter().map(|r| r.2).collect();

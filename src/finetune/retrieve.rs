@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 
 use super::features::text_input;
-use super::task::{chunks, hold_out, limit, pad_batch, split_plan, EvalSplit, Family, Task};
+use super::task::{by_length, hold_out, limit, pad_batch, split_plan, EvalSplit, Family, Task};
 use crate::data::registry::Registry;
 use crate::error::{Error, Result};
 use crate::eval::retrieval::{retrieval_scores, Qrels, Run};
@@ -176,12 +176,22 @@ impl Retrieval {
         batch: usize,
         device: &Device,
     ) -> Result<Tensor> {
+        // shortest first (less padding), then back to the items' order
+        let lens: Vec<usize> = items.iter().map(|it| it.1.len()).collect();
+        let batches = by_length(&lens, batch);
         let mut parts = Vec::new();
-        for chunk in chunks(items.len(), batch) {
+        let mut at = vec![0u32; items.len()];
+        let mut row = 0u32;
+        for chunk in &batches {
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| items[i].1.as_slice()).collect();
             parts.push(self.embed(model, &seqs, false, device)?.detach());
+            for &i in chunk {
+                at[i] = row;
+                row += 1;
+            }
         }
-        Ok(Tensor::cat(&parts, 0)?)
+        let sorted = Tensor::cat(&parts, 0)?;
+        Ok(sorted.index_select(&Tensor::from_vec(at, items.len(), device)?, 0)?)
     }
 }
 

@@ -4,7 +4,7 @@
 use candle_core::{Device, Tensor};
 
 use super::features::{tagging_input, TaggingInput};
-use super::task::{chunks, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
+use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
 use crate::data::registry::{Metric, Registry};
 use crate::error::Result;
 use crate::eval::tagging::{entity_f1, token_accuracy};
@@ -105,20 +105,24 @@ impl Task for Tagging {
             EvalSplit::Validation => &self.validation,
             EvalSplit::Test => &self.test,
         };
-        let (mut predicted, mut gold) = (Vec::with_capacity(data.len()), Vec::with_capacity(data.len()));
-        for chunk in chunks(data.len(), batch_size) {
+        let mut predicted: Vec<Vec<String>> = vec![Vec::new(); data.len()];
+        let lens: Vec<usize> = data.iter().map(|r| r.1.ids.len()).collect();
+        for chunk in by_length(&lens, batch_size) {
             let rows: Vec<_> = chunk.iter().map(|&i| &data[i]).collect();
             let (logits, t) = self.logits(model, &rows, false, device)?;
             let best = logits.argmax(1)?.to_vec1::<u32>()?;
-            for (b, r) in rows.iter().enumerate() {
+            for (b, (&i, r)) in chunk.iter().zip(&rows).enumerate() {
                 let tags = r.1.word_starts.iter().map(|p| match p {
                     Some(p) => best[b * t + p] as usize,
                     None => self.fallback,
                 });
-                predicted.push(tags.map(|i| self.labels[i].clone()).collect::<Vec<_>>());
-                gold.push(r.2.iter().map(|&i| self.labels[i].clone()).collect::<Vec<_>>());
+                predicted[i] = tags.map(|i| self.labels[i].clone()).collect();
             }
         }
+        let gold: Vec<Vec<String>> = data
+            .iter()
+            .map(|r| r.2.iter().map(|&i| self.labels[i].clone()).collect())
+            .collect();
         let ids: Vec<String> = data.iter().map(|r| r.0.clone()).collect();
         let accuracy = token_accuracy(&ids, &predicted, &gold)?;
         Ok(match self.metric {
