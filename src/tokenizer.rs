@@ -196,17 +196,14 @@ impl TextTokenizer {
         compute: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         let Some(memo) = &self.memo else { return compute() };
-        // a poisoned lock only means another thread panicked mid-insert: start over
-        let lookup = |m: &mut Memo| pick(m).get(text).cloned();
-        if let Some(v) = memo.lock().map_or(None, |mut m| lookup(&mut m)) {
-            return Ok(v);
+        // the memo only holds finished encodings: a lock poisoned by a panic elsewhere still
+        // holds valid ones
+        let lock = || memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(v) = pick(&mut lock()).get(text) {
+            return Ok(v.clone());
         }
         let v = compute()?;
-        let mut m = memo.lock().unwrap_or_else(|p| {
-            let mut m = p.into_inner();
-            *m = Memo::default();
-            m
-        });
+        let mut m = lock();
         if m.ids.len() + m.offsets.len() >= MEMO_TEXTS {
             *m = Memo::default();
         }

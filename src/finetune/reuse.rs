@@ -23,7 +23,7 @@ use super::config::TaskConfig;
 use super::task::Task;
 use crate::error::{IoContext, Result};
 use crate::tokenizer::TextTokenizer;
-use crate::train::checkpoint::read_safetensors;
+use crate::train::checkpoint::read_weights;
 
 /// A file as it is now: its path, length and modification time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,10 +67,12 @@ impl TaskKey {
     }
 }
 
-/// The `capacity` most recently used values by key, oldest first.
+/// The `capacity` most recently used values by key, oldest first, and how often a value was
+/// found / made.
 struct Recent<K, V> {
     entries: Vec<(K, V)>,
     capacity: usize,
+    counts: (usize, usize),
 }
 
 impl<K: PartialEq, V: Clone> Recent<K, V> {
@@ -78,6 +80,7 @@ impl<K: PartialEq, V: Clone> Recent<K, V> {
         Self {
             entries: Vec::new(),
             capacity,
+            counts: (0, 0),
         }
     }
 
@@ -87,9 +90,11 @@ impl<K: PartialEq, V: Clone> Recent<K, V> {
             let entry = self.entries.remove(i);
             let value = entry.1.clone();
             self.entries.push(entry);
+            self.counts.0 += 1;
             return Ok((value, true));
         }
         let value = make()?;
+        self.counts.1 += 1;
         if self.capacity > 0 {
             if self.entries.len() == self.capacity {
                 self.entries.remove(0);
@@ -117,21 +122,12 @@ pub struct Reuse {
     tokenizers: Recent<FileKey, Rc<TextTokenizer>>,
     tasks: Recent<TaskKey, Rc<dyn Task>>,
     weights: Recent<(FileKey, String), Rc<HashMap<String, Tensor>>>,
-    counts: ReuseCounts,
 }
 
 impl Default for Reuse {
     /// Two tokenizers, four encoded tasks (a dataset at a few seeds) and two checkpoints.
     fn default() -> Self {
         Self::with_capacity(2, 4, 2)
-    }
-}
-
-fn count(slot: &mut (usize, usize), found: bool) {
-    if found {
-        slot.0 += 1;
-    } else {
-        slot.1 += 1;
     }
 }
 
@@ -142,7 +138,6 @@ impl Reuse {
             tokenizers: Recent::new(tokenizers),
             tasks: Recent::new(tasks),
             weights: Recent::new(weights),
-            counts: ReuseCounts::default(),
         }
     }
 
@@ -153,41 +148,35 @@ impl Reuse {
 
     /// How often entries were found rather than made so far.
     pub fn counts(&self) -> ReuseCounts {
-        self.counts
+        ReuseCounts {
+            tokenizers: self.tokenizers.counts,
+            tasks: self.tasks.counts,
+            weights: self.weights.counts,
+        }
     }
 
     /// The tokenizer of `path`, loaded once.
     pub fn tokenizer(&mut self, path: &Path) -> Result<(Rc<TextTokenizer>, FileKey)> {
         let key = FileKey::of(path)?;
-        let (tok, found) = self
+        let (tok, _) = self
             .tokenizers
             .get_or_try(key.clone(), || Ok(Rc::new(TextTokenizer::load(path)?.remembering())))?;
-        count(&mut self.counts.tokenizers, found);
         Ok((tok, key))
     }
 
     /// The task of `key`, made by `load` once.
     pub fn task(&mut self, key: TaskKey, load: impl FnOnce() -> Result<Box<dyn Task>>) -> Result<Rc<dyn Task>> {
-        let (task, found) = self.tasks.get_or_try(key, || Ok(Rc::from(load()?)))?;
-        count(&mut self.counts.tasks, found);
-        Ok(task)
+        Ok(self.tasks.get_or_try(key, || Ok(Rc::from(load()?)))?.0)
     }
 
-    /// The tensors of the safetensors file `path` on `device`, read once.
-    pub fn weights(&mut self, path: &Path, device: &Device) -> Result<Rc<HashMap<String, Tensor>>> {
-        if !path.exists() {
-            return Err(crate::error::Error::data(
-                path,
-                0,
-                "no model.safetensors: not a checkpoint folder",
-            ));
-        }
-        let key = (FileKey::of(path)?, format!("{device:?}"));
-        let (w, found) = self.weights.get_or_try(key, || {
-            Ok(Rc::new(read_safetensors(path, device, "the model's weights")?))
-        })?;
-        count(&mut self.counts.weights, found);
-        Ok(w)
+    /// The weights of the checkpoint folder `dir` on `device` ([`read_weights`]), read once.
+    pub fn weights(&mut self, dir: &Path, device: &Device) -> Result<Rc<HashMap<String, Tensor>>> {
+        let read = || Ok(Rc::new(read_weights(dir, device)?));
+        // no file to key: `read_weights` says what is missing
+        let Ok(file) = FileKey::of(&dir.join("model.safetensors")) else {
+            return read();
+        };
+        Ok(self.weights.get_or_try((file, format!("{device:?}")), read)?.0)
     }
 }
 

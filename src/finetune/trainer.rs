@@ -316,8 +316,8 @@ pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mu
         &dev,
     )?;
     if cfg.model.init == Init::Pretrained {
-        let path = ckpt.join("model.safetensors");
-        fill_vars(&path, &*reuse.weights(&path, &dev)?, &backbone_vars(&map)?)?;
+        let weights = reuse.weights(ckpt, &dev)?;
+        fill_vars(&ckpt.join("model.safetensors"), &weights, &backbone_vars(&map)?)?;
     }
     let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
     let model = TaskModel::new(&model_cfg, task.head(), cfg.model.pooling, cfg.model.attention, vb)?;

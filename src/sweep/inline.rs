@@ -5,9 +5,9 @@
 
 use super::config::{RunSpec, SweepConfig};
 use super::state::{record, state_of, wants_run};
+use super::worker::run_recorded;
 use crate::error::Result;
-use crate::finetune::trainer::failed_record;
-use crate::finetune::{finetune_reusing, FinetuneOptions, Reuse, RunResult};
+use crate::finetune::{Reuse, RunResult};
 use crate::train::trainer::progress_bar;
 
 /// Every run of `specs` (records under `runs_dir`), in order: done ones read back, pending ones
@@ -30,10 +30,7 @@ pub fn run_inline(
         };
         let result = match done {
             Some(r) if !wants_run(state_of(Some(&r)), retry_failed) => r,
-            _ => match finetune_reusing(&spec.config, &FinetuneOptions::default(), &mut reuse) {
-                Ok(r) => r,
-                Err(e) => failed_record(&spec.config, &e.to_string())?,
-            },
+            _ => run_recorded(spec, &mut reuse)?,
         };
         bar.inc(1);
         results.push(result);

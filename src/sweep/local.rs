@@ -155,12 +155,12 @@ fn spawn_worker<'a>(
     })
 }
 
-/// Hands `spec` to `worker`; false when the worker's input is closed (it died).
-fn assign<'a>(worker: &mut Worker<'a>, spec: &'a RunSpec) -> bool {
+/// Hands `spec` to `worker`. A worker that cannot take it has died: its reader's `Closed` event
+/// records the run, so a failed write needs no handling here.
+fn assign<'a>(worker: &mut Worker<'a>, spec: &'a RunSpec) {
     worker.current = Some(spec);
-    match worker.stdin.as_mut() {
-        Some(w) => writeln!(w, "{}", spec.index).and_then(|()| w.flush()).is_ok(),
-        None => false,
+    if let Some(w) = worker.stdin.as_mut() {
+        let _ = writeln!(w, "{}", spec.index).and_then(|()| w.flush());
     }
 }
 
@@ -219,7 +219,6 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
         for w in workers.iter_mut().filter(|w| w.current.is_none() && w.stdin.is_some()) {
             let Some(spec) = queue.pop() else { break };
             summary.started += 1;
-            // a worker that cannot take it has died: its Closed event records the run
             assign(w, spec);
         }
         if workers.iter().all(|w| w.current.is_none()) {

@@ -11,7 +11,7 @@ use super::config::RunSpec;
 use crate::error::{Error, Result};
 use crate::finetune::reuse::ReuseCounts;
 use crate::finetune::trainer::failed_record;
-use crate::finetune::{finetune_reusing, FinetuneOptions, Reuse};
+use crate::finetune::{finetune_reusing, FinetuneOptions, Reuse, RunResult};
 
 /// The answer to a finished run.
 pub fn done_line(index: usize) -> String {
@@ -21,6 +21,15 @@ pub fn done_line(index: usize) -> String {
 /// The run index of an answer line, if it is one.
 pub fn parse_done(line: &str) -> Option<usize> {
     line.trim().strip_prefix("done ")?.parse().ok()
+}
+
+/// Runs `spec` ([`finetune_reusing`]); a run whose setup fails is recorded `failed` with the
+/// error, so that one bad run never stops a sweep. Errs only when that record cannot be written.
+pub fn run_recorded(spec: &RunSpec, reuse: &mut Reuse) -> Result<RunResult> {
+    match finetune_reusing(&spec.config, &FinetuneOptions::default(), reuse) {
+        Ok(r) => Ok(r),
+        Err(e) => failed_record(&spec.config, &e.to_string()),
+    }
 }
 
 /// Runs the runs of `specs` whose indices arrive on `input` until it ends; answers each on
@@ -47,10 +56,7 @@ pub fn serve(
                 format!("run index {index} is outside the sweep's {} runs", specs.len()),
             )
         })?;
-        let result = match finetune_reusing(&spec.config, &FinetuneOptions::default(), &mut reuse) {
-            Ok(r) => r,
-            Err(e) => failed_record(&spec.config, &e.to_string())?,
-        };
+        let result = run_recorded(spec, &mut reuse)?;
         let reason = result.reason.as_deref().map_or(String::new(), |r| format!(": {r}"));
         // the log is for people; a full disk there must not lose the run's answer
         let _ = writeln!(

@@ -73,12 +73,16 @@ pub fn save_checkpoint(
 /// Fills every variable of `map` from `dir/model.safetensors` (shapes checked; a missing tensor
 /// is an error naming it). Extra tensors in the file are ignored.
 pub fn load_weights(dir: &Path, map: &VarMap, device: &Device) -> Result<()> {
+    fill_vars(&dir.join("model.safetensors"), &read_weights(dir, device)?, map)
+}
+
+/// The tensors of the checkpoint folder `dir` (`model.safetensors`), on `device`.
+pub fn read_weights(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let path = dir.join("model.safetensors");
     if !path.exists() {
         return Err(Error::data(&path, 0, "no model.safetensors: not a checkpoint folder"));
     }
-    let tensors = read_safetensors(&path, device, "the model's weights")?;
-    fill_vars(&path, &tensors, map)
+    read_safetensors(&path, device, "the model's weights")
 }
 
 /// Fills every variable of `map` from `tensors` (read from `path`, which errors name): shapes
