@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 use super::cpu::{contiguous_f32, fused_ok};
+use super::vmath;
 
 /// Rows of width `width` processed in parallel, `f(input row, output row)`.
 fn map_rows(x: &[f32], width: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
@@ -163,18 +164,20 @@ impl CustomOp1 for Rope {
         if d != self.tables.head_dim || t * d > self.tables.cos.len() {
             candle_core::bail!("rope: input (…, {t}, {d}) does not fit the tables");
         }
-        let (cos, sin, sign, half) = (&self.tables.cos, &self.tables.sin, self.sign, d / 2);
+        let (cos, sin, sign) = (&self.tables.cos, &self.tables.sin, self.sign);
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).for_each(|(o, x)| {
-            for p in 0..t {
-                let (c, s) = (&cos[p * d..(p + 1) * d], &sin[p * d..(p + 1) * d]);
-                let (xr, or) = (&x[p * d..(p + 1) * d], &mut o[p * d..(p + 1) * d]);
-                for j in 0..half {
-                    // rotate_half(x)[j] = −x[j + half]; rotate_half(x)[j + half] = x[j]
-                    or[j] = xr[j] * c[j] - sign * xr[j + half] * s[j];
-                    or[j + half] = xr[j + half] * c[j + half] + sign * xr[j] * s[j + half];
-                }
-            }
+            vmath::wide(
+                #[inline(always)]
+                || {
+                    for p in 0..t {
+                        let (c, s) = (&cos[p * d..(p + 1) * d], &sin[p * d..(p + 1) * d]);
+                        let (xr, or) = (&x[p * d..(p + 1) * d], &mut o[p * d..(p + 1) * d]);
+                        // rotate_half(x)[j] = −x[j + half]; rotate_half(x)[j + half] = x[j]
+                        vmath::rotate_half(or, xr, c, s, sign, 1.0);
+                    }
+                },
+            )
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }

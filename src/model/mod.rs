@@ -2,6 +2,7 @@
 //! a backward), with HF Llama field and weight names so checkpoints interoperate.
 
 pub mod attention;
+mod attention_kernel;
 pub mod block;
 pub mod config;
 pub mod cpu;

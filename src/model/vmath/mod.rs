@@ -175,6 +175,61 @@ pub fn scale(row: &mut [f32], k: f32) {
     )
 }
 
+/// Lanes of the fixed-width loops below: whole chunks the compiler turns into one 16-lane (or
+/// two 8-lane) operation per line on every head width, where a plain loop over 32 values (a
+/// 64-wide head's half) stays scalar.
+const LANES: usize = 16;
+
+/// One position of a head rotated by its angles, times `scale`: with `half` = len / 2,
+/// `out[j] = scale·(x[j]·cos[j] − sign·x[j+half]·sin[j])` and
+/// `out[j+half] = scale·(x[j+half]·cos[j+half] + sign·x[j]·sin[j+half])` (`sign` −1: the inverse
+/// rotation). The same bits on every path and in every caller (a scale of 1 changes nothing).
+#[inline(always)]
+pub fn rotate_half(out: &mut [f32], x: &[f32], cos: &[f32], sin: &[f32], sign: f32, scale: f32) {
+    let half = out.len() / 2;
+    let (lo, hi) = out.split_at_mut(half);
+    let (x_lo, x_hi) = (&x[..half], &x[half..2 * half]);
+    let (c_lo, c_hi) = (&cos[..half], &cos[half..2 * half]);
+    let (s_lo, s_hi) = (&sin[..half], &sin[half..2 * half]);
+    // a macro, not a closure, so that a span of LANES is a constant the compiler unrolls
+    macro_rules! rotate {
+        ($from:expr, $n:expr) => {{
+            let (from, n) = ($from, $n);
+            let (lo, hi) = (&mut lo[from..from + n], &mut hi[from..from + n]);
+            let (xl, xh) = (&x_lo[from..from + n], &x_hi[from..from + n]);
+            let (cl, ch) = (&c_lo[from..from + n], &c_hi[from..from + n]);
+            let (sl, sh) = (&s_lo[from..from + n], &s_hi[from..from + n]);
+            for j in 0..n {
+                lo[j] = scale * (xl[j] * cl[j] - sign * xh[j] * sl[j]);
+                hi[j] = scale * (xh[j] * ch[j] + sign * xl[j] * sh[j]);
+            }
+        }};
+    }
+    let whole = half - half % LANES;
+    for from in (0..whole).step_by(LANES) {
+        rotate!(from, LANES);
+    }
+    rotate!(whole, half - whole);
+}
+
+/// Σ a[i]·b[i], summed in 8 lanes (i mod 8) and then across them: the same bits on every path.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let whole = n - n % 8;
+    let mut acc = [0f32; 8];
+    for (ca, cb) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += ca[l] * cb[l];
+        }
+    }
+    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for i in whole..n {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
 /// Softmax of `row` in place, max-shifted; returns (max, sum of the shifted exponentials).
 pub fn softmax_in_place(row: &mut [f32]) -> (f32, f32) {
     let m = max(row);
