@@ -209,7 +209,13 @@ pub fn rotate_half(out: &mut [f32], x: &[f32], cos: &[f32], sin: &[f32], sign: f
     for from in (0..whole).step_by(LANES) {
         rotate!(from, LANES);
     }
-    rotate!(whole, half - whole);
+    // a half-chunk (a 16-wide head's 8 values), then what is left
+    let mut from = whole;
+    if half - from >= LANES / 2 {
+        rotate!(from, LANES / 2);
+        from += LANES / 2;
+    }
+    rotate!(from, half - from);
 }
 
 /// Σ a[i]·b[i], summed in 8 lanes (i mod 8) and then across them: the same bits on every path.
