@@ -31,7 +31,7 @@ pub fn rms_norm_composed(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor
 /// 1 / sqrt(mean(x²) + ε) of one row.
 #[inline(always)]
 fn inv_rms(x: &[f32], eps: f32) -> f32 {
-    1.0 / (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32 + eps).sqrt()
+    1.0 / (vmath::dot(x, x) / x.len() as f32 + eps).sqrt()
 }
 
 struct RmsNorm {
@@ -119,12 +119,11 @@ impl CustomOp3 for RmsNormGrad {
                         let mut dw = vec![0f32; width];
                         for ((dx, x), dy) in dx.chunks_mut(width).zip(x.chunks(width)).zip(dy.chunks(width)) {
                             let r = inv_rms(x, self.eps);
-                            let mut dot = 0.0;
+                            let (x, dy, w) = (&x[..width], &dy[..width], &w[..width]);
                             for j in 0..width {
-                                let xh = x[j] * r;
-                                dw[j] += dy[j] * xh;
-                                dot += dy[j] * w[j] * xh;
+                                dw[j] += dy[j] * (x[j] * r);
                             }
+                            let dot = vmath::sum_by_lanes(width, |j| dy[j] * w[j] * (x[j] * r));
                             let mean = dot / width as f32;
                             for j in 0..width {
                                 dx[j] = r * (dy[j] * w[j] - x[j] * r * mean);
