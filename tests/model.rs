@@ -450,6 +450,98 @@ fn attention_matches(dev: &Device, t: usize, hd: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The whole block as one fused op (norms, stacked q/k/v, attention, output projection,
+/// residuals, stacked gate/up, down) computes what the composed ops compute, forward and
+/// backward (the input's and all nine weights' gradients), in both modes, with padding, past
+/// the causal blocks.
+#[test]
+fn fused_block_matches_the_composed_ops_forward_and_backward() -> anyhow::Result<()> {
+    use encoderlab::model::attention::attend_composed;
+    use encoderlab::model::fused_attention::AttentionSpec;
+    use encoderlab::model::fused_block::{block, BlockSpec, BlockWeights};
+    use encoderlab::model::fused_mlp::mlp_composed;
+    use encoderlab::model::fused_norm::rms_norm_composed;
+    use encoderlab::model::linear::linear_composed;
+    use encoderlab::model::mask::AttentionMask;
+    use encoderlab::model::rope::RotaryEmbedding;
+    let dev = Device::Cpu;
+    let (b, t, h, nh, nkv, hd, inter, eps) = (2, 150, 24, 4, 2, 8, 40, 1e-5);
+    let var = |shape: &[usize], std: f64, mean: f64, seed: u64| -> anyhow::Result<Var> {
+        let x = encoderlab::model::init::normal_tensor(shape, std, &mut seeded(seed, 0), &dev)?;
+        Ok(Var::from_tensor(&(x + mean)?)?)
+    };
+    let rope = RotaryEmbedding::new(hd, 160, 10_000.0, &dev)?;
+    let keep: Vec<u32> = (0..b * t).map(|i| u32::from(i < t || i % t < t - 5)).collect();
+    let padding = Tensor::from_vec(keep, (b, t), &dev)?;
+    let x = var(&[b, t, h], 1.0, 0.0, 1)?;
+    let (n1, n2) = (var(&[h], 0.1, 1.0, 2)?, var(&[h], 0.1, 1.0, 3)?);
+    let (wq, wk) = (var(&[nh * hd, h], 0.3, 0.0, 4)?, var(&[nkv * hd, h], 0.3, 0.0, 5)?);
+    let (wv, wo) = (var(&[nkv * hd, h], 0.3, 0.0, 6)?, var(&[h, nh * hd], 0.3, 0.0, 7)?);
+    let (gate, up) = (var(&[inter, h], 0.3, 0.0, 8)?, var(&[inter, h], 0.3, 0.0, 9)?);
+    let down = var(&[h, inter], 0.3, 0.0, 10)?;
+    let c = encoderlab::model::init::normal_tensor(&[b, t, h], 1.0, &mut seeded(11, 0), &dev)?;
+    let all = [&x, &n1, &wq, &wk, &wv, &wo, &n2, &gate, &up, &down];
+    for mode in [AttentionMode::Causal, AttentionMode::Bidirectional] {
+        for pad in [None, Some(&padding)] {
+            let mask = AttentionMask::new(mode, pad, t, &dev)?;
+            let mut outs = Vec::new();
+            for fused in [true, false] {
+                let y = if fused {
+                    let spec = BlockSpec {
+                        attention: AttentionSpec {
+                            heads: nh,
+                            kv_heads: nkv,
+                            head_dim: hd,
+                            causal: mask.causal,
+                            key_bias: mask.key_bias.clone(),
+                            tables: rope.fused_tables().clone(),
+                        },
+                        intermediate: inter,
+                        eps: eps as f32,
+                    };
+                    let weights = BlockWeights {
+                        norm1: &n1,
+                        attention: [&wq, &wk, &wv, &wo].map(|w| w.as_tensor()),
+                        norm2: &n2,
+                        mlp: [&gate, &up, &down].map(|w| w.as_tensor()),
+                    };
+                    block(&x, &weights, &spec)?
+                } else {
+                    let h1 = rms_norm_composed(&x, &n1, eps)?;
+                    let (q, k, v) = (
+                        linear_composed(&h1, &wq)?,
+                        linear_composed(&h1, &wk)?,
+                        linear_composed(&h1, &wv)?,
+                    );
+                    let a = attend_composed(&q, &k, &v, (nh, nkv), &rope, mask.bias.as_ref())?;
+                    let x2 = (x.as_tensor() + linear_composed(&a, &wo)?)?;
+                    (&x2 + mlp_composed(&rms_norm_composed(&x2, &n2, eps)?, &gate, &up, &down)?)?
+                };
+                let grads = (&y * &c)?.sum_all()?.backward()?;
+                let mut out = vec![y.flatten_all()?.to_vec1::<f32>()?];
+                for w in all {
+                    out.push(grads.get(w.as_tensor()).expect("a gradient").flatten_all()?.to_vec1()?);
+                }
+                outs.push(out);
+            }
+            let names = [
+                "y", "dx", "dn1", "dWq", "dWk", "dWv", "dWo", "dn2", "dWgate", "dWup", "dWdown",
+            ];
+            for (what, (a, b)) in names.iter().zip(outs[0].iter().zip(&outs[1])) {
+                let size = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let worst = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+                assert!(size > 1e-2, "{what}: not trivially zero");
+                assert!(
+                    worst <= 1e-4 * size.max(1.0),
+                    "{mode:?} padding {}: {what} differs by {worst} (largest value {size})",
+                    pad.is_some()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The fused two-input CPU kernels (RMSNorm with its weight, SwiGLU's gate, the linear
 /// projection) compute what the
 /// composed ops compute, forward and backward (both inputs' gradients), to 1e-5.

@@ -44,6 +44,23 @@ impl Attention {
         })
     }
 
+    /// The q, k, v and o weights.
+    pub(super) fn weights(&self) -> [&Tensor; 4] {
+        [&self.q_proj, &self.k_proj, &self.v_proj, &self.o_proj].map(Linear::weight)
+    }
+
+    /// What the fused kernels need for this attention under `mask`.
+    pub(super) fn spec(&self, rope: &RotaryEmbedding, mask: &AttentionMask) -> AttentionSpec {
+        AttentionSpec {
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            causal: mask.causal,
+            key_bias: mask.key_bias.clone(),
+            tables: rope.fused_tables().clone(),
+        }
+    }
+
     /// # Shapes
     /// `x`: (B, T, H) → (B, T, H).
     pub fn forward(&self, x: &Tensor, rope: &RotaryEmbedding, mask: &AttentionMask) -> Result<Tensor> {
@@ -51,15 +68,7 @@ impl Attention {
         let k = self.k_proj.forward(x)?; // (B, T, nkv·hd)
         let v = self.v_proj.forward(x)?;
         let y = if fused_ok(&[&q, &k, &v]) {
-            let spec = AttentionSpec {
-                heads: self.heads,
-                kv_heads: self.kv_heads,
-                head_dim: self.head_dim,
-                causal: mask.causal,
-                key_bias: mask.key_bias.clone(),
-                tables: rope.fused_tables().clone(),
-            };
-            fused_attention(&q, &k, &v, &spec)?
+            fused_attention(&q, &k, &v, &self.spec(rope, mask))?
         } else {
             attend_composed(&q, &k, &v, (self.heads, self.kv_heads), rope, mask.bias.as_ref())?
         };

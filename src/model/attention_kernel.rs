@@ -260,12 +260,15 @@ unsafe fn written(mut v: Vec<f32>, n: usize) -> Vec<f32> {
 }
 
 /// Where one kind of head lies in a buffer of rows: head h of position p of sequence b starts
-/// at `start` + (b·T + p)·`stride` + h·hd (the gradients of q, k and v lie one after another
-/// in one buffer).
+/// at `start` + (b·T + p)·`stride` + `col` + h·hd. q, k and v may lie in three buffers, one
+/// after another in one (the gradients of the op), or side by side in each row of one (the
+/// block's stacked projection).
 #[derive(Clone, Copy)]
 pub(super) struct Heads {
     /// Where the first row starts in the buffer.
     pub start: usize,
+    /// Where the first head starts in a row.
+    pub col: usize,
     /// The length of a row.
     pub stride: usize,
 }
@@ -275,18 +278,19 @@ impl Heads {
     pub(super) fn alone(width: usize) -> Self {
         Self {
             start: 0,
+            col: 0,
             stride: width,
         }
     }
 
     /// Where head `h` of sequence `b` (of `t` positions) starts, for heads of width `d`.
     fn at(self, b: usize, t: usize, h: usize, d: usize) -> usize {
-        self.start + b * t * self.stride + h * d
+        self.start + b * t * self.stride + self.col + h * d
     }
 
     /// Whether `batch` sequences of `t` rows with `heads` heads of width `d` fit in `len` values.
     fn fits(self, len: usize, batch: usize, t: usize, heads: usize, d: usize) -> bool {
-        batch * t == 0 || (heads * d <= self.stride && self.start + batch * t * self.stride <= len)
+        batch * t == 0 || (self.col + heads * d <= self.stride && self.start + batch * t * self.stride <= len)
     }
 }
 

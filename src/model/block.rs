@@ -5,6 +5,8 @@ use candle_nn::VarBuilder;
 
 use super::attention::Attention;
 use super::config::ModelConfig;
+use super::cpu::fused_ok;
+use super::fused_block::{block, BlockSpec, BlockWeights};
 use super::mask::AttentionMask;
 use super::mlp::Mlp;
 use super::norm::RmsNorm;
@@ -34,6 +36,24 @@ impl Block {
     /// # Shapes
     /// `x`: (B, T, H) → (B, T, H).
     pub fn forward(&self, x: &Tensor, rope: &RotaryEmbedding, mask: &AttentionMask) -> Result<Tensor> {
+        let weights = BlockWeights {
+            norm1: &self.input_layernorm.weight,
+            attention: self.self_attn.weights(),
+            norm2: &self.post_attention_layernorm.weight,
+            mlp: self.mlp.weights(),
+        };
+        let [q, k, v, o] = weights.attention;
+        let [gate, up, down] = weights.mlp;
+        let all = [x, weights.norm1, q, k, v, o, weights.norm2, gate, up, down];
+        if fused_ok(&all) && x.rank() == 3 && self.input_layernorm.eps == self.post_attention_layernorm.eps {
+            // the whole block as one op
+            let spec = BlockSpec {
+                attention: self.self_attn.spec(rope, mask),
+                intermediate: gate.dim(0)?,
+                eps: self.input_layernorm.eps as f32,
+            };
+            return block(x, &weights, &spec);
+        }
         let x = (x + self.self_attn.forward(&self.input_layernorm.forward(x)?, rope, mask)?)?;
         &x + self.mlp.forward(&self.post_attention_layernorm.forward(&x)?)?
     }

@@ -59,10 +59,23 @@ fn dims(x: &Layout, stacked: &Layout, down: &Layout) -> Result<(usize, usize, us
 }
 
 /// silu(g) · u of each row of `gate_up` ([g | u], 2·inter wide), into `out` (inter wide).
-fn gate_rows(out: &mut [f32], gate_up: &[f32], inter: usize) {
+pub(super) fn gate_rows(out: &mut [f32], gate_up: &[f32], inter: usize) {
     out.par_chunks_mut(inter)
         .zip(gate_up.par_chunks(2 * inter))
         .for_each(|(o, gu)| vmath::swiglu(o, &gu[..inter], &gu[inter..]));
+}
+
+/// The gradient of [`gate_rows`]: [d gate | d up] per row, given `d_hidden` (inter wide).
+pub(super) fn gate_grad_rows(gate_up: &[f32], d_hidden: &[f32], inter: usize) -> Vec<f32> {
+    let mut d_gate_up = vec![0f32; gate_up.len()];
+    d_gate_up
+        .par_chunks_mut(2 * inter)
+        .zip(gate_up.par_chunks(2 * inter).zip(d_hidden.par_chunks(inter)))
+        .for_each(|(d, (gu, dh))| {
+            let (dg, du) = d.split_at_mut(inter);
+            vmath::swiglu_grad(dg, du, &gu[..inter], &gu[inter..], dh);
+        });
+    d_gate_up
 }
 
 impl FusedMlp {
@@ -162,14 +175,7 @@ impl CustomOp3 for FusedMlp {
         }])?;
         drop(hidden);
         // [d gate | d up] per row
-        let mut d_gate_up = vec![0f32; n * 2 * i];
-        d_gate_up
-            .par_chunks_mut(2 * i)
-            .zip(gate_up.par_chunks(2 * i).zip(d_hidden.par_chunks(i)))
-            .for_each(|(d, (gu, dh))| {
-                let (dg, du) = d.split_at_mut(i);
-                vmath::swiglu_grad(dg, du, &gu[..i], &gu[i..], dh);
-            });
+        let d_gate_up = gate_grad_rows(&gate_up, &d_hidden, i);
         drop(d_hidden);
         let d_x = Product {
             m: n,

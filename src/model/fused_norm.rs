@@ -34,6 +34,64 @@ fn inv_rms(x: &[f32], eps: f32) -> f32 {
     1.0 / (vmath::dot(x, x) / x.len() as f32 + eps).sqrt()
 }
 
+/// RMSNorm of the rows of `x` (each `w.len()` wide) with weight `w`.
+pub(super) fn norm_rows(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let width = w.len();
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(width * ROWS)
+        .zip(x.par_chunks(width * ROWS))
+        .for_each(|(o, x)| {
+            vmath::wide(
+                #[inline(always)]
+                || {
+                    for (o, x) in o.chunks_mut(width).zip(x.chunks(width)) {
+                        let r = inv_rms(x, eps);
+                        for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
+                            *o = x * r * w;
+                        }
+                    }
+                },
+            )
+        });
+    out
+}
+
+/// The gradients of [`norm_rows`] given the output's `dy`: `dx` (as x) and `dw` (as w, written
+/// whole): with x̂ = x·r and dŷ = dy·w, dx = r · (dŷ − x̂ · mean(dŷ · x̂)) and dw = Σ_rows dy · x̂,
+/// summed in fixed blocks of rows combined in order.
+pub(super) fn norm_grad_rows(dx: &mut [f32], dw: &mut [f32], x: &[f32], w: &[f32], dy: &[f32], eps: f32) {
+    let width = w.len();
+    let partials: Vec<Vec<f32>> = dx
+        .par_chunks_mut(width * ROWS)
+        .zip(x.par_chunks(width * ROWS).zip(dy.par_chunks(width * ROWS)))
+        .map(|(dx, (x, dy))| {
+            vmath::wide(
+                #[inline(always)]
+                || {
+                    let mut dw = vec![0f32; width];
+                    for ((dx, x), dy) in dx.chunks_mut(width).zip(x.chunks(width)).zip(dy.chunks(width)) {
+                        let r = inv_rms(x, eps);
+                        let (x, dy, w) = (&x[..width], &dy[..width], &w[..width]);
+                        for j in 0..width {
+                            dw[j] += dy[j] * (x[j] * r);
+                        }
+                        let dot = vmath::sum_by_lanes(width, |j| dy[j] * w[j] * (x[j] * r));
+                        let mean = dot / width as f32;
+                        for j in 0..width {
+                            dx[j] = r * (dy[j] * w[j] - x[j] * r * mean);
+                        }
+                    }
+                    dw
+                },
+            )
+        })
+        .collect();
+    dw.fill(0.0);
+    for part in &partials {
+        dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+    }
+}
+
 struct RmsNorm {
     eps: f32,
 }
@@ -48,23 +106,7 @@ impl CustomOp2 for RmsNorm {
             contiguous_f32(s1, l1, self.name())?,
             contiguous_f32(s2, l2, self.name())?,
         );
-        let width = w.len();
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(width * ROWS)
-            .zip(x.par_chunks(width * ROWS))
-            .for_each(|(o, x)| {
-                vmath::wide(
-                    #[inline(always)]
-                    || {
-                        for (o, x) in o.chunks_mut(width).zip(x.chunks(width)) {
-                            let r = inv_rms(x, self.eps);
-                            for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
-                                *o = x * r * w;
-                            }
-                        }
-                    },
-                )
-            });
+        let out = norm_rows(x, w, self.eps);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -106,37 +148,9 @@ impl CustomOp3 for RmsNormGrad {
             contiguous_f32(s2, l2, self.name())?,
             contiguous_f32(s3, l3, self.name())?,
         );
-        let width = w.len();
-        let mut out = vec![0f32; x.len() + width];
+        let mut out = vec![0f32; x.len() + w.len()];
         let (dx, dw) = out.split_at_mut(x.len());
-        let partials: Vec<Vec<f32>> = dx
-            .par_chunks_mut(width * ROWS)
-            .zip(x.par_chunks(width * ROWS).zip(dy.par_chunks(width * ROWS)))
-            .map(|(dx, (x, dy))| {
-                vmath::wide(
-                    #[inline(always)]
-                    || {
-                        let mut dw = vec![0f32; width];
-                        for ((dx, x), dy) in dx.chunks_mut(width).zip(x.chunks(width)).zip(dy.chunks(width)) {
-                            let r = inv_rms(x, self.eps);
-                            let (x, dy, w) = (&x[..width], &dy[..width], &w[..width]);
-                            for j in 0..width {
-                                dw[j] += dy[j] * (x[j] * r);
-                            }
-                            let dot = vmath::sum_by_lanes(width, |j| dy[j] * w[j] * (x[j] * r));
-                            let mean = dot / width as f32;
-                            for j in 0..width {
-                                dx[j] = r * (dy[j] * w[j] - x[j] * r * mean);
-                            }
-                        }
-                        dw
-                    },
-                )
-            })
-            .collect();
-        for part in &partials {
-            dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
-        }
-        Ok((CpuStorage::F32(out), Shape::from(x.len() + width)))
+        norm_grad_rows(dx, dw, x, w, dy, self.eps);
+        Ok((CpuStorage::F32(out), Shape::from(x.len() + w.len())))
     }
 }

@@ -29,6 +29,13 @@ impl Mlp {
     }
 }
 
+impl Mlp {
+    /// The gate, up and down weights.
+    pub(super) fn weights(&self) -> [&Tensor; 3] {
+        [&self.gate_proj, &self.up_proj, &self.down_proj].map(Linear::weight)
+    }
+}
+
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         super::fused_mlp::mlp(

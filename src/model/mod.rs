@@ -8,6 +8,7 @@ pub mod config;
 pub mod cpu;
 pub mod fused;
 pub mod fused_attention;
+pub mod fused_block;
 pub mod fused_mlp;
 pub mod fused_norm;
 pub mod fused_swiglu;

@@ -7,8 +7,8 @@ use candle_core::{Module, Result, Tensor};
 /// x / sqrt(mean(x²) + ε) · weight.
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
-    weight: Tensor,
-    eps: f64,
+    pub(super) weight: Tensor,
+    pub(super) eps: f64,
 }
 
 impl RmsNorm {
