@@ -1,4 +1,6 @@
 //! One pre-norm block: x + attn(norm(x)), then + mlp(norm(·)) (HF `LlamaDecoderLayer`).
+//! Contiguous f32 CPU input runs the whole block as one op (`fused_block.rs`); anything else
+//! the parts' own ops.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
