@@ -1,7 +1,7 @@
 //! What the fused CPU ops share: reading a contiguous f32 buffer out of candle's storage, and
 //! splitting the one flat tensor a backward op returns into the gradients of its inputs.
 
-use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
 
 /// Whether the fused CPU kernels take all of `tensors`: contiguous f32 on the CPU.
 pub fn fused_ok(tensors: &[&Tensor]) -> bool {
@@ -16,6 +16,24 @@ pub fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) ->
         (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
         _ => candle_core::bail!("{op}: contiguous f32 CPU input expected"),
     }
+}
+
+/// Runs `f` on the values of `tensors`, contiguous f32 CPU tensors, read-locked while it runs
+/// (what a fused op's backward reads); an error naming `op` otherwise.
+pub fn with_cpu_f32<const N: usize, R>(
+    tensors: [&Tensor; N],
+    op: &str,
+    f: impl FnOnce([&[f32]; N]) -> Result<R>,
+) -> Result<R> {
+    let guards = tensors.map(|t| t.storage_and_layout());
+    let mut values: [&[f32]; N] = [&[]; N];
+    for (v, (storage, layout)) in values.iter_mut().zip(&guards) {
+        *v = match &**storage {
+            Storage::Cpu(s) => contiguous_f32(s, layout, op)?,
+            _ => candle_core::bail!("{op}: CPU tensors expected"),
+        };
+    }
+    f(values)
 }
 
 /// `flat` (the gradients of `like`'s tensors end to end) cut into tensors shaped like them.

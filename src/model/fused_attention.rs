@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::attention_kernel::{attend, attend_grad, GradsOut, Heads, Projections};
-use super::cpu::{contiguous_f32, split_flat};
+use super::cpu::{contiguous_f32, split_flat, with_cpu_f32};
 use super::fused::RopeTables;
 
 /// What the op needs besides q, k and v.
@@ -129,31 +129,20 @@ impl CustomOp3 for FusedAttention {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (batch, t) = self.0.check(q.layout(), k.layout(), v.layout())?;
-        let (qs, ql) = q.storage_and_layout();
-        let (ks, kl) = k.storage_and_layout();
-        let (vs, vl) = v.storage_and_layout();
-        let (gs, gl) = grad.storage_and_layout();
-        let (Storage::Cpu(qs), Storage::Cpu(ks), Storage::Cpu(vs), Storage::Cpu(gs)) = (&*qs, &*ks, &*vs, &*gs) else {
-            candle_core::bail!("fused attention: CPU tensors expected in the backward");
-        };
-        let (q_v, k_v, v_v, dy) = (
-            contiguous_f32(qs, ql, self.name())?,
-            contiguous_f32(ks, kl, self.name())?,
-            contiguous_f32(vs, vl, self.name())?,
-            contiguous_f32(gs, gl, self.name())?,
-        );
-        let proj = self.projections(q_v, k_v, v_v);
-        // [dq | dk | dv], each laid out as its projection
-        let (nq, nk) = (q_v.len(), k_v.len());
-        let kv = proj.k.1;
-        let dst = GradsOut {
-            len: nq + 2 * nk,
-            q: proj.q.1,
-            k: Heads { start: nq, ..kv },
-            v: Heads { start: nq + nk, ..kv },
-        };
-        let all = attend_grad(&self.0, batch, t, &proj, dy, &dst)?;
-        let all = Tensor::from_vec(all, nq + 2 * nk, q.device())?;
+        let all = with_cpu_f32([q, k, v, &grad], self.name(), |[q_v, k_v, v_v, dy]| {
+            let proj = self.projections(q_v, k_v, v_v);
+            // [dq | dk | dv], each laid out as its projection
+            let (nq, nk) = (q_v.len(), k_v.len());
+            let kv = proj.k.1;
+            let dst = GradsOut {
+                len: nq + 2 * nk,
+                q: proj.q.1,
+                k: Heads { start: nq, ..kv },
+                v: Heads { start: nq + nk, ..kv },
+            };
+            let all = attend_grad(&self.0, batch, t, &proj, dy, &dst)?;
+            Tensor::from_vec(all, nq + 2 * nk, q.device())
+        })?;
         let mut grads = split_flat(&all, &[q, k, v])?.into_iter();
         Ok((grads.next(), grads.next(), grads.next()))
     }

@@ -14,11 +14,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::attention_kernel::{attend, attend_grad, GradsOut, Heads, Projections};
-use super::cpu::contiguous_f32;
+use super::cpu::{contiguous_f32, with_cpu_f32};
 use super::fused_attention::AttentionSpec;
 use super::fused_mlp::{gate_grad_rows, gate_rows};
 use super::fused_norm::{norm_grad_rows, norm_rows};
@@ -252,60 +252,52 @@ impl CustomOp2 for FusedBlock {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (b, t, h) = self.dims(x.layout(), params.layout())?;
-        let (xs, xl) = x.storage_and_layout();
-        let (ps, pl) = params.storage_and_layout();
-        let (gs, gl) = grad.storage_and_layout();
-        let (Storage::Cpu(xs), Storage::Cpu(ps), Storage::Cpu(gs)) = (&*xs, &*ps, &*gs) else {
-            candle_core::bail!("fused-block: CPU tensors expected in the backward");
-        };
-        let (x_v, p, dy) = (
-            contiguous_f32(xs, xl, self.name())?,
-            contiguous_f32(ps, pl, self.name())?,
-            contiguous_f32(gs, gl, self.name())?,
-        );
-        let (n, (_, a, w, i), l) = (b * t, self.widths(h), self.layout(h));
-        let part = |(start, len): (usize, usize)| &p[start..start + len];
-        let kept = self.kept.lock().ok().and_then(|mut k| k.take());
-        let act = match kept {
-            Some(act) if act.x2.len() == n * h => act,
-            _ => Arc::new(self.activations(x_v, p, (b, t, h))?),
-        };
-        let mut d = vec![0f32; l.total];
-        let mut put = |(start, len): (usize, usize), values: &[f32]| d[start..start + len].copy_from_slice(values);
-        // MLP: y = x2 + down(gate(h2))
-        let mut hidden = vec![0f32; n * i];
-        gate_rows(&mut hidden, &act.gate_up, i);
-        put(l.down, &outer(dy, &hidden, n, h, i)?);
-        drop(hidden);
-        let d_hidden = times(dy, part(l.down), n, h, i)?;
-        let d_gate_up = gate_grad_rows(&act.gate_up, &d_hidden, i);
-        drop(d_hidden);
-        put(l.gate_up, &outer(&d_gate_up, &act.h2, n, 2 * i, h)?);
-        let d_h2 = times(&d_gate_up, part(l.gate_up), n, 2 * i, h)?;
-        drop(d_gate_up);
-        let (mut d_x2, mut d_norm2) = (vec![0f32; n * h], vec![0f32; h]);
-        norm_grad_rows(&mut d_x2, &mut d_norm2, &act.x2, part(l.norm2), &d_h2, self.spec.eps);
-        put(l.norm2, &d_norm2);
-        let d_x2 = added(dy, &d_x2);
-        // attention: x2 = x + o(attend(qkv(h1)))
-        put(l.o, &outer(&d_x2, &act.attn, n, h, a)?);
-        let d_attn = times(&d_x2, part(l.o), n, h, a)?;
-        let (q, k, v) = self.heads(h);
-        let proj = Projections {
-            q: (&act.qkv, q),
-            k: (&act.qkv, k),
-            v: (&act.qkv, v),
-        };
-        let dst = GradsOut { len: n * w, q, k, v };
-        let d_qkv = attend_grad(&self.spec.attention, b, t, &proj, &d_attn, &dst)?;
-        drop(d_attn);
-        put(l.qkv, &outer(&d_qkv, &act.h1, n, w, h)?);
-        let d_h1 = times(&d_qkv, part(l.qkv), n, w, h)?;
-        drop(d_qkv);
-        let (mut d_x, mut d_norm1) = (vec![0f32; n * h], vec![0f32; h]);
-        norm_grad_rows(&mut d_x, &mut d_norm1, x_v, part(l.norm1), &d_h1, self.spec.eps);
-        put(l.norm1, &d_norm1);
-        let d_x = added(&d_x2, &d_x);
+        let (d_x, d) = with_cpu_f32([x, params, &grad], self.name(), |[x_v, p, dy]| {
+            let (n, (_, a, w, i), l) = (b * t, self.widths(h), self.layout(h));
+            let part = |(start, len): (usize, usize)| &p[start..start + len];
+            let kept = self.kept.lock().ok().and_then(|mut k| k.take());
+            let act = match kept {
+                Some(act) if act.x2.len() == n * h => act,
+                _ => Arc::new(self.activations(x_v, p, (b, t, h))?),
+            };
+            let mut d = vec![0f32; l.total];
+            let mut put = |(start, len): (usize, usize), values: &[f32]| d[start..start + len].copy_from_slice(values);
+            // MLP: y = x2 + down(gate(h2))
+            let mut hidden = vec![0f32; n * i];
+            gate_rows(&mut hidden, &act.gate_up, i);
+            put(l.down, &outer(dy, &hidden, n, h, i)?);
+            drop(hidden);
+            let d_hidden = times(dy, part(l.down), n, h, i)?;
+            let d_gate_up = gate_grad_rows(&act.gate_up, &d_hidden, i);
+            drop(d_hidden);
+            put(l.gate_up, &outer(&d_gate_up, &act.h2, n, 2 * i, h)?);
+            let d_h2 = times(&d_gate_up, part(l.gate_up), n, 2 * i, h)?;
+            drop(d_gate_up);
+            let (mut d_x2, mut d_norm2) = (vec![0f32; n * h], vec![0f32; h]);
+            norm_grad_rows(&mut d_x2, &mut d_norm2, &act.x2, part(l.norm2), &d_h2, self.spec.eps);
+            put(l.norm2, &d_norm2);
+            let d_x2 = added(dy, &d_x2);
+            // attention: x2 = x + o(attend(qkv(h1)))
+            put(l.o, &outer(&d_x2, &act.attn, n, h, a)?);
+            let d_attn = times(&d_x2, part(l.o), n, h, a)?;
+            let (q, k, v) = self.heads(h);
+            let proj = Projections {
+                q: (&act.qkv, q),
+                k: (&act.qkv, k),
+                v: (&act.qkv, v),
+            };
+            let dst = GradsOut { len: n * w, q, k, v };
+            let d_qkv = attend_grad(&self.spec.attention, b, t, &proj, &d_attn, &dst)?;
+            drop(d_attn);
+            put(l.qkv, &outer(&d_qkv, &act.h1, n, w, h)?);
+            let d_h1 = times(&d_qkv, part(l.qkv), n, w, h)?;
+            drop(d_qkv);
+            let (mut d_x, mut d_norm1) = (vec![0f32; n * h], vec![0f32; h]);
+            norm_grad_rows(&mut d_x, &mut d_norm1, x_v, part(l.norm1), &d_h1, self.spec.eps);
+            put(l.norm1, &d_norm1);
+            let d_x = added(&d_x2, &d_x);
+            Ok((d_x, d))
+        })?;
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(d_x, x.shape(), dev)?),

@@ -10,10 +10,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{contiguous_f32, fused_ok};
+use super::cpu::{contiguous_f32, fused_ok, with_cpu_f32};
 use super::fused_swiglu::swiglu_composed;
 use super::gemm::{par_matmuls, Product};
 use super::linear::linear_composed;
@@ -142,56 +142,47 @@ impl CustomOp3 for FusedMlp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (n, h, i) = dims(x.layout(), stacked.layout(), down.layout())?;
-        let (xs, xl) = x.storage_and_layout();
-        let (ws, wl) = stacked.storage_and_layout();
-        let (ds, dl) = down.storage_and_layout();
-        let (gs, gl) = grad.storage_and_layout();
-        let (Storage::Cpu(xs), Storage::Cpu(ws), Storage::Cpu(ds), Storage::Cpu(gs)) = (&*xs, &*ws, &*ds, &*gs) else {
-            candle_core::bail!("fused-mlp: CPU tensors expected in the backward");
-        };
-        let (x_v, w_v, down_v, dy) = (
-            contiguous_f32(xs, xl, self.name())?,
-            contiguous_f32(ws, wl, self.name())?,
-            contiguous_f32(ds, dl, self.name())?,
-            contiguous_f32(gs, gl, self.name())?,
-        );
-        let gate_up = self.gate_up(x_v, w_v, (n, h, i))?;
-        // d hidden = dy · down (rows × inter); the hidden activations again, for d down
-        let d_hidden = par_matmuls(&[Product {
-            m: n,
-            n: i,
-            k: h,
-            lhs: (dy, h, 1),
-            rhs: (down_v, i, 1),
-        }])?;
-        let mut hidden = vec![0f32; n * i];
-        gate_rows(&mut hidden, &gate_up, i);
-        let d_down = par_matmuls(&[Product {
-            m: h,
-            n: i,
-            k: n,
-            lhs: (dy, 1, h),
-            rhs: (&hidden, i, 1),
-        }])?;
-        drop(hidden);
-        // [d gate | d up] per row
-        let d_gate_up = gate_grad_rows(&gate_up, &d_hidden, i);
-        drop(d_hidden);
-        let d_x = Product {
-            m: n,
-            n: h,
-            k: 2 * i,
-            lhs: (&d_gate_up, 2 * i, 1),
-            rhs: (w_v, h, 1),
-        };
-        let d_stacked = Product {
-            m: 2 * i,
-            n: h,
-            k: n,
-            lhs: (&d_gate_up, 1, 2 * i),
-            rhs: (x_v, h, 1),
-        };
-        let (d_x, d_stacked) = (par_matmuls(&[d_x])?, par_matmuls(&[d_stacked])?);
+        let (d_x, d_stacked, d_down) =
+            with_cpu_f32([x, stacked, down, &grad], self.name(), |[x_v, w_v, down_v, dy]| {
+                let gate_up = self.gate_up(x_v, w_v, (n, h, i))?;
+                // d hidden = dy · down (rows × inter); the hidden activations again, for d down
+                let d_hidden = par_matmuls(&[Product {
+                    m: n,
+                    n: i,
+                    k: h,
+                    lhs: (dy, h, 1),
+                    rhs: (down_v, i, 1),
+                }])?;
+                let mut hidden = vec![0f32; n * i];
+                gate_rows(&mut hidden, &gate_up, i);
+                let d_down = par_matmuls(&[Product {
+                    m: h,
+                    n: i,
+                    k: n,
+                    lhs: (dy, 1, h),
+                    rhs: (&hidden, i, 1),
+                }])?;
+                drop(hidden);
+                // [d gate | d up] per row
+                let d_gate_up = gate_grad_rows(&gate_up, &d_hidden, i);
+                drop(d_hidden);
+                let d_x = Product {
+                    m: n,
+                    n: h,
+                    k: 2 * i,
+                    lhs: (&d_gate_up, 2 * i, 1),
+                    rhs: (w_v, h, 1),
+                };
+                let d_stacked = Product {
+                    m: 2 * i,
+                    n: h,
+                    k: n,
+                    lhs: (&d_gate_up, 1, 2 * i),
+                    rhs: (x_v, h, 1),
+                };
+                let (d_x, d_stacked) = (par_matmuls(&[d_x])?, par_matmuls(&[d_stacked])?);
+                Ok((d_x, d_stacked, d_down))
+            })?;
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(d_x, x.shape(), dev)?),

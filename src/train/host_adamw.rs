@@ -102,26 +102,9 @@ pub fn step_in_place(param: &Tensor, grad: &Tensor, m: &mut [f32], v: &mut [f32]
     param.inplace_op2(&grad, &op)
 }
 
-/// Σ x² in f64, in 8 lanes (i mod 8) and then across them: a reduction that runs vector-wide,
-/// the same bits on every path.
-#[inline(always)]
-fn squares_by_lanes(c: &[f32]) -> f64 {
-    let mut acc = [0f64; 8];
-    let whole = c.len() - c.len() % 8;
-    for chunk in c[..whole].chunks_exact(8) {
-        for (a, x) in acc.iter_mut().zip(chunk) {
-            *a += f64::from(*x) * f64::from(*x);
-        }
-    }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for x in &c[whole..] {
-        sum += f64::from(*x) * f64::from(*x);
-    }
-    sum
-}
-
 /// The sum of squares of a contiguous f32 CPU tensor's values, in f64, summed per fixed
-/// chunk and the chunks in order (independent of the thread count).
+/// chunk (in 8 lanes, `vmath::sum_by_lanes`) and the chunks in order (independent of the thread
+/// count).
 pub fn sum_squares(t: &Tensor) -> Result<f64> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
@@ -134,7 +117,7 @@ pub fn sum_squares(t: &Tensor) -> Result<f64> {
         .map(|c| {
             crate::model::vmath::wide(
                 #[inline(always)]
-                || squares_by_lanes(c),
+                || crate::model::vmath::sum_by_lanes(c.len(), |i| f64::from(c[i]) * f64::from(c[i])),
             )
         })
         .collect();

@@ -226,13 +226,16 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum_by_lanes(n, |i| a[i] * b[i])
 }
 
-/// Σ term(i) for i < n, summed in 8 lanes (i mod 8), then across them, then the tail: a
+/// Σ term(i) for i < n (f32 or f64), summed in 8 lanes (i mod 8), then across them, then the tail: a
 /// reduction the compiler runs 8 lanes wide where a plain sum waits on every addition. The same
 /// bits on every path (the order is the code's, not the compiler's).
 #[inline(always)]
-pub fn sum_by_lanes(n: usize, term: impl Fn(usize) -> f32) -> f32 {
+pub fn sum_by_lanes<T>(n: usize, term: impl Fn(usize) -> T) -> T
+where
+    T: Copy + Default + std::ops::Add<Output = T> + std::ops::AddAssign,
+{
     let whole = n - n % 8;
-    let mut acc = [0f32; 8];
+    let mut acc = [T::default(); 8];
     for c in (0..whole).step_by(8) {
         for (l, a) in acc.iter_mut().enumerate() {
             *a += term(c + l);
