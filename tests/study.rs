@@ -11,6 +11,7 @@ use common::shared_data;
 use encoderlab::stats::report::{NanPolicy, RunsIndex};
 use encoderlab::stats::runs::{read_runs, Run, TaskMeta};
 use encoderlab::study::arms::{arms, models, pretrain_toml, ArmKind, Role};
+use encoderlab::study::control::{positive_control, Control};
 use encoderlab::study::findings::{evaluate, Evidence, Verdict};
 use encoderlab::study::{paper, run_study, StudyConfig, StudyOptions};
 use encoderlab::train::PretrainConfig;
@@ -104,6 +105,59 @@ fn the_grid_holds_every_arm_intermediate_checkpoints_and_the_random_baseline() -
     let cont = arms(&cfg).into_iter().find(|a| a.name == "clm+mlm40").expect("arm");
     assert!(pretrain_toml(&cfg, &cont)
         .contains("init_from = \"runs/study/standard/pretrain/clm/checkpoints/step-0003000\""));
+    Ok(())
+}
+
+#[test]
+fn each_dataset_runs_its_own_learning_rates_steps_and_example_limits() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut cfg = StudyConfig::preset("demo")?;
+    cfg.out = dir.path().to_path_buf();
+    cfg.finetune.learning_rates = vec![1e-4, 1e-3];
+    cfg.finetune.datasets[0].learning_rates = Some(vec![3e-3, 1e-3, 1e-2]);
+    cfg.finetune.datasets[0].steps = Some(50);
+    cfg.finetune.datasets[1].max_train_examples = Some(100);
+    cfg.finetune.datasets[1].max_eval_examples = Some(0);
+    cfg.finetune.max_eval_examples = 7;
+    let all = models(&cfg);
+    let base = dir.path().join("base.toml");
+    std::fs::write(&base, encoderlab::study::arms::finetune_base_toml(&cfg, &all[0]))?;
+    let sweep = dir.path().join("sweep.toml");
+    std::fs::write(
+        &sweep,
+        encoderlab::study::arms::sweep_toml(&cfg, &all, &base, &dir.path().join("runs")),
+    )?;
+    let specs = encoderlab::sweep::SweepConfig::load(&sweep)?.expand()?;
+    let seeds = cfg.finetune.seeds.len();
+    assert_eq!(specs.len(), all.len() * (3 + 2 + 2) * seeds);
+    assert_eq!(specs.len(), all.len() * cfg.finetune.runs_per_model());
+    let of = |d: &String| -> Vec<&encoderlab::sweep::RunSpec> {
+        specs.iter().filter(|s| s.config.task.dataset == *d).collect()
+    };
+    let first = &cfg.finetune.datasets[0].dataset;
+    let mut lrs: Vec<f64> = of(first).iter().map(|s| s.config.train.learning_rate).collect();
+    lrs.sort_by(f64::total_cmp);
+    lrs.dedup();
+    assert_eq!(lrs, [1e-3, 3e-3, 1e-2]);
+    assert!(of(first)
+        .iter()
+        .all(|s| s.config.train.max_steps == 50 && s.config.task.max_eval_examples == 7));
+    let second = &cfg.finetune.datasets[1].dataset;
+    assert!(of(second).iter().all(|s| s.config.train.max_steps == cfg.finetune.steps
+        && s.config.task.max_train_examples == 100
+        && s.config.task.max_eval_examples == 0
+        && [1e-4, 1e-3].contains(&s.config.train.learning_rate)));
+    // a grid with a bad rate is refused, naming the dataset
+    let mut bad = StudyConfig::preset("demo")?;
+    bad.finetune.datasets[2].learning_rates = Some(vec![0.0]);
+    let text = toml::to_string(&bad)?;
+    let err = StudyConfig::parse(&text, Path::new("bad.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("finetune.datasets") && err.contains(&bad.finetune.datasets[2].dataset),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -203,7 +257,8 @@ fn verdicts_follow_the_data_in_both_directions_and_say_inconclusive_otherwise() 
         let table = runs(&[("clm", 0.70), ("mlm40", mlm), ("random", 0.55)]);
         let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
         let ev = Evidence::new(&ix, 0.95, 0.05);
-        let (findings, baseline) = evaluate(&cfg, &all, &ev);
+        let control = control_of(&ix, &all);
+        let findings = evaluate(&cfg, &ev, &control);
         let f1 = &findings[0];
         assert_eq!(f1.id, "F1");
         assert_eq!(f1.verdict, want, "mlm {mlm}: {}", f1.why);
@@ -219,33 +274,96 @@ fn verdicts_follow_the_data_in_both_directions_and_say_inconclusive_otherwise() 
         // arms absent from these runs: their findings say so, never a verdict
         assert_eq!(findings[3].verdict, Verdict::Inconclusive);
         assert!(findings[3].rows.is_empty());
-        // both models beat random init
-        assert_eq!(baseline.len(), 2);
+        // both models beat random init on every dataset
+        for m in ["clm", "mlm40"] {
+            let g = &control.gates[m];
+            assert!(g.passed && g.wins == 3 && g.losses == 0, "{g:?}");
+        }
     }
     Ok(())
 }
 
+/// The positive control of every final model of `all` on `ix`.
+fn control_of(ix: &RunsIndex, all: &[encoderlab::study::arms::Model]) -> Control {
+    let finals: Vec<String> = all
+        .iter()
+        .filter(|m| m.role == Role::Final)
+        .map(|m| m.name.clone())
+        .collect();
+    positive_control(ix, &finals, "random", 0.95, 0.05, 2000, 0)
+}
+
 #[test]
-fn a_significant_verdict_says_so_when_pretraining_does_not_beat_random_init() -> anyhow::Result<()> {
+fn a_finding_whose_models_do_not_beat_random_init_is_not_testable() -> anyhow::Result<()> {
     let cfg = StudyConfig::preset("demo")?;
     let all = models(&cfg);
     let meta = meta();
-    for (random, caveat) in [(0.55, false), (0.90, true)] {
+    // random init at 0.55: both pass; at 0.90: both lose everywhere; at 0.75: clm loses, mlm wins
+    for (random, want) in [
+        (0.55, Verdict::Reproduced),
+        (0.90, Verdict::NotTestable),
+        (0.75, Verdict::NotTestable),
+    ] {
         let table = runs(&[("clm", 0.70), ("mlm40", 0.80), ("random", random)]);
         let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
         let ev = Evidence::new(&ix, 0.95, 0.05);
-        let (findings, _) = evaluate(&cfg, &all, &ev);
+        let control = control_of(&ix, &all);
+        let findings = evaluate(&cfg, &ev, &control);
         let f1 = &findings[0];
-        // the verdict is the data's; the caveat says what it is worth
-        assert_eq!(f1.verdict, Verdict::Reproduced, "{}", f1.why);
-        assert_eq!(
-            f1.why
-                .contains("Caveat: no pretrained model beats the random-init baseline"),
-            caveat,
-            "{}",
-            f1.why
-        );
+        assert_eq!(f1.verdict, want, "random {random}: {}", f1.why);
+        if want == Verdict::NotTestable {
+            // the numbers that say why, and what the comparison alone would have said
+            assert!(
+                f1.why.contains("beats random init significantly on 0 of 3 datasets"),
+                "{}",
+                f1.why
+            );
+            assert!(f1.why.contains("would read \"reproduced\""), "{}", f1.why);
+        }
     }
+    // per dataset: Welch over fine-tuning seeds (one pretraining run each), then the two
+    // across-dataset rows; the difference is the normalised one, 2 × (0.70 − 0.55)
+    let table = runs(&[("clm", 0.70), ("mlm40", 0.80), ("random", 0.55)]);
+    let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
+    let control = control_of(&ix, &all);
+    let clm: Vec<_> = control.rows.iter().filter(|r| r.model == "clm").collect();
+    assert_eq!(clm.len(), 5);
+    assert!(clm[0].test.starts_with("Welch t (fine-tuning seeds"));
+    assert_eq!((clm[0].n_model, clm[0].n_random), (5, 5));
+    assert!((clm[3].diff - 0.30).abs() < 1e-12 && clm[3].test.starts_with("hierarchical"));
+    assert!(clm[4].test == "paired t (datasets)" && clm[4].n_model == 3);
+    Ok(())
+}
+
+#[test]
+fn pretraining_runs_are_the_units_when_both_sides_have_several() -> anyhow::Result<()> {
+    let meta = meta();
+    // three pretraining runs per side, the second one much worse for clm: its mean over the
+    // runs is what the test sees, three units per side
+    let mut table = Vec::new();
+    for p in 0..3i64 {
+        for mut r in runs(&[("clm", [0.75, 0.62, 0.74][p as usize]), ("random", 0.55)]) {
+            r.pretrain_seed = p;
+            table.push(r);
+        }
+    }
+    let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
+    let control = positive_control(&ix, &["clm".to_string()], "random", 0.95, 0.05, 2000, 0);
+    let a = &control.rows[0];
+    assert_eq!(a.test, "Welch t (pretraining runs)");
+    assert_eq!((a.n_model, a.n_random, a.pretrain_seeds), (3, 3, 3));
+    // the test is Welch's t (golden-tested against scipy's `ttest_ind(equal_var=False)` in
+    // tests/stats_golden.rs) on the per-run means of dataset `a`, rebuilt here from the same runs
+    let norm = |v: f64| (v - 0.5) / 0.5;
+    let best = |base: f64| {
+        // the best LR is the larger one; mean seed noise at it is 0 (clm jitter too)
+        let noise = [0.01, -0.02, 0.015, -0.005, 0.0];
+        noise.iter().map(|n| norm(base + n)).sum::<f64>() / 5.0
+    };
+    let x: Vec<f64> = [0.75, 0.62, 0.74].iter().map(|b| best(*b)).collect();
+    let y = vec![best(0.55); 3];
+    let t = encoderlab::stats::ttest::welch(&x, &y, 0.95);
+    assert!((a.p - t.p).abs() < 1e-12 && (a.diff - (x.iter().sum::<f64>() / 3.0 - y[0])).abs() < 1e-12);
     Ok(())
 }
 
@@ -256,7 +374,12 @@ fn f6_verdict(cfg: &StudyConfig, scores: [f64; 4]) -> anyhow::Result<(Verdict, S
     let table = runs(&arms);
     let ix = RunsIndex::new(&table, &meta(), NanPolicy::ImputeChance);
     let ev = Evidence::new(&ix, 0.95, 0.05);
-    let (findings, _) = evaluate(cfg, &models(cfg), &ev);
+    // a control that every arm passes (the baseline far below them)
+    let mut table = table;
+    table.extend(runs(&[("random", 0.2)]));
+    let ix2 = RunsIndex::new(&table, &meta(), NanPolicy::ImputeChance);
+    let control = control_of(&ix2, &models(cfg));
+    let findings = evaluate(cfg, &ev, &control);
     let f6 = findings.into_iter().find(|f| f.id == "F6").expect("F6");
     Ok((f6.verdict, f6.why))
 }
@@ -339,7 +462,8 @@ fn a_whole_study_runs_resumes_without_redoing_anything_and_its_numbers_come_from
         "## F6",
         "Holm p",
         "**Verdict:",
-        "## Baseline",
+        "## Positive control",
+        "## Fine-tuning: did the learning-rate grid reach the optimum?",
     ] {
         assert!(report.contains(needle), "REPORT.md lacks {needle}");
     }
@@ -354,7 +478,7 @@ fn a_whole_study_runs_resumes_without_redoing_anything_and_its_numbers_come_from
         assert!(out.join(file).exists(), "{file}");
     }
     #[cfg(feature = "plots")]
-    for fig in ["models", "f1", "f2", "f2_curve", "f3", "f4", "f5", "baseline"] {
+    for fig in ["models", "f1", "f2", "f2_curve", "f3", "f4", "f5", "control"] {
         assert!(out.join("figures").join(format!("{fig}.png")).exists(), "{fig}.png");
     }
     // F1's primary difference, recomputed from runs.csv alone: best LR on validation (ties to

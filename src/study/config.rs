@@ -99,6 +99,49 @@ pub struct DatasetPlan {
     /// classification).
     #[serde(default)]
     pub epochs: Option<usize>,
+    /// This dataset's learning rates (default: the grid's `learning_rates`): a grid wide
+    /// enough that the selected rate falls inside it, not at an edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rates: Option<Vec<f64>>,
+    /// This dataset's optimizer steps (default: the grid's `steps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    /// Use only the first N training examples of this dataset (default: the grid's
+    /// `max_train_examples`; 0: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_train_examples: Option<usize>,
+    /// Score only the first N examples of each evaluation split (default: the grid's
+    /// `max_eval_examples`; 0: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_eval_examples: Option<usize>,
+}
+
+impl DatasetPlan {
+    /// The learning rates of this dataset's runs, ascending.
+    pub fn lrs(&self, grid: &FinetunePlan) -> Vec<f64> {
+        let mut v = self
+            .learning_rates
+            .clone()
+            .unwrap_or_else(|| grid.learning_rates.clone());
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.dedup();
+        v
+    }
+
+    /// Optimizer steps of this dataset's runs.
+    pub fn steps(&self, grid: &FinetunePlan) -> usize {
+        self.steps.unwrap_or(grid.steps)
+    }
+
+    /// Training examples used (0: all).
+    pub fn train_examples(&self, grid: &FinetunePlan) -> usize {
+        self.max_train_examples.unwrap_or(grid.max_train_examples)
+    }
+
+    /// Evaluation examples scored per split (0: all).
+    pub fn eval_examples(&self, grid: &FinetunePlan) -> usize {
+        self.max_eval_examples.unwrap_or(grid.max_eval_examples)
+    }
 }
 
 /// The fine-tuning grid: every checkpoint × dataset × learning rate × seed.
@@ -132,6 +175,22 @@ pub struct FinetunePlan {
     /// `cpu` or `cuda:N`.
     #[serde(default = "cpu")]
     pub device: String,
+}
+
+impl FinetunePlan {
+    /// Fine-tuning runs of one model: Σ over datasets of its learning rates × the seeds.
+    pub fn runs_per_model(&self) -> usize {
+        self.datasets.iter().map(|d| d.lrs(self).len()).sum::<usize>() * self.seeds.len()
+    }
+
+    /// Optimizer steps of one model's runs, summed (runs with `epochs` counted at `steps`).
+    pub fn steps_per_model(&self) -> usize {
+        self.datasets
+            .iter()
+            .map(|d| d.lrs(self).len() * d.steps(self))
+            .sum::<usize>()
+            * self.seeds.len()
+    }
 }
 
 fn bidirectional() -> AttentionMode {
@@ -323,6 +382,21 @@ impl StudyConfig {
                         "`{}`: max_length {} exceeds the {positions} positions of `{size}` models",
                         d.dataset, d.max_length
                     ),
+                ));
+            }
+        }
+        for d in &f.datasets {
+            let lrs = d.lrs(f);
+            if lrs.is_empty() || lrs.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(Error::config(
+                    "finetune.datasets",
+                    format!("`{}`: learning rates must be positive numbers, at least one", d.dataset),
+                ));
+            }
+            if d.steps(f) == 0 {
+                return Err(Error::config(
+                    "finetune.datasets",
+                    format!("`{}`: steps must be at least 1", d.dataset),
                 ));
             }
         }

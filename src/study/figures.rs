@@ -4,6 +4,7 @@
 
 use super::arms::Model;
 use super::config::StudyConfig;
+use super::control::Control;
 use super::findings::{Comparison, Evidence, Finding};
 use crate::error::Result;
 
@@ -14,13 +15,7 @@ use crate::stats::plots::{render_all, Figure, Mark, Panel, Point, Series};
 
 /// Every figure of the report, as (file name, bytes).
 #[cfg(not(feature = "plots"))]
-pub fn draw(
-    _: &StudyConfig,
-    _: &[Model],
-    _: &Evidence,
-    _: &[Finding],
-    _: &[Comparison],
-) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn draw(_: &StudyConfig, _: &[Model], _: &Evidence, _: &[Finding], _: &Control) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(Vec::new())
 }
 
@@ -31,7 +26,7 @@ pub fn draw(
     models: &[Model],
     ev: &Evidence,
     findings: &[Finding],
-    baseline: &[Comparison],
+    control: &Control,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut figs = vec![model_scores(models, ev, cfg.analysis.confidence)];
     for f in findings {
@@ -51,8 +46,43 @@ pub fn draw(
             });
         }
     }
-    let rows: Vec<&Comparison> = baseline.iter().collect();
-    figs.push(forest("baseline", "Pretrained − random init (normalised score)", &rows));
+    // the positive control as comparisons: the across-dataset rows are the primary ones
+    let rows: Vec<Comparison> = control
+        .rows
+        .iter()
+        .map(|r| Comparison {
+            finding: "control".into(),
+            label: r.test.clone(),
+            a: r.model.clone(),
+            b: "random".into(),
+            scope: if r.scope == "all" {
+                format!("all, {}", r.test.split(' ').next().unwrap_or_default())
+            } else {
+                r.scope.clone()
+            },
+            n: r.n_model,
+            mean_a: r.model_score,
+            lo_a: f64::NAN,
+            hi_a: f64::NAN,
+            mean_b: r.random_score,
+            lo_b: f64::NAN,
+            hi_b: f64::NAN,
+            diff: r.diff,
+            diff_lo: r.diff_lo,
+            diff_hi: r.diff_hi,
+            test: r.test.clone(),
+            p: r.p,
+            p_holm: r.p_holm,
+            expected: 1.0,
+            primary: r.scope == "all",
+        })
+        .collect();
+    let rows: Vec<&Comparison> = rows.iter().collect();
+    figs.push(forest(
+        "control",
+        "Positive control: pretrained − random init (normalised)",
+        &rows,
+    ));
     render_all(&figs)
 }
 

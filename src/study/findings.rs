@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::arms::{percent, Model, Role};
+use super::arms::percent;
 use super::config::StudyConfig;
+use super::control::Control;
 use crate::stats::describe::{mean, std, t_interval};
 use crate::stats::multitest::{adjust, Correction};
 use crate::stats::report::RunsIndex;
@@ -75,6 +76,8 @@ pub enum Verdict {
     Contradicted,
     /// Neither.
     Inconclusive,
+    /// Its models do not beat random init (the positive control): nothing to judge.
+    NotTestable,
 }
 
 impl Verdict {
@@ -84,6 +87,7 @@ impl Verdict {
             Verdict::Reproduced => "reproduced",
             Verdict::Contradicted => "contradicted",
             Verdict::Inconclusive => "inconclusive at this scale",
+            Verdict::NotTestable => "not testable at this scale",
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct Finding {
     pub claim: String,
     /// The comparison that tests it.
     pub design: String,
+    /// The models it compares: each must pass the positive control for a verdict.
+    pub models: Vec<String>,
     /// Every comparison (primary and supporting).
     pub rows: Vec<Comparison>,
     /// The verdict.
@@ -320,11 +326,10 @@ impl Names {
     }
 }
 
-/// Evaluates every finding (and the random-init baseline check) on `ev`, correcting the
-/// primary tests together.
-pub fn evaluate(cfg: &StudyConfig, models: &[Model], ev: &Evidence) -> (Vec<Finding>, Vec<Comparison>) {
+/// Evaluates every finding on `ev`, correcting the primary tests together; a finding whose
+/// models do not all pass `control` gets no verdict but "not testable at this scale".
+pub fn evaluate(cfg: &StudyConfig, ev: &Evidence, control: &Control) -> Vec<Finding> {
     let names = Names::of(cfg);
-    let all = |_: &str| true;
     let datasets: Vec<String> = ev.ix.datasets.clone();
     let mut findings = vec![
         f1(ev, &names, &datasets),
@@ -334,22 +339,6 @@ pub fn evaluate(cfg: &StudyConfig, models: &[Model], ev: &Evidence) -> (Vec<Find
         f5(cfg, ev, &names),
         f6(cfg, ev),
     ];
-    // baseline: does pretraining help at all at this scale?
-    let mut baseline: Vec<Comparison> = models
-        .iter()
-        .filter(|m| m.role == Role::Final && m.size == cfg.pretrain.size)
-        .filter_map(|m| {
-            ev.pooled(
-                "baseline",
-                "pretrained − random init",
-                (&m.name, "random"),
-                "all",
-                &all,
-                1.0,
-            )
-        })
-        .collect();
-    correct(&mut baseline);
     // one Holm family: every primary comparison of the report
     let mut primary: Vec<&mut Comparison> = findings
         .iter_mut()
@@ -368,18 +357,30 @@ pub fn evaluate(cfg: &StudyConfig, models: &[Model], ev: &Evidence) -> (Vec<Find
             c.p_holm = q;
         }
     }
-    let helps = baseline.iter().any(|c| ev.verdict(c) == Verdict::Reproduced);
     for f in &mut findings {
-        decide(f, ev, helps);
+        decide(f, ev);
+        gate(f, control);
     }
-    (findings, baseline)
+    findings
 }
 
-fn correct(rows: &mut [Comparison]) {
-    let p: Vec<f64> = rows.iter().map(|c| c.p).collect();
-    for (c, q) in rows.iter_mut().zip(adjust(&p, Correction::Holm)) {
-        c.p_holm = q;
+/// "Not testable at this scale" where a model of `f` fails the positive control, with the
+/// numbers that say why; the comparison's own result stays in `why`, for the record.
+fn gate(f: &mut Finding, control: &Control) {
+    if f.rows.is_empty() {
+        return;
     }
+    let failing: Vec<&String> = f.models.iter().filter(|m| !control.all_passed(&[m.as_str()])).collect();
+    if failing.is_empty() {
+        return;
+    }
+    let was = f.verdict.word();
+    f.verdict = Verdict::NotTestable;
+    f.why = format!(
+        "the positive control fails: {}. A model must beat random init significantly on at least half of the datasets, and lose on none, before a difference between objectives means anything. For the record, the comparison alone would read \"{was}\": {}",
+        failing.iter().map(|m| control.describe(m)).collect::<Vec<_>>().join("; "),
+        f.why
+    );
 }
 
 fn primary(mut c: Comparison) -> Comparison {
@@ -410,6 +411,7 @@ fn f1(ev: &Evidence, n: &Names, datasets: &[String]) -> Finding {
     }
     Finding {
         id: "F1".into(),
+        models: vec![n.clm.clone(), n.mlm.clone()],
         claim: "MLM beats CLM downstream at equal size and data, most on sequence classification and QA; CLM is already strong on token classification.".into(),
         design: format!("`{}` vs `{}` (final checkpoints, same steps and data): best-LR test scores", n.mlm, n.clm),
         rows,
@@ -445,6 +447,7 @@ fn f2(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Finding {
     }
     Finding {
         id: "F2".into(),
+        models: vec![n.clm.clone(), n.mlm.clone()],
         claim: "CLM is more data-efficient: better downstream scores early in pretraining.".into(),
         design: format!(
             "CLM vs MLM checkpoints of the same runs after {} of {} steps (undecayed) and at the end; the primary test is the earliest checkpoint",
@@ -486,6 +489,7 @@ fn f3(ev: &Evidence, n: &Names) -> Finding {
     }
     Finding {
         id: "F3".into(),
+        models: vec![n.clm.clone(), n.mlm.clone()],
         claim: "CLM-pretrained models fine-tune more stably: less sensitive to learning rate and seed.".into(),
         design: format!(
             "`{}` vs `{}`: the normalised std over seeds of every (dataset, LR) cell, and the normalised std of the seed means over the LRs of every dataset (test split)",
@@ -507,6 +511,12 @@ fn f4(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Finding {
     }
     Finding {
         id: "F4".into(),
+        models: rows
+            .iter()
+            .flat_map(|c| [c.a.clone(), c.b.clone()])
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         claim: "At a fixed budget, CLM for part of the steps then MLM beats 100% MLM.".into(),
         design: format!(
             "biphasic arms ({} % of the {} steps CLM, then MLM {} %) vs `{}` at the same steps",
@@ -539,6 +549,7 @@ fn f5(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Finding {
     }
     Finding {
         id: "F5".into(),
+        models: vec![a.clone(), b.clone()],
         claim: "Continued pretraining: MLM on a CLM checkpoint beats MLM continued on an MLM checkpoint.".into(),
         design: format!(
             "`{a}` vs `{b}`: {} more steps of MLM {} % from each decayed final checkpoint",
@@ -581,6 +592,12 @@ fn f6(cfg: &StudyConfig, ev: &Evidence) -> Finding {
     }
     Finding {
         id: "F6".into(),
+        models: rows
+            .iter()
+            .flat_map(|c| [c.a.clone(), c.b.clone()])
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         claim: "The best masking ratio depends on model size.".into(),
         design: format!(
             "100 % MLM arms at ratios {} for model size(s) {}",
@@ -601,17 +618,11 @@ fn interval(c: &Comparison) -> String {
     format!("{:+.3} [{:+.3}, {:+.3}]", c.diff, c.diff_lo, c.diff_hi)
 }
 
-/// What an inconclusive verdict adds when no pretrained model beats random init.
-const NOT_LEARNED: &str = " No pretrained model beats the random-init baseline significantly here, so the models have not learned enough for their objectives to matter downstream.";
-
-/// What a significant verdict adds when no pretrained model beats random init.
-const NOT_BEYOND_RANDOM: &str = " Caveat: no pretrained model beats the random-init baseline significantly here (see the baseline section), so this is a difference between models that pretraining has not made better than random weights: it says which objective helps more (or harms less) at this scale, not yet that the paper's effect holds for useful encoders.";
-
 /// Sets the verdict and its reason.
-fn decide(f: &mut Finding, ev: &Evidence, pretraining_helps: bool) {
+fn decide(f: &mut Finding, ev: &Evidence) {
     let primaries: Vec<&Comparison> = f.rows.iter().filter(|c| c.primary).collect();
     if f.id == "F6" {
-        return decide_f6(f, ev, !pretraining_helps);
+        return decide_f6(f, ev);
     }
     if primaries.is_empty() {
         f.verdict = Verdict::Inconclusive;
@@ -641,7 +652,7 @@ fn decide(f: &mut Finding, ev: &Evidence, pretraining_helps: bool) {
                 match v {
                     Verdict::Reproduced => "significant, in the paper's direction",
                     Verdict::Contradicted => "significant, against the paper",
-                    Verdict::Inconclusive => "not significant",
+                    Verdict::Inconclusive | Verdict::NotTestable => "not significant",
                 }
             )
         })
@@ -660,20 +671,15 @@ fn decide(f: &mut Finding, ev: &Evidence, pretraining_helps: bool) {
         format!(" By family (MLM − CLM): {}.", families.join("; "))
     };
     f.why = format!(
-        "{}.{}{}{}",
+        "{}.{}{}",
         parts.join("; "),
         if mixed { " The primary tests disagree." } else { "" },
         by_family,
-        match (f.verdict, pretraining_helps) {
-            (_, true) => "",
-            (Verdict::Inconclusive, false) => NOT_LEARNED,
-            (_, false) => NOT_BEYOND_RANDOM,
-        }
     );
 }
 
-/// F6's verdict; `caveated` when no pretrained model beats random init.
-fn decide_f6(f: &mut Finding, ev: &Evidence, caveated: bool) {
+/// F6's verdict.
+fn decide_f6(f: &mut Finding, ev: &Evidence) {
     // the best ratio at each size: the sign of (main − other) per size
     let sizes: Vec<String> = {
         let mut s: Vec<String> = f.rows.iter().map(|c| c.scope.clone()).collect();
@@ -718,16 +724,11 @@ fn decide_f6(f: &mut Finding, ev: &Evidence, caveated: bool) {
         Verdict::Inconclusive
     };
     f.why = format!(
-        "best ratio by mean — {}; differences (normalised, main ratio − other): {}; {} of {} significant after Holm.{}",
+        "best ratio by mean — {}; differences (normalised, main ratio − other): {}; {} of {} significant after Holm.",
         best.join(", "),
         differences.join("; "),
         significant.len(),
         f.rows.len(),
-        match (f.verdict, caveated) {
-            (_, false) => "",
-            (Verdict::Inconclusive, true) => NOT_LEARNED,
-            (_, true) => NOT_BEYOND_RANDOM,
-        }
     );
 }
 

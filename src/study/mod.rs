@@ -6,6 +6,7 @@
 
 pub mod arms;
 pub mod config;
+pub mod control;
 pub mod figures;
 pub mod findings;
 pub mod paper;

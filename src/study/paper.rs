@@ -79,18 +79,19 @@ pub fn estimate(cfg: &StudyConfig) -> Result<Estimate> {
     }
     let f = &cfg.finetune;
     let per_example = cluster.finetune_tokens_per_example;
-    let grid = f.datasets.len() * f.learning_rates.len() * f.seeds.len();
+    let grid = f.runs_per_model();
     let mut ft: std::collections::BTreeMap<String, (usize, f64, f64)> = Default::default();
     for model in models(cfg) {
         let m = ModelConfig::preset(&model.size)?;
-        let train_tokens = (f.steps * f.batch_size * per_example) as f64;
+        // every run's training tokens, summed over the grid of one model
+        let train_tokens = (f.steps_per_model() * f.batch_size * per_example) as f64;
         // evaluation: a forward pass over validation and test, as many examples as training
         let eval_tokens = train_tokens;
         let per_token = train_flops_per_token(&m, per_example);
-        let flops = grid as f64 * (train_tokens * per_token + eval_tokens * per_token / 3.0);
+        let flops = train_tokens * per_token + eval_tokens * per_token / 3.0;
         let e = ft.entry(format!("fine-tuning, {} models", model.size)).or_default();
         e.0 += grid;
-        e.1 += grid as f64 * (train_tokens + eval_tokens);
+        e.1 += train_tokens + eval_tokens;
         e.2 += flops;
     }
     for (what, (runs, tokens, flops)) in by_size.into_iter().chain(ft) {
@@ -134,29 +135,36 @@ pub fn describe(cfg: &StudyConfig) -> Result<String> {
     for a in &arms {
         let _ = writeln!(s, "  {:<18} {:<6} {:>7} steps  {}", a.name, a.size, a.steps, kind(a));
     }
-    let runs = models.len() * f.datasets.len() * f.learning_rates.len() * f.seeds.len();
+    let runs = models.len() * f.runs_per_model();
     let _ = writeln!(
         s,
-        "fine-tuning: {} models × {} datasets × {} learning rates × {} seeds = {runs} runs of {} steps",
+        "fine-tuning: {} models × {} (dataset, learning rate) cells × {} seeds = {runs} runs",
         models.len(),
-        f.datasets.len(),
-        f.learning_rates.len(),
+        f.datasets.iter().map(|d| d.lrs(f).len()).sum::<usize>(),
         f.seeds.len(),
-        f.steps
     );
+    for d in &f.datasets {
+        let _ = writeln!(
+            s,
+            "  {:<20} LR {{{}}} · {} steps of {} · train {} · eval {}",
+            d.dataset,
+            d.lrs(f).iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(", "),
+            d.steps(f),
+            f.batch_size,
+            match d.train_examples(f) {
+                0 => "all".to_string(),
+                n => format!("first {n}"),
+            },
+            match d.eval_examples(f) {
+                0 => "whole splits".to_string(),
+                n => format!("first {n} per split"),
+            },
+        );
+    }
     let _ = writeln!(
         s,
         "  models: {}",
         models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
-    );
-    let _ = writeln!(
-        s,
-        "  datasets: {}",
-        f.datasets
-            .iter()
-            .map(|d| d.dataset.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
     );
     if cfg.cluster.is_some() {
         let e = estimate(cfg)?;

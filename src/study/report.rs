@@ -9,7 +9,8 @@ use std::path::Path;
 
 use super::arms::{Arm, Model, Role};
 use super::config::StudyConfig;
-use super::findings::{evaluate, fmt_p, Comparison, Evidence, Finding, Names};
+use super::control::{lr_cells, positive_control, Control, LrCell};
+use super::findings::{evaluate, fmt_p, Comparison, Evidence, Finding};
 use super::run::StudyOutcome;
 use crate::error::Result;
 use crate::fsutil::write_atomic;
@@ -38,12 +39,40 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
     write_report(&tables, &analysis_plots(&tables)?, &out.join("analysis"))?;
 
     let ev = Evidence::new(&ix, cfg.analysis.confidence, cfg.analysis.alpha);
-    let (findings, baseline) = evaluate(cfg, models, &ev);
-    write_atomic(out.join("findings.csv"), findings_csv(&findings, &baseline)?.as_bytes())?;
+    let finals: Vec<String> = models
+        .iter()
+        .filter(|m| m.role == Role::Final)
+        .map(|m| m.name.clone())
+        .collect();
+    let control = positive_control(
+        &ix,
+        &finals,
+        "random",
+        cfg.analysis.confidence,
+        cfg.analysis.alpha,
+        cfg.analysis.aggregate_reps,
+        cfg.seed,
+    );
+    let all: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
+    let cells = lr_cells(&ix, &all);
+    let findings = evaluate(cfg, &ev, &control);
+    write_atomic(out.join("control.csv"), csv_text(&control.rows)?.as_bytes())?;
+    write_atomic(out.join("lr_selection.csv"), csv_text(&cells)?.as_bytes())?;
+    write_atomic(out.join("findings.csv"), findings_csv(&findings)?.as_bytes())?;
     write_atomic(out.join("models.csv"), models_csv(models)?.as_bytes())?;
-    let figures = super::figures::draw(cfg, models, &ev, &findings, &baseline)?;
+    let figures = super::figures::draw(cfg, models, &ev, &findings, &control)?;
     write_report(&[], &figures, &out.join("figures"))?;
-    let md = markdown(cfg, arms, models, &findings, &baseline, &ev, outcome, &runs.len());
+    let md = markdown(
+        cfg,
+        arms,
+        models,
+        &findings,
+        &control,
+        &cells,
+        &ev,
+        outcome,
+        &runs.len(),
+    );
     write_atomic(out.join("REPORT.md"), md.as_bytes())
 }
 
@@ -67,8 +96,8 @@ fn csv_text<T: serde::Serialize>(rows: &[T]) -> Result<String> {
     crate::csvcell::escape_csv_text(&text)
 }
 
-fn findings_csv(findings: &[Finding], baseline: &[Comparison]) -> Result<String> {
-    let rows: Vec<&Comparison> = findings.iter().flat_map(|f| &f.rows).chain(baseline).collect();
+fn findings_csv(findings: &[Finding]) -> Result<String> {
+    let rows: Vec<&Comparison> = findings.iter().flat_map(|f| &f.rows).collect();
     csv_text(&rows)
 }
 
@@ -240,18 +269,120 @@ fn recorded_compute(cfg: &StudyConfig, arms: &[Arm]) -> String {
     )
 }
 
+/// The positive control's tables: one row per model (its gate), then every test.
+fn control_section(cfg: &StudyConfig, control: &Control) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## Positive control: does pretraining beat random init?\n\nEvery final pretrained model against the random-init baseline (the same architecture, fresh weights drawn from each run's seed), fine-tuned on the same grid. A model passes when it beats random init significantly (Holm over every model × dataset test, α = {}) on at least half of the datasets and loses on none; a finding is judged only when all its models pass, else its verdict is \"not testable at this scale\".\n",
+        cfg.analysis.alpha
+    );
+    if control.gates.is_empty() {
+        let _ = writeln!(s, "No random-init runs to compare with: no finding can be judged.\n");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "| model | datasets won | datasets lost | of | passes |\n|---|---|---|---|---|"
+    );
+    for g in control.gates.values() {
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} | {} |",
+            g.model,
+            g.wins,
+            g.losses,
+            g.datasets,
+            if g.passed { "**yes**" } else { "no" }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n| model | scope | test | n (model, random) | pretraining runs | model | random | model − random [95% CI] | p | Holm p |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in &control.rows {
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {}, {} | {} | {} | {} | {:+.3} {} | {} | {} |",
+            r.model,
+            r.scope,
+            r.test,
+            r.n_model,
+            r.n_random,
+            r.pretrain_seeds,
+            num(r.model_score),
+            num(r.random_score),
+            r.diff,
+            ci(r.diff_lo, r.diff_hi),
+            fmt_p(r.p),
+            fmt_p(r.p_holm)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nScores are normalised, (score − chance) / (max − chance), at each model's learning rate selected on validation. Per dataset, the units are pretraining runs where both sides have two or more, else fine-tuning seeds (the row says so: pretraining-seed variance is then not covered). Across datasets, the hierarchical bootstrap keeps the datasets fixed and resamples pretraining then fine-tuning seeds; the paired t treats datasets as the units. All rows: [`control.csv`](control.csv); figure: [`figures/control.png`](figures/control.png).\n"
+    );
+    s
+}
+
+/// The selected learning rates against their grids.
+fn lr_section(cells: &[LrCell]) -> String {
+    let mut s = String::from("## Fine-tuning: did the learning-rate grid reach the optimum?\n\n");
+    if cells.is_empty() {
+        return s;
+    }
+    let edge: Vec<&LrCell> = cells.iter().filter(|c| !c.edge.is_empty()).collect();
+    let share = edge.len() as f64 / cells.len() as f64;
+    let _ = writeln!(
+        s,
+        "{} of {} (model, dataset) cells ({:.0} %) selected a learning rate at an edge of their grid ({} at the lowest, {} at the highest): there the optimum may lie outside the grid, and the cell's score is a lower bound.{}\n",
+        edge.len(),
+        cells.len(),
+        100.0 * share,
+        edge.iter().filter(|c| c.edge == "low").count(),
+        edge.iter().filter(|c| c.edge == "high").count(),
+        if share >= 0.2 {
+            " **That is 20 % or more: widen the grids (`finetune.datasets[].learning_rates`) before trusting the comparisons.**"
+        } else {
+            ""
+        }
+    );
+    let mut by_dataset: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for c in cells {
+        let e = by_dataset.entry(c.dataset.as_str()).or_default();
+        e.0 += 1;
+        e.1 += usize::from(c.edge == "low");
+        e.2 += usize::from(c.edge == "high");
+    }
+    let _ = writeln!(
+        s,
+        "| dataset | grid | cells | at lowest | at highest |\n|---|---|---|---|---|"
+    );
+    for (d, (n, lo, hi)) in &by_dataset {
+        let grid = cells.iter().find(|c| c.dataset == *d).map_or(String::new(), |c| {
+            format!("{:e} … {:e} ({} rates)", c.grid_low, c.grid_high, c.grid_size)
+        });
+        let _ = writeln!(s, "| {d} | {grid} | {n} | {lo} | {hi} |");
+    }
+    let _ = writeln!(
+        s,
+        "\nEvery cell's selected rate: [`lr_selection.csv`](lr_selection.csv).\n"
+    );
+    s
+}
+
 #[allow(clippy::too_many_arguments)]
 fn markdown(
     cfg: &StudyConfig,
     arms: &[Arm],
     models: &[Model],
     findings: &[Finding],
-    baseline: &[Comparison],
+    control: &Control,
+    cells: &[LrCell],
     ev: &Evidence,
     outcome: &StudyOutcome,
     runs_rows: &usize,
 ) -> String {
-    let names = Names::of(cfg);
     let f = &cfg.finetune;
     let p = &cfg.pretrain;
     let mut s = String::new();
@@ -265,6 +396,8 @@ fn markdown(
         s,
         "Generated by `encoderlab study` from `runs.csv` (one row per fine-tuning run and split, each naming its run record `sweeps/finetune/runs/<run_id>/`) and `meta.csv`; the resolved study is `study.toml`, every generated config is under `configs/`. Nothing here is typed by hand.\n"
     );
+    s.push_str(&control_section(cfg, control));
+    s.push_str(&lr_section(cells));
     let _ = writeln!(s, "## Verdicts\n\n| finding | claim | verdict |\n|---|---|---|");
     for fi in findings {
         let _ = writeln!(
@@ -276,24 +409,7 @@ fn markdown(
             fi.verdict.word()
         );
     }
-    let helps = baseline
-        .iter()
-        .filter(|c| ev.verdict(c) == super::findings::Verdict::Reproduced)
-        .count();
-    let significant = findings
-        .iter()
-        .any(|f| f.verdict != super::findings::Verdict::Inconclusive);
-    let _ = writeln!(
-        s,
-        "\nPretraining vs random init: {helps} of {} final models beat the random-init baseline significantly (Holm, α = {}).{}\n",
-        baseline.len(),
-        cfg.analysis.alpha,
-        if helps == 0 && significant {
-            " So every verdict above compares models that are no better than random weights: a reproduced finding here says which objective helps more, or harms less, at this scale (each finding's caveat), not that it makes useful encoders."
-        } else {
-            ""
-        }
-    );
+    let _ = writeln!(s);
 
     let _ = writeln!(s, "## Setup\n");
     let _ = writeln!(
@@ -320,19 +436,34 @@ fn markdown(
     );
     let _ = writeln!(
         s,
-        "- Fine-tuning: {} models × {} datasets ({}) × LR {{{}}} × seeds {{{}}}; {} steps of {} examples{}{}, {} attention, {} pooling; the best LR is chosen on validation and its test scores reported.",
+        "- Fine-tuning: {} models × seeds {{{}}}, {} examples per step, {} attention, {} pooling; per dataset, its learning rates, steps and examples:",
         models.len(),
-        f.datasets.len(),
-        f.datasets.iter().map(|d| d.dataset.as_str()).collect::<Vec<_>>().join(", "),
-        f.learning_rates.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(", "),
         f.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "),
-        f.steps,
         f.batch_size,
-        if f.max_train_examples > 0 { format!(" (first {} training examples)", f.max_train_examples) } else { String::new() },
-        if f.max_eval_examples > 0 { format!(", scored on {} examples (queries) per split", f.max_eval_examples) } else { String::new() },
         super::arms::variant_name(&f.attention),
         super::arms::variant_name(&f.pooling),
     );
+    for d in &f.datasets {
+        let _ = writeln!(
+            s,
+            "  - {}: LR {{{}}}, {}, trained on {}, scored on {}.",
+            d.dataset,
+            d.lrs(f).iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(", "),
+            match d.epochs {
+                Some(e) => format!("{e} epoch(s)"),
+                None => format!("{} steps", d.steps(f)),
+            },
+            match d.train_examples(f) {
+                0 => "the whole training split".to_string(),
+                n => format!("its first {n} training examples"),
+            },
+            match d.eval_examples(f) {
+                0 => "the whole validation and test splits".to_string(),
+                n => format!("the first {n} examples (queries) of each split"),
+            },
+        );
+    }
+    let _ = writeln!(s, "  The best LR is chosen on validation and its test scores reported.");
     let _ = writeln!(
         s,
         "- Statistics: scores normalised as (score − chance) / (max − chance) to compare across datasets; failed runs: {}; intervals at {} %; paired t-tests over (dataset, seed) units, Welch over seeds on one dataset; Holm over the {} primary tests of the report (supporting rows: Holm within their finding). The full analysis (every table of `analysis report`, with its plots) is in [`analysis/`](analysis/).\n",
@@ -376,14 +507,6 @@ fn markdown(
         }
         let _ = writeln!(s, "**Verdict: {}.** {}\n", fi.verdict.word(), fi.why);
     }
-    let _ = writeln!(s, "## Baseline: does pretraining help at this scale?\n");
-    let rows: Vec<&Comparison> = baseline.iter().collect();
-    s.push_str(&comparison_table(&rows));
-    let _ = writeln!(
-        s,
-        "\n![baseline](figures/baseline.png)\n\nA finding about objectives means little where pretrained models do no better than random weights; the verdicts above say so where it applies. The `{}` and `{}` arms are the models most findings rest on.",
-        names.clm, names.mlm
-    );
     s
 }
 
@@ -402,6 +525,8 @@ pub fn publish(out: &Path, dest: &Path) -> Result<Vec<String>> {
     let mut copied = Vec::new();
     let files = [
         "REPORT.md",
+        "control.csv",
+        "lr_selection.csv",
         "runs.csv",
         "meta.csv",
         "findings.csv",
