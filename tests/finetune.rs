@@ -680,3 +680,28 @@ fn scores_do_not_depend_on_the_evaluation_batch() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_random_backbone_draws_its_weights_from_the_pretraining_seed_too() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let first_loss = |sets: &[&str]| -> anyhow::Result<f64> {
+        let mut all = vec!["model.init=\"random\"", "train.max_steps=1"];
+        all.extend_from_slice(sets);
+        let cfg = config(&ckpt, "sst2", &data, &dir.path().join("ft"), &all)?;
+        finetune(&cfg, &FinetuneOptions::default())?;
+        Ok(losses(&cfg.run_dir()?)[0])
+    };
+    // the same run seed: pretraining seed 0 (the checkpoint's) and an explicit 0 agree, 1 and 2
+    // give other weights, and a seed repeated gives the same weights again
+    let base = first_loss(&[])?;
+    let zero = first_loss(&["model.pretrain_seed=0"])?;
+    let one = first_loss(&["model.pretrain_seed=1"])?;
+    let two = first_loss(&["model.pretrain_seed=2"])?;
+    let again = first_loss(&["model.pretrain_seed=2", "train.log_every=2"])?;
+    assert_eq!(base.to_bits(), zero.to_bits());
+    assert!(one != base && two != base && one != two, "{base} {one} {two}");
+    assert_eq!(two.to_bits(), again.to_bits());
+    Ok(())
+}

@@ -162,6 +162,78 @@ fn each_dataset_runs_its_own_learning_rates_steps_and_example_limits() -> anyhow
 }
 
 #[test]
+fn every_arm_is_trained_once_per_pretraining_seed_and_the_baseline_replicates_with_them() -> anyhow::Result<()> {
+    let mut cfg = StudyConfig::preset("demo")?;
+    cfg.pretrain.seeds = vec![0, 1, 2];
+    let runs = arms(&cfg);
+    let per_seed = runs.len() / 3;
+    assert_eq!(runs.len(), 3 * per_seed);
+    for (i, seed) in [0u64, 1, 2].iter().enumerate() {
+        for arm in &runs[i * per_seed..(i + 1) * per_seed] {
+            assert_eq!(arm.seed, *seed);
+            let want = if *seed == 0 {
+                arm.name.clone()
+            } else {
+                format!("{}-s{seed}", arm.name)
+            };
+            assert_eq!(arm.run, want);
+            let text = pretrain_toml(&cfg, arm);
+            assert!(text.contains(&format!("seed = {seed}\n")), "{text}");
+            assert!(text.contains(&format!("name = \"{}\"", arm.run)));
+            if let ArmKind::Continued { from } = &arm.kind {
+                // from the parent of the same seed
+                let parent = if *seed == 0 {
+                    from.clone()
+                } else {
+                    format!("{from}-s{seed}")
+                };
+                assert!(text.contains(&format!("pretrain/{parent}/checkpoints/")), "{text}");
+            }
+        }
+    }
+    let m = models(&cfg);
+    let random: Vec<_> = m.iter().filter(|m| m.role == Role::Random).collect();
+    assert_eq!(random.iter().map(|r| r.pretrain_seed).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(random[2].checkpoint.to_string_lossy().contains("pretrain/clm-s2/"));
+    assert_eq!(m.iter().filter(|m| m.name == "mlm40").count(), 3);
+    let mut twice = cfg.clone();
+    twice.pretrain.seeds = vec![1, 1];
+    let err = StudyConfig::parse(&toml::to_string(&twice)?, Path::new("s.toml")).unwrap_err();
+    assert!(err.to_string().contains("pretrain.seeds"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn with_several_pretraining_runs_the_findings_pair_runs_not_rows() -> anyhow::Result<()> {
+    let cfg = StudyConfig::preset("demo")?;
+    let meta = meta();
+    let mut table = Vec::new();
+    for p in 0..3i64 {
+        let shift = [0.0, 0.04, -0.04][p as usize];
+        for mut r in runs(&[("clm", 0.70 + shift), ("mlm40", 0.78 + shift), ("random", 0.55)]) {
+            r.pretrain_seed = p;
+            table.push(r);
+        }
+    }
+    let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
+    let ev = Evidence::new(&ix, 0.95, 0.05);
+    let control = control_of(&ix, &models(&cfg));
+    let findings = evaluate(&cfg, &ev, &control);
+    let f1 = findings[0].rows.iter().find(|c| c.primary).expect("primary");
+    // 3 datasets × 3 pretraining runs, each the mean over its 5 fine-tuning seeds
+    assert_eq!(f1.n, 9);
+    assert_eq!(f1.test, "paired t (dataset × pretraining run)");
+    assert!((f1.diff - 2.0 * 0.08).abs() < 1e-12, "{}", f1.diff);
+    let one = findings[0]
+        .rows
+        .iter()
+        .find(|c| c.label == "MLM − CLM, one dataset")
+        .expect("row");
+    assert_eq!((one.test.as_str(), one.n), ("Welch t (pretraining runs)", 3));
+    Ok(())
+}
+
+#[test]
 fn the_gpu_hour_estimate_is_six_n_t_plus_attention_over_the_throughput() -> anyhow::Result<()> {
     // one 210M arm: N = parameters without the input embedding, T = 42k × 1152 × 2048 tokens
     let mut cfg = StudyConfig::preset("paper")?;

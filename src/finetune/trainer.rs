@@ -37,6 +37,16 @@ const BACKBONE_STREAM: u64 = 1;
 const HEAD_STREAM: u64 = 2;
 const ORDER_STREAM: u64 = 1 << 32;
 
+/// The stream of a random backbone's weights: one per pretraining seed (seed 0 keeps the
+/// original stream), so that the random-init baseline replicates at the pretraining level as
+/// the pretrained models do. A pretrained backbone overwrites these weights.
+fn backbone_stream(cfg: &FinetuneConfig) -> u64 {
+    match backbone_pretrain_seed(cfg) {
+        p if p <= 0 => BACKBONE_STREAM,
+        p => BACKBONE_STREAM + ((p as u64) << 16),
+    }
+}
+
 /// How the caller wants the run shown.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FinetuneOptions {
@@ -311,7 +321,7 @@ pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mu
     let map = init_task_weights(
         &model_cfg,
         task.head(),
-        &mut seeded(seed, BACKBONE_STREAM),
+        &mut seeded(seed, backbone_stream(cfg)),
         &mut seeded(seed, HEAD_STREAM),
         &dev,
     )?;

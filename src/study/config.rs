@@ -51,6 +51,10 @@ pub struct PretrainPlan {
     pub warmup_steps: usize,
     /// The warmup–stable–decay schedule's final linear decay, in steps.
     pub decay_steps: usize,
+    /// Pretraining seeds: every arm is trained once per seed, and the analysis treats the runs
+    /// as replicates (default: the study's `seed` alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
     /// Masking ratio of the MLM arms the findings F1–F5 compare (the paper: 0.4).
     pub mlm_ratio: f64,
     /// More 100 % MLM arms at these ratios (F6).
@@ -291,6 +295,15 @@ impl StudyConfig {
         Ok(cfg)
     }
 
+    /// The pretraining seeds, the first one's runs named after their arm alone.
+    pub fn pretrain_seeds(&self) -> Vec<u64> {
+        if self.pretrain.seeds.is_empty() {
+            vec![self.seed]
+        } else {
+            self.pretrain.seeds.clone()
+        }
+    }
+
     /// Model sizes of the study, the main one first.
     pub fn sizes(&self) -> Vec<String> {
         let mut v = vec![self.pretrain.size.clone()];
@@ -347,6 +360,12 @@ impl StudyConfig {
         }
         for r in self.ratios() {
             crate::objectives::mlm::check_ratio("pretrain.mlm_ratio", r)?;
+        }
+        let mut seeds = p.seeds.clone();
+        seeds.sort_unstable();
+        seeds.dedup();
+        if seeds.len() != p.seeds.len() {
+            return Err(Error::config("pretrain.seeds", "a seed is listed twice"));
         }
         for s in &p.clm_shares {
             let switch = (s * p.steps as f64).round() as usize;

@@ -123,6 +123,11 @@ pub struct Evidence<'a> {
     pub scores: BTreeMap<String, Scores>,
     /// Raw best-LR test scores by (model, dataset), one per seed.
     raw: BTreeMap<(String, String), Vec<f64>>,
+    /// Normalised best-LR test scores by model, averaged over the fine-tuning seeds of each
+    /// (dataset, pretraining seed): one value per pretraining run.
+    by_run: BTreeMap<String, BTreeMap<(String, i64), f64>>,
+    /// Raw best-LR test scores by (model, dataset), one per pretraining run.
+    raw_by_run: BTreeMap<(String, String), Vec<f64>>,
 }
 
 fn system_of(ix: &RunsIndex, model: &str) -> Option<usize> {
@@ -134,18 +139,33 @@ impl<'a> Evidence<'a> {
     pub fn new(ix: &'a RunsIndex, confidence: f64, alpha: f64) -> Self {
         let mut scores = BTreeMap::new();
         let mut raw = BTreeMap::new();
+        let mut by_run = BTreeMap::new();
+        let mut raw_by_run = BTreeMap::new();
         for (s, (model, _)) in ix.systems.iter().enumerate() {
             let mut by_unit = Scores::new();
+            let mut runs: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
             for (d, dataset) in ix.datasets.iter().enumerate() {
                 let Some(g) = ix.selected(s, d) else { continue };
                 let m = ix.meta_of(d);
                 let values = ix.imputed(d, g);
-                for ((replicate, _), &v) in g.scores.iter().zip(&values) {
+                let mut raw_runs: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+                for ((replicate, &score), &v) in g.scores.iter().zip(&values) {
                     by_unit.insert((dataset.clone(), *replicate), m.normalised(v));
+                    runs.entry((dataset.clone(), replicate.0))
+                        .or_default()
+                        .push(m.normalised(v));
+                    if let Some(k) = ix.kept(d, score) {
+                        raw_runs.entry(replicate.0).or_default().push(k);
+                    }
                 }
                 raw.insert((model.clone(), dataset.clone()), ix.values(d, g));
+                raw_by_run.insert(
+                    (model.clone(), dataset.clone()),
+                    raw_runs.values().map(|v| mean(v)).collect::<Vec<f64>>(),
+                );
             }
             scores.insert(model.clone(), by_unit);
+            by_run.insert(model.clone(), runs.into_iter().map(|(k, v)| (k, mean(&v))).collect());
         }
         Self {
             ix,
@@ -153,7 +173,25 @@ impl<'a> Evidence<'a> {
             alpha,
             scores,
             raw,
+            by_run,
+            raw_by_run,
         }
+    }
+
+    /// Whether both models have at least two pretraining runs on every dataset of theirs that
+    /// `keep` admits: then the pretraining runs are the units of their comparisons.
+    fn replicated(&self, a: &str, b: &str, keep: &dyn Fn(&str) -> bool) -> bool {
+        let runs = |m: &str| -> BTreeMap<&str, usize> {
+            let mut n = BTreeMap::new();
+            for (d, _) in self.by_run.get(m).into_iter().flat_map(|r| r.keys()) {
+                if keep(d) {
+                    *n.entry(d.as_str()).or_insert(0) += 1;
+                }
+            }
+            n
+        };
+        let (na, nb) = (runs(a), runs(b));
+        !na.is_empty() && na.values().chain(nb.values()).all(|&n| n >= 2)
     }
 
     /// Whether the runs hold `model`.
@@ -166,8 +204,9 @@ impl<'a> Evidence<'a> {
         self.ix.meta.get(dataset).map_or_else(String::new, |m| m.family.clone())
     }
 
-    /// Paired comparison of normalised scores over the (dataset, seed) units both models have
-    /// (restricted to datasets for which `keep` is true).
+    /// Paired comparison of normalised scores over the units both models have (restricted to
+    /// datasets for which `keep` is true): (dataset, pretraining run) when both have two or
+    /// more pretraining runs on each dataset, else (dataset, replicate).
     pub fn pooled(
         &self,
         finding: &str,
@@ -177,6 +216,19 @@ impl<'a> Evidence<'a> {
         keep: &dyn Fn(&str) -> bool,
         expected: f64,
     ) -> Option<Comparison> {
+        if self.replicated(a, b, keep) {
+            // units: (dataset, pretraining run), each the mean over its fine-tuning seeds
+            let (sa, sb) = (self.by_run.get(a)?, self.by_run.get(b)?);
+            let units: Vec<_> = sa.keys().filter(|k| sb.contains_key(*k) && keep(&k.0)).collect();
+            if units.is_empty() {
+                return None;
+            }
+            let x: Vec<f64> = units.iter().map(|k| sa[*k]).collect();
+            let y: Vec<f64> = units.iter().map(|k| sb[*k]).collect();
+            let mut c = self.comparison(finding, label, (a, b), scope, &x, &y, true, expected);
+            c.test = "paired t (dataset × pretraining run)".into();
+            return Some(c);
+        }
         let (sa, sb) = (self.scores.get(a)?, self.scores.get(b)?);
         let units: Vec<_> = sa.keys().filter(|k| sb.contains_key(*k) && keep(&k.0)).collect();
         if units.is_empty() {
@@ -187,7 +239,8 @@ impl<'a> Evidence<'a> {
         Some(self.comparison(finding, label, (a, b), scope, &x, &y, true, expected))
     }
 
-    /// Welch comparison of raw scores over seeds on one dataset.
+    /// Welch comparison of raw scores on one dataset: over pretraining runs when both have two
+    /// or more there, else over replicates.
     pub fn on_dataset(
         &self,
         finding: &str,
@@ -196,8 +249,15 @@ impl<'a> Evidence<'a> {
         dataset: &str,
         expected: f64,
     ) -> Option<Comparison> {
-        let x = self.raw.get(&(a.to_string(), dataset.to_string()))?;
-        let y = self.raw.get(&(b.to_string(), dataset.to_string()))?;
+        let key = |m: &str| (m.to_string(), dataset.to_string());
+        if self.replicated(a, b, &|d| d == dataset) {
+            let (x, y) = (self.raw_by_run.get(&key(a))?, self.raw_by_run.get(&key(b))?);
+            let mut c = self.comparison(finding, label, (a, b), dataset, x, y, false, expected);
+            c.test = "Welch t (pretraining runs)".into();
+            return Some(c);
+        }
+        let x = self.raw.get(&key(a))?;
+        let y = self.raw.get(&key(b))?;
         Some(self.comparison(finding, label, (a, b), dataset, x, y, false, expected))
     }
 

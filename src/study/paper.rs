@@ -133,7 +133,15 @@ pub fn describe(cfg: &StudyConfig) -> Result<String> {
     );
     let _ = writeln!(s, "{} pretraining arms:", arms.len());
     for a in &arms {
-        let _ = writeln!(s, "  {:<18} {:<6} {:>7} steps  {}", a.name, a.size, a.steps, kind(a));
+        let _ = writeln!(
+            s,
+            "  {:<22} {:<6} {:>7} steps  seed {:<3} {}",
+            a.run,
+            a.size,
+            a.steps,
+            a.seed,
+            kind(a)
+        );
     }
     let runs = models.len() * f.runs_per_model();
     let _ = writeln!(

@@ -39,11 +39,7 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
     write_report(&tables, &analysis_plots(&tables)?, &out.join("analysis"))?;
 
     let ev = Evidence::new(&ix, cfg.analysis.confidence, cfg.analysis.alpha);
-    let finals: Vec<String> = models
-        .iter()
-        .filter(|m| m.role == Role::Final)
-        .map(|m| m.name.clone())
-        .collect();
+    let finals = unique(models.iter().filter(|m| m.role == Role::Final).map(|m| &m.name));
     let control = positive_control(
         &ix,
         &finals,
@@ -53,7 +49,7 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
         cfg.analysis.aggregate_reps,
         cfg.seed,
     );
-    let all: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
+    let all = unique(models.iter().map(|m| &m.name));
     let cells = lr_cells(&ix, &all);
     let findings = evaluate(cfg, &ev, &control);
     write_atomic(out.join("control.csv"), csv_text(&control.rows)?.as_bytes())?;
@@ -74,6 +70,17 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
         &runs.len(),
     );
     write_atomic(out.join("REPORT.md"), md.as_bytes())
+}
+
+/// Names in order of first appearance, each once (a model has one entry per pretraining seed).
+fn unique<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for n in names {
+        if !v.contains(n) {
+            v.push(n.clone());
+        }
+    }
+    v
 }
 
 #[cfg(feature = "plots")]
@@ -152,7 +159,12 @@ fn comparison_table(rows: &[&Comparison]) -> String {
 /// Per-model summary: mean normalised best-LR test score over datasets × seeds.
 fn model_table(ev: &Evidence, models: &[Model], confidence: f64) -> String {
     let mut s = String::from("| model | objective | role | pretraining steps | mean normalised score [95% CI] | datasets × seeds |\n|---|---|---|---|---|---|\n");
+    let mut seen: Vec<&str> = Vec::new();
     for m in models {
+        if seen.contains(&m.name.as_str()) {
+            continue;
+        }
+        seen.push(&m.name);
         let Some(sc) = ev.scores.get(&m.name) else { continue };
         let v: Vec<f64> = sc.values().copied().collect();
         let (lo, hi) = crate::stats::describe::t_interval(&v, confidence);
@@ -233,10 +245,10 @@ fn recorded_compute(cfg: &StudyConfig, arms: &[Arm]) -> String {
     let per_arm: Vec<(&str, f64)> = arms
         .iter()
         .filter_map(|arm| {
-            let path = super::arms::arm_dir(cfg, &arm.name).join("summary.json");
+            let path = super::arms::arm_dir(cfg, &arm.run).join("summary.json");
             let text = std::fs::read_to_string(&path).ok()?;
             let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-            Some((arm.name.as_str(), v.get("seconds")?.as_f64()?))
+            Some((arm.run.as_str(), v.get("seconds")?.as_f64()?))
         })
         .collect();
     let arm_total: f64 = per_arm.iter().map(|(_, s)| s).sum();
@@ -428,9 +440,15 @@ fn markdown(
     );
     let _ = writeln!(
         s,
-        "- Arms: {}.",
-        arms.iter()
-            .map(|a| format!("`{}`", a.name))
+        "- Arms: {}; pretraining seeds {{{}}} (each arm trained once per seed; the random baseline draws its weights from each).",
+        unique(arms.iter().map(|a| &a.name))
+            .iter()
+            .map(|a| format!("`{a}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        cfg.pretrain_seeds()
+            .iter()
+            .map(|s| s.to_string())
             .collect::<Vec<_>>()
             .join(", ")
     );

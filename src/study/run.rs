@@ -197,7 +197,7 @@ pub fn write_pretrain_configs(cfg: &StudyConfig) -> Result<Vec<(Arm, PathBuf)>> 
     arms(cfg)
         .into_iter()
         .map(|arm| {
-            let path = dir.join(format!("{}.toml", arm.name));
+            let path = dir.join(format!("{}.toml", arm.run));
             write_atomic(&path, pretrain_toml(cfg, &arm).as_bytes())?;
             Ok((arm, path))
         })
@@ -233,20 +233,24 @@ fn pretrain_arms(cfg: &StudyConfig, progress: bool) -> Result<(Vec<Arm>, usize, 
     let mut arms = Vec::new();
     for (arm, path) in write_pretrain_configs(cfg)? {
         if let ArmKind::Continued { from } = &arm.kind {
-            if failed.contains(from) {
-                eprintln!("arm {}: left out, its parent {from} did not complete", arm.name);
-                failed.push(arm.name.clone());
+            let parent = super::arms::run_name(cfg, from, arm.seed);
+            if failed.contains(&parent) {
+                eprintln!("arm {}: left out, its parent {parent} did not complete", arm.run);
+                failed.push(arm.run.clone());
                 arms.push(arm);
                 continue;
             }
         }
         let pc = PretrainConfig::load(&path, &[])?;
-        eprintln!("pretraining arm {} ({} steps, {})", arm.name, arm.steps, arm.size);
+        eprintln!(
+            "pretraining arm {} (seed {}, {} steps, {})",
+            arm.name, arm.seed, arm.steps, arm.size
+        );
         let (summary, ran) = pretrain_resumable(&pc, progress)?;
         started += usize::from(ran);
         if summary.status != "completed" {
-            eprintln!("arm {}: {} at step {:?}", arm.name, summary.status, summary.diverged_at);
-            failed.push(arm.name.clone());
+            eprintln!("arm {}: {} at step {:?}", arm.run, summary.status, summary.diverged_at);
+            failed.push(arm.run.clone());
         }
         arms.push(arm);
     }
