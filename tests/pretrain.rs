@@ -535,3 +535,52 @@ fn the_same_bits_on_any_thread_count_and_vector_path() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn the_unigram_floor_is_the_frequency_model_of_the_training_blocks() -> anyhow::Result<()> {
+    use encoderlab::data::tokens::{PackedDataset, Split};
+    use encoderlab::train::unigram::unigram_nll;
+    // by hand: counts + 1 = [2, 3, 4, 1] of 10; −ln(0.2), −ln(0.3), −ln(0.4), −ln(0.1)
+    let nll = unigram_nll(&[0, 1, 1, 2, 2, 2, 9], 4);
+    let want = [
+        1.6094379124341003,
+        1.2039728043259361,
+        0.916290731874155,
+        std::f64::consts::LN_10,
+    ];
+    for (a, b) in nll.iter().zip(want) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    // the run's summary holds the CLM floor of its evaluation blocks: every next token of the
+    // first 4 validation blocks under the training blocks' frequencies
+    let dir = tempfile::tempdir()?;
+    let pack = tiny_pack(dir.path())?;
+    let cfg = config(
+        &pack,
+        &dir.path().join("runs"),
+        &[
+            "train.phases=[{objective=\"clm\", steps=2}]",
+            "train.milestones=[]",
+            "lr.warmup_steps=0",
+            "lr.schedule={kind=\"wsd\", decay_steps=1}",
+        ],
+    )?;
+    let s = pretrain(&cfg, &RunOptions::default())?;
+    let data = PackedDataset::open(&pack)?;
+    let vocab = data.meta().tokenizer.vocab_size;
+    let train = data.file(Split::Train);
+    let nll = unigram_nll(&train.tokens(0, train.len())?, vocab);
+    let (mut sum, mut n) = (0.0, 0.0);
+    for i in 0..4u64.min(data.blocks(Split::Validation)) {
+        for t in &data.block(Split::Validation, i)?[1..] {
+            sum += nll[*t as usize];
+            n += 1.0;
+        }
+    }
+    let floor = s.unigram_clm_loss.expect("floor");
+    assert!((floor - sum / n).abs() < 1e-9, "{floor} vs {}", sum / n);
+    assert!(floor > 0.0 && floor < (vocab as f64).ln());
+    let mlm = s.unigram_mlm_loss.expect("floor");
+    assert!(mlm > 0.0 && mlm < (vocab as f64).ln() + 1.0);
+    Ok(())
+}

@@ -158,6 +158,10 @@ fn each_dataset_runs_its_own_learning_rates_steps_and_example_limits() -> anyhow
         err.contains("finetune.datasets") && err.contains(&bad.finetune.datasets[2].dataset),
         "{err}"
     );
+    let mut twice = StudyConfig::preset("demo")?;
+    twice.finetune.datasets.push(twice.finetune.datasets[0].clone());
+    let err = StudyConfig::parse(&toml::to_string(&twice)?, Path::new("twice.toml")).unwrap_err();
+    assert!(err.to_string().contains("listed twice"), "{err}");
     Ok(())
 }
 
@@ -699,5 +703,42 @@ fn the_paper_preset_emits_rerunnable_slurm_jobs_and_a_sweep_that_expands() -> an
     let pc = PretrainConfig::load(cfg.out.join("configs/pretrain/clm.toml"), &[])?;
     assert_eq!(pc.data.batch_size * pc.data.grad_accum, 1152);
     assert_eq!(pc.train.device, "cuda:0");
+    Ok(())
+}
+
+#[test]
+fn pretraining_workers_run_arms_side_by_side_and_continued_arms_after_their_parents() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let mut cfg = miniature(&data, &dir.path().join("study"))?;
+    cfg.pretrain.workers = 2;
+    cfg.pretrain.seeds = vec![0, 1];
+    cfg.finetune.datasets.truncate(1);
+    cfg.finetune.seeds = vec![0, 1];
+    let opts = StudyOptions {
+        exe: Some(env!("CARGO_BIN_EXE_encoderlab").into()),
+        progress: false,
+    };
+    let first = run_study(&cfg, &opts)?;
+    // 6 arms × 2 seeds, every one completed, each continued arm from its own seed's parent
+    assert_eq!(first.pretrain_runs_started, 12);
+    assert!(first.arms_failed.is_empty(), "{:?}", first.arms_failed);
+    for arm in arms(&cfg) {
+        let run = cfg.out.join("pretrain").join(&arm.run);
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json"))?)?;
+        assert_eq!(summary["status"], "completed", "{}", arm.run);
+        assert!(cfg.out.join("pretrain/logs").join(format!("{}.log", arm.run)).exists());
+    }
+    let report = std::fs::read_to_string(cfg.out.join("REPORT.md"))?;
+    assert!(report.contains("## Pretraining: did the models learn beyond token frequencies?"));
+    let losses = std::fs::read_to_string(cfg.out.join("pretraining_losses.csv"))?;
+    // the runs' evaluations with the unigram floor beside them
+    assert!(
+        losses.lines().count() > 12 && losses.starts_with("arm,seed,step,"),
+        "{losses}"
+    );
+    // again: nothing to do
+    let second = run_study(&cfg, &opts)?;
+    assert_eq!((second.pretrain_runs_started, second.finetune_runs_started), (0, 0));
     Ok(())
 }

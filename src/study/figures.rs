@@ -6,6 +6,7 @@ use super::arms::Model;
 use super::config::StudyConfig;
 use super::control::Control;
 use super::findings::{Comparison, Evidence, Finding};
+use super::losses::LossPoint;
 use crate::error::Result;
 
 #[cfg(feature = "plots")]
@@ -27,6 +28,7 @@ pub fn draw(
     ev: &Evidence,
     findings: &[Finding],
     control: &Control,
+    losses: &[LossPoint],
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut figs = vec![model_scores(models, ev, cfg.analysis.confidence)];
     for f in findings {
@@ -78,6 +80,9 @@ pub fn draw(
         })
         .collect();
     let rows: Vec<&Comparison> = rows.iter().collect();
+    if !losses.is_empty() {
+        figs.push(loss_curves(cfg, losses));
+    }
     figs.push(forest(
         "control",
         "Positive control: pretrained − random init (normalised)",
@@ -229,5 +234,64 @@ fn curve(cfg: &StudyConfig, ev: &Evidence) -> Panel {
         x_ticks: None,
         y_ticks: None,
         series,
+    }
+}
+
+/// Held-out CLM and MLM losses against steps, one line per arm (its first pretraining seed),
+/// and the unigram floor of each.
+#[cfg(feature = "plots")]
+fn loss_curves(cfg: &StudyConfig, points: &[LossPoint]) -> Figure {
+    let first = cfg.pretrain_seeds().first().copied().unwrap_or(cfg.seed);
+    let mut legend: Vec<String> = Vec::new();
+    for p in points.iter().filter(|p| p.seed == first) {
+        if !legend.contains(&p.arm) {
+            legend.push(p.arm.clone());
+        }
+    }
+    let floor_ix = legend.len();
+    legend.push("unigram floor".into());
+    let arms: Vec<String> = legend[..floor_ix].to_vec();
+    let panel = |clm: bool| {
+        let value = |p: &LossPoint| if clm { p.eval_clm_loss } else { p.eval_mlm_loss };
+        let mut series: Vec<Series> = arms
+            .iter()
+            .enumerate()
+            .map(|(i, arm)| Series {
+                system: i,
+                mark: Mark::Line,
+                points: points
+                    .iter()
+                    .filter(|p| p.seed == first && p.arm == *arm)
+                    .map(|p| Point::at(p.step as f64, value(p)))
+                    .collect(),
+            })
+            .collect();
+        let last = points.iter().map(|p| p.step).max().unwrap_or(0) as f64;
+        let floor = points
+            .iter()
+            .map(|p| if clm { p.unigram_clm_loss } else { p.unigram_mlm_loss })
+            .find(|v| !v.is_nan());
+        if let Some(f) = floor {
+            series.push(Series {
+                system: floor_ix,
+                mark: Mark::Line,
+                points: vec![Point::at(0.0, f), Point::at(last, f)],
+            });
+        }
+        Panel {
+            title: if clm { "held-out CLM loss" } else { "held-out MLM loss" }.into(),
+            x_label: "pretraining steps (of each run)".into(),
+            y_label: "nats per scored token".into(),
+            x_ticks: None,
+            y_ticks: None,
+            series,
+        }
+    };
+    Figure {
+        name: "losses",
+        title: "What pretraining learned: held-out losses against the unigram floor".into(),
+        legend,
+        panels: vec![panel(true), panel(false)],
+        note: "first pretraining seed of each arm; continued arms count their own steps".into(),
     }
 }

@@ -9,7 +9,9 @@ pub mod config;
 pub mod control;
 pub mod figures;
 pub mod findings;
+pub mod losses;
 pub mod paper;
+pub mod parallel;
 pub mod report;
 pub mod run;
 

@@ -24,7 +24,8 @@ use crate::train::{pretrain, PretrainConfig, RunOptions, RunSummary};
 /// How to run a study.
 #[derive(Debug, Clone, Default)]
 pub struct StudyOptions {
-    /// The `encoderlab` binary: fine-tuning runs go to `finetune.workers` processes of it.
+    /// The `encoderlab` binary: fine-tuning runs go to `finetune.workers` processes of it, and
+    /// pretraining runs to `pretrain.workers` of them.
     /// `None`: one after another in this process.
     pub exe: Option<PathBuf>,
     /// Progress bars on stderr.
@@ -92,7 +93,14 @@ pub fn run_study(cfg: &StudyConfig, opts: &StudyOptions) -> Result<StudyOutcome>
 
     // pretraining: every arm, in order (continued arms after their parents)
     let t = Instant::now();
-    let (arms, started_runs, failed) = pretrain_arms(cfg, opts.progress)?;
+    let (arms, started_runs, failed) = match &opts.exe {
+        Some(exe) if cfg.pretrain.workers > 1 => {
+            let runs = write_pretrain_configs(cfg)?;
+            let (started, failed) = super::parallel::pretrain_parallel(cfg, &runs, exe, cfg.pretrain.workers)?;
+            (runs.into_iter().map(|(a, _)| a).collect(), started, failed)
+        }
+        _ => pretrain_arms(cfg, opts.progress)?,
+    };
     seconds.pretrain = t.elapsed().as_secs_f64();
 
     // fine-tuning: every model whose arm completed × dataset × lr × seed

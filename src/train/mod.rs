@@ -5,6 +5,7 @@ pub mod config;
 mod host_adamw;
 pub mod optim;
 pub mod trainer;
+pub mod unigram;
 
 pub use config::{Precision, PretrainConfig};
 pub use optim::{AdamW, Grads, OptimConfig};

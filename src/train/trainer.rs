@@ -83,6 +83,13 @@ pub struct RunSummary {
     pub last_eval_clm_loss: Option<f64>,
     /// The last evaluation.
     pub last_eval_mlm_loss: Option<f64>,
+    /// Held-out CLM loss of the unigram model of the training blocks on the evaluation's
+    /// blocks: the floor a model must clear to have learned anything of context.
+    #[serde(default)]
+    pub unigram_clm_loss: Option<f64>,
+    /// The same for the MLM evaluation's masked positions.
+    #[serde(default)]
+    pub unigram_mlm_loss: Option<f64>,
     /// Tokens consumed.
     pub tokens_seen: u64,
     /// The newest checkpoint.
@@ -369,6 +376,8 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         .append(true)
         .open(&metrics_path)
         .at(&metrics_path)?;
+    let unigram =
+        super::unigram::unigram_losses(&data, cfg.data.eval_blocks, cfg.data.batch_size, &cfg.masking, &tokens)?;
     let mut summary = RunSummary {
         status: "completed".into(),
         steps: step,
@@ -376,6 +385,8 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         last_loss: None,
         last_eval_clm_loss: None,
         last_eval_mlm_loss: None,
+        unigram_clm_loss: Some(unigram.0),
+        unigram_mlm_loss: Some(unigram.1),
         tokens_seen,
         checkpoint: opts.resume.clone(),
         seconds: 0.0,
