@@ -287,7 +287,7 @@ fn control_section(cfg: &StudyConfig, control: &Control) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "## Positive control: does pretraining beat random init?\n\nEvery final pretrained model against the random-init baseline (the same architecture, fresh weights drawn from each run's seed), fine-tuned on the same grid. A model passes when it beats random init significantly (Holm over every model × dataset test, α = {}) on at least half of the datasets and loses on none; a finding is judged only when all its models pass, else its verdict is \"not testable at this scale\".\n",
+        "## Positive control: does pretraining beat random init?\n\nEvery final pretrained model against the random-init baseline (the same architecture, fresh weights drawn from each run's seed), fine-tuned on the same grid. A model passes when it beats random init significantly (Holm over every model × dataset test, α = {}) on at least half of the datasets; a finding is judged only when all its models pass, else its verdict is \"not testable at this scale\". A dataset where a model is significantly worse than random init is counted and shown, not hidden.\n",
         cfg.analysis.alpha
     );
     if control.gates.is_empty() {
@@ -485,7 +485,7 @@ fn markdown(
     let _ = writeln!(s, "  The best LR is chosen on validation and its test scores reported.");
     let _ = writeln!(
         s,
-        "- Statistics: scores normalised as (score − chance) / (max − chance) to compare across datasets; failed runs: {}; intervals at {} %; paired t-tests over (dataset, seed) units, Welch over seeds on one dataset; Holm over the {} primary tests of the report (supporting rows: Holm within their finding). The full analysis (every table of `analysis report`, with its plots) is in [`analysis/`](analysis/).\n",
+        "- Statistics: scores normalised as (score − chance) / (max − chance) to compare across datasets; failed runs: {}; intervals at {} %; paired t-tests over (dataset, seed) units, Welch over seeds on one dataset (over (dataset, pretraining run) units and pretraining runs where both models have several); Holm over the {} primary tests of the report (supporting rows: Holm within their finding). The full analysis (every table of `analysis report`, with its plots) is in [`analysis/`](analysis/).\n",
         match cfg.analysis.nan_policy {
             crate::stats::report::NanPolicy::ImputeChance => "counted at the task's chance score",
             crate::stats::report::NanPolicy::Drop => "left out",
