@@ -110,6 +110,9 @@ fn each_dataset_runs_its_own_learning_rates_steps_and_example_limits() -> anyhow
     let mut cfg = StudyConfig::preset("demo")?;
     cfg.out = dir.path().to_path_buf();
     cfg.finetune.learning_rates = vec![1e-4, 1e-3];
+    for d in &mut cfg.finetune.datasets {
+        d.learning_rates = None;
+    }
     cfg.finetune.datasets[0].learning_rates = Some(vec![3e-3, 1e-3, 1e-2]);
     cfg.finetune.datasets[0].steps = Some(50);
     cfg.finetune.datasets[1].max_train_examples = Some(100);

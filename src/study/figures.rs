@@ -36,7 +36,16 @@ pub fn draw(
             continue;
         }
         let rows: Vec<&Comparison> = f.rows.iter().collect();
-        figs.push(forest(name(&f.id), &format!("{}: {}", f.id, title(&f.id)), &rows));
+        figs.push(forest(
+            name(&f.id),
+            &format!("{}: {}", f.id, title(&f.id)),
+            &rows,
+            [
+                "primary test",
+                "supporting",
+                "difference (normalised score, or raw score on one dataset)",
+            ],
+        ));
         if f.id == "F2" {
             let names = Names::of(cfg);
             figs.push(Figure {
@@ -87,6 +96,7 @@ pub fn draw(
         "control",
         "Positive control: pretrained − random init (normalised)",
         &rows,
+        ["across datasets", "one dataset", "difference in normalised score"],
     ));
     render_all(&figs)
 }
@@ -118,7 +128,7 @@ fn title(id: &str) -> &'static str {
 
 /// Dots with whiskers, one row per comparison: the difference a − b and its interval.
 #[cfg(feature = "plots")]
-fn forest(name: &'static str, title: &str, rows: &[&Comparison]) -> Figure {
+fn forest(name: &'static str, title: &str, rows: &[&Comparison], labels: [&str; 3]) -> Figure {
     let n = rows.len();
     let ticks: Vec<(f64, String)> = rows
         .iter()
@@ -142,10 +152,10 @@ fn forest(name: &'static str, title: &str, rows: &[&Comparison]) -> Figure {
     Figure {
         name,
         title: title.to_string(),
-        legend: vec!["primary test".into(), "supporting".into()],
+        legend: vec![labels[0].into(), labels[1].into()],
         panels: vec![Panel {
             title: "difference a − b with its 95% interval".into(),
-            x_label: "difference (normalised score, or raw score on one dataset)".into(),
+            x_label: labels[2].into(),
             y_label: String::new(),
             x_ticks: None,
             y_ticks: Some(ticks),
