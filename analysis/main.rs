@@ -38,6 +38,28 @@ enum Command {
     /// detects at 80 % power, and the datasets, pretraining seeds or fine-tuning seeds that
     /// would detect the observed (or a given) effect (`power.csv`).
     Power(PowerArgs),
+    /// The study's findings F1 (MLM beats CLM) and F3 (CLM fine-tunes more stably) between two
+    /// models of any runs table, e.g. the paper's released runs: `findings.csv` and
+    /// `FINDINGS.md` in a folder.
+    Findings(FindingsArgs),
+}
+
+#[derive(Args)]
+struct FindingsArgs {
+    #[command(flatten)]
+    input: Input,
+    /// The CLM model (the runs table's `model`).
+    #[arg(long)]
+    clm: String,
+    /// The MLM model.
+    #[arg(long)]
+    mlm: String,
+    /// Significance level of the verdicts (after Holm).
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -386,5 +408,31 @@ fn main() -> Result<()> {
         Command::Plot(a) => plot(&a),
         Command::Summary(a) => summary(&a),
         Command::Compare(a) => compare(&a),
+        Command::Findings(a) => findings(&a),
     }
+}
+
+fn findings(a: &FindingsArgs) -> Result<()> {
+    let (ix, cfg) = load(&a.input)?;
+    for m in [&a.clm, &a.mlm] {
+        if !ix.systems.iter().any(|(model, _)| model == m) {
+            anyhow::bail!("no model `{m}` in {}", a.input.runs.display());
+        }
+    }
+    if !(a.alpha > 0.0 && a.alpha < 1.0) {
+        anyhow::bail!("--alpha {} must be in (0, 1)", a.alpha);
+    }
+    let names = encoderlab::study::findings::Names {
+        clm: a.clm.clone(),
+        mlm: a.mlm.clone(),
+    };
+    // the folder and file only, so that the text does not depend on where the data lies
+    let parts: Vec<String> = a.input.runs.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+    let source = format!("`{}`", parts[parts.len().saturating_sub(2)..].join("/"));
+    let found = encoderlab::study::released::write_findings(&ix, &cfg, &names, a.alpha, &a.out, &source)?;
+    for f in &found {
+        println!("{}: {} — {}", f.id, f.verdict.word(), f.why);
+    }
+    println!("wrote {}", a.out.join("FINDINGS.md").display());
+    Ok(())
 }

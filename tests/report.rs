@@ -343,6 +343,8 @@ fn committed_paper_report_is_reproducible() -> anyhow::Result<()> {
     assert!(produced.len() >= FILES.len());
     let mut expected = produced.clone();
     expected.push("README.md".into());
+    // `analysis findings` writes this folder (checked below)
+    expected.push("findings".into());
     expected.sort();
     assert_eq!(
         files(&committed),
@@ -355,6 +357,96 @@ fn committed_paper_report_is_reproducible() -> anyhow::Result<()> {
             "{name}: regenerate analysis/paper_runs with the command in its README"
         );
     }
+    // F1 and F3 on the same runs, as its README's second command writes them
+    let f = dir.path().join("findings");
+    let o = paper_findings(&data, &f);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in ["FINDINGS.md", "findings.csv"] {
+        assert!(
+            std::fs::read(f.join(name))? == std::fs::read(committed.join("findings").join(name))?,
+            "findings/{name}: regenerate it with the command in analysis/paper_runs/README.md"
+        );
+    }
+    Ok(())
+}
+
+fn paper_findings(data: &Path, out: &Path) -> Output {
+    let p = |f: &str| data.join("paper_runs").join(f).display().to_string();
+    analysis(&[
+        "findings",
+        "--runs",
+        &p("runs.csv"),
+        "--meta",
+        &p("meta.csv"),
+        "--instances",
+        &p("instances_sst2_test.csv"),
+        "--clm",
+        "610m-clm-42k",
+        "--mlm",
+        "610m-mlm40-42k",
+        "--out",
+        &out.display().to_string(),
+    ])
+}
+
+#[test]
+fn findings_on_the_paper_runs_follow_the_runs_and_refuse_unknown_models() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let o = paper_findings(&data, &dir.path().join("f"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let found = rows(&dir.path().join("f"), "findings.csv");
+    // F1's SST-2 row: MLM − CLM of the test means at each model's selected LR (5 seeds), which
+    // the runs table gives directly
+    let runs = encoderlab::stats::runs::read_runs(&data.join("paper_runs/runs.csv"))?;
+    let mean = |model: &str, lr: f64| {
+        let v: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.model == model && r.dataset == "sst2" && r.split == "test" && r.learning_rate == lr)
+            .map(|r| r.score)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    // the selected learning rates, from the committed report's best_lr.csv
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis/paper_runs");
+    let best = rows(&committed, "best_lr.csv");
+    let lr = |model: &str| -> f64 {
+        let r = best
+            .iter()
+            .find(|r| r[0] == model && r[2] == "sst2")
+            .expect("best_lr row");
+        r[6].parse().expect("lr")
+    };
+    let sst2 = found
+        .iter()
+        .find(|r| r[0] == "F1" && r[1] == "MLM − CLM, one dataset" && r[4] == "sst2")
+        .expect("sst2 row");
+    let want = mean("610m-mlm40-42k", lr("610m-mlm40-42k")) - mean("610m-clm-42k", lr("610m-clm-42k"));
+    let got: f64 = sst2[12].parse()?;
+    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    // the instance row: 872 sentences, paired bootstrap
+    let inst = found
+        .iter()
+        .find(|r| r[1] == "MLM − CLM, one dataset's test instances")
+        .expect("instance row");
+    assert_eq!(inst[5], "872");
+    // an unknown model is refused by name, and nothing is written
+    let bad = analysis(&[
+        "findings",
+        "--runs",
+        &data.join("paper_runs/runs.csv").display().to_string(),
+        "--meta",
+        &data.join("paper_runs/meta.csv").display().to_string(),
+        "--clm",
+        "nope",
+        "--mlm",
+        "610m-mlm40-42k",
+        "--out",
+        &dir.path().join("g").display().to_string(),
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no model `nope`"));
+    assert!(!dir.path().join("g").exists());
     Ok(())
 }
 

@@ -399,7 +399,17 @@ pub fn evaluate(cfg: &StudyConfig, ev: &Evidence, control: &Control) -> Vec<Find
         f5(cfg, ev, &names),
         f6(cfg, ev),
     ];
-    // one Holm family: every primary comparison of the report
+    correct_all(&mut findings);
+    for f in &mut findings {
+        decide(f, ev);
+        gate(f, control);
+    }
+    findings
+}
+
+/// Holm over every primary comparison of `findings` together (one family), and over each
+/// finding's supporting rows apart.
+fn correct_all(findings: &mut [Finding]) {
     let mut primary: Vec<&mut Comparison> = findings
         .iter_mut()
         .flat_map(|f| f.rows.iter_mut())
@@ -409,17 +419,27 @@ pub fn evaluate(cfg: &StudyConfig, ev: &Evidence, control: &Control) -> Vec<Find
     for (c, q) in primary.iter_mut().zip(adjust(&p, Correction::Holm)) {
         c.p_holm = q;
     }
-    // supporting rows: Holm within each finding's supporting rows
-    for f in &mut findings {
+    for f in findings {
         let mut support: Vec<&mut Comparison> = f.rows.iter_mut().filter(|c| !c.primary).collect();
         let p: Vec<f64> = support.iter().map(|c| c.p).collect();
         for (c, q) in support.iter_mut().zip(adjust(&p, Correction::Holm)) {
             c.p_holm = q;
         }
     }
+}
+
+/// F1 and F3 on any runs table that holds the two models `names` (the paper's released runs,
+/// say): F1 with `extra` supporting rows (e.g. a paired bootstrap over test instances), both
+/// corrected as the study's report corrects them. No positive control gates them: the caller
+/// says why none is needed (the paper's models are full-scale) or runs one itself.
+pub fn f1_f3(ev: &Evidence, names: &Names, extra: Vec<Comparison>) -> Vec<Finding> {
+    let datasets = ev.ix.datasets.clone();
+    let mut first = f1(ev, names, &datasets);
+    first.rows.extend(extra);
+    let mut findings = vec![first, f3(ev, names)];
+    correct_all(&mut findings);
     for f in &mut findings {
         decide(f, ev);
-        gate(f, control);
     }
     findings
 }

@@ -94,7 +94,8 @@ fn analysis_plots(_: &[crate::stats::report::Table]) -> Result<Vec<(String, Vec<
     Ok(Vec::new())
 }
 
-fn csv_text<T: serde::Serialize>(rows: &[T]) -> Result<String> {
+/// Rows as CSV text (every cell escaped against spreadsheet formulas).
+pub(crate) fn csv_text<T: serde::Serialize>(rows: &[T]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r).map_err(|e| crate::Error::config("csv", e.to_string()))?;
@@ -129,7 +130,8 @@ fn ci(lo: f64, hi: f64) -> String {
     }
 }
 
-fn comparison_table(rows: &[&Comparison]) -> String {
+/// Comparisons as a Markdown table.
+pub(crate) fn comparison_table(rows: &[&Comparison]) -> String {
     let mut s = String::from(
         "| comparison | scope | n | a | mean a [95% CI] | b | mean b [95% CI] | a − b [95% CI] | test | p | Holm p |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
