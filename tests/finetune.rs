@@ -705,3 +705,64 @@ fn a_random_backbone_draws_its_weights_from_the_pretraining_seed_too() -> anyhow
     assert_eq!(two.to_bits(), again.to_bits());
     Ok(())
 }
+
+#[test]
+fn a_linear_probe_trains_the_head_alone_and_is_its_own_system() -> anyhow::Result<()> {
+    use encoderlab::heads::{Pooling, TaskModel};
+    use encoderlab::model::AttentionMode;
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let cfg = ModelConfig::from_hf_json(&ckpt.join("config.json"))?;
+    let dev = Device::Cpu;
+    for head in [HeadKind::Sequence { labels: 3 }, HeadKind::Token { labels: 5 }] {
+        let map = init_task_weights(&cfg, head, &mut seeded(0, 1), &mut seeded(0, 2), &dev)?;
+        let vb = candle_nn::VarBuilder::from_varmap(&map, DType::F32, &dev);
+        let model = TaskModel::new(&cfg, head, Pooling::Mean, AttentionMode::Bidirectional, vb)?.frozen();
+        let ids = candle_core::Tensor::new(&[[5u32, 6, 7, 8, 9]], &dev)?;
+        let pad = candle_core::Tensor::ones((1, 5), DType::F32, &dev)?;
+        let grads = model.forward(&ids, &pad, true)?.sqr()?.sum_all()?.backward()?;
+        // gradients reach the head's weights and none of the backbone's
+        for (name, var) in sorted_vars(&map)? {
+            assert_eq!(
+                grads.get(var.as_tensor()).is_some(),
+                !name.starts_with("model."),
+                "{name}"
+            );
+        }
+    }
+    let Some(data) = shared_data() else { return Ok(()) };
+    let run = config(
+        &ckpt,
+        "sst2",
+        &data,
+        &dir.path().join("ft"),
+        &["model.name=\"tiny\"", "train.freeze_backbone=true", "train.max_steps=4"],
+    )?;
+    let r = finetune(&run, &FinetuneOptions::default())?;
+    assert_eq!(r.status, Status::Ok);
+    assert_eq!(r.model, "tiny:probe");
+    // the same run unfrozen is another run, of another system
+    let full = config(
+        &ckpt,
+        "sst2",
+        &data,
+        &dir.path().join("ft"),
+        &["model.name=\"tiny\"", "train.max_steps=4"],
+    )?;
+    assert_ne!(full.run_id()?, run.run_id()?);
+    assert_eq!(finetune(&full, &FinetuneOptions::default())?.model, "tiny");
+    // retrieval has no classifier to probe: refused by name
+    let ir = config(
+        &ckpt,
+        "squad_retrieval",
+        &data,
+        &dir.path().join("ft"),
+        &["train.freeze_backbone=true", "train.max_steps=2"],
+    )?;
+    let err = match finetune(&ir, &FinetuneOptions::default()) {
+        Ok(r) => r.reason.unwrap_or_default(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("train.freeze_backbone"), "{err}");
+    Ok(())
+}

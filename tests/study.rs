@@ -717,6 +717,11 @@ fn pretraining_workers_run_arms_side_by_side_and_continued_arms_after_their_pare
     cfg.pretrain.seeds = vec![0, 1];
     cfg.finetune.datasets.truncate(1);
     cfg.finetune.seeds = vec![0, 1];
+    // and a linear probe beside full fine-tuning
+    cfg.finetune.probe = Some(encoderlab::study::config::ProbePlan {
+        learning_rates: vec![1e-2],
+        steps: Some(3),
+    });
     let opts = StudyOptions {
         exe: Some(env!("CARGO_BIN_EXE_encoderlab").into()),
         progress: false,
@@ -733,6 +738,22 @@ fn pretraining_workers_run_arms_side_by_side_and_continued_arms_after_their_pare
     }
     let report = std::fs::read_to_string(cfg.out.join("REPORT.md"))?;
     assert!(report.contains("## Pretraining: did the models learn beyond token frequencies?"));
+    assert!(
+        report.contains("## Linear probe: what the frozen features hold"),
+        "{report}"
+    );
+    let runs = read_runs(&cfg.out.join("runs.csv"))?;
+    for probe in ["clm:probe", "random:probe", "mlm40:probe"] {
+        // every model's probe, at both pretraining seeds
+        let seeds: std::collections::BTreeSet<i64> = runs
+            .iter()
+            .filter(|r| r.model == probe)
+            .map(|r| r.pretrain_seed)
+            .collect();
+        assert_eq!(seeds.into_iter().collect::<Vec<_>>(), [0, 1], "{probe}");
+    }
+    let probe = std::fs::read_to_string(cfg.out.join("probe.csv"))?;
+    assert!(probe.lines().any(|l| l.starts_with("clm,sst2,")), "{probe}");
     let losses = std::fs::read_to_string(cfg.out.join("pretraining_losses.csv"))?;
     // the runs' evaluations with the unigram floor beside them
     assert!(

@@ -118,6 +118,10 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn data_dir() -> PathBuf {
     PathBuf::from("data")
 }
@@ -169,6 +173,11 @@ pub struct FinetuneTrainConfig {
     /// classification).
     #[serde(default)]
     pub epochs: Option<usize>,
+    /// A linear probe: the backbone's weights stay as loaded and only the head trains, on the
+    /// backbone's features (no gradient flows into it). Sequence and token classification
+    /// only. The run's `model` column gets `:probe` appended, so that it is its own system.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub freeze_backbone: bool,
     /// Share of the steps spent warming up (then linear decay to 0).
     #[serde(default = "warmup_ratio")]
     pub warmup_ratio: f64,

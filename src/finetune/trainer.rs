@@ -22,7 +22,7 @@ use super::task::{split_plan, EvalSplit, Task, ValidationSource};
 use crate::data::registry::{Registry, TaskFamily};
 use crate::error::{Error, IoContext, Result};
 use crate::eval::Scores;
-use crate::heads::{init_task_weights, TaskModel};
+use crate::heads::{init_task_weights, HeadKind, TaskModel};
 use crate::model::{sorted_vars, ModelConfig};
 use crate::objectives::Objective;
 use crate::rng::{seeded, shuffle};
@@ -66,6 +66,12 @@ pub fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
             .file_name()
             .map_or("model".into(), |n| n.to_string_lossy().into_owned()),
     });
+    // a probe of a backbone is its own system beside the backbone's full fine-tuning
+    let name = if cfg.train.freeze_backbone {
+        format!("{name}:probe")
+    } else {
+        name
+    };
     let objective = cfg.model.objective.clone().unwrap_or_else(|| {
         if cfg.model.init == Init::Random {
             return "random".into();
@@ -317,6 +323,15 @@ pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mu
             format!("`{}` has no training example", cfg.task.dataset),
         ));
     }
+    if cfg.train.freeze_backbone && !matches!(task.head(), HeadKind::Sequence { .. } | HeadKind::Token { .. }) {
+        return Err(Error::config(
+            "train.freeze_backbone",
+            format!(
+                "`{}` is not sequence or token classification: a linear probe trains a classifier on frozen features, which its head does not have",
+                cfg.task.dataset
+            ),
+        ));
+    }
     let seed = cfg.train.seed;
     let map = init_task_weights(
         &model_cfg,
@@ -331,7 +346,17 @@ pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mu
     }
     let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
     let model = TaskModel::new(&model_cfg, task.head(), cfg.model.pooling, cfg.model.attention, vb)?;
-    let mut opt = AdamW::new(sorted_vars(&map)?, &cfg.optim)?;
+    let (model, trained) = if cfg.train.freeze_backbone {
+        // a linear probe: the head's variables alone are optimised
+        let head: Vec<_> = sorted_vars(&map)?
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("model."))
+            .collect();
+        (model.frozen(), head)
+    } else {
+        (model, sorted_vars(&map)?)
+    };
+    let mut opt = AdamW::new(trained, &cfg.optim)?;
     let run_id = cfg.run_id()?;
     let dir = cfg.run_dir()?;
     std::fs::create_dir_all(&cfg.train.out_dir).at(&cfg.train.out_dir)?;

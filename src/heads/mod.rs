@@ -97,9 +97,17 @@ pub struct TaskModel {
     bias: Option<Tensor>,
     pooling: Pooling,
     mode: AttentionMode,
+    frozen: bool,
 }
 
 impl TaskModel {
+    /// The same model with its backbone frozen: the forward detaches the backbone's output, so
+    /// that only the head receives gradients (a linear probe).
+    pub fn frozen(mut self) -> Self {
+        self.frozen = true;
+        self
+    }
+
     /// The model under the root of `vb` (HF names).
     pub fn new(
         cfg: &ModelConfig,
@@ -125,6 +133,7 @@ impl TaskModel {
             bias,
             pooling,
             mode,
+            frozen: false,
         })
     }
 
@@ -150,7 +159,13 @@ impl TaskModel {
     /// sequence: (B, labels); token: (B, T, labels); span: (B, T, 2) (start, end);
     /// embedding: (B, H), unit L2 norm.
     pub fn forward(&self, input_ids: &Tensor, padding: &Tensor, train: bool) -> Result<Tensor> {
-        let hidden = self.backbone.forward_t(input_ids, Some(padding), self.mode, train)?;
+        let hidden = if self.frozen {
+            self.backbone
+                .forward_t(input_ids, Some(padding), self.mode, false)?
+                .detach()
+        } else {
+            self.backbone.forward_t(input_ids, Some(padding), self.mode, train)?
+        };
         match self.kind {
             HeadKind::Sequence { .. } => self.project(&pool(&hidden, padding, self.pooling)?),
             HeadKind::Token { .. } | HeadKind::Span => self.project(&hidden),

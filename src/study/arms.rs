@@ -342,6 +342,39 @@ pub fn models(cfg: &StudyConfig) -> Vec<Model> {
     v
 }
 
+/// The linear probe's entries of the dataset axis: each sequence- or token-classification
+/// dataset at each probe learning rate, with a frozen backbone.
+fn probe_values(cfg: &StudyConfig) -> Vec<String> {
+    use crate::data::registry::TaskFamily;
+    let f = &cfg.finetune;
+    let (Some(p), Ok(registry)) = (&f.probe, crate::data::Registry::builtin()) else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    for d in &f.datasets {
+        let probed = registry.get(&d.dataset).is_ok_and(|s| {
+            matches!(
+                s.family,
+                TaskFamily::SequenceClassification | TaskFamily::TokenClassification
+            )
+        });
+        if !probed {
+            continue;
+        }
+        for lr in &p.learning_rates {
+            v.push(format!(
+                "  {{ \"task.dataset\" = {}, \"task.max_length\" = {}, \"task.max_train_examples\" = {}, \"task.max_eval_examples\" = {}, \"train.max_steps\" = {}, \"train.freeze_backbone\" = true, \"train.learning_rate\" = {lr:?} }},",
+                lit(&d.dataset),
+                d.max_length,
+                d.train_examples(f),
+                d.eval_examples(f),
+                p.steps.unwrap_or_else(|| d.steps(f)),
+            ));
+        }
+    }
+    v
+}
+
 /// The name serde gives a unit variant (`bidirectional`, `mean`, `bf16`).
 pub fn variant_name<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
@@ -435,6 +468,7 @@ pub fn sweep_toml(cfg: &StudyConfig, models: &[Model], base: &Path, out_dir: &Pa
                 .into_iter()
                 .map(move |lr| format!("  {{ {}, \"train.learning_rate\" = {lr:?} }},", keys.join(", ")))
         })
+        .chain(probe_values(cfg))
         .collect();
     let seeds: Vec<String> = f.seeds.iter().map(|x| x.to_string()).collect();
     format!(

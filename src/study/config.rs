@@ -179,11 +179,26 @@ pub struct FinetunePlan {
     /// Pooling of the sequence classifier.
     #[serde(default)]
     pub pooling: Pooling,
+    /// A linear probe beside full fine-tuning: every model's frozen features with a trained
+    /// head, on the sequence- and token-classification datasets (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbePlan>,
     /// Runs at once (local processes).
     pub workers: usize,
     /// `cpu` or `cuda:N`.
     #[serde(default = "cpu")]
     pub device: String,
+}
+
+/// The linear probe's grid (its seeds are the grid's).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProbePlan {
+    /// Learning rates of the head (a probe wants larger ones than full fine-tuning).
+    pub learning_rates: Vec<f64>,
+    /// Optimizer steps (default: the grid's).
+    #[serde(default)]
+    pub steps: Option<usize>,
 }
 
 impl FinetunePlan {
@@ -432,6 +447,17 @@ impl StudyConfig {
                     "finetune.datasets",
                     format!("`{}`: steps must be at least 1", d.dataset),
                 ));
+            }
+        }
+        if let Some(p) = &f.probe {
+            if p.learning_rates.is_empty() || p.learning_rates.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(Error::config(
+                    "finetune.probe.learning_rates",
+                    "positive numbers, at least one",
+                ));
+            }
+            if p.steps == Some(0) {
+                return Err(Error::config("finetune.probe.steps", "must be at least 1"));
             }
         }
         if f.datasets.is_empty() || f.learning_rates.is_empty() || f.seeds.is_empty() {

@@ -136,7 +136,7 @@ pub fn system(ix: &RunsIndex, model: &str) -> Option<usize> {
 
 /// The units of one side on one dataset: pretraining-run means when `by_pretrain`, else every
 /// fine-tuning replicate.
-fn units(n: &Nested, by_pretrain: bool) -> Vec<f64> {
+pub(crate) fn units(n: &Nested, by_pretrain: bool) -> Vec<f64> {
     if by_pretrain {
         n.iter().map(|runs| mean(runs)).collect()
     } else {

@@ -12,6 +12,7 @@ pub mod findings;
 pub mod losses;
 pub mod paper;
 pub mod parallel;
+pub mod probe;
 pub mod released;
 pub mod report;
 pub mod run;

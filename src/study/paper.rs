@@ -174,6 +174,17 @@ pub fn describe(cfg: &StudyConfig) -> Result<String> {
         "  models: {}",
         models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
     );
+    if let Some(p) = &f.probe {
+        let _ = writeln!(
+            s,
+            "  and a linear probe (frozen backbone) of every model on the sequence- and token-classification datasets: LR {{{}}}",
+            p.learning_rates
+                .iter()
+                .map(|x| format!("{x:e}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if cfg.cluster.is_some() {
         let e = estimate(cfg)?;
         let _ = writeln!(s, "estimated cost ({}):", e.assumptions);

@@ -52,6 +52,10 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
     let all = unique(models.iter().map(|m| &m.name));
     let cells = lr_cells(&ix, &all);
     let findings = evaluate(cfg, &ev, &control);
+    let probes = super::probe::probe_rows(&ix, &all, cfg.analysis.confidence);
+    if !probes.is_empty() {
+        write_atomic(out.join("probe.csv"), csv_text(&probes)?.as_bytes())?;
+    }
     write_atomic(out.join("control.csv"), csv_text(&control.rows)?.as_bytes())?;
     write_atomic(out.join("lr_selection.csv"), csv_text(&cells)?.as_bytes())?;
     write_atomic(out.join("findings.csv"), findings_csv(&findings)?.as_bytes())?;
@@ -65,7 +69,7 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
         arms,
         models,
         &findings,
-        (&control, &cells, &losses),
+        (&control, &cells, &losses, &probes),
         &ev,
         outcome,
         &runs.len(),
@@ -392,7 +396,12 @@ fn markdown(
     arms: &[Arm],
     models: &[Model],
     findings: &[Finding],
-    (control, cells, losses): (&Control, &[LrCell], &[super::losses::LossPoint]),
+    (control, cells, losses, probes): (
+        &Control,
+        &[LrCell],
+        &[super::losses::LossPoint],
+        &[super::probe::ProbeRow],
+    ),
     ev: &Evidence,
     outcome: &StudyOutcome,
     runs_rows: &usize,
@@ -413,6 +422,7 @@ fn markdown(
     s.push_str(&control_section(cfg, control));
     s.push_str(&super::losses::section(arms, losses));
     s.push_str(&lr_section(cells));
+    s.push_str(&super::probe::section(probes));
     let _ = writeln!(s, "## Verdicts\n\n| finding | claim | verdict |\n|---|---|---|");
     for fi in findings {
         let _ = writeln!(
@@ -560,6 +570,12 @@ pub fn publish(out: &Path, dest: &Path) -> Result<Vec<String>> {
         let from = out.join(name);
         std::fs::copy(&from, stage.path().join(name)).at(&from)?;
         copied.push(name.to_string());
+    }
+    // written only when the study has a linear probe
+    let probe = out.join("probe.csv");
+    if probe.exists() {
+        std::fs::copy(&probe, stage.path().join("probe.csv")).at(&probe)?;
+        copied.push("probe.csv".to_string());
     }
     for sub in ["figures", "analysis"] {
         let from = out.join(sub);

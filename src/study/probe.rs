@@ -1,0 +1,106 @@
+//! The linear probe beside full fine-tuning (`finetune.probe`): each model's frozen features
+//! with a trained head (`{model}:probe` in the runs table) against the same probe on random
+//! features (`random:probe`), and next to the model's full fine-tuning. A probe separates what
+//! the pretrained representation holds from what fine-tuning makes of it.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::control::{nested, system, units};
+use crate::stats::hierarchical::nested_mean;
+use crate::stats::multitest::{adjust, Correction};
+use crate::stats::report::RunsIndex;
+use crate::stats::ttest::welch;
+
+/// One (model, dataset): its probe against the random-feature probe, and its full
+/// fine-tuning; normalised scores at each system's selected learning rate.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct ProbeRow {
+    /// The model.
+    pub model: String,
+    /// The dataset.
+    pub dataset: String,
+    /// The probe's score.
+    pub probe: f64,
+    /// The probe on random features.
+    pub random_probe: f64,
+    /// The model's full fine-tuning.
+    pub full: f64,
+    /// probe − random probe.
+    pub diff: f64,
+    /// Lower end of its interval (Welch).
+    pub diff_lo: f64,
+    /// Upper end.
+    pub diff_hi: f64,
+    /// Two-sided p-value.
+    pub p: f64,
+    /// Holm over every row.
+    pub p_holm: f64,
+}
+
+/// The rows of `models` (those with probe runs).
+pub fn probe_rows(ix: &RunsIndex, models: &[String], confidence: f64) -> Vec<ProbeRow> {
+    let Some(r) = system(ix, "random:probe") else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    for m in models.iter().filter(|m| *m != "random") {
+        let (Some(p), full) = (system(ix, &format!("{m}:probe")), system(ix, m)) else {
+            continue;
+        };
+        for (d, dataset) in ix.datasets.iter().enumerate() {
+            let (Some(x), Some(y)) = (nested(ix, p, d), nested(ix, r, d)) else {
+                continue;
+            };
+            let by_pretrain = x.len() >= 2 && y.len() >= 2;
+            let t = welch(&units(&x, by_pretrain), &units(&y, by_pretrain), confidence);
+            rows.push(ProbeRow {
+                model: m.clone(),
+                dataset: dataset.clone(),
+                probe: nested_mean(&x),
+                random_probe: nested_mean(&y),
+                full: full
+                    .and_then(|f| nested(ix, f, d))
+                    .map_or(f64::NAN, |n| nested_mean(&n)),
+                diff: nested_mean(&x) - nested_mean(&y),
+                diff_lo: t.ci_low,
+                diff_hi: t.ci_high,
+                p: t.p,
+                p_holm: f64::NAN,
+            });
+        }
+    }
+    let p: Vec<f64> = rows.iter().map(|r| r.p).collect();
+    for (row, q) in rows.iter_mut().zip(adjust(&p, Correction::Holm)) {
+        row.p_holm = q;
+    }
+    rows
+}
+
+/// The report's section (empty without probe runs).
+pub fn section(rows: &[ProbeRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "## Linear probe: what the frozen features hold\n\nEach model's backbone frozen and a head trained on its features, against the same probe on random features and beside the model's full fine-tuning (normalised scores at each system's selected learning rate; Welch over the probe's replicates, Holm over the rows). All rows: [`probe.csv`](probe.csv).\n\n| model | dataset | probe | random-feature probe | probe − random [95% CI] | Holm p | full fine-tuning |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {:.3} | {:.3} | {:+.3} [{:.3}, {:.3}] | {} | {:.3} |",
+            r.model,
+            r.dataset,
+            r.probe,
+            r.random_probe,
+            r.diff,
+            r.diff_lo,
+            r.diff_hi,
+            super::findings::fmt_p(r.p_holm),
+            r.full
+        );
+    }
+    s.push('\n');
+    s
+}
