@@ -110,6 +110,7 @@ fn each_dataset_runs_its_own_learning_rates_steps_and_example_limits() -> anyhow
     let mut cfg = StudyConfig::preset("demo")?;
     cfg.out = dir.path().to_path_buf();
     cfg.finetune.learning_rates = vec![1e-4, 1e-3];
+    cfg.finetune.probe = None;
     for d in &mut cfg.finetune.datasets {
         d.learning_rates = None;
     }
@@ -506,6 +507,7 @@ fn miniature(data: &Path, out: &Path) -> anyhow::Result<StudyConfig> {
         toml::from_str("dataset = \"conll2003\"\nmax_length = 32")?,
     ];
     f.learning_rates = vec![1e-4, 1e-3];
+    f.probe = None;
     f.seeds = vec![0, 1];
     f.steps = 3;
     f.batch_size = 8;

@@ -39,20 +39,26 @@ pub struct ProbeRow {
     pub p_holm: f64,
 }
 
-/// The rows of `models` (those with probe runs).
-pub fn probe_rows(ix: &RunsIndex, models: &[String], confidence: f64) -> Vec<ProbeRow> {
-    let Some(r) = system(ix, "random:probe") else {
+/// The rows of `models` (those with probe runs): the probes from `probes` (an index of the
+/// probe runs alone, their grid apart), full fine-tuning from `full`.
+pub fn probe_rows(probes: &RunsIndex, full: &RunsIndex, models: &[String], confidence: f64) -> Vec<ProbeRow> {
+    let Some(r) = system(probes, "random:probe") else {
         return Vec::new();
     };
     let mut rows = Vec::new();
     for m in models.iter().filter(|m| *m != "random") {
-        let (Some(p), full) = (system(ix, &format!("{m}:probe")), system(ix, m)) else {
+        let Some(p) = system(probes, &format!("{m}:probe")) else {
             continue;
         };
-        for (d, dataset) in ix.datasets.iter().enumerate() {
-            let (Some(x), Some(y)) = (nested(ix, p, d), nested(ix, r, d)) else {
+        let f = system(full, m);
+        for (d, dataset) in probes.datasets.iter().enumerate() {
+            let (Some(x), Some(y)) = (nested(probes, p, d), nested(probes, r, d)) else {
                 continue;
             };
+            let full_score = f
+                .zip(full.datasets.iter().position(|n| n == dataset))
+                .and_then(|(f, fd)| nested(full, f, fd))
+                .map_or(f64::NAN, |n| nested_mean(&n));
             let by_pretrain = x.len() >= 2 && y.len() >= 2;
             let t = welch(&units(&x, by_pretrain), &units(&y, by_pretrain), confidence);
             rows.push(ProbeRow {
@@ -60,9 +66,7 @@ pub fn probe_rows(ix: &RunsIndex, models: &[String], confidence: f64) -> Vec<Pro
                 dataset: dataset.clone(),
                 probe: nested_mean(&x),
                 random_probe: nested_mean(&y),
-                full: full
-                    .and_then(|f| nested(ix, f, d))
-                    .map_or(f64::NAN, |n| nested_mean(&n)),
+                full: full_score,
                 diff: nested_mean(&x) - nested_mean(&y),
                 diff_lo: t.ci_low,
                 diff_hi: t.ci_high,
@@ -84,7 +88,7 @@ pub fn section(rows: &[ProbeRow]) -> String {
         return String::new();
     }
     let mut s = String::from(
-        "## Linear probe: what the frozen features hold\n\nEach model's backbone frozen and a head trained on its features, against the same probe on random features and beside the model's full fine-tuning (normalised scores at each system's selected learning rate; Welch over the probe's replicates, Holm over the rows). All rows: [`probe.csv`](probe.csv).\n\n| model | dataset | probe | random-feature probe | probe − random [95% CI] | Holm p | full fine-tuning |\n|---|---|---|---|---|---|---|\n",
+        "## Linear probe: what the frozen features hold\n\nEach model's backbone frozen and a head trained on its features, against the same probe on random features and beside the model's full fine-tuning (normalised scores at each system's selected learning rate; Welch over the probe's replicates, Holm over the rows). The probes have their own learning-rate grid and are analysed apart: `analysis/` covers full fine-tuning. All rows: [`probe.csv`](probe.csv).\n\n| model | dataset | probe | random-feature probe | probe − random [95% CI] | Holm p | full fine-tuning |\n|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let _ = writeln!(

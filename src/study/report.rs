@@ -34,7 +34,11 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
         aggregate_reps: cfg.analysis.aggregate_reps,
         ..ReportConfig::default()
     };
+    // the linear probes have their own learning-rate grid: a system of their own in an index of
+    // their own, so that neither grid reads as missing runs of the other
+    let (probe_runs, runs): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| r.model.ends_with(":probe"));
     let ix = RunsIndex::new(&runs, &meta, rc.nan_policy);
+    let probe_ix = RunsIndex::new(&probe_runs, &meta, rc.nan_policy);
     let tables = build_tables(&ix, &rc);
     write_report(&tables, &analysis_plots(&tables)?, &out.join("analysis"))?;
 
@@ -50,9 +54,12 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
         cfg.seed,
     );
     let all = unique(models.iter().map(|m| &m.name));
-    let cells = lr_cells(&ix, &all);
+    // every system's cells, the linear probes' included
+    let probe_names: Vec<String> = probe_ix.systems.iter().map(|(m, _)| m.clone()).collect();
+    let mut cells = lr_cells(&ix, &all);
+    cells.extend(lr_cells(&probe_ix, &unique(probe_names.iter())));
     let findings = evaluate(cfg, &ev, &control);
-    let probes = super::probe::probe_rows(&ix, &all, cfg.analysis.confidence);
+    let probes = super::probe::probe_rows(&probe_ix, &ix, &all, cfg.analysis.confidence);
     if !probes.is_empty() {
         write_atomic(out.join("probe.csv"), csv_text(&probes)?.as_bytes())?;
     }
@@ -366,21 +373,27 @@ fn lr_section(cells: &[LrCell]) -> String {
             ""
         }
     );
-    let mut by_dataset: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    // one row per dataset and kind of run (full fine-tuning, or the linear probe's own grid)
+    let kind = |c: &LrCell| {
+        if c.model.ends_with(":probe") {
+            format!("{} (linear probe)", c.dataset)
+        } else {
+            c.dataset.clone()
+        }
+    };
+    let mut by_dataset: BTreeMap<String, (usize, usize, usize, String)> = BTreeMap::new();
     for c in cells {
-        let e = by_dataset.entry(c.dataset.as_str()).or_default();
+        let e = by_dataset.entry(kind(c)).or_default();
         e.0 += 1;
         e.1 += usize::from(c.edge == "low");
         e.2 += usize::from(c.edge == "high");
+        e.3 = format!("{:e} … {:e} ({} rates)", c.grid_low, c.grid_high, c.grid_size);
     }
     let _ = writeln!(
         s,
         "| dataset | grid | cells | at lowest | at highest |\n|---|---|---|---|---|"
     );
-    for (d, (n, lo, hi)) in &by_dataset {
-        let grid = cells.iter().find(|c| c.dataset == *d).map_or(String::new(), |c| {
-            format!("{:e} … {:e} ({} rates)", c.grid_low, c.grid_high, c.grid_size)
-        });
+    for (d, (n, lo, hi, grid)) in &by_dataset {
         let _ = writeln!(s, "| {d} | {grid} | {n} | {lo} | {hi} |");
     }
     let _ = writeln!(
