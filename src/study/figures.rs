@@ -16,7 +16,14 @@ use crate::stats::plots::{render_all, Figure, Mark, Panel, Point, Series};
 
 /// Every figure of the report, as (file name, bytes).
 #[cfg(not(feature = "plots"))]
-pub fn draw(_: &StudyConfig, _: &[Model], _: &Evidence, _: &[Finding], _: &Control) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn draw(
+    _: &StudyConfig,
+    _: &[Model],
+    _: &Evidence,
+    _: &[Finding],
+    _: &Control,
+    _: &[LossPoint],
+) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(Vec::new())
 }
 
