@@ -122,6 +122,16 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// The `model` column of a linear probe of `model` (`train.freeze_backbone`).
+pub fn probe_name(model: &str) -> String {
+    format!("{model}:probe")
+}
+
+/// Whether a `model` column names a linear probe.
+pub fn is_probe(model: &str) -> bool {
+    model.ends_with(":probe")
+}
+
 fn data_dir() -> PathBuf {
     PathBuf::from("data")
 }

@@ -41,6 +41,9 @@ const ORDER_STREAM: u64 = 1 << 32;
 /// original stream), so that the random-init baseline replicates at the pretraining level as
 /// the pretrained models do. A pretrained backbone overwrites these weights.
 fn backbone_stream(cfg: &FinetuneConfig) -> u64 {
+    if cfg.model.init != Init::Random {
+        return BACKBONE_STREAM;
+    }
     match backbone_pretrain_seed(cfg) {
         p if p <= 0 => BACKBONE_STREAM,
         p => BACKBONE_STREAM + ((p as u64) << 16),
@@ -68,7 +71,7 @@ pub fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
     });
     // a probe of a backbone is its own system beside the backbone's full fine-tuning
     let name = if cfg.train.freeze_backbone {
-        format!("{name}:probe")
+        super::config::probe_name(&name)
     } else {
         name
     };

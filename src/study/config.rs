@@ -151,6 +151,31 @@ impl DatasetPlan {
     pub fn eval_examples(&self, grid: &FinetunePlan) -> usize {
         self.max_eval_examples.unwrap_or(grid.max_eval_examples)
     }
+
+    /// Its runs in words: `bbc_news: LR {1e-3, 3e-3}, 150 steps, trained on …, scored on …`.
+    pub fn describe(&self, grid: &FinetunePlan) -> String {
+        format!(
+            "{}: LR {{{}}}, {}, trained on {}, scored on {}",
+            self.dataset,
+            self.lrs(grid)
+                .iter()
+                .map(|x| format!("{x:e}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            match self.epochs {
+                Some(e) => format!("{e} epoch(s)"),
+                None => format!("{} steps of {}", self.steps(grid), grid.batch_size),
+            },
+            match self.train_examples(grid) {
+                0 => "the whole training split".to_string(),
+                n => format!("its first {n} training examples"),
+            },
+            match self.eval_examples(grid) {
+                0 => "the whole validation and test splits".to_string(),
+                n => format!("the first {n} examples (queries) of each split"),
+            },
+        )
+    }
 }
 
 /// The fine-tuning grid: every checkpoint × dataset × learning rate × seed.

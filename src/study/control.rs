@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::findings::system_of;
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::describe::mean;
 use crate::stats::hierarchical::{hierarchical_bootstrap_diff, nested_mean, Nested};
@@ -78,9 +79,9 @@ pub struct Control {
 }
 
 impl Control {
-    /// Whether every named model passed (an untested model did not).
-    pub fn all_passed(&self, models: &[&str]) -> bool {
-        models.iter().all(|m| self.gates.get(*m).is_some_and(|g| g.passed))
+    /// Whether `model` passed (an untested model did not).
+    pub fn passed(&self, model: &str) -> bool {
+        self.gates.get(model).is_some_and(|g| g.passed)
     }
 
     /// The gate of one model in words: `clm: 2 of 3 datasets (bbc_news +0.120, ...)`.
@@ -129,18 +130,32 @@ pub fn nested(ix: &RunsIndex, s: usize, d: usize) -> Option<Nested> {
     (!by.is_empty()).then(|| by.into_values().collect())
 }
 
-/// The system of the runs table named `model` (whatever its objective).
-pub fn system(ix: &RunsIndex, model: &str) -> Option<usize> {
-    ix.systems.iter().position(|(m, _)| m == model)
+/// Welch's t of x − y on one dataset, with its units and their counts.
+pub(crate) struct OneDataset {
+    /// The test.
+    pub t: crate::stats::ttest::TTest,
+    /// Whether the units are pretraining runs.
+    pub by_pretrain: bool,
+    /// Units of x and of y.
+    pub n: (usize, usize),
 }
 
-/// The units of one side on one dataset: pretraining-run means when `by_pretrain`, else every
-/// fine-tuning replicate.
-pub(crate) fn units(n: &Nested, by_pretrain: bool) -> Vec<f64> {
-    if by_pretrain {
-        n.iter().map(|runs| mean(runs)).collect()
-    } else {
-        n.concat()
+/// [`OneDataset`] of x and y: the units are the pretraining runs (each the mean over its
+/// fine-tuning seeds) when both sides have at least two, else every fine-tuning replicate.
+pub(crate) fn welch_one_dataset(x: &Nested, y: &Nested, confidence: f64) -> OneDataset {
+    let by_pretrain = x.len() >= 2 && y.len() >= 2;
+    let units = |n: &Nested| -> Vec<f64> {
+        if by_pretrain {
+            n.iter().map(|runs| mean(runs)).collect()
+        } else {
+            n.concat()
+        }
+    };
+    let (ux, uy) = (units(x), units(y));
+    OneDataset {
+        t: welch(&ux, &uy, confidence),
+        by_pretrain,
+        n: (ux.len(), uy.len()),
     }
 }
 
@@ -155,22 +170,20 @@ pub fn positive_control(
     seed: u64,
 ) -> Control {
     let mut control = Control::default();
-    let Some(r) = system(ix, random) else {
+    let Some(r) = system_of(ix, random) else {
         return control;
     };
     let mut per_dataset = Vec::new();
     let mut pooled = Vec::new();
     let mut dataset_level = Vec::new();
     for (i, name) in models.iter().enumerate() {
-        let Some(s) = system(ix, name) else { continue };
+        let Some(s) = system_of(ix, name) else { continue };
         let (mut xs, mut ys) = (Vec::new(), Vec::new());
         for (d, dataset) in ix.datasets.iter().enumerate() {
             let (Some(x), Some(y)) = (nested(ix, s, d), nested(ix, r, d)) else {
                 continue;
             };
-            let by_pretrain = x.len() >= 2 && y.len() >= 2;
-            let (ux, uy) = (units(&x, by_pretrain), units(&y, by_pretrain));
-            let t = welch(&ux, &uy, confidence);
+            let OneDataset { t, by_pretrain, n } = welch_one_dataset(&x, &y, confidence);
             per_dataset.push(ControlRow {
                 model: name.clone(),
                 scope: dataset.clone(),
@@ -179,8 +192,8 @@ pub fn positive_control(
                 } else {
                     "Welch t (fine-tuning seeds; one pretraining run)".into()
                 },
-                n_model: ux.len(),
-                n_random: uy.len(),
+                n_model: n.0,
+                n_random: n.1,
                 pretrain_seeds: x.len(),
                 model_score: nested_mean(&x),
                 random_score: nested_mean(&y),
@@ -293,7 +306,7 @@ pub struct LrCell {
 pub fn lr_cells(ix: &RunsIndex, models: &[String]) -> Vec<LrCell> {
     let mut v = Vec::new();
     for name in models {
-        let Some(s) = system(ix, name) else { continue };
+        let Some(s) = system_of(ix, name) else { continue };
         for (d, dataset) in ix.datasets.iter().enumerate() {
             let (Some((select, _)), Some((lr, _))) = (ix.protocol(s, d), ix.best(s, d)) else {
                 continue;

@@ -130,7 +130,20 @@ pub struct Evidence<'a> {
     raw_by_run: BTreeMap<(String, String), Vec<f64>>,
 }
 
-fn system_of(ix: &RunsIndex, model: &str) -> Option<usize> {
+/// The values of `a` and `b` at their common keys whose dataset `keep` admits, key order.
+fn common<K: Ord>(
+    a: &BTreeMap<(String, K), f64>,
+    b: &BTreeMap<(String, K), f64>,
+    keep: &dyn Fn(&str) -> bool,
+) -> (Vec<f64>, Vec<f64>) {
+    a.iter()
+        .filter(|(k, _)| keep(&k.0))
+        .filter_map(|(k, x)| Some((*x, *b.get(k)?)))
+        .unzip()
+}
+
+/// The system of the runs table named `model` (whatever its objective).
+pub fn system_of(ix: &RunsIndex, model: &str) -> Option<usize> {
     ix.systems.iter().position(|(m, _)| m == model)
 }
 
@@ -216,27 +229,22 @@ impl<'a> Evidence<'a> {
         keep: &dyn Fn(&str) -> bool,
         expected: f64,
     ) -> Option<Comparison> {
-        if self.replicated(a, b, keep) {
-            // units: (dataset, pretraining run), each the mean over its fine-tuning seeds
-            let (sa, sb) = (self.by_run.get(a)?, self.by_run.get(b)?);
-            let units: Vec<_> = sa.keys().filter(|k| sb.contains_key(*k) && keep(&k.0)).collect();
-            if units.is_empty() {
-                return None;
-            }
-            let x: Vec<f64> = units.iter().map(|k| sa[*k]).collect();
-            let y: Vec<f64> = units.iter().map(|k| sb[*k]).collect();
-            let mut c = self.comparison(finding, label, (a, b), scope, &x, &y, true, expected);
-            c.test = "paired t (dataset × pretraining run)".into();
-            return Some(c);
-        }
-        let (sa, sb) = (self.scores.get(a)?, self.scores.get(b)?);
-        let units: Vec<_> = sa.keys().filter(|k| sb.contains_key(*k) && keep(&k.0)).collect();
-        if units.is_empty() {
+        // units: (dataset, pretraining run), each the mean over its fine-tuning seeds, when
+        // both sides are replicated; else (dataset, replicate)
+        let replicated = self.replicated(a, b, keep);
+        let (x, y) = if replicated {
+            common(self.by_run.get(a)?, self.by_run.get(b)?, keep)
+        } else {
+            common(self.scores.get(a)?, self.scores.get(b)?, keep)
+        };
+        if x.is_empty() {
             return None;
         }
-        let x: Vec<f64> = units.iter().map(|k| sa[*k]).collect();
-        let y: Vec<f64> = units.iter().map(|k| sb[*k]).collect();
-        Some(self.comparison(finding, label, (a, b), scope, &x, &y, true, expected))
+        let mut c = self.comparison(finding, label, (a, b), scope, &x, &y, true, expected);
+        if replicated {
+            c.test = "paired t (dataset × pretraining run)".into();
+        }
+        Some(c)
     }
 
     /// Welch comparison of raw scores on one dataset: over pretraining runs when both have two
@@ -450,7 +458,7 @@ fn gate(f: &mut Finding, control: &Control) {
     if f.rows.is_empty() {
         return;
     }
-    let failing: Vec<&String> = f.models.iter().filter(|m| !control.all_passed(&[m.as_str()])).collect();
+    let failing: Vec<&String> = f.models.iter().filter(|m| !control.passed(m)).collect();
     if failing.is_empty() {
         return;
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::arms::{arm_dir, Arm, ArmKind};
 use super::config::StudyConfig;
+use crate::train::{RunSummary, StepMetrics};
 
 /// One evaluation of one pretraining run.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -34,27 +35,19 @@ pub fn read_losses(cfg: &StudyConfig, arms: &[Arm]) -> Vec<LossPoint> {
     let mut v = Vec::new();
     for arm in arms {
         let dir = arm_dir(cfg, &arm.run);
-        let floor = |key: &str| -> f64 {
-            std::fs::read_to_string(dir.join("summary.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|j| j.get(key).and_then(serde_json::Value::as_f64))
-                .unwrap_or(f64::NAN)
-        };
-        let (uc, um) = (floor("unigram_clm_loss"), floor("unigram_mlm_loss"));
+        // the floor of a run made before it was recorded is unknown (NaN), not an error
+        let summary = crate::config::load_json::<RunSummary>(&dir.join("summary.json")).ok();
+        let floor = |f: fn(&RunSummary) -> Option<f64>| summary.as_ref().and_then(f).unwrap_or(f64::NAN);
+        let (uc, um) = (floor(|s| s.unigram_clm_loss), floor(|s| s.unigram_mlm_loss));
         let Ok(text) = std::fs::read_to_string(dir.join("metrics.jsonl")) else {
             continue;
         };
-        for line in text.lines() {
-            let Ok(j) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            let get = |k: &str| j.get(k).and_then(serde_json::Value::as_f64);
-            if let (Some(step), Some(c), Some(m)) = (get("step"), get("eval_clm_loss"), get("eval_mlm_loss")) {
+        for m in text.lines().filter_map(|l| serde_json::from_str::<StepMetrics>(l).ok()) {
+            if let (Some(c), Some(m), step) = (m.eval_clm_loss, m.eval_mlm_loss, m.step) {
                 v.push(LossPoint {
                     arm: arm.name.clone(),
                     seed: arm.seed,
-                    step: step as usize,
+                    step,
                     eval_clm_loss: c,
                     eval_mlm_loss: m,
                     unigram_clm_loss: uc,

@@ -152,28 +152,8 @@ pub fn describe(cfg: &StudyConfig) -> Result<String> {
         f.seeds.len(),
     );
     for d in &f.datasets {
-        let _ = writeln!(
-            s,
-            "  {:<20} LR {{{}}} · {} steps of {} · train {} · eval {}",
-            d.dataset,
-            d.lrs(f).iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(", "),
-            d.steps(f),
-            f.batch_size,
-            match d.train_examples(f) {
-                0 => "all".to_string(),
-                n => format!("first {n}"),
-            },
-            match d.eval_examples(f) {
-                0 => "whole splits".to_string(),
-                n => format!("first {n} per split"),
-            },
-        );
+        let _ = writeln!(s, "  {}", d.describe(f));
     }
-    let _ = writeln!(
-        s,
-        "  models: {}",
-        models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
-    );
     if let Some(p) = &f.probe {
         let _ = writeln!(
             s,

@@ -10,16 +10,13 @@ use std::time::Duration;
 use super::arms::{run_name, Arm, ArmKind};
 use super::config::StudyConfig;
 use crate::error::{IoContext, Result};
-use crate::train::PretrainConfig;
+use crate::train::{PretrainConfig, RunSummary};
 
 /// What one run ended as: its `summary.json` status (`completed`, `diverged`, …), or why it
 /// has none.
 fn status(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|j| j.get("status").and_then(|s| s.as_str().map(String::from)))
-        .unwrap_or_else(|| "failed (no summary.json; see its log)".into())
+    crate::config::load_json::<RunSummary>(&dir.join("summary.json"))
+        .map_or_else(|e| format!("failed ({e}; see its log)"), |s| s.status)
 }
 
 /// Runs every arm of `runs` (in order, continued arms after their parents) with up to

@@ -7,11 +7,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::control::{nested, system, units};
+use super::control::{nested, welch_one_dataset};
+use super::findings::system_of;
+use crate::finetune::config::probe_name;
 use crate::stats::hierarchical::nested_mean;
 use crate::stats::multitest::{adjust, Correction};
 use crate::stats::report::RunsIndex;
-use crate::stats::ttest::welch;
 
 /// One (model, dataset): its probe against the random-feature probe, and its full
 /// fine-tuning; normalised scores at each system's selected learning rate.
@@ -42,15 +43,15 @@ pub struct ProbeRow {
 /// The rows of `models` (those with probe runs): the probes from `probes` (an index of the
 /// probe runs alone, their grid apart), full fine-tuning from `full`.
 pub fn probe_rows(probes: &RunsIndex, full: &RunsIndex, models: &[String], confidence: f64) -> Vec<ProbeRow> {
-    let Some(r) = system(probes, "random:probe") else {
+    let Some(r) = system_of(probes, &probe_name("random")) else {
         return Vec::new();
     };
     let mut rows = Vec::new();
     for m in models.iter().filter(|m| *m != "random") {
-        let Some(p) = system(probes, &format!("{m}:probe")) else {
+        let Some(p) = system_of(probes, &probe_name(m)) else {
             continue;
         };
-        let f = system(full, m);
+        let f = system_of(full, m);
         for (d, dataset) in probes.datasets.iter().enumerate() {
             let (Some(x), Some(y)) = (nested(probes, p, d), nested(probes, r, d)) else {
                 continue;
@@ -59,8 +60,7 @@ pub fn probe_rows(probes: &RunsIndex, full: &RunsIndex, models: &[String], confi
                 .zip(full.datasets.iter().position(|n| n == dataset))
                 .and_then(|(f, fd)| nested(full, f, fd))
                 .map_or(f64::NAN, |n| nested_mean(&n));
-            let by_pretrain = x.len() >= 2 && y.len() >= 2;
-            let t = welch(&units(&x, by_pretrain), &units(&y, by_pretrain), confidence);
+            let t = welch_one_dataset(&x, &y, confidence).t;
             rows.push(ProbeRow {
                 model: m.clone(),
                 dataset: dataset.clone(),

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::findings::{f1_f3, Comparison, Evidence, Finding, Names};
+use super::findings::{f1_f3, system_of, Comparison, Evidence, Finding, Names};
 use crate::error::{IoContext, Result};
 use crate::fsutil::write_atomic;
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
@@ -16,8 +16,7 @@ use crate::stats::report::{instance_comparisons, ReportConfig, RunsIndex};
 /// MLM − CLM on each dataset with per-instance scores: the paired bootstrap over test
 /// instances of the two models' instance profiles (their selected runs averaged), raw metric.
 pub fn instance_rows(ix: &RunsIndex, cfg: &ReportConfig, names: &Names) -> Vec<Comparison> {
-    let system = |m: &str| ix.systems.iter().position(|(model, _)| model == m);
-    let (Some(c), Some(m)) = (system(&names.clm), system(&names.mlm)) else {
+    let (Some(c), Some(m)) = (system_of(ix, &names.clm), system_of(ix, &names.mlm)) else {
         return Vec::new();
     };
     instance_comparisons(ix, cfg, true)

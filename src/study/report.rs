@@ -13,6 +13,7 @@ use super::control::{lr_cells, positive_control, Control, LrCell};
 use super::findings::{evaluate, fmt_p, Comparison, Evidence, Finding};
 use super::run::StudyOutcome;
 use crate::error::Result;
+use crate::finetune::config::is_probe;
 use crate::fsutil::write_atomic;
 use crate::stats::report::{build_tables, write_report, ReportConfig, RunsIndex};
 use crate::stats::runs::{check_meta, read_meta, read_runs};
@@ -36,7 +37,7 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
     };
     // the linear probes have their own learning-rate grid: a system of their own in an index of
     // their own, so that neither grid reads as missing runs of the other
-    let (probe_runs, runs): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| r.model.ends_with(":probe"));
+    let (probe_runs, runs): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| is_probe(&r.model));
     let ix = RunsIndex::new(&runs, &meta, rc.nan_policy);
     let probe_ix = RunsIndex::new(&probe_runs, &meta, rc.nan_policy);
     let tables = build_tables(&ix, &rc);
@@ -375,7 +376,7 @@ fn lr_section(cells: &[LrCell]) -> String {
     );
     // one row per dataset and kind of run (full fine-tuning, or the linear probe's own grid)
     let kind = |c: &LrCell| {
-        if c.model.ends_with(":probe") {
+        if is_probe(&c.model) {
             format!("{} (linear probe)", c.dataset)
         } else {
             c.dataset.clone()
@@ -488,24 +489,7 @@ fn markdown(
         super::arms::variant_name(&f.pooling),
     );
     for d in &f.datasets {
-        let _ = writeln!(
-            s,
-            "  - {}: LR {{{}}}, {}, trained on {}, scored on {}.",
-            d.dataset,
-            d.lrs(f).iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(", "),
-            match d.epochs {
-                Some(e) => format!("{e} epoch(s)"),
-                None => format!("{} steps", d.steps(f)),
-            },
-            match d.train_examples(f) {
-                0 => "the whole training split".to_string(),
-                n => format!("its first {n} training examples"),
-            },
-            match d.eval_examples(f) {
-                0 => "the whole validation and test splits".to_string(),
-                n => format!("the first {n} examples (queries) of each split"),
-            },
-        );
+        let _ = writeln!(s, "  - {}.", d.describe(f));
     }
     let _ = writeln!(s, "  The best LR is chosen on validation and its test scores reported.");
     let _ = writeln!(

@@ -6,8 +6,7 @@
 
 use crate::data::tokens::{PackedDataset, Split};
 use crate::error::Result;
-use crate::objectives::clm::clm_batch;
-use crate::objectives::mlm::{mlm_eval_batch, MaskTokens, MaskingConfig};
+use crate::objectives::mlm::{MaskTokens, MaskingConfig};
 use crate::objectives::TrainBatch;
 
 /// −log p(token) of the add-one smoothed unigram model of `train`, for every id below `vocab`.
@@ -49,17 +48,5 @@ pub fn unigram_losses(
 ) -> Result<(f64, f64)> {
     let train = data.file(Split::Train);
     let nll = unigram_nll(&train.tokens(0, train.len())?, tokens.vocab_size as usize);
-    let n = n.min(data.blocks(Split::Validation) as usize);
-    let (mut clm, mut mlm) = (0.0, 0.0);
-    let indices: Vec<u64> = (0..n as u64).collect();
-    for chunk in indices.chunks(batch.max(1)) {
-        let blocks = chunk
-            .iter()
-            .map(|&i| data.block(Split::Validation, i))
-            .collect::<Result<Vec<_>>>()?;
-        let share = chunk.len() as f64 / n as f64;
-        clm += share * batch_loss(&clm_batch(&blocks), &nll);
-        mlm += share * batch_loss(&mlm_eval_batch(&blocks, chunk, masking, tokens), &nll);
-    }
-    Ok((clm, mlm))
+    super::trainer::held_out_losses(data, n, batch, masking, tokens, |b| Ok(batch_loss(b, &nll)))
 }
