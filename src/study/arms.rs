@@ -111,6 +111,11 @@ pub fn arms(cfg: &StudyConfig) -> Vec<Arm> {
 fn arms_at(cfg: &StudyConfig, seed: u64) -> Vec<Arm> {
     let p = &cfg.pretrain;
     let main = percent(p.mlm_ratio);
+    let kept = if p.intermediate_seeds.is_empty() || p.intermediate_seeds.contains(&seed) {
+        p.intermediate.clone()
+    } else {
+        vec![]
+    };
     let arm = |name: String, size: &str, kind: ArmKind, steps: usize, intermediate: Vec<usize>| Arm {
         run: run_name(cfg, &name, seed),
         seed,
@@ -121,13 +126,13 @@ fn arms_at(cfg: &StudyConfig, seed: u64) -> Vec<Arm> {
         intermediate,
     };
     let mut v = vec![
-        arm("clm".into(), &p.size, ArmKind::Clm, p.steps, p.intermediate.clone()),
+        arm("clm".into(), &p.size, ArmKind::Clm, p.steps, kept.clone()),
         arm(
             format!("mlm{main}"),
             &p.size,
             ArmKind::Mlm { ratio: p.mlm_ratio },
             p.steps,
-            p.intermediate.clone(),
+            kept,
         ),
     ];
     for r in cfg.ratios().into_iter().skip(1) {

@@ -68,6 +68,10 @@ pub struct PretrainPlan {
     pub clm_shares: Vec<f64>,
     /// Steps of the CLM and MLM runs whose (undecayed) checkpoints are kept and fine-tuned (F2).
     pub intermediate: Vec<usize>,
+    /// The pretraining seeds whose runs keep (and fine-tune) the `intermediate` checkpoints
+    /// (default: every seed): F2's curves at one seed cost a fraction of all seeds'.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intermediate_seeds: Vec<u64>,
     /// Extra MLM steps from the decayed CLM and MLM checkpoints (F5); 0: no such arms.
     pub continued_steps: usize,
     /// Held-out losses every this many steps.
@@ -426,6 +430,15 @@ impl StudyConfig {
             return Err(Error::config(
                 "pretrain.intermediate",
                 format!("step {m} is not inside the run's 1..{} steps", p.steps),
+            ));
+        }
+        if let Some(s) = p.intermediate_seeds.iter().find(|s| !self.pretrain_seeds().contains(s)) {
+            return Err(Error::config(
+                "pretrain.intermediate_seeds",
+                format!(
+                    "seed {s} is not a pretraining seed; use some of {:?}",
+                    self.pretrain_seeds()
+                ),
             ));
         }
         let f = &self.finetune;

@@ -233,7 +233,16 @@ fn curve(cfg: &StudyConfig, ev: &Evidence) -> Panel {
                     } else {
                         format!("{arm}@{s}")
                     };
-                    let v: Vec<f64> = ev.scores.get(&model)?.values().copied().collect();
+                    // the final checkpoint at the seeds that kept the intermediate ones, so
+                    // that every point of a line comes from the same pretraining runs
+                    let kept = &cfg.pretrain.intermediate_seeds;
+                    let v: Vec<f64> = ev
+                        .scores
+                        .get(&model)?
+                        .iter()
+                        .filter(|(k, _)| kept.is_empty() || kept.contains(&(k.1 .0 as u64)))
+                        .map(|(_, v)| *v)
+                        .collect();
                     let (lo, hi) = t_interval(&v, cfg.analysis.confidence);
                     Some(Point {
                         lo,

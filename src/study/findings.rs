@@ -410,9 +410,50 @@ pub fn evaluate(cfg: &StudyConfig, ev: &Evidence, control: &Control) -> Vec<Find
     correct_all(&mut findings);
     for f in &mut findings {
         decide(f, ev);
+        if f.id == "F2" {
+            if let Some(c) = f2_crossing(cfg, ev, &names) {
+                f.why = format!("{} {}.", f.why, c.describe());
+            }
+        }
         gate(f, control);
     }
     findings
+}
+
+/// F2's checkpoints in steps (the intermediate ones, then the end) with the (CLM, MLM) model
+/// names of each.
+pub fn f2_checkpoints(cfg: &StudyConfig, n: &Names) -> Vec<(usize, (String, String))> {
+    let mut steps = cfg.pretrain.intermediate.clone();
+    steps.sort_unstable();
+    steps.push(cfg.pretrain.steps);
+    steps
+        .into_iter()
+        .map(|s| {
+            let pair = if s == cfg.pretrain.steps {
+                (n.clm.clone(), n.mlm.clone())
+            } else {
+                (format!("{}@{s}", n.clm), format!("{}@{s}", n.mlm))
+            };
+            (s, pair)
+        })
+        .collect()
+}
+
+/// Where F2's CLM and MLM curves cross, over the replicates every checkpoint shares, with the
+/// study's bootstrap resamples; `None` with fewer than two checkpoints or no shared runs.
+pub fn f2_crossing(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Option<super::crossing::Crossing> {
+    let cps = f2_checkpoints(cfg, n);
+    let steps: Vec<usize> = cps.iter().map(|c| c.0).collect();
+    let pairs: Vec<(String, String)> = cps.into_iter().map(|c| c.1).collect();
+    let diffs = super::crossing::differences(&ev.scores, &pairs);
+    let mut rng = crate::rng::seeded(cfg.seed, 0x6632_6372_6f73_7300);
+    super::crossing::crossing(
+        &steps,
+        &diffs,
+        cfg.analysis.bootstrap_resamples,
+        cfg.analysis.confidence,
+        &mut rng,
+    )
 }
 
 /// Holm over every primary comparison of `findings` together (one family), and over each
@@ -512,12 +553,7 @@ fn f2(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Finding {
     let mut rows = Vec::new();
     let mut steps = cfg.pretrain.intermediate.clone();
     steps.sort_unstable();
-    for (i, s) in steps.iter().chain(std::iter::once(&cfg.pretrain.steps)).enumerate() {
-        let (a, b) = if *s == cfg.pretrain.steps {
-            (n.clm.clone(), n.mlm.clone())
-        } else {
-            (format!("{}@{s}", n.clm), format!("{}@{s}", n.mlm))
-        };
+    for (i, (s, (a, b))) in f2_checkpoints(cfg, n).into_iter().enumerate() {
         if let Some(c) = ev.pooled(
             "F2",
             &format!("CLM − MLM after {s} steps"),
@@ -526,7 +562,7 @@ fn f2(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Finding {
             &|_| true,
             1.0,
         ) {
-            rows.push(if i == 0 && *s != cfg.pretrain.steps {
+            rows.push(if i == 0 && s != cfg.pretrain.steps {
                 primary(c)
             } else {
                 c
@@ -544,9 +580,17 @@ fn f2(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Finding {
             )
         } else {
             format!(
-                "CLM vs MLM checkpoints of the same runs after {} of {} steps (undecayed) and at the end; the primary test is the earliest checkpoint",
+                "CLM vs MLM checkpoints of the same runs after {} of {} steps (undecayed) and at the end{}; the primary test is the earliest checkpoint. Where the curves cross is interpolated in log steps between the checkpoints around the first sign change of the mean difference, over the fine-tuning runs every checkpoint shares, with a percentile interval from a bootstrap over datasets and, within each, those runs",
                 steps.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
-                cfg.pretrain.steps
+                cfg.pretrain.steps,
+                if cfg.pretrain.intermediate_seeds.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (checkpoints kept at pretraining seed {})",
+                        cfg.pretrain.intermediate_seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+                    )
+                }
             )
         },
         rows,
@@ -680,22 +724,51 @@ fn f6(cfg: &StudyConfig, ev: &Evidence) -> Finding {
                     &|_| true,
                     0.0,
                 ) {
-                    rows.push(if sizes.len() >= 2 { primary(c) } else { c });
+                    rows.push(c);
+                }
+            }
+        }
+    }
+    let models: Vec<String> = rows
+        .iter()
+        .flat_map(|c| [c.a.clone(), c.b.clone()])
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // the interaction: the ratio effect at the first size minus the same at each other size,
+    // paired over the datasets all four models have
+    if ratios.len() >= 2 {
+        for other in sizes.iter().skip(1) {
+            for r in &ratios[1..] {
+                let effect = |size: &str| ev.effect_by_dataset(&name(size, ratios[0]), &name(size, *r));
+                let (x, y) = (effect(&sizes[0]), effect(other));
+                let label = |size: &str| format!("{size}: {} − {}", name(size, ratios[0]), name(size, *r));
+                if let Some(mut c) = ev.keyed(
+                    "F6",
+                    &format!(
+                        "interaction: ratio {} − {} at {} minus at {other}",
+                        percent(ratios[0]),
+                        percent(*r),
+                        sizes[0]
+                    ),
+                    (&label(&sizes[0]), &label(other)),
+                    &x,
+                    &y,
+                    "dataset",
+                    0.0,
+                ) {
+                    c.scope = format!("{} vs {other}", sizes[0]);
+                    rows.push(primary(c));
                 }
             }
         }
     }
     Finding {
         id: "F6".into(),
-        models: rows
-            .iter()
-            .flat_map(|c| [c.a.clone(), c.b.clone()])
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect(),
+        models,
         claim: "The best masking ratio depends on model size.".into(),
         design: format!(
-            "100 % MLM arms at ratios {} for model size(s) {}",
+            "100 % MLM arms at ratios {} for model size(s) {}; the test is the interaction — the ratio effect at the first size minus the same effect at another — paired over datasets (each model's mean over its runs there)",
             ratios
                 .iter()
                 .map(|r| format!("{} %", percent(*r)))
@@ -777,14 +850,14 @@ fn decide(f: &mut Finding, ev: &Evidence) {
 fn decide_f6(f: &mut Finding, ev: &Evidence) {
     // the best ratio at each size: the sign of (main − other) per size
     let sizes: Vec<String> = {
-        let mut s: Vec<String> = f.rows.iter().map(|c| c.scope.clone()).collect();
+        let mut s: Vec<String> = f.rows.iter().filter(|c| !c.primary).map(|c| c.scope.clone()).collect();
         s.dedup();
         s
     };
     let best: Vec<String> = sizes
         .iter()
         .map(|size| {
-            let rows: Vec<&Comparison> = f.rows.iter().filter(|c| c.scope == *size).collect();
+            let rows: Vec<&Comparison> = f.rows.iter().filter(|c| !c.primary && c.scope == *size).collect();
             let main_best = rows.iter().all(|c| c.diff >= 0.0);
             let best = if main_best {
                 rows.first().map(|c| c.a.clone()).unwrap_or_default()
@@ -807,27 +880,59 @@ fn decide_f6(f: &mut Finding, ev: &Evidence) {
         );
         return;
     }
-    let significant: Vec<&Comparison> = f.rows.iter().filter(|c| ev.verdict_any(c)).collect();
-    let signs: Vec<f64> = significant.iter().map(|c| c.diff.signum()).collect();
-    let differs = signs.iter().any(|s| *s > 0.0) && signs.iter().any(|s| *s < 0.0);
-    let all_same = significant.len() == f.rows.len() && !differs;
-    f.verdict = if differs {
-        Verdict::Reproduced
-    } else if all_same {
-        Verdict::Contradicted
-    } else {
+    let interactions: Vec<&Comparison> = f.rows.iter().filter(|c| c.primary).collect();
+    let significant: Vec<&&Comparison> = interactions.iter().filter(|c| ev.verdict_any(c)).collect();
+    // the claim is that the effect differs between sizes, in either direction: a significant
+    // interaction reproduces it; none cannot contradict it (absence of evidence)
+    f.verdict = if significant.is_empty() {
         Verdict::Inconclusive
+    } else {
+        Verdict::Reproduced
     };
     f.why = format!(
-        "best ratio by mean — {}; differences (normalised, main ratio − other): {}; {} of {} significant after Holm.",
+        "best ratio by mean — {}; ratio effects (normalised, main ratio − other): {}; interaction{}: {}; {} of {} interaction tests significant after Holm{}.",
         best.join(", "),
-        differences.join("; "),
+        f.rows.iter().filter(|c| !c.primary).map(|c| format!("{} {}", c.label, interval(c))).collect::<Vec<_>>().join("; "),
+        if interactions.len() == 1 { "" } else { "s" },
+        interactions
+            .iter()
+            .map(|c| format!("{} {} (Holm p {})", c.label, interval(c), fmt_p(c.p_holm)))
+            .collect::<Vec<_>>()
+            .join("; "),
         significant.len(),
-        f.rows.len(),
+        interactions.len(),
+        if interactions.is_empty() { " (no dataset has all four models)" } else { "" },
     );
 }
 
 impl Evidence<'_> {
+    /// Per dataset, `a` − `b`: each model's mean over the units both have there (pretraining
+    /// runs when both are replicated, else (pretraining run, seed) replicates).
+    pub fn effect_by_dataset(&self, a: &str, b: &str) -> BTreeMap<String, f64> {
+        let mut by: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        let mut add = |d: &String, x: f64, y: f64| {
+            let e = by.entry(d.clone()).or_default();
+            e.0.push(x);
+            e.1.push(y);
+        };
+        if self.replicated(a, b, &|_| true) {
+            if let (Some(x), Some(y)) = (self.by_run.get(a), self.by_run.get(b)) {
+                for (k, v) in x {
+                    if let Some(w) = y.get(k) {
+                        add(&k.0, *v, *w);
+                    }
+                }
+            }
+        } else if let (Some(x), Some(y)) = (self.scores.get(a), self.scores.get(b)) {
+            for (k, v) in x {
+                if let Some(w) = y.get(k) {
+                    add(&k.0, *v, *w);
+                }
+            }
+        }
+        by.into_iter().map(|(d, (x, y))| (d, mean(&x) - mean(&y))).collect()
+    }
+
     /// Significant after Holm, in either direction.
     fn verdict_any(&self, c: &Comparison) -> bool {
         !c.p_holm.is_nan() && c.p_holm < self.alpha

@@ -7,6 +7,7 @@
 pub mod arms;
 pub mod config;
 pub mod control;
+pub mod crossing;
 pub mod figures;
 pub mod findings;
 pub mod losses;
