@@ -569,7 +569,7 @@ fn a_whole_study_runs_resumes_without_redoing_anything_and_its_numbers_come_from
         "**Verdict:",
         "## Positive control",
         "## Fine-tuning: did the learning-rate grid reach the optimum?",
-        "the curves cross at",
+        "the curves cross ",
     ] {
         assert!(report.contains(needle), "REPORT.md lacks {needle}");
     }

@@ -31,12 +31,21 @@ impl Cross {
         }
     }
 
-    /// `≈ 1,730 steps`, `before 500 steps`, `after 6000 steps`.
+    /// `at ≈ 1730 steps`, `before 500 steps`, `after 6000 steps`.
     pub fn describe(self) -> String {
         match self {
             Cross::Before(s) => format!("before {s} steps"),
-            Cross::At(s) => format!("{:.0} steps", s),
+            Cross::At(s) => format!("at ≈ {s:.0} steps"),
             Cross::After(s) => format!("after {s} steps"),
+        }
+    }
+
+    /// An interval's end: `< 500`, `1730`, `> 6000`.
+    fn bound(self) -> String {
+        match self {
+            Cross::Before(s) => format!("< {s}"),
+            Cross::At(s) => format!("{s:.0}"),
+            Cross::After(s) => format!("> {s}"),
         }
     }
 }
@@ -72,13 +81,13 @@ impl Crossing {
             .map(|(s, d)| format!("{s}: {d:+.3}"))
             .collect();
         format!(
-            "CLM − MLM by checkpoint (normalised, mean of {} datasets) — {}; the curves cross at {} ({:.0}% interval {} … {}; {:.0}% of bootstrap curves cross between the first and last checkpoint)",
+            "CLM − MLM by checkpoint (normalised, mean of {} datasets) — {}; the curves cross {} ({:.0}% interval {} … {} steps; {:.0}% of bootstrap curves cross between the first and last checkpoint)",
             self.datasets,
             curve.join(", "),
             self.estimate.describe(),
             self.confidence * 100.0,
-            self.lo.describe(),
-            self.hi.describe(),
+            self.lo.bound(),
+            self.hi.bound(),
             self.inside * 100.0
         )
     }
