@@ -216,29 +216,21 @@ fn model_scores(models: &[Model], ev: &Evidence, confidence: f64) -> Figure {
 fn curve(cfg: &StudyConfig, ev: &Evidence) -> Panel {
     use crate::stats::describe::{mean, t_interval};
     let names = Names::of(cfg);
-    let mut steps = cfg.pretrain.intermediate.clone();
-    steps.sort_unstable();
-    steps.push(cfg.pretrain.steps);
-    let series = [&names.clm, &names.mlm]
-        .iter()
-        .enumerate()
-        .map(|(i, arm)| Series {
+    let checkpoints = super::findings::f2_checkpoints(cfg, &names);
+    let series = (0..2)
+        .map(|i| Series {
             system: i,
             mark: Mark::Line,
-            points: steps
+            points: checkpoints
                 .iter()
-                .filter_map(|s| {
-                    let model = if *s == cfg.pretrain.steps {
-                        arm.to_string()
-                    } else {
-                        format!("{arm}@{s}")
-                    };
+                .filter_map(|(s, pair)| {
+                    let model = if i == 0 { &pair.0 } else { &pair.1 };
                     // the final checkpoint at the seeds that kept the intermediate ones, so
                     // that every point of a line comes from the same pretraining runs
                     let kept = &cfg.pretrain.intermediate_seeds;
                     let v: Vec<f64> = ev
                         .scores
-                        .get(&model)?
+                        .get(model)?
                         .iter()
                         .filter(|(k, _)| kept.is_empty() || kept.contains(&(k.1 .0 as u64)))
                         .map(|(_, v)| *v)

@@ -870,7 +870,12 @@ fn decide_f6(f: &mut Finding, ev: &Evidence) {
             format!("{size}: {best}")
         })
         .collect();
-    let differences: Vec<String> = f.rows.iter().map(|c| format!("{} {}", c.label, interval(c))).collect();
+    let differences: Vec<String> = f
+        .rows
+        .iter()
+        .filter(|c| !c.primary)
+        .map(|c| format!("{} {}", c.label, interval(c)))
+        .collect();
     if sizes.len() < 2 {
         f.verdict = Verdict::Inconclusive;
         f.why = format!(
@@ -892,7 +897,7 @@ fn decide_f6(f: &mut Finding, ev: &Evidence) {
     f.why = format!(
         "best ratio by mean — {}; ratio effects (normalised, main ratio − other): {}; interaction{}: {}; {} of {} interaction tests significant after Holm{}.",
         best.join(", "),
-        f.rows.iter().filter(|c| !c.primary).map(|c| format!("{} {}", c.label, interval(c))).collect::<Vec<_>>().join("; "),
+        differences.join("; "),
         if interactions.len() == 1 { "" } else { "s" },
         interactions
             .iter()
@@ -909,28 +914,26 @@ impl Evidence<'_> {
     /// Per dataset, `a` − `b`: each model's mean over the units both have there (pretraining
     /// runs when both are replicated, else (pretraining run, seed) replicates).
     pub fn effect_by_dataset(&self, a: &str, b: &str) -> BTreeMap<String, f64> {
-        let mut by: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-        let mut add = |d: &String, x: f64, y: f64| {
-            let e = by.entry(d.clone()).or_default();
-            e.0.push(x);
-            e.1.push(y);
-        };
-        if self.replicated(a, b, &|_| true) {
-            if let (Some(x), Some(y)) = (self.by_run.get(a), self.by_run.get(b)) {
-                for (k, v) in x {
-                    if let Some(w) = y.get(k) {
-                        add(&k.0, *v, *w);
-                    }
-                }
-            }
-        } else if let (Some(x), Some(y)) = (self.scores.get(a), self.scores.get(b)) {
+        /// Per dataset, the mean of `x` minus the mean of `y` over their common keys.
+        fn by_dataset<K: Ord>(x: &BTreeMap<(String, K), f64>, y: &BTreeMap<(String, K), f64>) -> BTreeMap<String, f64> {
+            let mut by: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
             for (k, v) in x {
                 if let Some(w) = y.get(k) {
-                    add(&k.0, *v, *w);
+                    let e = by.entry(k.0.clone()).or_default();
+                    e.0.push(*v);
+                    e.1.push(*w);
                 }
             }
+            by.into_iter().map(|(d, (x, y))| (d, mean(&x) - mean(&y))).collect()
         }
-        by.into_iter().map(|(d, (x, y))| (d, mean(&x) - mean(&y))).collect()
+        let empty = BTreeMap::new();
+        if self.replicated(a, b, &|_| true) {
+            let of = |m: &str| self.by_run.get(m).unwrap_or(&empty);
+            return by_dataset(of(a), of(b));
+        }
+        let empty = Scores::new();
+        let of = |m: &str| self.scores.get(m).unwrap_or(&empty);
+        by_dataset(of(a), of(b))
     }
 
     /// Significant after Holm, in either direction.
