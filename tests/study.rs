@@ -10,7 +10,7 @@ use std::path::Path;
 use common::shared_data;
 use encoderlab::stats::report::{NanPolicy, RunsIndex};
 use encoderlab::stats::runs::{read_runs, Run, TaskMeta};
-use encoderlab::study::arms::{arms, models, pretrain_toml, ArmKind, Role};
+use encoderlab::study::arms::{arms, models, pretrain_toml, with_baselines, ArmKind, Role};
 use encoderlab::study::control::{positive_control, Control};
 use encoderlab::study::findings::{evaluate, Evidence, Verdict};
 use encoderlab::study::{paper, run_study, StudyConfig, StudyOptions};
@@ -63,6 +63,11 @@ fn bad_study_files_are_refused_with_the_field() -> anyhow::Result<()> {
             "intermediate = [10]\nintermediate_seeds = [7]",
             "pretrain.intermediate_seeds",
         ),
+        (
+            "other_ratios = []",
+            "other_ratios = [0.2]\nratio_seeds = [7]",
+            "pretrain.ratio_seeds",
+        ),
         ("seeds = [0, 1, 2]", "seeds = [0]", "finetune.seeds"),
         (
             "{ dataset = \"bbc_news\", max_length = 64,",
@@ -97,10 +102,12 @@ fn the_grid_holds_every_arm_intermediate_checkpoints_and_the_random_baseline() -
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
-    // every main arm at three pretraining seeds; F2's checkpoints at the first only
+    // every main arm, and the baseline, at every pretraining seed (at least three: issue 21);
+    // F2's checkpoints at the first only
+    assert!(cfg.pretrain.seeds.len() >= 3, "{:?}", cfg.pretrain.seeds);
     for arm in ["clm", "mlm40", "clm50-mlm40", "clm+mlm40", "mlm40+mlm40", "random"] {
         let seeds: Vec<u64> = m.iter().filter(|m| m.name == arm).map(|m| m.pretrain_seed).collect();
-        assert_eq!(seeds, [0, 1, 2], "{arm}");
+        assert_eq!(seeds, cfg.pretrain.seeds, "{arm}");
     }
     let f2: Vec<u64> = m
         .iter()
@@ -372,14 +379,12 @@ fn verdicts_follow_the_data_in_both_directions_and_say_inconclusive_otherwise() 
     Ok(())
 }
 
-/// The positive control of every final model of `all` on `ix`.
+/// The positive control of every final model of `all` on `ix`, each against the baseline of
+/// its size.
 fn control_of(ix: &RunsIndex, all: &[encoderlab::study::arms::Model]) -> Control {
-    let finals: Vec<String> = all
-        .iter()
-        .filter(|m| m.role == Role::Final)
-        .map(|m| m.name.clone())
-        .collect();
-    positive_control(ix, &finals, "random", 0.95, 0.05, 2000, 0)
+    let demo = StudyConfig::preset("demo").expect("demo preset");
+    let finals = with_baselines(&demo, all.iter().filter(|m| m.role == Role::Final));
+    positive_control(ix, &finals, 0.95, 0.05, 2000, 0)
 }
 
 #[test]
@@ -437,7 +442,7 @@ fn pretraining_runs_are_the_units_when_both_sides_have_several() -> anyhow::Resu
         }
     }
     let ix = RunsIndex::new(&table, &meta, NanPolicy::ImputeChance);
-    let control = positive_control(&ix, &["clm".to_string()], "random", 0.95, 0.05, 2000, 0);
+    let control = positive_control(&ix, &[("clm".to_string(), "random".to_string())], 0.95, 0.05, 2000, 0);
     let a = &control.rows[0];
     assert_eq!(a.test, "Welch t (pretraining runs)");
     assert_eq!((a.n_model, a.n_random, a.pretrain_seeds), (3, 3, 3));
@@ -469,8 +474,8 @@ fn f6_verdict(cfg: &StudyConfig, scores: [f64; 4]) -> anyhow::Result<(Verdict, S
     }
     let ix = RunsIndex::new(&table, &meta(), NanPolicy::ImputeChance);
     let ev = Evidence::new(&ix, 0.95, 0.05);
-    // a control that every arm passes (the baseline far below them)
-    table.extend(runs(&[("random", 0.2)]));
+    // a control that every arm passes (the baselines of both sizes far below them)
+    table.extend(runs(&[("random", 0.2), ("micro-random", 0.2)]));
     let ix2 = RunsIndex::new(&table, &meta(), NanPolicy::ImputeChance);
     let control = control_of(&ix2, &models(cfg));
     let findings = evaluate(cfg, &ev, &control);
@@ -501,6 +506,61 @@ fn the_masking_ratio_finding_is_an_interaction_between_two_sizes() -> anyhow::Re
     let (v, why) = f6_verdict(&one_size, [0.80, 0.70, 0.60, 0.70])?;
     assert_eq!(v, Verdict::Inconclusive);
     assert!(why.contains("one model size"), "{why}");
+    // one ratio: not run, and the report says which fields would run it
+    let (v, why) = f6_verdict(&StudyConfig::preset("demo")?, [0.80, 0.70, 0.60, 0.70])?;
+    assert_eq!(v, Verdict::Inconclusive);
+    assert!(
+        why.starts_with("not run") && why.contains("pretrain.other_ratios"),
+        "{why}"
+    );
+    Ok(())
+}
+
+#[test]
+fn each_size_has_its_own_random_init_baseline_and_f6_runs_at_its_seeds() -> anyhow::Result<()> {
+    let mut cfg = StudyConfig::preset("demo")?;
+    let p = &mut cfg.pretrain;
+    p.seeds = vec![0, 1, 2];
+    p.other_ratios = vec![0.2];
+    p.ratio_sizes = vec!["micro".into()];
+    p.ratio_seeds = vec![0, 1];
+    // the main arms at every seed, F6's (mlm20, micro-mlm40, micro-mlm20) at seeds 0 and 1
+    let runs_of = |arm: &str| -> Vec<u64> { arms(&cfg).iter().filter(|a| a.name == arm).map(|a| a.seed).collect() };
+    assert_eq!(runs_of("clm"), [0, 1, 2]);
+    for f6 in ["mlm20", "micro-mlm40", "micro-mlm20"] {
+        assert_eq!(runs_of(f6), [0, 1], "{f6}");
+    }
+    // a baseline per size: `random` from each CLM run, `micro-random` from micro-mlm40's
+    let all = models(&cfg);
+    let baseline = |name: &str| -> Vec<(u64, String, String)> {
+        all.iter()
+            .filter(|m| m.name == name)
+            .map(|m| (m.pretrain_seed, m.arm.clone(), m.size.clone()))
+            .collect()
+    };
+    assert!(all
+        .iter()
+        .filter(|m| m.name.ends_with("random"))
+        .all(|m| m.role == Role::Random));
+    assert_eq!(
+        baseline("random"),
+        [(0, "clm", "tiny"), (1, "clm-s1", "tiny"), (2, "clm-s2", "tiny")].map(|(s, a, z)| (s, a.into(), z.into()))
+    );
+    assert_eq!(
+        baseline("micro-random"),
+        [(0, "micro-mlm40", "micro"), (1, "micro-mlm40-s1", "micro")].map(|(s, a, z)| (s, a.into(), z.into()))
+    );
+    let pairs = with_baselines(&cfg, all.iter().filter(|m| m.role == Role::Final));
+    assert!(pairs.contains(&("mlm20".into(), "random".into())));
+    assert!(pairs.contains(&("micro-mlm20".into(), "micro-random".into())));
+    // the control compares micro models with micro random init: above tiny's random init but
+    // below their own, they fail it
+    let table = runs(&[("micro-mlm40", 0.70), ("random", 0.55), ("micro-random", 0.80)]);
+    let ix = RunsIndex::new(&table, &meta(), NanPolicy::ImputeChance);
+    let control = positive_control(&ix, &pairs, 0.95, 0.05, 2000, 0);
+    let gate = &control.gates["micro-mlm40"];
+    assert_eq!((gate.wins, gate.losses, gate.passed), (0, 3, false));
+    assert!(control.rows.iter().all(|r| r.baseline == "micro-random"));
     Ok(())
 }
 

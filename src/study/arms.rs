@@ -81,7 +81,8 @@ pub struct Model {
     pub role: Role,
     /// Pretraining steps behind it (0 for the random baseline).
     pub step: usize,
-    /// The checkpoint folder (the random baseline takes its architecture from the CLM arm).
+    /// The checkpoint folder (the random baseline takes its architecture from the CLM arm, or
+    /// at another size from its main MLM arm).
     pub checkpoint: PathBuf,
 }
 
@@ -135,7 +136,8 @@ fn arms_at(cfg: &StudyConfig, seed: u64) -> Vec<Arm> {
             kept,
         ),
     ];
-    for r in cfg.ratios().into_iter().skip(1) {
+    let f6 = cfg.ratio_seeds().contains(&seed);
+    for r in cfg.ratios().into_iter().skip(1).filter(|_| f6) {
         v.push(arm(
             format!("mlm{}", percent(r)),
             &p.size,
@@ -164,7 +166,7 @@ fn arms_at(cfg: &StudyConfig, seed: u64) -> Vec<Arm> {
             ));
         }
     }
-    for size in cfg.sizes().into_iter().skip(1) {
+    for size in cfg.sizes().into_iter().skip(1).filter(|_| f6) {
         for r in cfg.ratios() {
             v.push(arm(
                 format!("{size}-mlm{}", percent(r)),
@@ -329,20 +331,50 @@ pub fn models(cfg: &StudyConfig) -> Vec<Model> {
             });
         }
     }
-    // the baseline, once per pretraining seed: the architecture of that seed's CLM run, fresh
-    // weights drawn from (its pretraining seed, each run's seed)
-    for seed in cfg.pretrain_seeds() {
-        let run = run_name(cfg, "clm", seed);
-        v.push(Model {
-            name: "random".into(),
-            objective: "random".into(),
-            checkpoint: checkpoint_dir(&arm_dir(cfg, &run), cfg.pretrain.steps),
-            arm: run,
-            pretrain_seed: seed,
-            size: cfg.pretrain.size.clone(),
-            role: Role::Random,
-            step: 0,
-        });
+    // the baseline of each size, once per pretraining seed of that size: the architecture of
+    // that seed's CLM run (another size's main MLM run), fresh weights drawn from (its
+    // pretraining seed, each run's seed)
+    let main = format!("mlm{}", percent(cfg.pretrain.mlm_ratio));
+    for (i, size) in cfg.sizes().into_iter().enumerate() {
+        let (from, seeds) = if i == 0 {
+            ("clm".to_string(), cfg.pretrain_seeds())
+        } else {
+            (format!("{size}-{main}"), cfg.ratio_seeds())
+        };
+        for seed in seeds {
+            let run = run_name(cfg, &from, seed);
+            v.push(Model {
+                name: baseline_name(cfg, &size),
+                objective: "random".into(),
+                checkpoint: checkpoint_dir(&arm_dir(cfg, &run), cfg.pretrain.steps),
+                arm: run,
+                pretrain_seed: seed,
+                size: size.clone(),
+                role: Role::Random,
+                step: 0,
+            });
+        }
+    }
+    v
+}
+
+/// The random-init baseline of models of `size`: `random` at the study's size,
+/// `{size}-random` at F6's other sizes.
+pub fn baseline_name(cfg: &StudyConfig, size: &str) -> String {
+    if size == cfg.pretrain.size {
+        "random".into()
+    } else {
+        format!("{size}-random")
+    }
+}
+
+/// Each model of `models` with the random-init baseline of its size, once, in order.
+pub fn with_baselines<'a>(cfg: &StudyConfig, models: impl Iterator<Item = &'a Model>) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = Vec::new();
+    for m in models {
+        if !v.iter().any(|(n, _)| *n == m.name) {
+            v.push((m.name.clone(), baseline_name(cfg, &m.size)));
+        }
     }
     v
 }

@@ -72,6 +72,10 @@ pub struct PretrainPlan {
     /// (default: every seed): F2's curves at one seed cost a fraction of all seeds'.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intermediate_seeds: Vec<u64>,
+    /// The pretraining seeds at which F6's arms run (the other ratios, and every ratio at the
+    /// other sizes, with those sizes' random-init baselines); default: every seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratio_seeds: Vec<u64>,
     /// Extra MLM steps from the decayed CLM and MLM checkpoints (F5); 0: no such arms.
     pub continued_steps: usize,
     /// Held-out losses every this many steps.
@@ -353,6 +357,15 @@ impl StudyConfig {
         }
     }
 
+    /// The pretraining seeds of F6's arms (`ratio_seeds`, or every seed).
+    pub fn ratio_seeds(&self) -> Vec<u64> {
+        if self.pretrain.ratio_seeds.is_empty() {
+            self.pretrain_seeds()
+        } else {
+            self.pretrain.ratio_seeds.clone()
+        }
+    }
+
     /// Model sizes of the study, the main one first.
     pub fn sizes(&self) -> Vec<String> {
         let mut v = vec![self.pretrain.size.clone()];
@@ -432,14 +445,19 @@ impl StudyConfig {
                 format!("step {m} is not inside the run's 1..{} steps", p.steps),
             ));
         }
-        if let Some(s) = p.intermediate_seeds.iter().find(|s| !self.pretrain_seeds().contains(s)) {
-            return Err(Error::config(
-                "pretrain.intermediate_seeds",
-                format!(
-                    "seed {s} is not a pretraining seed; use some of {:?}",
-                    self.pretrain_seeds()
-                ),
-            ));
+        for (field, listed) in [
+            ("pretrain.intermediate_seeds", &p.intermediate_seeds),
+            ("pretrain.ratio_seeds", &p.ratio_seeds),
+        ] {
+            if let Some(s) = listed.iter().find(|s| !self.pretrain_seeds().contains(s)) {
+                return Err(Error::config(
+                    field,
+                    format!(
+                        "seed {s} is not a pretraining seed; use some of {:?}",
+                        self.pretrain_seeds()
+                    ),
+                ));
+            }
         }
         let f = &self.finetune;
         for size in self.sizes() {

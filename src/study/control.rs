@@ -1,5 +1,5 @@
 //! What the report shows before any finding: the positive control (every final pretrained
-//! model against the random-init baseline, per dataset and across datasets, with tests whose
+//! model against the random-init baseline of its size, per dataset and across datasets, with tests whose
 //! units are the study's units of replication) and the fine-tuning diagnostic (every
 //! (model, dataset) cell whose selected learning rate sits at an edge of its grid, where the
 //! grid may have stopped before the optimum).
@@ -27,6 +27,8 @@ use crate::stats::ttest::{paired, welch};
 pub struct ControlRow {
     /// The pretrained model.
     pub model: String,
+    /// Its random-init baseline (the same size).
+    pub baseline: String,
     /// A dataset, or `all`.
     pub scope: String,
     /// The test and its units.
@@ -159,25 +161,24 @@ pub(crate) fn welch_one_dataset(x: &Nested, y: &Nested, confidence: f64) -> OneD
     }
 }
 
-/// Compares each of `models` with `random` on every dataset and across datasets.
+/// Compares each of `models` with its random-init baseline (model, baseline) on every dataset
+/// and across datasets.
 pub fn positive_control(
     ix: &RunsIndex,
-    models: &[String],
-    random: &str,
+    models: &[(String, String)],
     confidence: f64,
     alpha: f64,
     reps: usize,
     seed: u64,
 ) -> Control {
     let mut control = Control::default();
-    let Some(r) = system_of(ix, random) else {
-        return control;
-    };
     let mut per_dataset = Vec::new();
     let mut pooled = Vec::new();
     let mut dataset_level = Vec::new();
-    for (i, name) in models.iter().enumerate() {
-        let Some(s) = system_of(ix, name) else { continue };
+    for (i, (name, baseline)) in models.iter().enumerate() {
+        let (Some(s), Some(r)) = (system_of(ix, name), system_of(ix, baseline)) else {
+            continue;
+        };
         let (mut xs, mut ys) = (Vec::new(), Vec::new());
         for (d, dataset) in ix.datasets.iter().enumerate() {
             let (Some(x), Some(y)) = (nested(ix, s, d), nested(ix, r, d)) else {
@@ -186,6 +187,7 @@ pub fn positive_control(
             let OneDataset { t, by_pretrain, n } = welch_one_dataset(&x, &y, confidence);
             per_dataset.push(ControlRow {
                 model: name.clone(),
+                baseline: baseline.clone(),
                 scope: dataset.clone(),
                 test: if by_pretrain {
                     "Welch t (pretraining runs)".into()
@@ -218,6 +220,7 @@ pub fn positive_control(
         let my: Vec<f64> = ys.iter().map(nested_mean).collect();
         pooled.push(ControlRow {
             model: name.clone(),
+            baseline: baseline.clone(),
             scope: "all".into(),
             test: format!("hierarchical bootstrap ({}; datasets fixed)", b.levels.name()),
             n_model: xs.iter().map(Vec::len).sum(),
@@ -235,6 +238,7 @@ pub fn positive_control(
         let t = paired(&mx, &my, confidence);
         dataset_level.push(ControlRow {
             model: name.clone(),
+            baseline: baseline.clone(),
             scope: "all".into(),
             test: "paired t (datasets)".into(),
             n_model: mx.len(),
@@ -252,7 +256,7 @@ pub fn positive_control(
     for family in [&mut per_dataset, &mut pooled, &mut dataset_level] {
         holm(family);
     }
-    for name in models {
+    for (name, _) in models {
         let rows: Vec<&ControlRow> = per_dataset.iter().filter(|c| c.model == *name).collect();
         if rows.is_empty() {
             continue;

@@ -72,7 +72,7 @@ pub fn draw(
             finding: "control".into(),
             label: r.test.clone(),
             a: r.model.clone(),
-            b: "random".into(),
+            b: r.baseline.clone(),
             scope: if r.scope == "all" {
                 format!("all, {}", r.test.split(' ').next().unwrap_or_default())
             } else {

@@ -848,6 +848,11 @@ fn decide(f: &mut Finding, ev: &Evidence) {
 
 /// F6's verdict.
 fn decide_f6(f: &mut Finding, ev: &Evidence) {
+    if f.rows.is_empty() {
+        f.verdict = Verdict::Inconclusive;
+        f.why = "not run: the study trains one masking ratio (set `pretrain.other_ratios`, and `pretrain.ratio_sizes` for a second size), or those arms have no runs.".into();
+        return;
+    }
     // the best ratio at each size: the sign of (main − other) per size
     let sizes: Vec<String> = {
         let mut s: Vec<String> = f.rows.iter().filter(|c| !c.primary).map(|c| c.scope.clone()).collect();

@@ -1,6 +1,6 @@
 //! The linear probe beside full fine-tuning (`finetune.probe`): each model's frozen features
 //! with a trained head (`{model}:probe` in the runs table) against the same probe on random
-//! features (`random:probe`), and next to the model's full fine-tuning. A probe separates what
+//! features of the same size (`random:probe`), and next to the model's full fine-tuning. A probe separates what
 //! the pretrained representation holds from what fine-tuning makes of it.
 
 use std::fmt::Write as _;
@@ -40,15 +40,16 @@ pub struct ProbeRow {
     pub p_holm: f64,
 }
 
-/// The rows of `models` (those with probe runs): the probes from `probes` (an index of the
-/// probe runs alone, their grid apart), full fine-tuning from `full`.
-pub fn probe_rows(probes: &RunsIndex, full: &RunsIndex, models: &[String], confidence: f64) -> Vec<ProbeRow> {
-    let Some(r) = system_of(probes, &probe_name("random")) else {
-        return Vec::new();
-    };
+/// The rows of `models` (those with probe runs), each as (model, its random-init baseline):
+/// the probes from `probes` (an index of the probe runs alone, their grid apart), full
+/// fine-tuning from `full`.
+pub fn probe_rows(probes: &RunsIndex, full: &RunsIndex, models: &[(String, String)], confidence: f64) -> Vec<ProbeRow> {
     let mut rows = Vec::new();
-    for m in models.iter().filter(|m| *m != "random") {
-        let Some(p) = system_of(probes, &probe_name(m)) else {
+    for (m, baseline) in models {
+        let (Some(p), Some(r)) = (
+            system_of(probes, &probe_name(m)),
+            system_of(probes, &probe_name(baseline)),
+        ) else {
             continue;
         };
         let f = system_of(full, m);
@@ -88,7 +89,7 @@ pub fn section(rows: &[ProbeRow]) -> String {
         return String::new();
     }
     let mut s = String::from(
-        "## Linear probe: what the frozen features hold\n\nEach model's backbone frozen and a head trained on its features, against the same probe on random features and beside the model's full fine-tuning (normalised scores at each system's selected learning rate; Welch over the probe's replicates, Holm over the rows). The probes have their own learning-rate grid and are analysed apart: `analysis/` covers full fine-tuning. All rows: [`probe.csv`](probe.csv).\n\n| model | dataset | probe | random-feature probe | probe − random [95% CI] | Holm p | full fine-tuning |\n|---|---|---|---|---|---|---|\n",
+        "## Linear probe: what the frozen features hold\n\nEach model's backbone frozen and a head trained on its features, against the same probe on random features of the same size and beside the model's full fine-tuning (normalised scores at each system's selected learning rate; Welch over the probe's replicates, Holm over the rows). The probes have their own learning-rate grid and are analysed apart: `analysis/` covers full fine-tuning. All rows: [`probe.csv`](probe.csv).\n\n| model | dataset | probe | random-feature probe | probe − random [95% CI] | Holm p | full fine-tuning |\n|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let _ = writeln!(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::arms::{Arm, Model, Role};
+use super::arms::{with_baselines, Arm, Model, Role};
 use super::config::StudyConfig;
 use super::control::{lr_cells, positive_control, Control, LrCell};
 use super::findings::{evaluate, fmt_p, Comparison, Evidence, Finding};
@@ -44,11 +44,10 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
     write_report(&tables, &analysis_plots(&tables)?, &out.join("analysis"))?;
 
     let ev = Evidence::new(&ix, cfg.analysis.confidence, cfg.analysis.alpha);
-    let finals = unique(models.iter().filter(|m| m.role == Role::Final).map(|m| &m.name));
+    let finals = with_baselines(cfg, models.iter().filter(|m| m.role == Role::Final));
     let control = positive_control(
         &ix,
         &finals,
-        "random",
         cfg.analysis.confidence,
         cfg.analysis.alpha,
         cfg.analysis.aggregate_reps,
@@ -60,7 +59,8 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
     let mut cells = lr_cells(&ix, &all);
     cells.extend(lr_cells(&probe_ix, &unique(probe_names.iter())));
     let findings = evaluate(cfg, &ev, &control);
-    let probes = super::probe::probe_rows(&probe_ix, &ix, &all, cfg.analysis.confidence);
+    let pretrained = with_baselines(cfg, models.iter().filter(|m| m.role != Role::Random));
+    let probes = super::probe::probe_rows(&probe_ix, &ix, &pretrained, cfg.analysis.confidence);
     if !probes.is_empty() {
         write_atomic(out.join("probe.csv"), csv_text(&probes)?.as_bytes())?;
     }
@@ -301,7 +301,7 @@ fn control_section(cfg: &StudyConfig, control: &Control) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "## Positive control: does pretraining beat random init?\n\nEvery final pretrained model against the random-init baseline (the same architecture, fresh weights drawn from each run's seed), fine-tuned on the same grid. A model passes when it beats random init significantly (Holm over every model × dataset test, α = {}) on at least half of the datasets; a finding is judged only when all its models pass, else its verdict is \"not testable at this scale\". A dataset where a model is significantly worse than random init is counted and shown, not hidden.\n",
+        "## Positive control: does pretraining beat random init?\n\nEvery final pretrained model against the random-init baseline of its size (the same architecture, fresh weights drawn from each run's seed), fine-tuned on the same grid. A model passes when it beats random init significantly (Holm over every model × dataset test, α = {}) on at least half of the datasets; a finding is judged only when all its models pass, else its verdict is \"not testable at this scale\". A dataset where a model is significantly worse than random init is counted and shown, not hidden.\n",
         cfg.analysis.alpha
     );
     if control.gates.is_empty() {
@@ -325,13 +325,14 @@ fn control_section(cfg: &StudyConfig, control: &Control) -> String {
     }
     let _ = writeln!(
         s,
-        "\n| model | scope | test | n (model, random) | pretraining runs | model | random | model − random [95% CI] | p | Holm p |\n|---|---|---|---|---|---|---|---|---|---|"
+        "\n| model | baseline | scope | test | n (model, baseline) | pretraining runs | model | baseline | model − baseline [95% CI] | p | Holm p |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in &control.rows {
         let _ = writeln!(
             s,
-            "| `{}` | {} | {} | {}, {} | {} | {} | {} | {:+.3} {} | {} | {} |",
+            "| `{}` | `{}` | {} | {} | {}, {} | {} | {} | {} | {:+.3} {} | {} | {} |",
             r.model,
+            r.baseline,
             r.scope,
             r.test,
             r.n_model,
