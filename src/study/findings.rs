@@ -78,6 +78,8 @@ pub enum Verdict {
     Inconclusive,
     /// Its models do not beat random init (the positive control): nothing to judge.
     NotTestable,
+    /// The study has no runs of its models (an arm the study does not train, or failed).
+    NotRun,
 }
 
 impl Verdict {
@@ -88,6 +90,7 @@ impl Verdict {
             Verdict::Contradicted => "contradicted",
             Verdict::Inconclusive => "inconclusive at this scale",
             Verdict::NotTestable => "not testable at this scale",
+            Verdict::NotRun => "not run",
         }
     }
 }
@@ -793,8 +796,8 @@ fn decide(f: &mut Finding, ev: &Evidence) {
         return decide_f6(f, ev);
     }
     if primaries.is_empty() {
-        f.verdict = Verdict::Inconclusive;
-        f.why = "the study has no runs for this comparison (an arm is missing or failed).".into();
+        f.verdict = Verdict::NotRun;
+        f.why = "the study has no runs for this comparison (an arm it does not train, or one that failed).".into();
         return;
     }
     let verdicts: Vec<Verdict> = primaries.iter().map(|c| ev.verdict(c)).collect();
@@ -820,7 +823,7 @@ fn decide(f: &mut Finding, ev: &Evidence) {
                 match v {
                     Verdict::Reproduced => "significant, in the paper's direction",
                     Verdict::Contradicted => "significant, against the paper",
-                    Verdict::Inconclusive | Verdict::NotTestable => "not significant",
+                    Verdict::Inconclusive | Verdict::NotTestable | Verdict::NotRun => "not significant",
                 }
             )
         })
@@ -849,8 +852,8 @@ fn decide(f: &mut Finding, ev: &Evidence) {
 /// F6's verdict.
 fn decide_f6(f: &mut Finding, ev: &Evidence) {
     if f.rows.is_empty() {
-        f.verdict = Verdict::Inconclusive;
-        f.why = "not run: the study trains one masking ratio (set `pretrain.other_ratios`, and `pretrain.ratio_sizes` for a second size), or those arms have no runs.".into();
+        f.verdict = Verdict::NotRun;
+        f.why = "the study trains one masking ratio (set `pretrain.other_ratios`, and `pretrain.ratio_sizes` for a second size), or those arms have no runs.".into();
         return;
     }
     // the best ratio at each size: the sign of (main − other) per size
