@@ -335,8 +335,8 @@ pub fn models(cfg: &StudyConfig) -> Vec<Model> {
     // that seed's CLM run (another size's main MLM run), fresh weights drawn from (its
     // pretraining seed, each run's seed)
     let main = format!("mlm{}", percent(cfg.pretrain.mlm_ratio));
-    for (i, size) in cfg.sizes().into_iter().enumerate() {
-        let (from, seeds) = if i == 0 {
+    for size in cfg.sizes() {
+        let (from, seeds) = if size == cfg.pretrain.size {
             ("clm".to_string(), cfg.pretrain_seeds())
         } else {
             (format!("{size}-{main}"), cfg.ratio_seeds())

@@ -1,6 +1,6 @@
 //! What the report shows before any finding: the positive control (every final pretrained
-//! model against the random-init baseline of its size, per dataset and across datasets, with tests whose
-//! units are the study's units of replication) and the fine-tuning diagnostic (every
+//! model against the random-init baseline of its size, per dataset and across datasets, with
+//! tests whose units are the study's units of replication) and the fine-tuning diagnostic (every
 //! (model, dataset) cell whose selected learning rate sits at an edge of its grid, where the
 //! grid may have stopped before the optimum).
 //!

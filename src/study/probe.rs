@@ -1,7 +1,7 @@
 //! The linear probe beside full fine-tuning (`finetune.probe`): each model's frozen features
 //! with a trained head (`{model}:probe` in the runs table) against the same probe on random
-//! features of the same size (`random:probe`), and next to the model's full fine-tuning. A probe separates what
-//! the pretrained representation holds from what fine-tuning makes of it.
+//! features of the same size (`random:probe`), and next to the model's full fine-tuning. A probe
+//! separates what the pretrained representation holds from what fine-tuning makes of it.
 
 use std::fmt::Write as _;
 
