@@ -68,6 +68,16 @@ fn bad_study_files_are_refused_with_the_field() -> anyhow::Result<()> {
             "other_ratios = [0.2]\nratio_seeds = [7]",
             "pretrain.ratio_seeds",
         ),
+        (
+            "other_ratios = []",
+            "other_ratios = []\nsize_peak_lr = { mini = 3e-3 }",
+            "pretrain.size_peak_lr.mini",
+        ),
+        (
+            "ratio_sizes = []",
+            "ratio_sizes = [\"mini\"]\nsize_peak_lr = { mini = -1.0 }",
+            "pretrain.size_peak_lr.mini",
+        ),
         ("seeds = [0, 1, 2]", "seeds = [0]", "finetune.seeds"),
         (
             "{ dataset = \"bbc_news\", max_length = 64,",
@@ -150,7 +160,7 @@ fn each_dataset_runs_its_own_learning_rates_steps_and_example_limits() -> anyhow
     let specs = encoderlab::sweep::SweepConfig::load(&sweep)?.expand()?;
     let seeds = cfg.finetune.seeds.len();
     assert_eq!(specs.len(), all.len() * (3 + 2 + 2) * seeds);
-    assert_eq!(specs.len(), all.len() * cfg.finetune.runs_per_model());
+    assert_eq!(specs.len(), all.len() * cfg.finetune.runs_per_model(false));
     let of = |d: &String| -> Vec<&encoderlab::sweep::RunSpec> {
         specs.iter().filter(|s| s.config.task.dataset == *d).collect()
     };
@@ -527,6 +537,16 @@ fn each_size_has_its_own_random_init_baseline_and_f6_runs_at_its_seeds() -> anyh
     for f6 in ["mlm20", "micro-mlm40", "micro-mlm20"] {
         assert_eq!(runs_of(f6), [0, 1], "{f6}");
     }
+    // another size may have its own peak learning rate
+    cfg.pretrain.size_peak_lr = [("micro".to_string(), 3e-3)].into();
+    for a in arms(&cfg).iter().filter(|a| a.seed == 0) {
+        let peak = if a.size == "micro" {
+            "peak = 0.003\n"
+        } else {
+            "peak = 0.01\n"
+        };
+        assert!(pretrain_toml(&cfg, a).contains(peak), "{}", a.run);
+    }
     // a baseline per size: `random` from each CLM run, `micro-random` from micro-mlm40's
     let all = models(&cfg);
     let baseline = |name: &str| -> Vec<(u64, String, String)> {
@@ -558,6 +578,42 @@ fn each_size_has_its_own_random_init_baseline_and_f6_runs_at_its_seeds() -> anyh
     let gate = &control.gates["micro-mlm40"];
     assert_eq!((gate.wins, gate.losses, gate.passed), (0, 3, false));
     assert!(control.rows.iter().all(|r| r.baseline == "micro-random"));
+    // `finetune.ratio_datasets`: F6's models (mlm20 and every micro model) on those datasets
+    // only, the others on all
+    let first = cfg.finetune.datasets[0].dataset.clone();
+    cfg.finetune.ratio_datasets = vec![first.clone()];
+    cfg.finetune.probe = None;
+    let dir = tempfile::tempdir()?;
+    let base = dir.path().join("base.toml");
+    std::fs::write(&base, encoderlab::study::arms::finetune_base_toml(&cfg, &all[0]))?;
+    let sweep = dir.path().join("sweep.toml");
+    std::fs::write(
+        &sweep,
+        encoderlab::study::arms::sweep_toml(&cfg, &all, &base, &dir.path().join("runs")),
+    )?;
+    let specs = encoderlab::sweep::SweepConfig::load(&sweep)?.expand()?;
+    let datasets_of = |model: &str| -> std::collections::BTreeSet<String> {
+        specs
+            .iter()
+            .filter(|s| s.config.model.name.as_deref() == Some(model))
+            .map(|s| s.config.task.dataset.clone())
+            .collect()
+    };
+    for f6 in ["mlm20", "micro-mlm40", "micro-mlm20", "micro-random"] {
+        assert_eq!(datasets_of(f6), [first.clone()].into(), "{f6}");
+    }
+    for main in ["clm", "mlm40", "random"] {
+        assert_eq!(datasets_of(main).len(), cfg.finetune.datasets.len(), "{main}");
+    }
+    let f6 = all.iter().filter(|m| encoderlab::study::arms::is_f6(&cfg, m)).count();
+    assert_eq!(
+        specs.len(),
+        f6 * cfg.finetune.runs_per_model(true) + (all.len() - f6) * cfg.finetune.runs_per_model(false)
+    );
+    // a dataset outside the grid is refused, naming the field
+    cfg.finetune.ratio_datasets = vec!["sst3".into()];
+    let err = StudyConfig::parse(&toml::to_string(&cfg)?, Path::new("r.toml")).unwrap_err();
+    assert!(err.to_string().contains("finetune.ratio_datasets"), "{err}");
     Ok(())
 }
 

@@ -112,6 +112,31 @@ fn axes_expand_to_the_product_once_per_distinct_config() -> anyhow::Result<()> {
         (specs[1].config.train.epochs, specs[0].config.train.epochs),
         (Some(1), None)
     );
+    // exclusions leave out the points whose every listed key takes a listed value
+    let excl = write(
+        dir.path(),
+        "excl.toml",
+        &format!(
+            "{text}\n[[exclude]]\n\"train.learning_rate\" = [2e-4]\n\"task.dataset\" = [\"conll2003\", \"rte\"]\n"
+        ),
+    );
+    let kept: Vec<(f64, String)> = SweepConfig::load(&excl)?
+        .expand()?
+        .iter()
+        .map(|s| (s.config.train.learning_rate, s.config.task.dataset.clone()))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![(1e-4, "sst2".into()), (1e-4, "conll2003".into()), (2e-4, "sst2".into())]
+    );
+    for (rule, field) in [
+        ("\"train.lr\" = [2e-4]", "exclude[0].\"train.lr\""),
+        ("\"train.learning_rate\" = 2e-4", "exclude[0].\"train.learning_rate\""),
+    ] {
+        let bad = write(dir.path(), "bad_excl.toml", &format!("{text}\n[[exclude]]\n{rule}\n"));
+        let err = SweepConfig::load(&bad).unwrap_err().to_string();
+        assert!(err.contains(field), "{err}");
+    }
     // the time estimate counts each pending run at its own dataset's pace once one has finished
     let cfg = SweepConfig::load(&paired)?;
     let finish = |spec: &encoderlab::sweep::RunSpec, seconds: f64| -> anyhow::Result<()> {

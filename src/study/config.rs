@@ -47,6 +47,10 @@ pub struct PretrainPlan {
     pub grad_accum: usize,
     /// Peak learning rate.
     pub peak_lr: f64,
+    /// The peak learning rate of F6's other sizes, by size (`{ mini = 3e-3 }`; default:
+    /// `peak_lr`): a deeper, wider model that stalls at the main size's rate gets its own.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub size_peak_lr: std::collections::BTreeMap<String, f64>,
     /// Linear warmup steps.
     pub warmup_steps: usize,
     /// The warmup–stable–decay schedule's final linear decay, in steps.
@@ -212,6 +216,11 @@ pub struct FinetunePlan {
     /// Pooling of the sequence classifier.
     #[serde(default)]
     pub pooling: Pooling,
+    /// The datasets F6's models (the other masking ratios, every model of the other sizes and
+    /// their random-init baselines) are fine-tuned on, by name (default: all): F6 at a larger
+    /// size costs its fine-tuning several times over, so a study can test it on a subset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratio_datasets: Vec<String>,
     /// A linear probe beside full fine-tuning: every model's frozen features with a trained
     /// head, on the sequence- and token-classification datasets (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,15 +244,23 @@ pub struct ProbePlan {
 }
 
 impl FinetunePlan {
-    /// Fine-tuning runs of one model: Σ over datasets of its learning rates × the seeds.
-    pub fn runs_per_model(&self) -> usize {
-        self.datasets.iter().map(|d| d.lrs(self).len()).sum::<usize>() * self.seeds.len()
+    /// The datasets a model is fine-tuned on: all, or for one of F6's models (`f6`) those of
+    /// `ratio_datasets`.
+    pub fn datasets_for(&self, f6: bool) -> impl Iterator<Item = &DatasetPlan> {
+        self.datasets
+            .iter()
+            .filter(move |d| !f6 || self.ratio_datasets.is_empty() || self.ratio_datasets.contains(&d.dataset))
+    }
+
+    /// Fine-tuning runs of one model (`f6`: one of F6's): Σ over its datasets of their
+    /// learning rates × the seeds.
+    pub fn runs_per_model(&self, f6: bool) -> usize {
+        self.datasets_for(f6).map(|d| d.lrs(self).len()).sum::<usize>() * self.seeds.len()
     }
 
     /// Optimizer steps of one model's runs, summed (runs with `epochs` counted at `steps`).
-    pub fn steps_per_model(&self) -> usize {
-        self.datasets
-            .iter()
+    pub fn steps_per_model(&self, f6: bool) -> usize {
+        self.datasets_for(f6)
             .map(|d| d.lrs(self).len() * d.steps(self))
             .sum::<usize>()
             * self.seeds.len()
@@ -357,6 +374,15 @@ impl StudyConfig {
         }
     }
 
+    /// The peak learning rate of the arms of `size`.
+    pub fn peak_lr(&self, size: &str) -> f64 {
+        self.pretrain
+            .size_peak_lr
+            .get(size)
+            .copied()
+            .unwrap_or(self.pretrain.peak_lr)
+    }
+
     /// The pretraining seeds of F6's arms (`ratio_seeds`, or every seed).
     pub fn ratio_seeds(&self) -> Vec<u64> {
         if self.pretrain.ratio_seeds.is_empty() {
@@ -459,6 +485,20 @@ impl StudyConfig {
                 ));
             }
         }
+        for (size, lr) in &p.size_peak_lr {
+            if !self.sizes().contains(size) {
+                return Err(Error::config(
+                    format!("pretrain.size_peak_lr.{size}"),
+                    format!("`{size}` is not a size of the study; use one of {:?}", self.sizes()),
+                ));
+            }
+            if !(lr.is_finite() && *lr > 0.0) {
+                return Err(Error::config(
+                    format!("pretrain.size_peak_lr.{size}"),
+                    "must be a positive number",
+                ));
+            }
+        }
         let f = &self.finetune;
         for size in self.sizes() {
             let positions = ModelConfig::preset(&size)?.max_position_embeddings;
@@ -504,6 +544,19 @@ impl StudyConfig {
                     format!("`{}`: steps must be at least 1", d.dataset),
                 ));
             }
+        }
+        if let Some(d) = f
+            .ratio_datasets
+            .iter()
+            .find(|d| !f.datasets.iter().any(|e| e.dataset == **d))
+        {
+            return Err(Error::config(
+                "finetune.ratio_datasets",
+                format!(
+                    "`{d}` is not a dataset of the grid; use some of {:?}",
+                    f.datasets.iter().map(|e| e.dataset.as_str()).collect::<Vec<_>>()
+                ),
+            ));
         }
         if let Some(p) = &f.probe {
             if p.learning_rates.is_empty() || p.learning_rates.iter().any(|x| !(x.is_finite() && *x > 0.0)) {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::arms::{arms, models, Arm, ArmKind};
+use super::arms::{arms, is_f6, models, Arm, ArmKind};
 use super::config::StudyConfig;
 use super::run::{configs_dir, sweep_file, write_pretrain_configs};
 use crate::error::{Error, IoContext, Result};
@@ -79,18 +79,18 @@ pub fn estimate(cfg: &StudyConfig) -> Result<Estimate> {
     }
     let f = &cfg.finetune;
     let per_example = cluster.finetune_tokens_per_example;
-    let grid = f.runs_per_model();
     let mut ft: std::collections::BTreeMap<String, (usize, f64, f64)> = Default::default();
     for model in models(cfg) {
         let m = ModelConfig::preset(&model.size)?;
+        let f6 = is_f6(cfg, &model);
         // every run's training tokens, summed over the grid of one model
-        let train_tokens = (f.steps_per_model() * f.batch_size * per_example) as f64;
+        let train_tokens = (f.steps_per_model(f6) * f.batch_size * per_example) as f64;
         // evaluation: a forward pass over validation and test, as many examples as training
         let eval_tokens = train_tokens;
         let per_token = train_flops_per_token(&m, per_example);
         let flops = train_tokens * per_token + eval_tokens * per_token / 3.0;
         let e = ft.entry(format!("fine-tuning, {} models", model.size)).or_default();
-        e.0 += grid;
+        e.0 += f.runs_per_model(f6);
         e.1 += train_tokens + eval_tokens;
         e.2 += flops;
     }
@@ -143,16 +143,34 @@ pub fn describe(cfg: &StudyConfig) -> Result<String> {
             kind(a)
         );
     }
-    let runs = models.len() * f.runs_per_model();
+    let runs: usize = models.iter().map(|m| f.runs_per_model(is_f6(cfg, m))).sum();
     let _ = writeln!(
         s,
-        "fine-tuning: {} models × {} (dataset, learning rate) cells × {} seeds = {runs} runs",
+        "fine-tuning: {} models × up to {} (dataset, learning rate) cells × {} seeds: {runs} runs",
         models.len(),
         f.datasets.iter().map(|d| d.lrs(f).len()).sum::<usize>(),
         f.seeds.len(),
     );
     for d in &f.datasets {
         let _ = writeln!(s, "  {}", d.describe(f));
+    }
+    let f6: Vec<&str> = models
+        .iter()
+        .filter(|m| is_f6(cfg, m))
+        .map(|m| m.name.as_str())
+        .collect();
+    if !f.ratio_datasets.is_empty() && !f6.is_empty() {
+        let _ = writeln!(
+            s,
+            "  F6's models ({}) on {} only",
+            f6.iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+            f.ratio_datasets.join(", ")
+        );
     }
     if let Some(p) = &f.probe {
         let _ = writeln!(

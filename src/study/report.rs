@@ -454,13 +454,17 @@ fn markdown(
     let _ = writeln!(s, "## Setup\n");
     let _ = writeln!(
         s,
-        "- Pretraining: `{}` models, {} steps × {} blocks of {} tokens ({} tokens per arm), peak LR {}, warmup {} steps, WSD decay over the last {} steps, AdamW β=(0.9, 0.95), ε=1e-5, wd 0.1, clip 1.0; tokenizer: {}-id byte-level BPE on {}.",
+        "- Pretraining: `{}` models, {} steps × {} blocks of {} tokens ({} tokens per arm), peak LR {}{}, warmup {} steps, WSD decay over the last {} steps, AdamW β=(0.9, 0.95), ε=1e-5, wd 0.1, clip 1.0; tokenizer: {}-id byte-level BPE on {}.",
         p.size,
         p.steps,
         p.batch_size * p.grad_accum,
         cfg.tokenizer.seq_len,
         p.steps * p.batch_size * p.grad_accum * cfg.tokenizer.seq_len,
         p.peak_lr,
+        p.size_peak_lr
+            .iter()
+            .map(|(size, lr)| format!(" (`{size}`: {lr})"))
+            .collect::<String>(),
         p.warmup_steps,
         p.decay_steps,
         cfg.tokenizer.vocab_size,
@@ -491,6 +495,15 @@ fn markdown(
     );
     for d in &f.datasets {
         let _ = writeln!(s, "  - {}.", d.describe(f));
+    }
+    let f6 = unique(models.iter().filter(|m| super::arms::is_f6(cfg, m)).map(|m| &m.name));
+    if !f.ratio_datasets.is_empty() && !f6.is_empty() {
+        let _ = writeln!(
+            s,
+            "  - F6's models ({}) on {} only.",
+            f6.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+            f.ratio_datasets.join(", ")
+        );
     }
     let _ = writeln!(s, "  The best LR is chosen on validation and its test scores reported.");
     let _ = writeln!(

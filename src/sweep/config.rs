@@ -13,6 +13,9 @@
 //! values = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4]
 //! [[axes]]                           # keys that move together: one table per value
 //! values = [{ "task.dataset" = "sst2" }, { "task.dataset" = "conll2003", "train.epochs" = 1 }]
+//! [[exclude]]                        # points to leave out: each key lists the values it drops
+//! "train.learning_rate" = [5e-4]     # (a point is left out when every key's value is listed)
+//! "task.dataset" = ["conll2003"]
 //! ```
 
 use std::collections::HashSet;
@@ -53,6 +56,10 @@ pub struct SweepConfig {
     /// The axes, first slowest.
     #[serde(default)]
     pub axes: Vec<Axis>,
+    /// Points of the product to leave out: each table maps axis keys to the values it drops,
+    /// and a point is left out when each of its keys takes one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<toml::Table>,
 }
 
 fn out_dir() -> PathBuf {
@@ -93,7 +100,67 @@ impl SweepConfig {
                 ));
             }
         }
+        let keys = cfg.axis_keys();
+        for (i, rule) in cfg.exclude.iter().enumerate() {
+            if rule.is_empty() {
+                return Err(Error::config(
+                    format!("exclude[{i}]"),
+                    "an exclusion needs at least one key",
+                ));
+            }
+            for (k, v) in rule {
+                if !keys.contains(k) {
+                    return Err(Error::config(
+                        format!("exclude[{i}].\"{k}\""),
+                        format!(
+                            "no axis sets `{k}`; the axes set {}",
+                            keys.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                if v.as_array().is_none_or(|a| a.is_empty()) {
+                    return Err(Error::config(
+                        format!("exclude[{i}].\"{k}\""),
+                        format!("list the values to leave out, e.g. \"{k}\" = [{v}]"),
+                    ));
+                }
+            }
+        }
         Ok(cfg)
+    }
+
+    /// Every key some axis sets.
+    fn axis_keys(&self) -> std::collections::BTreeSet<String> {
+        let mut keys = std::collections::BTreeSet::new();
+        for axis in &self.axes {
+            match &axis.key {
+                Some(k) => {
+                    keys.insert(k.clone());
+                }
+                None => keys.extend(
+                    axis.values
+                        .iter()
+                        .filter_map(toml::Value::as_table)
+                        .flat_map(|t| t.keys().cloned()),
+                ),
+            }
+        }
+        keys
+    }
+
+    /// Whether an exclusion drops `point`.
+    fn excluded(&self, point: &[(String, toml::Value)]) -> bool {
+        self.exclude.iter().any(|rule| {
+            rule.iter().all(|(k, listed)| {
+                let listed = listed.as_array().map_or(&[][..], Vec::as_slice);
+                // the value the point resolves to: the last axis that sets the key
+                point
+                    .iter()
+                    .rev()
+                    .find(|(pk, _)| pk == k)
+                    .is_some_and(|(_, pv)| listed.contains(pv))
+            })
+        })
     }
 
     /// The sweep's folder.
@@ -137,7 +204,7 @@ impl SweepConfig {
         }
         let mut seen = HashSet::new();
         let mut runs = Vec::with_capacity(points.len());
-        for point in points {
+        for point in points.into_iter().filter(|p| !self.excluded(p)) {
             let mut table = base.clone();
             for (k, v) in &point {
                 set_path(&mut table, k, v.clone())?;
