@@ -906,3 +906,33 @@ fn pretraining_workers_run_arms_side_by_side_and_continued_arms_after_their_pare
     assert_eq!((second.pretrain_runs_started, second.finetune_runs_started), (0, 0));
     Ok(())
 }
+
+#[test]
+fn a_pretraining_seed_a_model_was_never_trained_at_is_not_a_failed_run() -> anyhow::Result<()> {
+    // `clm` at pretraining seeds 0–2, its checkpoint `clm@500` at seed 0 only (F2's
+    // checkpoints, F6's arms): `clm@500` has no missing runs, and its score is its own
+    let mut table = Vec::new();
+    for p in 0..3i64 {
+        for mut r in runs(&[("clm", 0.70)]) {
+            r.pretrain_seed = p;
+            table.push(r);
+        }
+    }
+    table.extend(runs(&[("clm@500", 0.80)]));
+    let ix = RunsIndex::new(&table, &meta(), NanPolicy::ImputeChance);
+    let s = encoderlab::study::findings::system_of(&ix, "clm@500").expect("system");
+    for d in 0..ix.datasets.len() {
+        let g = ix.selected(s, d).expect("group");
+        assert!(g.missing.is_empty(), "{:?}", g.missing);
+        assert_eq!(g.scores.len(), 5, "its 5 fine-tuning seeds at pretraining seed 0");
+    }
+    // a run it should have had (seed 0, fine-tuning seed 4, everywhere) is still missing
+    let dropped: Vec<_> = table
+        .into_iter()
+        .filter(|r| !(r.model == "clm@500" && r.seed == 4))
+        .collect();
+    let ix = RunsIndex::new(&dropped, &meta(), NanPolicy::ImputeChance);
+    let s = encoderlab::study::findings::system_of(&ix, "clm@500").expect("system");
+    assert_eq!(ix.selected(s, 0).expect("group").missing, [(0, 4)]);
+    Ok(())
+}

@@ -83,6 +83,7 @@ impl RunsIndex {
         let mut seeds: BTreeMap<(usize, String), BTreeSet<Replicate>> = BTreeMap::new();
         let mut pairs: BTreeSet<(usize, usize, String)> = BTreeSet::new();
         // positions by name: a hash lookup per run, not a search of every name seen
+        let mut trained_at: BTreeMap<usize, std::collections::BTreeSet<i64>> = BTreeMap::new();
         let mut system_ix: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
         let mut dataset_ix: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for run in runs {
@@ -116,6 +117,7 @@ impl RunsIndex {
                 .or_default()
                 .insert((run.pretrain_seed, run.seed));
             pairs.insert((s, d, run.split.clone()));
+            trained_at.entry(s).or_default().insert(run.pretrain_seed);
         }
         let mut grids = BTreeMap::new();
         for (key, lr_bits) in &lrs {
@@ -123,9 +125,11 @@ impl RunsIndex {
             lr.sort_by(|a, b| a.total_cmp(b));
             grids.insert(key.clone(), (lr, seeds[key].iter().copied().collect::<Vec<_>>()));
         }
-        // absent cells of the grid become missing (NaN) runs
+        // absent cells of the grid become missing (NaN) runs, at the pretraining seeds the
+        // system was trained at (a seed it never had is no failed run of it)
         for (s, d, split) in &pairs {
             let (grid_lrs, grid_seeds) = &grids[&(*d, split.clone())];
+            let own = &trained_at[s];
             for lr in grid_lrs {
                 let group = groups
                     .entry((*s, *d, split.clone(), lr.to_bits()))
@@ -133,7 +137,7 @@ impl RunsIndex {
                         scores: BTreeMap::new(),
                         missing: Vec::new(),
                     });
-                for seed in grid_seeds {
+                for seed in grid_seeds.iter().filter(|(p, _)| own.contains(p)) {
                     if !group.scores.contains_key(seed) {
                         group.scores.insert(*seed, f64::NAN);
                         group.missing.push(*seed);
