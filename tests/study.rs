@@ -10,7 +10,7 @@ use std::path::Path;
 use common::shared_data;
 use encoderlab::stats::report::{NanPolicy, RunsIndex};
 use encoderlab::stats::runs::{read_runs, Run, TaskMeta};
-use encoderlab::study::arms::{arms, models, pretrain_toml, with_baselines, ArmKind, Role};
+use encoderlab::study::arms::{arms, models, pretrain_toml, with_baselines, ArmKind, Model, Role};
 use encoderlab::study::control::{positive_control, Control};
 use encoderlab::study::findings::{evaluate, Evidence, Verdict};
 use encoderlab::study::{paper, run_study, StudyConfig, StudyOptions};
@@ -134,6 +134,19 @@ fn the_grid_holds_every_arm_intermediate_checkpoints_and_the_random_baseline() -
     Ok(())
 }
 
+/// The study's fine-tuning grid over `models`, written as the study writes it (base config and
+/// sweep file in `dir`) and expanded.
+fn grid_of(cfg: &StudyConfig, models: &[Model], dir: &Path) -> anyhow::Result<Vec<encoderlab::sweep::RunSpec>> {
+    let base = dir.join("base.toml");
+    std::fs::write(&base, encoderlab::study::arms::finetune_base_toml(cfg, &models[0]))?;
+    let sweep = dir.join("sweep.toml");
+    std::fs::write(
+        &sweep,
+        encoderlab::study::arms::sweep_toml(cfg, models, &base, &dir.join("runs")),
+    )?;
+    Ok(encoderlab::sweep::SweepConfig::load(&sweep)?.expand()?)
+}
+
 #[test]
 fn each_dataset_runs_its_own_learning_rates_steps_and_example_limits() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -150,14 +163,7 @@ fn each_dataset_runs_its_own_learning_rates_steps_and_example_limits() -> anyhow
     cfg.finetune.datasets[1].max_eval_examples = Some(0);
     cfg.finetune.max_eval_examples = 7;
     let all = models(&cfg);
-    let base = dir.path().join("base.toml");
-    std::fs::write(&base, encoderlab::study::arms::finetune_base_toml(&cfg, &all[0]))?;
-    let sweep = dir.path().join("sweep.toml");
-    std::fs::write(
-        &sweep,
-        encoderlab::study::arms::sweep_toml(&cfg, &all, &base, &dir.path().join("runs")),
-    )?;
-    let specs = encoderlab::sweep::SweepConfig::load(&sweep)?.expand()?;
+    let specs = grid_of(&cfg, &all, dir.path())?;
     let seeds = cfg.finetune.seeds.len();
     assert_eq!(specs.len(), all.len() * (3 + 2 + 2) * seeds);
     assert_eq!(specs.len(), all.len() * cfg.finetune.runs_per_model(false));
@@ -584,14 +590,7 @@ fn each_size_has_its_own_random_init_baseline_and_f6_runs_at_its_seeds() -> anyh
     cfg.finetune.ratio_datasets = vec![first.clone()];
     cfg.finetune.probe = None;
     let dir = tempfile::tempdir()?;
-    let base = dir.path().join("base.toml");
-    std::fs::write(&base, encoderlab::study::arms::finetune_base_toml(&cfg, &all[0]))?;
-    let sweep = dir.path().join("sweep.toml");
-    std::fs::write(
-        &sweep,
-        encoderlab::study::arms::sweep_toml(&cfg, &all, &base, &dir.path().join("runs")),
-    )?;
-    let specs = encoderlab::sweep::SweepConfig::load(&sweep)?.expand()?;
+    let specs = grid_of(&cfg, &all, dir.path())?;
     let datasets_of = |model: &str| -> std::collections::BTreeSet<String> {
         specs
             .iter()

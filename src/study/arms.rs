@@ -370,6 +370,17 @@ pub fn is_f6(cfg: &StudyConfig, m: &Model) -> bool {
                 .any(|r| m.name == format!("mlm{}", percent(*r))))
 }
 
+/// The names of F6's models among `models`, once each, in order.
+pub fn f6_names(cfg: &StudyConfig, models: &[Model]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for m in models.iter().filter(|m| is_f6(cfg, m)) {
+        if !v.contains(&m.name) {
+            v.push(m.name.clone());
+        }
+    }
+    v
+}
+
 /// The random-init baseline of models of `size`: `random` at the study's size,
 /// `{size}-random` at F6's other sizes.
 pub fn baseline_name(cfg: &StudyConfig, size: &str) -> String {
@@ -521,25 +532,21 @@ pub fn sweep_toml(cfg: &StudyConfig, models: &[Model], base: &Path, out_dir: &Pa
         .collect();
     let seeds: Vec<String> = f.seeds.iter().map(|x| x.to_string()).collect();
     // F6's models on `ratio_datasets` only
-    let f6: std::collections::BTreeSet<&str> = models
-        .iter()
-        .filter(|m| is_f6(cfg, m))
-        .map(|m| m.name.as_str())
-        .collect();
-    let skipped: Vec<&str> = f
+    let f6 = f6_names(cfg, models);
+    let skipped: Vec<&String> = f
         .datasets
         .iter()
-        .map(|d| d.dataset.as_str())
-        .filter(|d| !f.ratio_datasets.is_empty() && !f.ratio_datasets.iter().any(|r| r == d))
+        .filter(|d| !f.datasets_for(true).any(|k| k.dataset == d.dataset))
+        .map(|d| &d.dataset)
         .collect();
     let exclude = if f6.is_empty() || skipped.is_empty() {
         String::new()
     } else {
-        let list = |v: Vec<&str>| v.into_iter().map(lit).collect::<Vec<_>>().join(", ");
+        let list = |v: &[&String]| v.iter().map(|x| lit(x)).collect::<Vec<_>>().join(", ");
         format!(
             "\n# F6's models are fine-tuned on `finetune.ratio_datasets` only\n[[exclude]]\n\"model.name\" = [{}]\n\"task.dataset\" = [{}]\n",
-            list(f6.into_iter().collect()),
-            list(skipped)
+            list(&f6.iter().collect::<Vec<_>>()),
+            list(&skipped)
         )
     };
     format!(

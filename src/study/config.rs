@@ -485,11 +485,12 @@ impl StudyConfig {
                 ));
             }
         }
+        let sizes = self.sizes();
         for (size, lr) in &p.size_peak_lr {
-            if !self.sizes().contains(size) {
+            if !sizes.contains(size) {
                 return Err(Error::config(
                     format!("pretrain.size_peak_lr.{size}"),
-                    format!("`{size}` is not a size of the study; use one of {:?}", self.sizes()),
+                    format!("`{size}` is not a size of the study; use one of {sizes:?}"),
                 ));
             }
             if !(lr.is_finite() && *lr > 0.0) {

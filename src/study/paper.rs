@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::arms::{arms, is_f6, models, Arm, ArmKind};
+use super::arms::{arms, f6_names, is_f6, models, Arm, ArmKind};
 use super::config::StudyConfig;
 use super::run::{configs_dir, sweep_file, write_pretrain_configs};
 use crate::error::{Error, IoContext, Result};
@@ -154,21 +154,12 @@ pub fn describe(cfg: &StudyConfig) -> Result<String> {
     for d in &f.datasets {
         let _ = writeln!(s, "  {}", d.describe(f));
     }
-    let f6: Vec<&str> = models
-        .iter()
-        .filter(|m| is_f6(cfg, m))
-        .map(|m| m.name.as_str())
-        .collect();
+    let f6 = f6_names(cfg, &models);
     if !f.ratio_datasets.is_empty() && !f6.is_empty() {
         let _ = writeln!(
             s,
             "  F6's models ({}) on {} only",
-            f6.iter()
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", "),
+            f6.join(", "),
             f.ratio_datasets.join(", ")
         );
     }

@@ -496,7 +496,7 @@ fn markdown(
     for d in &f.datasets {
         let _ = writeln!(s, "  - {}.", d.describe(f));
     }
-    let f6 = unique(models.iter().filter(|m| super::arms::is_f6(cfg, m)).map(|m| &m.name));
+    let f6 = super::arms::f6_names(cfg, models);
     if !f.ratio_datasets.is_empty() && !f6.is_empty() {
         let _ = writeln!(
             s,

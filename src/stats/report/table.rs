@@ -82,8 +82,9 @@ impl RunsIndex {
         let mut lrs: BTreeMap<(usize, String), BTreeSet<u64>> = BTreeMap::new();
         let mut seeds: BTreeMap<(usize, String), BTreeSet<Replicate>> = BTreeMap::new();
         let mut pairs: BTreeSet<(usize, usize, String)> = BTreeSet::new();
+        // each system's pretraining seeds: the only ones its missing runs are filled at
+        let mut trained_at: BTreeMap<usize, BTreeSet<i64>> = BTreeMap::new();
         // positions by name: a hash lookup per run, not a search of every name seen
-        let mut trained_at: BTreeMap<usize, std::collections::BTreeSet<i64>> = BTreeMap::new();
         let mut system_ix: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
         let mut dataset_ix: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for run in runs {
