@@ -110,7 +110,7 @@ fn with_instances(dir: &std::path::Path) -> anyhow::Result<()> {
         "with instances: {} runs, {scores} instance scores -> {} ({})",
         runs.len(),
         inst_path.display(),
-        encoderlab::model::vmath::cpu_summary()
+        encoderlab::model::kernels::vmath::cpu_summary()
     );
     drop(instances);
     for round in 0..2 {
@@ -192,7 +192,7 @@ fn large_table(dir: &std::path::Path, name: &str, datasets: usize, seeds: usize)
         2 * runs.len(),
         text.len() as f64 / 1e6,
         path.display(),
-        encoderlab::model::vmath::cpu_summary()
+        encoderlab::model::kernels::vmath::cpu_summary()
     );
     drop(text);
     let started = Instant::now();

@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
         corpus.files().len(),
         bytes as f64 / 1e6,
         rayon::current_num_threads(),
-        encoderlab::model::vmath::cpu_summary()
+        encoderlab::model::kernels::vmath::cpu_summary()
     );
 
     let dir = tempfile::tempdir()?;

@@ -75,8 +75,8 @@ fn main() -> anyhow::Result<()> {
         special: vec![0, 1, 2, 3],
         vocab_size: cfg.vocab_size as u32,
     };
-    println!("CPU: {}", encoderlab::model::vmath::cpu_summary());
-    let cpu = encoderlab::model::vmath::isa_summary();
+    println!("CPU: {}", encoderlab::model::kernels::vmath::cpu_summary());
+    let cpu = encoderlab::model::kernels::vmath::isa_summary();
     println!(
         "{preset}: {:.1} M parameters, batch {batch} x {seq} tokens, {threads} threads; f32 matmul 1024^3: {peak:.0} GFLOP/s [{cpu}]",
         cfg.num_parameters() as f64 / 1e6
@@ -139,8 +139,8 @@ fn main() -> anyhow::Result<()> {
 /// and four products).
 fn attention(cfg: &ModelConfig, batch: usize, seq: usize, steps: usize, peak: f64, cpu: &str) -> anyhow::Result<()> {
     use candle_core::Var;
-    use encoderlab::model::fused::RopeTables;
-    use encoderlab::model::fused_attention::{fused_attention, AttentionSpec};
+    use encoderlab::model::kernels::fused::RopeTables;
+    use encoderlab::model::kernels::fused_attention::{fused_attention, AttentionSpec};
     let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
     let dev = Device::Cpu;
     let angles: Vec<f32> = (0..seq * hd).map(|i| i as f32 * 1e-3).collect();

@@ -136,7 +136,7 @@ def main():
 
 def cpu_summary():
     """The CPU's name, and its widest vector extensions with the kernels torch dispatches to
-    (what `encoderlab::model::vmath::cpu_summary` prints on the Rust side)."""
+    (what `encoderlab::model::kernels::vmath::cpu_summary` prints on the Rust side)."""
     name, flags = platform.machine(), []
     try:
         with open("/proc/cpuinfo") as f:

@@ -21,6 +21,7 @@ pub mod model;
 pub mod notebook;
 pub mod objectives;
 pub mod rng;
+pub mod runtime;
 pub mod schedule;
 pub mod stats;
 pub mod study;

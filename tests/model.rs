@@ -326,7 +326,7 @@ fn hf_config_json_round_trip() -> anyhow::Result<()> {
 /// y = f(x) and the gradient of Σ y·c (c fixed) agree to 1e-5 on random input.
 #[test]
 fn fused_kernels_match_the_composed_ops_forward_and_backward() -> anyhow::Result<()> {
-    use encoderlab::model::fused::*;
+    use encoderlab::model::kernels::fused::*;
     use encoderlab::model::rope::RotaryEmbedding;
     let dev = Device::Cpu;
     let rand = |shape: &[usize], seed: u64, scale: f64| -> anyhow::Result<Tensor> {
@@ -391,7 +391,7 @@ fn fused_attention_matches_the_composed_ops_forward_and_backward() -> anyhow::Re
 
 fn attention_matches(dev: &Device, t: usize, hd: usize) -> anyhow::Result<()> {
     use encoderlab::model::attention::attend_composed;
-    use encoderlab::model::fused_attention::{fused_attention, AttentionSpec};
+    use encoderlab::model::kernels::fused_attention::{fused_attention, AttentionSpec};
     use encoderlab::model::mask::AttentionMask;
     use encoderlab::model::rope::RotaryEmbedding;
     let (b, nh, nkv) = (2, 4, 2);
@@ -457,11 +457,11 @@ fn attention_matches(dev: &Device, t: usize, hd: usize) -> anyhow::Result<()> {
 #[test]
 fn fused_block_matches_the_composed_ops_forward_and_backward() -> anyhow::Result<()> {
     use encoderlab::model::attention::attend_composed;
-    use encoderlab::model::fused_attention::AttentionSpec;
-    use encoderlab::model::fused_block::{block, BlockSpec, BlockWeights};
-    use encoderlab::model::fused_mlp::mlp_composed;
-    use encoderlab::model::fused_norm::rms_norm_composed;
-    use encoderlab::model::linear::linear_composed;
+    use encoderlab::model::kernels::fused_attention::AttentionSpec;
+    use encoderlab::model::kernels::fused_block::{block, BlockSpec, BlockWeights};
+    use encoderlab::model::kernels::fused_linear::linear_composed;
+    use encoderlab::model::kernels::fused_mlp::mlp_composed;
+    use encoderlab::model::kernels::fused_norm::rms_norm_composed;
     use encoderlab::model::mask::AttentionMask;
     use encoderlab::model::rope::RotaryEmbedding;
     let dev = Device::Cpu;
@@ -547,9 +547,10 @@ fn fused_block_matches_the_composed_ops_forward_and_backward() -> anyhow::Result
 /// composed ops compute, forward and backward (both inputs' gradients), to 1e-5.
 #[test]
 fn fused_norm_and_swiglu_match_the_composed_ops() -> anyhow::Result<()> {
-    use encoderlab::model::fused_norm::{rms_norm, rms_norm_composed};
-    use encoderlab::model::fused_swiglu::{swiglu, swiglu_composed};
-    use encoderlab::model::linear::{linear_composed, Linear};
+    use encoderlab::model::kernels::fused_linear::linear_composed;
+    use encoderlab::model::kernels::fused_norm::{rms_norm, rms_norm_composed};
+    use encoderlab::model::kernels::fused_swiglu::{swiglu, swiglu_composed};
+    use encoderlab::model::linear::Linear;
     let dev = Device::Cpu;
     let rand = |shape: &[usize], seed: u64| -> anyhow::Result<Var> {
         Ok(Var::from_tensor(&encoderlab::model::init::normal_tensor(
@@ -614,7 +615,7 @@ fn fused_norm_and_swiglu_match_the_composed_ops() -> anyhow::Result<()> {
 /// product for the backward).
 #[test]
 fn fused_mlp_matches_the_composed_ops_forward_and_backward() -> anyhow::Result<()> {
-    use encoderlab::model::fused_mlp::{mlp, mlp_composed};
+    use encoderlab::model::kernels::fused_mlp::{mlp, mlp_composed};
     let dev = Device::Cpu;
     let rand = |shape: &[usize], seed: u64| -> anyhow::Result<Var> {
         Ok(Var::from_tensor(&encoderlab::model::init::normal_tensor(
@@ -668,7 +669,7 @@ fn fused_mlp_matches_the_composed_ops_forward_and_backward() -> anyhow::Result<(
 /// form agrees with the scalar one bit for bit (whatever vector width the CPU runs).
 #[test]
 fn vectorised_exp_is_accurate_and_propagates_nan() {
-    use encoderlab::model::vmath;
+    use encoderlab::model::kernels::vmath;
     let mut worst = 0f64;
     for i in 0..=200_000 {
         let x = -87.0 + 175.0 * f64::from(i) / 200_000.0;

@@ -468,7 +468,7 @@ fn damaged_checkpoints_and_packs_are_refused_without_touching_the_run() -> anyho
 
     // a damaged trainer_state.json in the last checkpoint: the advice names the intact one
     std::fs::write(checkpoint_dir(&run, 8).join("trainer_state.json"), "{\"step\": 8,")?;
-    let err = encoderlab::study::run::pretrain_resumable(&cfg, false)
+    let err = encoderlab::train::pretrain_resumable(&cfg, false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("step-0000008/trainer_state.json"), "{err}");

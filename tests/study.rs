@@ -799,10 +799,10 @@ fn an_interrupted_arm_resumes_from_its_last_checkpoint() -> anyhow::Result<()> {
         },
     )?;
     assert_eq!(stopped.status, "stopped");
-    let (done, ran) = encoderlab::study::run::pretrain_resumable(&pc, false)?;
+    let (done, ran) = encoderlab::train::pretrain_resumable(&pc, false)?;
     assert!(ran);
     assert_eq!((done.status.as_str(), done.steps), ("completed", 20));
-    let (again, ran) = encoderlab::study::run::pretrain_resumable(&pc, false)?;
+    let (again, ran) = encoderlab::train::pretrain_resumable(&pc, false)?;
     assert!(!ran);
     assert_eq!(
         (again.status, again.steps, again.checkpoint),

@@ -140,7 +140,7 @@ fn axes_expand_to_the_product_once_per_distinct_config() -> anyhow::Result<()> {
     // the time estimate counts each pending run at its own dataset's pace once one has finished
     let cfg = SweepConfig::load(&paired)?;
     let finish = |spec: &encoderlab::sweep::RunSpec, seconds: f64| -> anyhow::Result<()> {
-        encoderlab::finetune::trainer::failed_record(&spec.config, "stand-in")?;
+        encoderlab::finetune::record::failed_record(&spec.config, "stand-in")?;
         let path = cfg.runs_dir().join(&spec.run_id).join("result.json");
         let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
         r["status"] = "ok".into();
@@ -601,7 +601,7 @@ fn slurm_arrays_match_the_local_executor_and_cancelled_tasks_are_rerun() -> anyh
 /// holds a lock that a second executor is refused on.
 #[test]
 fn damaged_records_are_reported_and_a_sweep_runs_once_at_a_time() -> anyhow::Result<()> {
-    use encoderlab::finetune::trainer::failed_record;
+    use encoderlab::finetune::record::failed_record;
     use encoderlab::sweep::{run_local, state, LocalOptions, RunState, SweepLock};
     let dir = tempfile::tempdir()?;
     let ckpt = tiny_checkpoint(dir.path())?;

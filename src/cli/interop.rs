@@ -1,4 +1,4 @@
-//! `encoderlab export hf`, `encoderlab import hf|gguf` and `encoderlab eval perplexity|logits`.
+//! `encoderlab import encodeval|hf|gguf`, `encoderlab export hf` and `encoderlab eval perplexity|logits`.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,29 @@ use encoderlab::interop::lm::{
 };
 use encoderlab::interop::{export::export_hf, import_model, ImportOptions};
 use encoderlab::model::ModelConfig;
+
+/// `import` subcommands.
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// The paper's released EncodEval results tree (results/<model>/<family>/<dataset>/<config>/results.json).
+    Encodeval(ImportArgs),
+    /// A Hugging Face Llama-family folder (config.json, single or sharded safetensors,
+    /// tokenizer.json) → a checkpoint folder for continued pretraining and fine-tuning.
+    Hf(ImportModelArgs),
+    /// A GGUF file (Llama architecture; dequantized to f32, tokenizer rebuilt from its
+    /// metadata) → a checkpoint folder for continued pretraining and fine-tuning.
+    Gguf(ImportModelArgs),
+}
+
+/// Arguments of `import encodeval`.
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The EncodEval checkout or its `results` folder.
+    pub dir: PathBuf,
+    /// The runs table to write (.csv, or .parquet).
+    #[arg(long)]
+    pub out: PathBuf,
+}
 
 /// `export` subcommands.
 #[derive(Subcommand)]
@@ -103,8 +126,22 @@ pub fn export(cmd: &ExportCommand) -> Result<()> {
     Ok(())
 }
 
+/// Runs an `import` subcommand.
+pub fn import(cmd: &ImportCommand) -> Result<()> {
+    match cmd {
+        ImportCommand::Encodeval(a) => {
+            let rows = encoderlab::sweep::encodeval::read_encodeval(&a.dir)?;
+            encoderlab::sweep::encodeval::write_runs(&rows, &a.out)?;
+            println!("{} rows written to {}", rows.len(), a.out.display());
+            Ok(())
+        }
+        ImportCommand::Hf(a) => import_model_folder(a, false),
+        ImportCommand::Gguf(a) => import_model_folder(a, true),
+    }
+}
+
 /// Runs `import hf` (`gguf = false`) or `import gguf`.
-pub fn import(a: &ImportModelArgs, gguf: bool) -> Result<()> {
+fn import_model_folder(a: &ImportModelArgs, gguf: bool) -> Result<()> {
     let is_gguf = a.source.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
     if gguf != is_gguf {
         if gguf {
@@ -129,7 +166,7 @@ pub fn import(a: &ImportModelArgs, gguf: bool) -> Result<()> {
 pub fn eval(cmd: &EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::Perplexity(a) => {
-            super::set_threads(a.threads);
+            encoderlab::runtime::set_threads(a.threads);
             let data = PackedDataset::open(&a.pack)?;
             check_pack_tokenizer(&a.checkpoint, &data)?;
             let dev = candle_core::Device::Cpu;

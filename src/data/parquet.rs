@@ -1,5 +1,6 @@
-//! Parquet tables through polars (eager, `polars` feature): rows become [`Record`]s so that the
-//! typed readers treat Parquet and JSON Lines alike; CSV text becomes a typed Parquet file.
+//! Parquet tables through polars (eager, `polars` feature): rows become JSON objects (which
+//! `records` numbers into its `Record`s) so that the typed readers treat Parquet and JSON Lines
+//! alike; CSV text becomes a typed Parquet file.
 
 use std::fs::File;
 use std::path::Path;
@@ -7,7 +8,6 @@ use std::path::Path;
 use polars::prelude::*;
 use serde_json::{Map, Number, Value};
 
-use crate::data::records::Record;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::AtomicFile;
 
@@ -24,8 +24,8 @@ pub fn read_frame(path: &Path) -> Result<DataFrame> {
     ParquetReader::new(file).finish().map_err(polars_err(path))
 }
 
-/// Every row of a Parquet file as a [`Record`] (row numbers are 1-based).
-pub fn read_records(path: &Path) -> Result<Vec<Record>> {
+/// Every row of a Parquet file as a JSON object (field name → value), in row order.
+pub fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
     let df = read_frame(path)?;
     let columns = df.columns();
     let mut out = Vec::with_capacity(df.height());
@@ -35,7 +35,7 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>> {
             let av = col.get(row).map_err(polars_err(path))?;
             fields.insert(col.name().to_string(), to_json(&av));
         }
-        out.push(Record { line: row + 1, fields });
+        out.push(fields);
     }
     Ok(out)
 }

@@ -201,7 +201,12 @@ impl Record {
 
 #[cfg(feature = "polars")]
 fn read_parquet_records(path: &Path) -> Result<Vec<Record>> {
-    crate::data::parquet::read_records(path)
+    let rows = crate::data::parquet::read_rows(path)?;
+    Ok(rows
+        .into_iter()
+        .enumerate()
+        .map(|(row, fields)| Record { line: row + 1, fields })
+        .collect())
 }
 
 #[cfg(not(feature = "polars"))]

@@ -45,6 +45,30 @@ impl TaskFamily {
             TaskFamily::Retrieval => "retrieval",
         }
     }
+
+    /// The family's code in a runs table (the paper's): SC, TC, QA or IR (`PT` for pretraining
+    /// text, which no runs table holds).
+    pub fn code(self) -> &'static str {
+        match self {
+            TaskFamily::Pretraining => "PT",
+            TaskFamily::SequenceClassification => "SC",
+            TaskFamily::TokenClassification => "TC",
+            TaskFamily::ExtractiveQa => "QA",
+            TaskFamily::Retrieval => "IR",
+        }
+    }
+
+    /// The metric a fine-tuning run of the family reports first (its record's `metric` when it
+    /// ended before evaluating).
+    pub fn headline_metric(self) -> &'static str {
+        match self {
+            TaskFamily::Pretraining => "loss",
+            TaskFamily::SequenceClassification => "accuracy",
+            TaskFamily::TokenClassification => "entity_f1",
+            TaskFamily::ExtractiveQa => "f1",
+            TaskFamily::Retrieval => "ndcg@10",
+        }
+    }
 }
 
 /// Where a dataset comes from.

@@ -3,8 +3,9 @@
 use candle_core::{Device, Tensor};
 
 use super::features::classification_input;
-use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
+use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Task};
 use crate::data::registry::Registry;
+use crate::data::TaskFamily;
 use crate::error::Result;
 use crate::eval::classification::accuracy;
 use crate::eval::Scores;
@@ -71,8 +72,8 @@ impl Classification {
 }
 
 impl Task for Classification {
-    fn family(&self) -> Family {
-        Family::SC
+    fn family(&self) -> TaskFamily {
+        TaskFamily::SequenceClassification
     }
 
     fn head(&self) -> HeadKind {

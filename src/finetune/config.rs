@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_toml;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::heads::Pooling;
 use crate::model::AttentionMode;
-use crate::train::config::set_override;
 use crate::train::OptimConfig;
 
 /// Where the backbone's weights come from.
@@ -247,27 +245,30 @@ pub struct FinetuneConfig {
 
 impl FinetuneConfig {
     /// Reads `path`, applies `overrides` (`key.path=value`), parses (unknown keys refused) and
-    /// validates.
+    /// validates ([`crate::config::load_config`]).
     pub fn load(path: impl AsRef<Path>, overrides: &[String]) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).at(path)?;
-        Self::parse(&text, path, overrides)
+        crate::config::load_config(path.as_ref(), overrides)
     }
 
     /// As [`FinetuneConfig::load`] from text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &Path, overrides: &[String]) -> Result<Self> {
-        let mut table: toml::Table = parse_toml(text, origin)?;
-        for o in overrides {
-            set_override(&mut table, o)?;
-        }
-        let text = toml::to_string(&table).map_err(|e| Error::config("overrides", e.to_string()))?;
-        let cfg: Self = parse_toml(&text, origin)?;
-        cfg.validate()?;
-        Ok(cfg)
+        crate::config::parse_config(text, origin, overrides)
     }
 
+    /// A short hash of the resolved configuration: the run's id and folder name.
+    pub fn run_id(&self) -> Result<String> {
+        crate::config::config_id(self)
+    }
+
+    /// The run's folder.
+    pub fn run_dir(&self) -> Result<PathBuf> {
+        Ok(self.train.out_dir.join(self.run_id()?))
+    }
+}
+
+impl crate::config::ConfigFile for FinetuneConfig {
     /// Checks every field once.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         let (t, k) = (&self.train, &self.task);
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
             return Err(Error::config(
@@ -332,16 +333,5 @@ impl FinetuneConfig {
             ));
         }
         self.optim.validate()
-    }
-
-    /// A short hash of the resolved configuration: the run's id and folder name.
-    pub fn run_id(&self) -> Result<String> {
-        let json = serde_json::to_vec(self).map_err(|e| Error::config("config", e.to_string()))?;
-        Ok(crate::fsutil::sha256_bytes(&json)[..12].to_string())
-    }
-
-    /// The run's folder.
-    pub fn run_dir(&self) -> Result<PathBuf> {
-        Ok(self.train.out_dir.join(self.run_id()?))
     }
 }

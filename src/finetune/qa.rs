@@ -6,9 +6,10 @@
 use candle_core::{Device, Tensor, D};
 
 use super::features::{qa_windows, QaWindow};
-use super::task::{chunks, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
+use super::task::{chunks, cross_entropy, load_splits, pad_batch, EvalSplit, Task};
 use crate::data::registry::Registry;
 use crate::data::tasks::QaExample;
+use crate::data::TaskFamily;
 use crate::error::Result;
 use crate::eval::squad::squad_scores;
 use crate::eval::Scores;
@@ -88,8 +89,8 @@ impl Qa {
 }
 
 impl Task for Qa {
-    fn family(&self) -> Family {
-        Family::QA
+    fn family(&self) -> TaskFamily {
+        TaskFamily::ExtractiveQa
     }
 
     fn head(&self) -> HeadKind {

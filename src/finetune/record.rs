@@ -9,12 +9,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::config::FinetuneConfig;
+use super::config::{FinetuneConfig, Init};
 use crate::config::save_json;
 use crate::csvcell::field;
+use crate::data::registry::{Registry, TaskFamily};
 use crate::error::{IoContext, Result};
 use crate::eval::Scores;
 use crate::fsutil::StagingDir;
+use crate::objectives::Objective;
+use crate::train::checkpoint::load_state;
 
 /// How a run ended.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,4 +165,90 @@ pub fn write_record(
     std::fs::write(p.join("metrics.jsonl"), metrics_jsonl).at(p.join("metrics.jsonl"))?;
     std::fs::write(p.join("runs.csv"), format!("{RUNS_HEADER}\n{}", runs_rows(result))).at(p.join("runs.csv"))?;
     stage.commit()
+}
+
+/// The backbone's `model` and `objective` columns: the configured ones, else from the
+/// checkpoint's `trainer_state.json` (`{run name}-step{N}`; `clm`, `mlm40`, `clm-mlm40`), else
+/// the folder's name and `unknown`; a random init's objective is `random`.
+pub fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
+    let ckpt = &cfg.model.checkpoint;
+    let state = load_state(ckpt).ok();
+    let name = cfg.model.name.clone().unwrap_or_else(|| match &state {
+        Some(s) => format!("{}-step{}", s.config.name, s.step),
+        None => ckpt
+            .file_name()
+            .map_or("model".into(), |n| n.to_string_lossy().into_owned()),
+    });
+    // a probe of a backbone is its own system beside the backbone's full fine-tuning
+    let name = if cfg.train.freeze_backbone {
+        super::config::probe_name(&name)
+    } else {
+        name
+    };
+    let objective = cfg.model.objective.clone().unwrap_or_else(|| {
+        if cfg.model.init == Init::Random {
+            return "random".into();
+        }
+        match &state {
+            Some(s) => s
+                .config
+                .train
+                .phases
+                .iter()
+                .map(|p| match p.objective {
+                    Objective::Clm => "clm".to_string(),
+                    Objective::Mlm => format!("mlm{:.0}", p.ratio.unwrap_or(0.0) * 100.0),
+                })
+                .collect::<Vec<_>>()
+                .join("-"),
+            None => "unknown".into(),
+        }
+    });
+    (name, objective)
+}
+
+/// The backbone's `pretrain_seed` column: the configured one, else the seed of the pretraining
+/// run that wrote the checkpoint (its `trainer_state.json`), else 0 (a foreign checkpoint).
+pub fn backbone_pretrain_seed(cfg: &FinetuneConfig) -> i64 {
+    cfg.model.pretrain_seed.unwrap_or_else(|| {
+        load_state(&cfg.model.checkpoint)
+            .ok()
+            .and_then(|s| i64::try_from(s.config.train.seed).ok())
+            .unwrap_or(0)
+    })
+}
+
+/// Records `cfg`'s run as `failed` with `reason` and no score: for a run whose process died
+/// before it could write its own record (the sweep executor calls this).
+pub fn failed_record(cfg: &FinetuneConfig, reason: &str) -> Result<RunResult> {
+    let family = Registry::builtin()
+        .ok()
+        .and_then(|r| r.get(&cfg.task.dataset).ok().map(|s| s.family))
+        .filter(|f| *f != TaskFamily::Pretraining)
+        .unwrap_or(TaskFamily::SequenceClassification);
+    let (model, objective) = backbone_labels(cfg);
+    let result = RunResult {
+        run_id: cfg.run_id()?,
+        model,
+        objective,
+        family: family.code().to_string(),
+        dataset: cfg.task.dataset.clone(),
+        learning_rate: cfg.train.learning_rate,
+        pretrain_seed: backbone_pretrain_seed(cfg),
+        seed: cfg.train.seed,
+        metric: family.headline_metric().to_string(),
+        validation: None,
+        test: None,
+        all_scores: Vec::new(),
+        status: Status::Failed,
+        reason: Some(reason.to_string()),
+        steps: 0,
+        examples: 0,
+        train_examples_per_s: 0.0,
+        eval_examples_per_s: 0.0,
+        wall_seconds: 0.0,
+    };
+    std::fs::create_dir_all(&cfg.train.out_dir).at(&cfg.train.out_dir)?;
+    write_record(&cfg.run_dir()?, cfg, &result, &[], "")?;
+    Ok(result)
 }

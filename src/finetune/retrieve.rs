@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 
 use super::features::text_input;
-use super::task::{by_length, hold_out, limit, pad_batch, split_plan, EvalSplit, Family, Task};
+use super::task::{by_length, hold_out, limit, pad_batch, split_plan, EvalSplit, Task};
 use crate::data::registry::Registry;
+use crate::data::TaskFamily;
 use crate::error::{Error, Result};
 use crate::eval::retrieval::{retrieval_scores, Qrels, Run};
 use crate::eval::Scores;
@@ -196,8 +197,8 @@ impl Retrieval {
 }
 
 impl Task for Retrieval {
-    fn family(&self) -> Family {
-        Family::IR
+    fn family(&self) -> TaskFamily {
+        TaskFamily::Retrieval
     }
 
     fn head(&self) -> HeadKind {

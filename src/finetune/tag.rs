@@ -4,8 +4,9 @@
 use candle_core::{Device, Tensor};
 
 use super::features::{tagging_input, TaggingInput};
-use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Family, Task};
+use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Task};
 use crate::data::registry::{Metric, Registry};
+use crate::data::TaskFamily;
 use crate::error::Result;
 use crate::eval::tagging::{entity_f1, token_accuracy};
 use crate::eval::Scores;
@@ -76,8 +77,8 @@ impl Tagging {
 }
 
 impl Task for Tagging {
-    fn family(&self) -> Family {
-        Family::TC
+    fn family(&self) -> TaskFamily {
+        TaskFamily::TokenClassification
     }
 
     fn head(&self) -> HeadKind {

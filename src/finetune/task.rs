@@ -4,35 +4,11 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::TaskFamily;
 use crate::error::Result;
 use crate::eval::Scores;
 use crate::heads::{HeadKind, TaskModel};
 use crate::rng::{choose_indices, seeded};
-
-/// The family code of the runs table (the paper's).
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// Sequence classification.
-    SC,
-    /// Token classification.
-    TC,
-    /// Extractive question answering.
-    QA,
-    /// Retrieval.
-    IR,
-}
-
-impl Family {
-    /// The code as text.
-    pub fn code(self) -> &'static str {
-        match self {
-            Family::SC => "SC",
-            Family::TC => "TC",
-            Family::QA => "QA",
-            Family::IR => "IR",
-        }
-    }
-}
 
 /// The two evaluated splits.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +32,8 @@ impl EvalSplit {
 
 /// A task family, loaded and encoded.
 pub trait Task {
-    /// SC, TC, QA or IR.
-    fn family(&self) -> Family;
+    /// The task's family (never `Pretraining`).
+    fn family(&self) -> TaskFamily;
     /// The head it needs.
     fn head(&self) -> HeadKind;
     /// Training examples (the unit of a batch).

@@ -14,22 +14,22 @@ use indicatif::ProgressBar;
 use super::classify::Classification;
 use super::config::{FinetuneConfig, Init};
 use super::qa::Qa;
-use super::record::{write_record, RunResult, Status};
+use super::record::{backbone_labels, backbone_pretrain_seed, write_record, RunResult, Status};
 use super::retrieve::Retrieval;
 use super::reuse::{Reuse, TaskKey};
 use super::tag::Tagging;
 use super::task::{split_plan, EvalSplit, Task, ValidationSource};
+use crate::config::ConfigFile;
 use crate::data::registry::{Registry, TaskFamily};
 use crate::error::{Error, IoContext, Result};
 use crate::eval::Scores;
 use crate::heads::{init_task_weights, HeadKind, TaskModel};
 use crate::model::{sorted_vars, ModelConfig};
-use crate::objectives::Objective;
 use crate::rng::{seeded, shuffle};
+use crate::runtime::{device, progress_bar};
 use crate::schedule::{lr_at, LrConfig, LrSchedule};
 use crate::tokenizer::TextTokenizer;
-use crate::train::checkpoint::{fill_vars, load_state, load_weights};
-use crate::train::trainer::{device, progress_bar};
+use crate::train::checkpoint::{fill_vars, load_weights};
 use crate::train::{AdamW, Grads};
 
 /// Random streams of a run's seed: a random backbone, the head, the data order (+ epoch).
@@ -55,57 +55,6 @@ fn backbone_stream(cfg: &FinetuneConfig) -> u64 {
 pub struct FinetuneOptions {
     /// Draw a progress bar on stderr.
     pub progress: bool,
-}
-
-/// The backbone's `model` and `objective` columns: the configured ones, else from the
-/// checkpoint's `trainer_state.json` (`{run name}-step{N}`; `clm`, `mlm40`, `clm-mlm40`), else
-/// the folder's name and `unknown`; a random init's objective is `random`.
-pub fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
-    let ckpt = &cfg.model.checkpoint;
-    let state = load_state(ckpt).ok();
-    let name = cfg.model.name.clone().unwrap_or_else(|| match &state {
-        Some(s) => format!("{}-step{}", s.config.name, s.step),
-        None => ckpt
-            .file_name()
-            .map_or("model".into(), |n| n.to_string_lossy().into_owned()),
-    });
-    // a probe of a backbone is its own system beside the backbone's full fine-tuning
-    let name = if cfg.train.freeze_backbone {
-        super::config::probe_name(&name)
-    } else {
-        name
-    };
-    let objective = cfg.model.objective.clone().unwrap_or_else(|| {
-        if cfg.model.init == Init::Random {
-            return "random".into();
-        }
-        match &state {
-            Some(s) => s
-                .config
-                .train
-                .phases
-                .iter()
-                .map(|p| match p.objective {
-                    Objective::Clm => "clm".to_string(),
-                    Objective::Mlm => format!("mlm{:.0}", p.ratio.unwrap_or(0.0) * 100.0),
-                })
-                .collect::<Vec<_>>()
-                .join("-"),
-            None => "unknown".into(),
-        }
-    });
-    (name, objective)
-}
-
-/// The backbone's `pretrain_seed` column: the configured one, else the seed of the pretraining
-/// run that wrote the checkpoint (its `trainer_state.json`), else 0 (a foreign checkpoint).
-pub fn backbone_pretrain_seed(cfg: &FinetuneConfig) -> i64 {
-    cfg.model.pretrain_seed.unwrap_or_else(|| {
-        load_state(&cfg.model.checkpoint)
-            .ok()
-            .and_then(|s| i64::try_from(s.config.train.seed).ok())
-            .unwrap_or(0)
-    })
 }
 
 /// The backbone's variables of `map` (`model.*`), sharing their storage: the head and the
@@ -382,7 +331,7 @@ pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mu
         .scores
         .first()
         .and_then(|(_, m)| m.first())
-        .map_or_else(|| default_metric(task.family()), |m| m.metric.clone());
+        .map_or_else(|| task.family().headline_metric().to_string(), |m| m.metric.clone());
     let result = RunResult {
         run_id,
         model: model_name,
@@ -409,59 +358,5 @@ pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mu
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     write_record(&dir, cfg, &result, &outcome.scores, &log)?;
-    Ok(result)
-}
-
-/// The metric a family reports when the run ended before evaluating.
-fn default_metric(family: super::task::Family) -> String {
-    use super::task::Family;
-    match family {
-        Family::SC => "accuracy",
-        Family::TC => "entity_f1",
-        Family::QA => "f1",
-        Family::IR => "ndcg@10",
-    }
-    .to_string()
-}
-
-/// Records `cfg`'s run as `failed` with `reason` and no score: for a run whose process died
-/// before it could write its own record (the sweep executor calls this).
-pub fn failed_record(cfg: &FinetuneConfig, reason: &str) -> Result<RunResult> {
-    use super::task::Family;
-    let family = Registry::builtin()
-        .ok()
-        .and_then(|r| r.get(&cfg.task.dataset).ok().map(|s| s.family))
-        .and_then(|f| match f {
-            TaskFamily::SequenceClassification => Some(Family::SC),
-            TaskFamily::TokenClassification => Some(Family::TC),
-            TaskFamily::ExtractiveQa => Some(Family::QA),
-            TaskFamily::Retrieval => Some(Family::IR),
-            TaskFamily::Pretraining => None,
-        })
-        .unwrap_or(Family::SC);
-    let (model, objective) = backbone_labels(cfg);
-    let result = RunResult {
-        run_id: cfg.run_id()?,
-        model,
-        objective,
-        family: family.code().to_string(),
-        dataset: cfg.task.dataset.clone(),
-        learning_rate: cfg.train.learning_rate,
-        pretrain_seed: backbone_pretrain_seed(cfg),
-        seed: cfg.train.seed,
-        metric: default_metric(family),
-        validation: None,
-        test: None,
-        all_scores: Vec::new(),
-        status: Status::Failed,
-        reason: Some(reason.to_string()),
-        steps: 0,
-        examples: 0,
-        train_examples_per_s: 0.0,
-        eval_examples_per_s: 0.0,
-        wall_seconds: 0.0,
-    };
-    std::fs::create_dir_all(&cfg.train.out_dir).at(&cfg.train.out_dir)?;
-    write_record(&cfg.run_dir()?, cfg, &result, &[], "")?;
     Ok(result)
 }

@@ -12,12 +12,13 @@ use serde::Serialize;
 use crate::data::{PackedDataset, Split};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::model::init::INIT_STREAM;
 use crate::model::{init_weights, AttentionMode, LanguageModel, ModelConfig};
 use crate::objectives::{clm_batch, loss};
 use crate::rng::seeded;
+use crate::runtime::progress_bar;
 use crate::tokenizer::TextTokenizer;
 use crate::train::checkpoint::load_weights;
-use crate::train::trainer::{progress_bar, INIT_STREAM};
 
 /// Loads the checkpoint folder `dir` (`config.json`, `model.safetensors`) as a language model.
 pub fn load_language_model(dir: &Path, device: &Device) -> Result<LanguageModel> {

@@ -7,8 +7,8 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
-use super::cpu::fused_ok;
-use super::fused_attention::{fused_attention, AttentionSpec};
+use super::kernels::cpu::fused_ok;
+use super::kernels::fused_attention::{fused_attention, AttentionSpec};
 use super::linear::Linear;
 use super::mask::AttentionMask;
 use super::rope::RotaryEmbedding;
@@ -102,7 +102,7 @@ pub fn attend_composed(
     if let Some(bias) = bias {
         scores = scores.broadcast_add(bias)?;
     }
-    let weights = super::fused::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+    let weights = super::kernels::fused::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
     let y = weights.matmul(&v)?; // (B, nh, T, hd)
     y.transpose(1, 2)?.reshape((b, t, w))
 }

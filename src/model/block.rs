@@ -7,8 +7,8 @@ use candle_nn::VarBuilder;
 
 use super::attention::Attention;
 use super::config::ModelConfig;
-use super::cpu::fused_ok;
-use super::fused_block::{block, BlockSpec, BlockWeights};
+use super::kernels::cpu::fused_ok;
+use super::kernels::fused_block::{block, BlockSpec, BlockWeights};
 use super::mask::AttentionMask;
 use super::mlp::Mlp;
 use super::norm::RmsNorm;

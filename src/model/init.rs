@@ -65,6 +65,9 @@ pub fn initial_tensor(name: &str, shape: &[usize], rng: &mut impl RngCore, devic
     }
 }
 
+/// The RNG stream of a run's initial weights (with the run's seed).
+pub const INIT_STREAM: u64 = 1;
+
 /// A variable map holding freshly initialised weights for `cfg` (f32, on `device`).
 pub fn init_weights(cfg: &ModelConfig, rng: &mut impl RngCore, device: &Device) -> Result<VarMap> {
     let map = VarMap::new();

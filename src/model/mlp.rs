@@ -38,7 +38,7 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        super::fused_mlp::mlp(
+        super::kernels::fused_mlp::mlp(
             x,
             self.gate_proj.weight(),
             self.up_proj.weight(),

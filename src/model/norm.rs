@@ -23,6 +23,6 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        super::fused_norm::rms_norm(x, &self.weight, self.eps)
+        super::kernels::fused_norm::rms_norm(x, &self.weight, self.eps)
     }
 }

@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 
-use super::fused::{rope, RopeTables};
+use super::kernels::fused::{rope, RopeTables};
 
 /// cos and sin tables of shape (max positions, head dim), built once.
 #[derive(Debug, Clone)]

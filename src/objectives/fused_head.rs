@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::model::cpu::{contiguous_f32, split_flat};
-use crate::model::gemm::{par_matmuls, Product};
-use crate::model::vmath;
+use crate::model::kernels::cpu::{contiguous_f32, split_flat};
+use crate::model::kernels::gemm::{par_matmuls, Product};
+use crate::model::kernels::vmath;
 
 /// Σ w · (−log softmax(hidden · Wᵀ)[target]) over the rows, for contiguous f32 CPU `hidden`
 /// (N, H) and `weight` (V, H) (differentiable in both).
@@ -38,7 +38,7 @@ pub fn fused_head_cross_entropy(hidden: &Tensor, weight: &Tensor, targets: &[u32
 
 /// Whether [`fused_head_cross_entropy`] takes these tensors.
 pub fn fused_head_ok(hidden: &Tensor, weight: &Tensor) -> bool {
-    crate::model::cpu::fused_ok(&[hidden, weight])
+    crate::model::kernels::cpu::fused_ok(&[hidden, weight])
 }
 
 struct HeadLoss {
@@ -161,7 +161,7 @@ impl CustomOp2 for HeadLossGrad {
         let (targets, weights) = (&self.forward.targets, &self.forward.weights);
         d_logits.par_chunks_mut(v).enumerate().for_each(|(i, row)| {
             let scale = self.grad[i] * weights[i];
-            crate::model::vmath::scale(row, scale);
+            crate::model::kernels::vmath::scale(row, scale);
             row[targets[i] as usize] -= scale;
         });
         let d_hidden = Product {

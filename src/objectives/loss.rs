@@ -8,7 +8,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use crate::model::cpu::contiguous_f32;
+use crate::model::kernels::cpu::contiguous_f32;
 
 /// Mean of −log softmax(logits)[target] over the positions of weight 1.
 ///
@@ -32,7 +32,7 @@ pub fn summed_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor)
             weights.shape()
         );
     }
-    let per_row = if crate::model::cpu::fused_ok(&[logits]) {
+    let per_row = if crate::model::kernels::cpu::fused_ok(&[logits]) {
         let targets: Vec<u32> = targets.to_vec1()?;
         if let Some(bad) = targets.iter().find(|t| **t as usize >= v) {
             candle_core::bail!("target id {bad} outside the vocabulary of {v}");

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_toml;
 use crate::error::{Error, IoContext, Result};
 use crate::heads::Pooling;
 use crate::model::{AttentionMode, ModelConfig};
@@ -360,9 +359,7 @@ impl StudyConfig {
 
     /// Parses (unknown keys refused) and validates.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let cfg: Self = parse_toml(text, origin)?;
-        cfg.validate()?;
-        Ok(cfg)
+        crate::config::parse_config(text, origin, &[])
     }
 
     /// The pretraining seeds, the first one's runs named after their arm alone.
@@ -416,7 +413,9 @@ impl StudyConfig {
         );
         v
     }
+}
 
+impl crate::config::ConfigFile for StudyConfig {
     fn validate(&self) -> Result<()> {
         let p = &self.pretrain;
         for size in self.sizes() {

@@ -18,8 +18,7 @@ use crate::error::{IoContext, Result};
 use crate::fsutil::write_atomic;
 use crate::stats::runs::builtin_meta;
 use crate::sweep::{collect, plan, run_inline, run_local, LocalOptions, SweepConfig};
-use crate::train::checkpoint::{checkpoint_dir, list_checkpoints, load_state};
-use crate::train::{pretrain, PretrainConfig, RunOptions, RunSummary};
+use crate::train::PretrainConfig;
 
 /// How to run a study.
 #[derive(Debug, Clone, Default)]
@@ -212,29 +211,6 @@ pub fn write_pretrain_configs(cfg: &StudyConfig) -> Result<Vec<(Arm, PathBuf)>> 
         .collect()
 }
 
-/// Runs `cfg` to completion: returns the saved summary of a completed run, resumes an
-/// interrupted one from its last checkpoint, starts a new one.
-pub fn pretrain_resumable(cfg: &PretrainConfig, progress: bool) -> Result<(RunSummary, bool)> {
-    let dir = cfg.run_dir();
-    let resume = match list_checkpoints(&dir)?.last() {
-        Some(&step) if step < cfg.total_steps() => {
-            let ck = checkpoint_dir(&dir, step);
-            load_state(&ck).ok().filter(|s| s.config == *cfg).map(|_| ck)
-        }
-        _ => None,
-    };
-    let complete = resume.is_none() && !list_checkpoints(&dir)?.is_empty();
-    let summary = pretrain(
-        cfg,
-        &RunOptions {
-            resume,
-            stop_after: None,
-            progress,
-        },
-    )?;
-    Ok((summary, !complete))
-}
-
 fn pretrain_arms(cfg: &StudyConfig, progress: bool) -> Result<(Vec<Arm>, usize, Vec<String>)> {
     let mut failed: Vec<String> = Vec::new();
     let mut started = 0;
@@ -254,7 +230,7 @@ fn pretrain_arms(cfg: &StudyConfig, progress: bool) -> Result<(Vec<Arm>, usize, 
             "pretraining arm {} (seed {}, {} steps, {})",
             arm.name, arm.seed, arm.steps, arm.size
         );
-        let (summary, ran) = pretrain_resumable(&pc, progress)?;
+        let (summary, ran) = crate::train::pretrain_resumable(&pc, progress)?;
         started += usize::from(ran);
         if summary.status != "completed" {
             eprintln!("arm {}: {} at step {:?}", arm.run, summary.status, summary.diverged_at);

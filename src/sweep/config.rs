@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::parse_toml;
+use crate::config::{set_override, set_path};
 use crate::error::{Error, IoContext, Result};
 use crate::finetune::FinetuneConfig;
-use crate::train::config::{set_override, set_path};
 
 /// One axis: a key and its values, or (without `key`) tables of keys that move together.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -82,51 +82,7 @@ pub struct RunSpec {
 impl SweepConfig {
     /// Reads and checks a sweep file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).at(path)?;
-        let cfg: Self = parse_toml(&text, path)?;
-        crate::config::check_folder_name("name", &cfg.name)?;
-        for (i, axis) in cfg.axes.iter().enumerate() {
-            if axis.values.is_empty() {
-                return Err(Error::config(
-                    format!("axes[{i}].values"),
-                    "an axis needs at least one value",
-                ));
-            }
-            if axis.key.is_none() && !axis.values.iter().all(toml::Value::is_table) {
-                return Err(Error::config(
-                    format!("axes[{i}]"),
-                    "without `key`, every value must be a table of dotted keys, e.g. { \"task.dataset\" = \"sst2\" }",
-                ));
-            }
-        }
-        let keys = cfg.axis_keys();
-        for (i, rule) in cfg.exclude.iter().enumerate() {
-            if rule.is_empty() {
-                return Err(Error::config(
-                    format!("exclude[{i}]"),
-                    "an exclusion needs at least one key",
-                ));
-            }
-            for (k, v) in rule {
-                if !keys.contains(k) {
-                    return Err(Error::config(
-                        format!("exclude[{i}].\"{k}\""),
-                        format!(
-                            "no axis sets `{k}`; the axes set {}",
-                            keys.iter().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-                if v.as_array().is_none_or(|a| a.is_empty()) {
-                    return Err(Error::config(
-                        format!("exclude[{i}].\"{k}\""),
-                        format!("list the values to leave out, e.g. \"{k}\" = [{v}]"),
-                    ));
-                }
-            }
-        }
-        Ok(cfg)
+        crate::config::load_config(path.as_ref(), &[])
     }
 
     /// Every key some axis sets.
@@ -227,5 +183,52 @@ impl SweepConfig {
             }
         }
         Ok(runs)
+    }
+}
+
+impl crate::config::ConfigFile for SweepConfig {
+    fn validate(&self) -> Result<()> {
+        crate::config::check_folder_name("name", &self.name)?;
+        for (i, axis) in self.axes.iter().enumerate() {
+            if axis.values.is_empty() {
+                return Err(Error::config(
+                    format!("axes[{i}].values"),
+                    "an axis needs at least one value",
+                ));
+            }
+            if axis.key.is_none() && !axis.values.iter().all(toml::Value::is_table) {
+                return Err(Error::config(
+                    format!("axes[{i}]"),
+                    "without `key`, every value must be a table of dotted keys, e.g. { \"task.dataset\" = \"sst2\" }",
+                ));
+            }
+        }
+        let keys = self.axis_keys();
+        for (i, rule) in self.exclude.iter().enumerate() {
+            if rule.is_empty() {
+                return Err(Error::config(
+                    format!("exclude[{i}]"),
+                    "an exclusion needs at least one key",
+                ));
+            }
+            for (k, v) in rule {
+                if !keys.contains(k) {
+                    return Err(Error::config(
+                        format!("exclude[{i}].\"{k}\""),
+                        format!(
+                            "no axis sets `{k}`; the axes set {}",
+                            keys.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                if v.as_array().is_none_or(|a| a.is_empty()) {
+                    return Err(Error::config(
+                        format!("exclude[{i}].\"{k}\""),
+                        format!("list the values to leave out, e.g. \"{k}\" = [{v}]"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }

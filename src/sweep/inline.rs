@@ -8,7 +8,7 @@ use super::state::{record, state_of, wants_run};
 use super::worker::run_recorded;
 use crate::error::Result;
 use crate::finetune::{Reuse, RunResult};
-use crate::train::trainer::progress_bar;
+use crate::runtime::progress_bar;
 
 /// Every run of `specs` (records under `runs_dir`), in order: done ones read back, pending ones
 /// (and failed ones with `retry_failed`) run here. `progress` draws a bar over the runs.

@@ -18,8 +18,8 @@ use super::config::{RunSpec, SweepConfig};
 use super::state::{state, wants_run, RunState};
 use super::worker::parse_done;
 use crate::error::{IoContext, Result};
-use crate::finetune::trainer::failed_record;
-use crate::train::trainer::progress_bar;
+use crate::finetune::record::failed_record;
+use crate::runtime::progress_bar;
 
 /// How to run.
 #[derive(Debug, Clone)]

@@ -106,6 +106,41 @@ pub struct Plan {
     pub unmeasured_pending: usize,
 }
 
+impl Plan {
+    /// What `sweep plan` prints: the counts, the damaged records, and the time left with
+    /// `workers` runs at once.
+    pub fn summary(&self, workers: usize) -> String {
+        let mut s = format!(
+            "{} runs: {} ok, {} diverged, {} failed, {} pending, {} damaged\n",
+            self.total,
+            self.ok,
+            self.diverged,
+            self.failed,
+            self.pending,
+            self.corrupt.len()
+        );
+        for c in &self.corrupt {
+            s.push_str(&format!("damaged: {c}\n"));
+        }
+        match (self.mean_run_seconds, self.remaining_seconds) {
+            (Some(m), Some(r)) => {
+                s.push_str(&format!(
+                    "mean run {m:.1} s; about {:.1} min left with {workers} worker(s)\n",
+                    r / 60.0
+                ));
+                if self.unmeasured_pending > 0 {
+                    s.push_str(&format!(
+                        "({} pending runs are on datasets with no finished run yet: counted at the mean)\n",
+                        self.unmeasured_pending
+                    ));
+                }
+            }
+            _ => s.push_str("no finished run yet to estimate the time from\n"),
+        }
+        s
+    }
+}
+
 /// Mean wall seconds per key.
 #[derive(Default)]
 struct Means(HashMap<String, (f64, usize)>);

@@ -9,8 +9,8 @@ use std::io::{BufRead, Write};
 
 use super::config::RunSpec;
 use crate::error::{Error, Result};
+use crate::finetune::record::failed_record;
 use crate::finetune::reuse::ReuseCounts;
-use crate::finetune::trainer::failed_record;
 use crate::finetune::{finetune_reusing, FinetuneOptions, Reuse, RunResult};
 
 /// The answer to a finished run.

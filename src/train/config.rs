@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_toml;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::model::ModelConfig;
 use crate::objectives::MaskingConfig;
 use crate::schedule::{total_steps, validate_phases, LrConfig, Phase};
@@ -145,51 +144,11 @@ pub struct PretrainConfig {
     pub masking: MaskingConfig,
 }
 
-/// Sets `path = value` (a dotted path; `value` read as TOML, else as a string) in `table`.
-pub fn set_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
-    let (path, raw) = assignment
-        .split_once('=')
-        .ok_or_else(|| Error::config(assignment, "an override is KEY=VALUE, e.g. train.seed=2"))?;
-    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {}", raw.trim())) {
-        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.trim().into())),
-        Err(_) => toml::Value::String(raw.trim().to_string()),
-    };
-    set_path(table, path.trim(), value)
-}
-
-/// Sets the dotted `path` to `value` in `table`, creating tables on the way.
-pub fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Result<()> {
-    let keys: Vec<&str> = path.split('.').collect();
-    let mut node = table;
-    for (i, key) in keys.iter().enumerate() {
-        if i + 1 == keys.len() {
-            node.insert(key.to_string(), value);
-            return Ok(());
-        }
-        let entry = node
-            .entry(key.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        node = entry
-            .as_table_mut()
-            .ok_or_else(|| Error::config(keys[..=i].join("."), format!("is not a table, cannot set {path}")))?;
-    }
-    Ok(())
-}
-
 impl PretrainConfig {
     /// Reads `path`, applies `overrides` (`key.path=value`), parses (unknown keys rejected) and
-    /// validates.
+    /// validates ([`crate::config::load_config`]).
     pub fn load(path: impl AsRef<Path>, overrides: &[String]) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).at(path)?;
-        let mut table: toml::Table = parse_toml(&text, path)?;
-        for o in overrides {
-            set_override(&mut table, o)?;
-        }
-        let text = toml::to_string(&table).map_err(|e| Error::config("overrides", e.to_string()))?;
-        let cfg: Self = parse_toml(&text, path)?;
-        cfg.validate_fields()?;
-        Ok(cfg)
+        crate::config::load_config(path.as_ref(), overrides)
     }
 
     /// The model configuration: the preset, its overrides, and the tokenizer's vocabulary size
@@ -280,12 +239,17 @@ impl PretrainConfig {
 
     /// A short hash of the resolved configuration (the run's identity).
     pub fn run_id(&self) -> Result<String> {
-        let json = serde_json::to_vec(self).map_err(|e| Error::config("config", e.to_string()))?;
-        Ok(crate::fsutil::sha256_bytes(&json)[..12].to_string())
+        crate::config::config_id(self)
     }
 
     /// The run's folder.
     pub fn run_dir(&self) -> PathBuf {
         self.train.out_dir.join(&self.name)
+    }
+}
+
+impl crate::config::ConfigFile for PretrainConfig {
+    fn validate(&self) -> Result<()> {
+        self.validate_fields()
     }
 }

@@ -1,14 +1,14 @@
 //! AdamW on the CPU in place: the parameter's own storage, its gradient's and the moments are
 //! read and written in one pass, with no copy of the parameter or the gradient (a copy out and
 //! back cost about as much as the update itself). Elementwise, so the parallel split does not
-//! change a bit, nor does the vector width ([`crate::model::vmath::wide`]).
+//! change a bit, nor does the vector width ([`crate::model::kernels::vmath::wide`]).
 
 use std::cell::RefCell;
 
 use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor};
 use rayon::prelude::*;
 
-use crate::model::cpu::contiguous_f32;
+use crate::model::kernels::cpu::contiguous_f32;
 
 /// Elements per parallel task (independent of the thread count).
 pub const CHUNK: usize = 1 << 14;
@@ -39,7 +39,7 @@ impl Update {
             .zip(m.par_chunks_mut(CHUNK))
             .zip(v.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)))
             .for_each(|((theta, m), (v, g))| {
-                crate::model::vmath::wide(
+                crate::model::kernels::vmath::wide(
                     #[inline(always)]
                     || {
                         let n = theta.len().min(m.len()).min(v.len()).min(g.len());
@@ -115,9 +115,9 @@ pub fn sum_squares(t: &Tensor) -> Result<f64> {
     let parts: Vec<f64> = values
         .par_chunks(CHUNK)
         .map(|c| {
-            crate::model::vmath::wide(
+            crate::model::kernels::vmath::wide(
                 #[inline(always)]
-                || crate::model::vmath::sum_by_lanes(c.len(), |i| f64::from(c[i]) * f64::from(c[i])),
+                || crate::model::kernels::vmath::sum_by_lanes(c.len(), |i| f64::from(c[i]) * f64::from(c[i])),
             )
         })
         .collect();

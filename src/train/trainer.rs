@@ -8,16 +8,17 @@ use std::time::Instant;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{load_json, save_json};
 use crate::data::{BlockSampler, PackedDataset, Split};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{remove_stale_staging, sha256_file};
+use crate::model::init::INIT_STREAM;
 use crate::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
 use crate::objectives::{clm_batch, loss, mlm_batch, mlm_eval_batch, MaskTokens, Objective, TrainBatch};
 use crate::rng::seeded;
+use crate::runtime::{device, progress_bar};
 use crate::schedule::{lr_at, phase_at, phase_start};
 use crate::tokenizer::TextTokenizer;
 use crate::train::checkpoint::{
@@ -27,8 +28,6 @@ use crate::train::checkpoint::{
 use crate::train::config::PretrainConfig;
 use crate::train::AdamW;
 
-/// The RNG stream of a run's initial weights (with the run's seed).
-pub const INIT_STREAM: u64 = 1;
 /// First stream of the MLM masks (one stream per micro-batch).
 const MASK_STREAM: u64 = 1 << 32;
 
@@ -96,25 +95,6 @@ pub struct RunSummary {
     pub checkpoint: Option<PathBuf>,
     /// Wall time of this call.
     pub seconds: f64,
-}
-
-/// The device named `cpu` or `cuda:N`.
-pub fn device(name: &str) -> Result<Device> {
-    if name == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let ordinal = name
-        .strip_prefix("cuda:")
-        .or_else(|| (name == "cuda").then_some("0"))
-        .and_then(|n| n.parse::<usize>().ok())
-        .ok_or_else(|| Error::config("train.device", format!("`{name}`: use cpu or cuda:N")))?;
-    if !candle_core::utils::cuda_is_available() {
-        return Err(Error::config(
-            "train.device",
-            format!("`{name}`: this build has no CUDA (build with --features cuda)"),
-        ));
-    }
-    Ok(Device::new_cuda(ordinal)?)
 }
 
 /// The pack's tokenizer (`tokenizer.json` inside the pack, else the path it was packed with),
@@ -511,23 +491,4 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     summary.seconds = started.elapsed().as_secs_f64();
     save_json(&summary, &run_dir.join("summary.json"))?;
     Ok(summary)
-}
-
-/// The progress bar of a loop over `total` units (`steps`, `runs`), drawn on stderr when
-/// `show`, positioned at `at`.
-pub fn progress_bar(show: bool, total: usize, at: usize, unit: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(total as u64),
-        if show {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    if let Ok(style) = ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {unit}, {{msg}}, ETA {{eta}}"))
-    {
-        bar.set_style(style);
-    }
-    bar.set_position(at as u64);
-    bar
 }

@@ -14,9 +14,9 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::cpu::{contiguous_f32, fused_ok, with_cpu_f32};
+use super::fused_linear::linear_composed;
 use super::fused_swiglu::swiglu_composed;
 use super::gemm::{par_matmuls, Product};
-use super::linear::linear_composed;
 use super::vmath;
 
 /// The MLP of `x` (…, hidden) with `gate`, `up` (intermediate, hidden) and `down` (hidden,

@@ -1,0 +1,99 @@
+//! `encoderlab pretrain` and `encoderlab finetune`: one run from a TOML config.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use encoderlab::runtime::set_threads;
+
+#[derive(Args)]
+pub struct PretrainArgs {
+    /// The run's configuration (configs/pretrain/*.toml); not needed with --resume.
+    #[arg(long, required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// Override a config value: --set train.seed=2 --set lr.peak=3e-4 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue from a checkpoint folder (runs/pretrain/NAME/checkpoints/step-N), with the
+    /// configuration saved in it.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// With --config: continue the run from its last checkpoint if it has one with this
+    /// configuration, return it if complete, else start it (what a rerun job wants).
+    #[arg(long = "continue", conflicts_with_all = ["resume", "stop_after"])]
+    pub continue_run: bool,
+    /// Stop after this many steps of the run (with a checkpoint), to resume later.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct FinetuneArgs {
+    /// The run's configuration (configs/finetune/*.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override a config value: --set train.learning_rate=1e-4 --set train.seed=3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Runs (or resumes, or continues) a pretraining run.
+pub fn pretrain(args: &PretrainArgs) -> Result<()> {
+    use encoderlab::train::{checkpoint::load_state, PretrainConfig, RunOptions};
+    set_threads(args.threads);
+    let cfg = match (&args.resume, &args.config) {
+        (Some(dir), _) => {
+            if !args.set.is_empty() {
+                bail!(
+                    "--set cannot change a resumed run: its configuration is the one saved in {}",
+                    dir.display()
+                );
+            }
+            load_state(dir)?.config
+        }
+        (None, Some(path)) => PretrainConfig::load(path, &args.set)?,
+        (None, None) => bail!("give --config FILE or --resume CHECKPOINT"),
+    };
+    let summary = if args.continue_run {
+        encoderlab::train::pretrain_resumable(&cfg, true)?.0
+    } else {
+        let opts = RunOptions {
+            resume: args.resume.clone(),
+            stop_after: args.stop_after,
+            progress: true,
+        };
+        encoderlab::train::pretrain(&cfg, &opts)?
+    };
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if summary.status == "diverged" {
+        bail!(
+            "the run diverged at step {} (non-finite loss or gradient); its last checkpoint is intact",
+            summary.diverged_at.unwrap_or(0)
+        );
+    }
+    Ok(())
+}
+
+/// Runs one fine-tuning run and prints its result.
+pub fn finetune(args: &FinetuneArgs) -> Result<()> {
+    use encoderlab::finetune::{FinetuneConfig, FinetuneOptions, Status};
+    set_threads(args.threads);
+    let cfg = FinetuneConfig::load(&args.config, &args.set)?;
+    let result = encoderlab::finetune::finetune(&cfg, &FinetuneOptions { progress: true })?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    println!("record: {}", cfg.run_dir()?.display());
+    match result.status {
+        Status::Ok => Ok(()),
+        Status::Diverged => {
+            eprintln!("the run diverged: {}", result.reason.unwrap_or_default());
+            Ok(())
+        }
+        Status::Failed => bail!("the run failed: {}", result.reason.unwrap_or_default()),
+    }
+}
