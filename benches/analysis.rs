@@ -22,8 +22,8 @@ fn main() -> anyhow::Result<()> {
         return with_instances(&dir);
     }
     let (runs, meta) = synthetic_runs(50, 10, &PAPER_LRS, 5, 0);
-    std::fs::write(dir.join("runs.csv"), runs_csv(&runs))?;
-    std::fs::write(dir.join("meta.csv"), meta_csv(&meta))?;
+    std::fs::write(dir.join("runs.csv"), runs_csv(&runs)?)?;
+    std::fs::write(dir.join("meta.csv"), meta_csv(&meta)?)?;
     println!(
         "synthetic table: {} runs -> {}",
         runs.len(),
@@ -102,8 +102,8 @@ fn with_instances(dir: &std::path::Path) -> anyhow::Result<()> {
         dir.join("meta_instances.csv"),
         dir.join("instances.csv"),
     );
-    std::fs::write(&runs_path, runs_csv(&runs))?;
-    std::fs::write(&meta_path, meta_csv(&meta))?;
+    std::fs::write(&runs_path, runs_csv(&runs)?)?;
+    std::fs::write(&meta_path, meta_csv(&meta)?)?;
     std::fs::write(&inst_path, instances_csv(&instances))?;
     let scores: usize = instances.runs.values().map(|r| r.values.len()).sum();
     println!(
@@ -186,7 +186,7 @@ fn large_table(dir: &std::path::Path, name: &str, datasets: usize, seeds: usize)
         }
     }
     std::fs::write(&path, &text)?;
-    std::fs::write(&meta_path, meta_csv(&meta))?;
+    std::fs::write(&meta_path, meta_csv(&meta)?)?;
     println!(
         "large table ({name}: 50 systems × {datasets} datasets × 6 LRs × {seeds} seeds × 2 splits): {} rows, {:.0} MB -> {} ({})",
         2 * runs.len(),

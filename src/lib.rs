@@ -7,6 +7,7 @@
 
 #[cfg(feature = "cli")]
 pub mod alloc;
+pub mod artifacts;
 pub mod config;
 pub mod csvcell;
 pub mod data;

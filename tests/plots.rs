@@ -25,8 +25,8 @@ const PLOTS: [&str; 6] = [
 /// The report tables of a small synthetic table (fewer resamples: the plots are under test).
 fn synthetic_tables(dir: &Path, systems: usize, datasets: usize) -> Vec<Table> {
     let (runs, meta) = synthetic_runs(systems, datasets, &PAPER_LRS, 5, 2);
-    let runs = read_runs(&write(dir, "runs.csv", &runs_csv(&runs))).unwrap();
-    let meta = read_meta(&write(dir, "meta.csv", &meta_csv(&meta))).unwrap();
+    let runs = read_runs(&write(dir, "runs.csv", &runs_csv(&runs).unwrap())).unwrap();
+    let meta = read_meta(&write(dir, "meta.csv", &meta_csv(&meta).unwrap())).unwrap();
     let cfg = ReportConfig {
         bootstrap_resamples: 499,
         aggregate_reps: 200,
@@ -193,8 +193,8 @@ fn rendering_is_well_formed_and_deterministic() -> anyhow::Result<()> {
 fn plot_command_redraws_a_report_and_rejects_bad_tables() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (runs, meta) = synthetic_runs(3, 2, &PAPER_LRS, 5, 4);
-    let runs_path = write(dir.path(), "runs.csv", &runs_csv(&runs));
-    let meta_path = write(dir.path(), "meta.csv", &meta_csv(&meta));
+    let runs_path = write(dir.path(), "runs.csv", &runs_csv(&runs)?);
+    let meta_path = write(dir.path(), "meta.csv", &meta_csv(&meta)?);
     let report = dir.path().join("report");
     let bin = env!("CARGO_BIN_EXE_analysis");
     let o = Command::new(bin)

@@ -280,8 +280,8 @@ fn same_report_whatever_the_number_of_threads() -> anyhow::Result<()> {
     use encoderlab::stats::synth::{meta_csv, runs_csv, synthetic_runs, PAPER_LRS};
     let dir = tempfile::tempdir()?;
     let (runs, meta) = synthetic_runs(4, 3, &PAPER_LRS, 5, 1);
-    let runs_path = write(dir.path(), "runs.csv", &runs_csv(&runs));
-    let meta_path = write(dir.path(), "meta.csv", &meta_csv(&meta));
+    let runs_path = write(dir.path(), "runs.csv", &runs_csv(&runs)?);
+    let meta_path = write(dir.path(), "meta.csv", &meta_csv(&meta)?);
     let mut outputs = Vec::new();
     for threads in ["1", "2", "3"] {
         let out = dir.path().join(format!("out{threads}"));

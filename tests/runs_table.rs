@@ -272,8 +272,7 @@ fn values_are_validated_where_they_enter() -> anyhow::Result<()> {
 /// (OWASP) in every CSV, and read back as they were.
 #[test]
 fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
-    use encoderlab::finetune::record::{runs_rows, RUNS_HEADER};
-    use encoderlab::finetune::{RunResult, Status};
+    use encoderlab::artifacts::{csv_text, RunResult, RunRow, Status};
     let dir = tempfile::tempdir()?;
     let result = RunResult {
         run_id: "abc".into(),
@@ -296,8 +295,10 @@ fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
         eval_examples_per_s: 1.0,
         wall_seconds: 1.0,
     };
-    let text = format!("{RUNS_HEADER}\n{}", runs_rows(&result));
+    let rows = RunRow::of_result(&result);
+    let text = csv_text(&rows, &rows[0])?;
     let mut cells = csv::Reader::from_reader(text.as_bytes());
+    let score = cells.headers()?.iter().position(|h| h == "score").unwrap_or(usize::MAX);
     for record in cells.records() {
         let record = record?;
         for cell in record.iter() {
@@ -305,9 +306,9 @@ fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
             assert!(!formula, "a formula reaches the file: {cell:?}");
         }
         assert!(
-            ["-0", "0.5"].contains(&&record[9]),
+            ["-0", "0.5"].contains(&&record[score]),
             "numbers stay numbers: {:?}",
-            &record[9]
+            &record[score]
         );
     }
     let runs = read_runs(&write(dir.path(), "runs.csv", &text))?;
@@ -333,8 +334,7 @@ fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
 /// before it existed read as pretraining seed 0.
 #[test]
 fn pretrain_seed_column() -> anyhow::Result<()> {
-    use encoderlab::finetune::record::{runs_rows, RUNS_HEADER};
-    use encoderlab::finetune::RunResult;
+    use encoderlab::artifacts::{csv_text, RunResult, RunRow};
     let dir = tempfile::tempdir()?;
     let header = "model,objective,dataset,learning_rate,pretrain_seed,seed,split,score\n";
     let runs = read_runs(&write(
@@ -374,7 +374,7 @@ fn pretrain_seed_column() -> anyhow::Result<()> {
     let written = read_runs(&write(
         dir.path(),
         "w.csv",
-        &format!("{RUNS_HEADER}\n{}", runs_rows(&r)),
+        &csv_text(&RunRow::of_result(&r), &RunRow::of_result(&r)[0])?,
     ))?;
     assert!(written.iter().all(|w| (w.pretrain_seed, w.seed) == (7, 2)));
     Ok(())

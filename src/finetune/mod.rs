@@ -14,7 +14,7 @@ pub mod tag;
 pub mod task;
 pub mod trainer;
 
+pub use crate::artifacts::{RunResult, Status};
 pub use config::FinetuneConfig;
-pub use record::{RunResult, Status};
 pub use reuse::Reuse;
 pub use trainer::{finetune, finetune_reusing, FinetuneOptions};

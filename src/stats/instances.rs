@@ -11,10 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::artifacts::{InstanceRow, RunResult, Status};
 use crate::error::{Error, Result};
 use crate::eval::Counts;
-use crate::finetune::record::{InstanceRow, RunResult};
-use crate::finetune::Status;
 
 /// A run's per-instance values on its reported metric.
 #[derive(Debug, Clone, PartialEq)]

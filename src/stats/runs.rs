@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use crate::artifacts::{RunRow, TaskMetaRow};
 use crate::data::registry::Registry;
 use crate::error::{Error, Result};
 
@@ -40,16 +41,8 @@ pub struct Run {
     pub line: usize,
 }
 
-/// Columns every runs table must have.
-pub const REQUIRED_COLUMNS: [&str; 7] = [
-    "model",
-    "objective",
-    "dataset",
-    "learning_rate",
-    "seed",
-    "split",
-    "score",
-];
+/// Columns every runs table must have (the columns are [`RunRow`]'s fields).
+pub const REQUIRED_COLUMNS: [&str; 7] = RunRow::REQUIRED;
 
 fn column_index(headers: &[String], name: &str) -> Option<usize> {
     headers.iter().position(|h| h == name)
@@ -63,7 +56,7 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
     // (model, objective, dataset, split ids, learning-rate bits, pretrain_seed, seed) → line
     type RunKey = (u32, u32, u32, u32, u64, i64, i64);
     let mut seen: HashMap<RunKey, usize> = HashMap::new();
-    let check_header = |headers: &[String]| -> Result<Vec<Option<usize>>> {
+    let check_header = |headers: &[String]| -> Result<csv::StringRecord> {
         for col in REQUIRED_COLUMNS {
             if column_index(headers, col).is_none() {
                 return Err(Error::data(
@@ -77,7 +70,7 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
                 ));
             }
         }
-        Ok(COLUMNS.iter().map(|c| column_index(headers, c)).collect())
+        Ok(csv::StringRecord::from(headers.to_vec()))
     };
     read_table(path, check_header, |columns, line, row| {
         let run = parse_run(path, columns, line, row)?;
@@ -113,95 +106,89 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// Every column a runs table may have, in the order of [`parse_run`]'s lookups.
-const COLUMNS: [&str; 11] = [
-    "model",
-    "objective",
-    "family",
-    "dataset",
-    "learning_rate",
-    "pretrain_seed",
-    "seed",
-    "split",
-    "metric",
-    "score",
-    "status",
-];
-
-/// One row of a runs table; `columns[i]` is the position of `COLUMNS[i]` in the row.
-fn parse_run(path: &Path, columns: &[Option<usize>], line: usize, row: &csv::StringRecord) -> Result<Run> {
-    let get = |name: &str| {
-        let k = COLUMNS.iter().position(|c| *c == name)?;
-        columns[k].map(|i| crate::csvcell::unescape(row.get(i).unwrap_or("").trim()))
+/// A row of a table read as its artefact type; an error names the file, line and column.
+fn deserialize_row<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    headers: &csv::StringRecord,
+    line: usize,
+    row: &csv::StringRecord,
+) -> Result<T> {
+    let message = |e: &csv::Error| match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => (err.field(), err.kind().to_string()),
+        _ => (None, e.to_string()),
     };
-    let cell = |name: &str| get(name).unwrap_or("");
+    let e = match row.deserialize::<T>(Some(headers)) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let (field, reason) = message(&e);
+    // a cell's own reader (`artifacts::cells`) cannot know its column: the columns are read in
+    // order, so the failing one is the first whose prefix of the row fails the same way
+    let field = field.map(|i| i as usize).or_else(|| {
+        (0..headers.len()).find(|&j| {
+            let h: csv::StringRecord = headers.iter().take(j + 1).collect();
+            let r: csv::StringRecord = row.iter().take(j + 1).collect();
+            r.deserialize::<T>(Some(&h))
+                .err()
+                .is_some_and(|e| message(&e).1 == reason)
+        })
+    });
+    Err(match field.and_then(|i| headers.get(i)) {
+        Some(name) => Error::data(path, line, format!("column `{name}`: {reason}")),
+        None => Error::data(path, line, reason),
+    })
+}
+
+/// One row of a runs table, read as a [`RunRow`] and checked.
+fn parse_run(path: &Path, headers: &csv::StringRecord, line: usize, row: &csv::StringRecord) -> Result<Run> {
     let err = |name: &str, reason: String| Error::data(path, line, format!("column `{name}`: {reason}"));
-    let text = |name: &str| -> Result<String> {
-        let v = cell(name);
+    let r: RunRow = deserialize_row(path, headers, line, row)?;
+    for (name, v) in [
+        ("model", &r.model),
+        ("objective", &r.objective),
+        ("dataset", &r.dataset),
+        ("split", &r.split),
+    ] {
         if v.is_empty() {
             return Err(err(name, "is empty".into()));
         }
-        Ok(v.to_string())
-    };
-    let learning_rate: f64 = cell("learning_rate")
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && *v > 0.0)
-        .ok_or_else(|| {
-            err(
-                "learning_rate",
-                format!("{:?} is not a positive number", cell("learning_rate")),
-            )
-        })?;
-    let seed: i64 = cell("seed")
-        .parse()
-        .map_err(|_| err("seed", format!("{:?} is not an integer", cell("seed"))))?;
-    let pretrain_seed: i64 = match cell("pretrain_seed") {
-        "" => 0,
-        v => v.parse().map_err(|_| {
-            err(
-                "pretrain_seed",
-                format!("{v:?} is not an integer (the backbone's pretraining seed; leave it empty or drop the column for one pretraining run)"),
-            )
-        })?,
-    };
-    let raw = cell("score");
-    let parsed = if raw.is_empty() || raw.eq_ignore_ascii_case("nan") {
-        f64::NAN
-    } else {
-        match raw.parse::<f64>() {
-            Ok(v) if v.is_finite() => v,
-            Ok(_) => {
-                return Err(err(
-                    "score",
-                    format!("{raw:?} is not a finite number (a failed run has an empty score or status `failed`)"),
-                ))
-            }
-            Err(_) => return Err(err("score", format!("{raw:?} is not a number"))),
+    }
+    if !(r.learning_rate.is_finite() && r.learning_rate > 0.0) {
+        return Err(err(
+            "learning_rate",
+            format!("{:?} is not a positive number", r.learning_rate),
+        ));
+    }
+    let score = match r.score {
+        None => f64::NAN,
+        Some(v) if v.is_nan() || v.is_finite() => v,
+        Some(v) => {
+            return Err(err(
+                "score",
+                format!("{v:?} is not a finite number (a failed run has an empty score or status `failed`)"),
+            ))
         }
     };
-    let split = text("split")?;
-    if !SPLITS.contains(&split.as_str()) {
+    if !SPLITS.contains(&r.split.as_str()) {
         return Err(err(
                 "split",
                 format!(
-                    "{split:?} is not a split the analysis knows: name it `validation` (where learning rates are selected) or `test` (the reported score), in lower case"
+                    "{:?} is not a split the analysis knows: name it `validation` (where learning rates are selected) or `test` (the reported score), in lower case", r.split
                 ),
             ));
     }
-    let ok = get("status").is_none_or(|s| s.is_empty() || s == "ok");
-    let optional = |name: &str| get(name).filter(|v| !v.is_empty()).map(str::to_string);
+    let ok = r.status.as_deref().is_none_or(|s| s == "ok");
     Ok(Run {
-        model: text("model")?,
-        objective: text("objective")?,
-        family: optional("family"),
-        dataset: text("dataset")?,
-        learning_rate,
-        pretrain_seed,
-        seed,
-        split,
-        metric: optional("metric"),
-        score: if ok { parsed } else { f64::NAN },
+        model: r.model,
+        objective: r.objective,
+        family: r.family,
+        dataset: r.dataset,
+        learning_rate: r.learning_rate,
+        pretrain_seed: r.pretrain_seed.unwrap_or(0),
+        seed: r.seed,
+        split: r.split,
+        metric: r.metric,
+        score: if ok { score } else { f64::NAN },
         line,
     })
 }
@@ -414,6 +401,20 @@ impl TaskMeta {
 }
 
 impl TaskMeta {
+    /// Its row of a metadata table (a table mixing rows with and without `worst_score` cannot
+    /// be written: give every row one, or none).
+    pub fn row(&self, dataset: &str) -> TaskMetaRow {
+        TaskMetaRow {
+            dataset: dataset.to_string(),
+            family: self.family.clone(),
+            metric_name: self.metric_name.clone(),
+            chance_score: self.chance_score,
+            max_score: self.max_score,
+            higher_is_better: self.higher_is_better,
+            worst_score: self.worst_score,
+        }
+    }
+
     /// The closed range a score of this metric lies in, (low, high).
     pub fn score_range(&self) -> (f64, f64) {
         if self.higher_is_better {
@@ -424,31 +425,13 @@ impl TaskMeta {
     }
 }
 
-/// Reads a task-metadata CSV (`worst_score` is optional); each dataset once.
+/// Reads a task-metadata CSV ([`TaskMetaRow`]s; `worst_score` is optional); each dataset once.
 pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
-    let mut headers: Vec<String> = Vec::new();
-    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
-    read_table(
-        path,
-        |h| {
-            headers = h.to_vec();
-            Ok(())
-        },
-        |_, line, row| {
-            rows.push((line, row.iter().map(str::to_string).collect()));
-            Ok(())
-        },
-    )?;
-    let cols = [
-        "dataset",
-        "family",
-        "metric_name",
-        "chance_score",
-        "max_score",
-        "higher_is_better",
-    ];
-    for col in cols {
-        if column_index(&headers, col).is_none() {
+    let mut out = BTreeMap::new();
+    let mut lines: HashMap<String, usize> = HashMap::new();
+    let check_header = |headers: &[String]| -> Result<csv::StringRecord> {
+        let cols = TaskMetaRow::REQUIRED;
+        if let Some(col) = cols.iter().find(|c| column_index(headers, c).is_none()) {
             return Err(Error::data(
                 path,
                 1,
@@ -458,57 +441,41 @@ pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
                 ),
             ));
         }
-    }
-    let mut out = BTreeMap::new();
-    let mut lines: HashMap<String, usize> = HashMap::new();
-    for (line, row) in rows {
-        let cell = |name: &str| {
-            column_index(&headers, name)
-                .and_then(|i| row.get(i))
-                .map_or("", |s| crate::csvcell::unescape(s.trim()))
-        };
-        let number = |name: &str| -> Result<f64> {
-            cell(name).parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                Error::data(
+        Ok(csv::StringRecord::from(headers.to_vec()))
+    };
+    read_table(path, check_header, |headers, line, row| {
+        let r: TaskMetaRow = deserialize_row(path, headers, line, row)?;
+        let number = |name: &str, v: f64| -> Result<f64> {
+            match v.is_finite() {
+                true => Ok(v),
+                false => Err(Error::data(
                     path,
                     line,
-                    format!("column `{name}`: {:?} is not a finite number", cell(name)),
-                )
-            })
-        };
-        let higher = match cell("higher_is_better").to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
-            other => {
-                return Err(Error::data(
-                    path,
-                    line,
-                    format!("column `higher_is_better`: {other:?} is not true/false"),
-                ))
+                    format!("column `{name}`: {v:?} is not a finite number"),
+                )),
             }
         };
-        let dataset = cell("dataset").to_string();
-        if dataset.is_empty() {
+        if r.dataset.is_empty() {
             return Err(Error::data(path, line, "column `dataset`: is empty"));
         }
-        if let Some(first) = lines.insert(dataset.clone(), line) {
+        if let Some(first) = lines.insert(r.dataset.clone(), line) {
             return Err(Error::data(
                 path,
                 line,
-                format!("dataset `{dataset}` is listed again (first at line {first}): keep one row per dataset"),
+                format!(
+                    "dataset `{}` is listed again (first at line {first}): keep one row per dataset",
+                    r.dataset
+                ),
             ));
         }
-        let worst = match cell("worst_score") {
-            "" => None,
-            _ => Some(number("worst_score")?),
-        };
+        let higher = r.higher_is_better;
         let meta = TaskMeta {
-            family: cell("family").to_string(),
-            metric_name: cell("metric_name").to_string(),
-            chance_score: number("chance_score")?,
-            max_score: number("max_score")?,
+            family: r.family,
+            metric_name: r.metric_name,
+            chance_score: number("chance_score", r.chance_score)?,
+            max_score: number("max_score", r.max_score)?,
             higher_is_better: higher,
-            worst_score: worst,
+            worst_score: r.worst_score.map(|w| number("worst_score", w)).transpose()?,
         };
         if meta.max_score == meta.chance_score {
             return Err(Error::data(
@@ -530,8 +497,9 @@ pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
                 ),
             ));
         }
-        out.insert(dataset, meta);
-    }
+        out.insert(r.dataset, meta);
+        Ok(())
+    })?;
     Ok(out)
 }
 

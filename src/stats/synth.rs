@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::artifacts::{csv_text, RunRow, TaskMetaRow};
 use crate::rng::{seeded, unit};
 use crate::stats::instances::{InstanceValues, Instances, RunInstances, RunKey};
 use crate::stats::runs::{Run, TaskMeta};
@@ -84,34 +85,33 @@ pub fn synthetic_runs(
     (runs, meta)
 }
 
-/// The runs as a CSV table in the analysis' input schema.
-pub fn runs_csv(runs: &[Run]) -> String {
-    let mut out = String::from("model,objective,dataset,learning_rate,pretrain_seed,seed,split,score,status\n");
-    for r in runs {
-        let score = if r.score.is_nan() {
-            String::new()
-        } else {
-            format!("{}", r.score)
-        };
-        let status = if r.score.is_nan() { "failed" } else { "ok" };
-        out.push_str(&format!(
-            "{},{},{},{:e},{},{},{},{score},{status}\n",
-            r.model, r.objective, r.dataset, r.learning_rate, r.pretrain_seed, r.seed, r.split
-        ));
-    }
-    out
+/// The runs as a CSV table in the analysis' input schema ([`RunRow`]s).
+pub fn runs_csv(runs: &[Run]) -> crate::error::Result<String> {
+    let rows: Vec<RunRow> = runs
+        .iter()
+        .map(|r| RunRow {
+            model: r.model.clone(),
+            objective: r.objective.clone(),
+            dataset: r.dataset.clone(),
+            learning_rate: r.learning_rate,
+            pretrain_seed: Some(r.pretrain_seed),
+            seed: r.seed,
+            split: r.split.clone(),
+            score: (!r.score.is_nan()).then_some(r.score),
+            status: Some(if r.score.is_nan() { "failed" } else { "ok" }.to_string()),
+            run_id: None,
+            steps: None,
+            wall_seconds: None,
+            ..RunRow::template()
+        })
+        .collect();
+    csv_text(&rows, &RunRow::template())
 }
 
-/// The metadata as a CSV table.
-pub fn meta_csv(meta: &BTreeMap<String, TaskMeta>) -> String {
-    let mut out = String::from("dataset,family,metric_name,chance_score,max_score,higher_is_better\n");
-    for (name, m) in meta {
-        out.push_str(&format!(
-            "{name},{},{},{},{},{}\n",
-            m.family, m.metric_name, m.chance_score, m.max_score, m.higher_is_better
-        ));
-    }
-    out
+/// The metadata as a CSV table ([`TaskMetaRow`]s).
+pub fn meta_csv(meta: &BTreeMap<String, TaskMeta>) -> crate::error::Result<String> {
+    let rows: Vec<TaskMetaRow> = meta.iter().map(|(name, m)| m.row(name)).collect();
+    csv_text(&rows, &TaskMetaRow::template())
 }
 
 /// Per-instance 0/1 scores for `runs`, `n` per run, and each run's score replaced by the mean

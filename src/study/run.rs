@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::arms::{arms, finetune_base_toml, models, pretrain_toml, sweep_toml, Arm, ArmKind, Model};
 use super::config::StudyConfig;
+use crate::artifacts::{csv_text, TaskMetaRow};
 use crate::data::fetch::{fetch, FetchOptions};
 use crate::data::prepare::{prepare_pretraining_data, PrepareOptions};
 use crate::data::Registry;
@@ -261,20 +262,13 @@ fn write_sweep(cfg: &StudyConfig, models: &[Model]) -> Result<(SweepConfig, Vec<
 /// reads it.
 fn write_meta(cfg: &StudyConfig, path: &Path) -> Result<()> {
     let meta = builtin_meta(&Registry::builtin()?);
-    let mut text = String::from("dataset,family,metric_name,chance_score,max_score,higher_is_better\n");
-    for d in &cfg.finetune.datasets {
-        if let Some(m) = meta.get(&d.dataset) {
-            text.push_str(&format!(
-                "{},{},{},{:?},{:?},{}\n",
-                crate::csvcell::field(&d.dataset),
-                crate::csvcell::field(&m.family),
-                crate::csvcell::field(&m.metric_name),
-                m.chance_score,
-                m.max_score,
-                m.higher_is_better
-            ));
-        }
-    }
+    let rows: Vec<TaskMetaRow> = cfg
+        .finetune
+        .datasets
+        .iter()
+        .filter_map(|d| meta.get(&d.dataset).map(|m| m.row(&d.dataset)))
+        .collect();
+    let text = csv_text(&rows, &TaskMetaRow::template())?;
     write_atomic(path, text.as_bytes())
 }
 

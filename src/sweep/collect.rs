@@ -1,28 +1,25 @@
-//! The runs table of a sweep, from its run records: the analysis' columns
-//! (`model,objective,family,dataset,learning_rate,pretrain_seed,seed,split,metric,score,status`) plus
-//! `run_id`, `steps` and `wall_seconds`; one row per (finished run, split), in the sweep's order.
+//! The runs table of a sweep, from its run records: [`RunRow`]s with the sweep's columns
+//! (`run_id`, `steps`, `wall_seconds`); one row per (finished run, split), in the sweep's order.
 
 use std::path::Path;
 
 use super::config::RunSpec;
 use super::state::record;
+use crate::artifacts::{csv_text, RunRow};
 use crate::error::Result;
-use crate::finetune::record::{runs_rows, RUNS_HEADER};
 use crate::stats::runs::write_runs_table;
 
 /// The table as CSV text, and the number of runs in it. A record that does not read whole is
 /// an error (naming it), never left out.
 pub fn runs_table(specs: &[RunSpec], runs_dir: &Path) -> Result<(String, usize)> {
-    let mut out = format!("{RUNS_HEADER},run_id,steps,wall_seconds\n");
+    let mut rows = Vec::new();
     let mut n = 0;
     for spec in specs {
         let Some(r) = record(spec, runs_dir)? else { continue };
         n += 1;
-        for row in runs_rows(&r).lines() {
-            out.push_str(&format!("{row},{},{},{:.3}\n", r.run_id, r.steps, r.wall_seconds));
-        }
+        rows.extend(RunRow::of_result_in_sweep(&r));
     }
-    Ok((out, n))
+    Ok((csv_text(&rows, &RunRow::template())?, n))
 }
 
 /// Writes the table to `out` (`.csv`, or `.parquet` with the `polars` feature) atomically;

@@ -16,9 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::csvcell::field;
+use crate::artifacts::{csv_text, RunRow};
 use crate::error::{Error, IoContext, Result};
-use crate::finetune::record::RUNS_HEADER;
 use crate::stats::runs::write_runs_table;
 
 /// One imported (run, split).
@@ -174,23 +173,31 @@ pub fn read_encodeval(root: &Path) -> Result<Vec<ImportedRow>> {
 /// Writes `rows` as a runs table to `out` (`.csv`, or `.parquet` with the `polars` feature),
 /// atomically.
 pub fn write_runs(rows: &[ImportedRow], out: &Path) -> Result<()> {
-    let mut text = format!("{RUNS_HEADER}\n");
-    for r in rows {
-        let (score, status) = if r.score.is_finite() {
-            (format!("{}", r.score), "ok")
-        } else {
-            (String::new(), "failed")
-        };
-        text.push_str(&format!(
-            "{},{},{},{},{},0,{},{},,{score},{status}\n",
-            field(&r.model),
-            field(&r.objective),
-            field(&r.family),
-            field(&r.dataset),
-            r.learning_rate,
-            r.seed,
-            field(&r.split)
-        ));
-    }
+    let rows: Vec<RunRow> = rows
+        .iter()
+        .map(|r| RunRow {
+            model: r.model.clone(),
+            objective: r.objective.clone(),
+            family: Some(r.family.clone()),
+            dataset: r.dataset.clone(),
+            learning_rate: r.learning_rate,
+            pretrain_seed: Some(0),
+            seed: r.seed,
+            split: r.split.clone(),
+            metric: None,
+            score: r.score.is_finite().then_some(r.score),
+            status: Some(if r.score.is_finite() { "ok" } else { "failed" }.to_string()),
+            run_id: None,
+            steps: None,
+            wall_seconds: None,
+        })
+        .collect();
+    let template = RunRow {
+        run_id: None,
+        steps: None,
+        wall_seconds: None,
+        ..RunRow::template()
+    };
+    let text = csv_text(&rows, &template)?;
     write_runs_table(out, &text)
 }
