@@ -46,11 +46,14 @@ pub fn config_id<T: Serialize>(cfg: &T) -> Result<String> {
     Ok(crate::fsutil::sha256_bytes(&json)[..12].to_string())
 }
 
-/// Writes a configuration value as TOML, atomically: what a program that builds configs (the
+/// Writes a configuration value as TOML under a comment `header` (one `# ` line per line),
+/// atomically, after checking it as its reader will: what a program that builds configs (the
 /// study) hands to the commands that read them.
-pub fn save_toml<T: Serialize>(value: &T, path: &Path) -> Result<()> {
-    let text = toml::to_string(value).map_err(|e| Error::config(path.display().to_string(), e.to_string()))?;
-    write_atomic(path, text.as_bytes())
+pub fn save_toml<T: ConfigFile>(value: &T, path: &Path, header: &str) -> Result<()> {
+    value.validate()?;
+    let body = toml::to_string(value).map_err(|e| Error::config(path.display().to_string(), e.to_string()))?;
+    let comment: String = header.lines().map(|l| format!("# {l}\n")).collect();
+    write_atomic(path, format!("{comment}{body}").as_bytes())
 }
 
 /// Sets `path = value` (a dotted path; `value` read as TOML, else as a string) in `table`.

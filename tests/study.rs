@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::shared_data;
+use encoderlab::config::save_toml;
 use encoderlab::stats::report::{NanPolicy, RunsIndex};
 use encoderlab::stats::runs::{read_runs, Run, TaskMeta};
-use encoderlab::study::arms::{arms, models, pretrain_toml, with_baselines, ArmKind, Model, Role};
+use encoderlab::study::arms::{arms, models, with_baselines, ArmKind, Model, Role};
+use encoderlab::study::configs::{pretrain_config, pretrain_header};
 use encoderlab::study::control::{positive_control, Control};
 use encoderlab::study::findings::{evaluate, Evidence, Verdict};
 use encoderlab::study::{paper, run_study, StudyConfig, StudyOptions};
@@ -24,8 +26,13 @@ fn presets_parse_and_every_generated_pretraining_config_loads() -> anyhow::Resul
         assert_eq!(cfg.name, name);
         for arm in arms(&cfg) {
             let path = dir.path().join(format!("{name}-{}.toml", arm.name));
-            std::fs::write(&path, pretrain_toml(&cfg, &arm))?;
+            save_toml(&pretrain_config(&cfg, &arm), &path, &pretrain_header(&cfg, &arm))?;
             let pc = PretrainConfig::load(&path, &[])?;
+            assert_eq!(
+                pc,
+                pretrain_config(&cfg, &arm),
+                "a generated config reads back as built"
+            );
             assert_eq!(pc.total_steps(), arm.steps, "{name}/{}", arm.name);
             if let ArmKind::Biphasic { share } = arm.kind {
                 let clm = pc.train.phases[0].steps as f64;
@@ -129,20 +136,24 @@ fn the_grid_holds_every_arm_intermediate_checkpoints_and_the_random_baseline() -
     assert!(random.checkpoint.ends_with("pretrain/clm/checkpoints/step-0006000"));
     // continued arms start from the parents' decayed final checkpoints
     let cont = arms(&cfg).into_iter().find(|a| a.name == "clm+mlm40").expect("arm");
-    assert!(pretrain_toml(&cfg, &cont)
-        .contains("init_from = \"runs/study/standard/pretrain/clm/checkpoints/step-0006000\""));
+    assert_eq!(
+        pretrain_config(&cfg, &cont).train.init_from,
+        Some(Path::new("runs/study/standard/pretrain/clm/checkpoints/step-0006000").to_path_buf())
+    );
     Ok(())
 }
 
 /// The study's fine-tuning grid over `models`, written as the study writes it (base config and
 /// sweep file in `dir`) and expanded.
 fn grid_of(cfg: &StudyConfig, models: &[Model], dir: &Path) -> anyhow::Result<Vec<encoderlab::sweep::RunSpec>> {
+    use encoderlab::study::configs::{finetune_base, sweep_config, sweep_header, FINETUNE_BASE_HEADER};
     let base = dir.join("base.toml");
-    std::fs::write(&base, encoderlab::study::arms::finetune_base_toml(cfg, &models[0]))?;
+    save_toml(&finetune_base(cfg, &models[0]), &base, FINETUNE_BASE_HEADER)?;
     let sweep = dir.join("sweep.toml");
-    std::fs::write(
+    save_toml(
+        &sweep_config(cfg, models, &base, &dir.join("runs")),
         &sweep,
-        encoderlab::study::arms::sweep_toml(cfg, models, &base, &dir.join("runs")),
+        &sweep_header(cfg),
     )?;
     Ok(encoderlab::sweep::SweepConfig::load(&sweep)?.expand()?)
 }
@@ -217,9 +228,9 @@ fn every_arm_is_trained_once_per_pretraining_seed_and_the_baseline_replicates_wi
                 format!("{}-s{seed}", arm.name)
             };
             assert_eq!(arm.run, want);
-            let text = pretrain_toml(&cfg, arm);
-            assert!(text.contains(&format!("seed = {seed}\n")), "{text}");
-            assert!(text.contains(&format!("name = \"{}\"", arm.run)));
+            let pc = pretrain_config(&cfg, arm);
+            assert_eq!(pc.train.seed, *seed);
+            assert_eq!(pc.name, arm.run);
             if let ArmKind::Continued { from } = &arm.kind {
                 // from the parent of the same seed
                 let parent = if *seed == 0 {
@@ -227,7 +238,12 @@ fn every_arm_is_trained_once_per_pretraining_seed_and_the_baseline_replicates_wi
                 } else {
                     format!("{from}-s{seed}")
                 };
-                assert!(text.contains(&format!("pretrain/{parent}/checkpoints/")), "{text}");
+                let init = pc.train.init_from.as_ref().map(|p| p.to_string_lossy().into_owned());
+                assert!(
+                    init.as_deref()
+                        .is_some_and(|p| p.contains(&format!("pretrain/{parent}/checkpoints/"))),
+                    "{init:?}"
+                );
             }
         }
     }
@@ -546,12 +562,8 @@ fn each_size_has_its_own_random_init_baseline_and_f6_runs_at_its_seeds() -> anyh
     // another size may have its own peak learning rate
     cfg.pretrain.size_peak_lr = [("micro".to_string(), 3e-3)].into();
     for a in arms(&cfg).iter().filter(|a| a.seed == 0) {
-        let peak = if a.size == "micro" {
-            "peak = 0.003\n"
-        } else {
-            "peak = 0.01\n"
-        };
-        assert!(pretrain_toml(&cfg, a).contains(peak), "{}", a.run);
+        let peak = if a.size == "micro" { 0.003 } else { 0.01 };
+        assert_eq!(pretrain_config(&cfg, a).lr.peak, peak, "{}", a.run);
     }
     // a baseline per size: `random` from each CLM run, `micro-random` from micro-mlm40's
     let all = models(&cfg);

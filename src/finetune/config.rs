@@ -54,6 +54,21 @@ pub struct BackboneConfig {
     pub pooling: Pooling,
 }
 
+impl BackboneConfig {
+    /// The checkpoint at `checkpoint`, every other field at its default.
+    pub fn new(checkpoint: PathBuf) -> Self {
+        Self {
+            checkpoint,
+            name: None,
+            objective: None,
+            pretrain_seed: None,
+            init: Init::default(),
+            attention: bidirectional(),
+            pooling: Pooling::default(),
+        }
+    }
+}
+
 fn bidirectional() -> AttentionMode {
     AttentionMode::Bidirectional
 }
@@ -110,6 +125,28 @@ pub struct TaskConfig {
     /// (Left out of the saved configuration when 0, so that run ids made before it stay.)
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_corpus_docs: usize,
+}
+
+impl TaskConfig {
+    /// The dataset `dataset`, every other field at its default.
+    pub fn new(dataset: &str) -> Self {
+        Self {
+            dataset: dataset.to_string(),
+            data_dir: data_dir(),
+            max_length: max_length(),
+            doc_stride: doc_stride(),
+            max_question_tokens: max_question_tokens(),
+            max_answer_tokens: max_answer_tokens(),
+            n_best: n_best(),
+            temperature: temperature(),
+            train_pairs: train_pairs(),
+            train_pairs_dir: None,
+            validation_fraction: validation_fraction(),
+            max_train_examples: 0,
+            max_eval_examples: 0,
+            max_corpus_docs: 0,
+        }
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -201,6 +238,26 @@ pub struct FinetuneTrainConfig {
     /// Run records go to `{out_dir}/{run_id}/`.
     #[serde(default = "out_dir")]
     pub out_dir: PathBuf,
+}
+
+impl FinetuneTrainConfig {
+    /// Peak learning rate `learning_rate`, every other field at its default.
+    pub fn new(learning_rate: f64) -> Self {
+        Self {
+            learning_rate,
+            seed: 0,
+            batch_size: batch_size(),
+            grad_accum: one(),
+            max_steps: max_steps(),
+            epochs: None,
+            freeze_backbone: false,
+            warmup_ratio: warmup_ratio(),
+            eval_batch_size: eval_batch_size(),
+            log_every: log_every(),
+            device: cpu(),
+            out_dir: out_dir(),
+        }
+    }
 }
 
 fn batch_size() -> usize {

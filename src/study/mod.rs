@@ -6,6 +6,7 @@
 
 pub mod arms;
 pub mod config;
+pub mod configs;
 pub mod control;
 pub mod crossing;
 pub mod figures;

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::arms::{arms, f6_names, is_f6, models, Arm, ArmKind};
 use super::config::StudyConfig;
-use super::run::{configs_dir, sweep_file, write_pretrain_configs};
+use super::run::{sweep_file, write_pretrain_configs, write_sweep_files};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::write_atomic;
 use crate::model::ModelConfig;
@@ -209,14 +209,7 @@ pub fn emit(cfg: &StudyConfig, exe: &Path) -> Result<Vec<PathBuf>> {
     let written = write_pretrain_configs(cfg)?;
     files.extend(written.iter().map(|(_, p)| p.clone()));
     let models = models(cfg);
-    let dir = configs_dir(cfg);
-    let base = dir.join("finetune_base.toml");
-    write_atomic(&base, super::arms::finetune_base_toml(cfg, &models[0]).as_bytes())?;
-    write_atomic(
-        sweep_file(cfg),
-        super::arms::sweep_toml(cfg, &models, &base, &cfg.out.join("sweeps")).as_bytes(),
-    )?;
-    files.push(base);
+    files.push(write_sweep_files(cfg, &models[0], &models)?);
     files.push(sweep_file(cfg));
     // the sweep file must expand (every generated config parses)
     crate::sweep::SweepConfig::load(sweep_file(cfg))?.expand()?;

@@ -9,9 +9,13 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::arms::{arms, finetune_base_toml, models, pretrain_toml, sweep_toml, Arm, ArmKind, Model};
+use super::arms::{arms, models, Arm, ArmKind, Model};
 use super::config::StudyConfig;
+use super::configs::{
+    finetune_base, pretrain_config, pretrain_header, sweep_config, sweep_header, FINETUNE_BASE_HEADER,
+};
 use crate::artifacts::{csv_text, TaskMetaRow};
+use crate::config::save_toml;
 use crate::data::fetch::{fetch, FetchOptions};
 use crate::data::prepare::{prepare_pretraining_data, PrepareOptions};
 use crate::data::Registry;
@@ -206,7 +210,7 @@ pub fn write_pretrain_configs(cfg: &StudyConfig) -> Result<Vec<(Arm, PathBuf)>> 
         .into_iter()
         .map(|arm| {
             let path = dir.join(format!("{}.toml", arm.run));
-            write_atomic(&path, pretrain_toml(cfg, &arm).as_bytes())?;
+            save_toml(&pretrain_config(cfg, &arm), &path, &pretrain_header(cfg, &arm))?;
             Ok((arm, path))
         })
         .collect()
@@ -242,17 +246,21 @@ fn pretrain_arms(cfg: &StudyConfig, progress: bool) -> Result<(Vec<Arm>, usize, 
     Ok((arms, started, failed))
 }
 
+/// Writes the base fine-tuning config (of `first`) and the sweep file of the grid of `models`;
+/// returns the base's path.
+pub fn write_sweep_files(cfg: &StudyConfig, first: &Model, models: &[Model]) -> Result<PathBuf> {
+    let base = configs_dir(cfg).join("finetune_base.toml");
+    save_toml(&finetune_base(cfg, first), &base, FINETUNE_BASE_HEADER)?;
+    let sweep = sweep_config(cfg, models, &base, &cfg.out.join("sweeps"));
+    save_toml(&sweep, &sweep_file(cfg), &sweep_header(cfg))?;
+    Ok(base)
+}
+
 fn write_sweep(cfg: &StudyConfig, models: &[Model]) -> Result<(SweepConfig, Vec<crate::sweep::RunSpec>)> {
-    let dir = configs_dir(cfg);
-    let base = dir.join("finetune_base.toml");
     let first = models
         .first()
         .ok_or_else(|| crate::Error::config("pretrain", "no arm completed: nothing to fine-tune"))?;
-    write_atomic(&base, finetune_base_toml(cfg, first).as_bytes())?;
-    write_atomic(
-        sweep_file(cfg),
-        sweep_toml(cfg, models, &base, &cfg.out.join("sweeps")).as_bytes(),
-    )?;
+    write_sweep_files(cfg, first, models)?;
     let sweep = SweepConfig::load(sweep_file(cfg))?;
     let specs = sweep.expand()?;
     Ok((sweep, specs))

@@ -40,6 +40,18 @@ pub struct DataConfig {
     pub eval_blocks: usize,
 }
 
+impl DataConfig {
+    /// Batches of `batch_size` blocks of the pack at `pack`, every other field at its default.
+    pub fn new(pack: PathBuf, batch_size: usize) -> Self {
+        Self {
+            pack,
+            batch_size,
+            grad_accum: one(),
+            eval_blocks: eval_blocks(),
+        }
+    }
+}
+
 fn one() -> usize {
     1
 }
@@ -106,6 +118,26 @@ impl Precision {
         match self {
             Precision::F32 => candle_core::DType::F32,
             Precision::Bf16 => candle_core::DType::BF16,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The loop over `phases`, evaluating and checkpointing every `every` steps, every other
+    /// field at its default.
+    pub fn new(phases: Vec<Phase>, every: usize) -> Self {
+        Self {
+            seed: 0,
+            phases,
+            eval_every_steps: every,
+            checkpoint_every_steps: every,
+            keep_last: keep_last(),
+            milestones: Vec::new(),
+            reset_optimizer_at_switch: false,
+            init_from: None,
+            device: cpu(),
+            dtype: Precision::default(),
+            out_dir: out_dir(),
         }
     }
 }
