@@ -171,7 +171,9 @@ fn owned_entries(dest: &Path, written_by: &str) -> Result<Option<Vec<String>>> {
     }
     let marker = dest.join(OWNED_MARKER);
     if marker.exists() {
-        let m: OwnedMarker = crate::config::load_json(&marker)?;
+        let text = fs::read_to_string(&marker).at(&marker)?;
+        let m: OwnedMarker =
+            serde_json::from_str(&text).map_err(|e| crate::error::Error::data(&marker, e.line(), e.to_string()))?;
         return Ok(Some(m.entries));
     }
     let mut present: Vec<String> = fs::read_dir(dest)
@@ -239,7 +241,9 @@ impl OwnedDir {
             written_by: self.written_by.clone(),
             entries: entries.clone(),
         };
-        crate::config::save_json(&marker, &staged.join(OWNED_MARKER))?;
+        let text = serde_json::to_string_pretty(&marker)
+            .map_err(|e| crate::error::Error::data(&staged, 0, format!("cannot serialise: {e}")))?;
+        write_atomic(staged.join(OWNED_MARKER), format!("{text}\n").as_bytes())?;
         let Some(old) = owned_entries(&dest, &self.written_by)? else {
             return self.stage.commit();
         };

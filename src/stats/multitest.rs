@@ -49,3 +49,14 @@ pub fn adjust(p: &[f64], method: Correction) -> Vec<f64> {
     }
     out
 }
+
+/// A p-value for a report: 3 significant digits, or `< 1e-4`.
+pub fn fmt_p(p: f64) -> String {
+    if p.is_nan() {
+        "n/a".into()
+    } else if p < 1e-4 {
+        "< 1e-4".into()
+    } else {
+        format!("{p:.4}")
+    }
+}

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::findings::system_of;
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::describe::mean;
 use crate::stats::hierarchical::{hierarchical_bootstrap_diff, nested_mean, Nested};
@@ -100,7 +99,7 @@ impl Control {
                     "{} {:+.3} (Holm p {})",
                     r.scope,
                     r.diff,
-                    super::findings::fmt_p(r.p_holm)
+                    crate::stats::multitest::fmt_p(r.p_holm)
                 )
             })
             .collect();
@@ -338,4 +337,9 @@ pub fn lr_cells(ix: &RunsIndex, models: &[String]) -> Vec<LrCell> {
         }
     }
     v
+}
+
+/// The system of the runs table named `model` (whatever its objective).
+pub fn system_of(ix: &RunsIndex, model: &str) -> Option<usize> {
+    ix.systems.iter().position(|(m, _)| m == model)
 }

@@ -12,12 +12,15 @@ pub mod crossing;
 pub mod figures;
 pub mod findings;
 pub mod losses;
+pub mod outcome;
 pub mod paper;
 pub mod parallel;
+pub mod plans;
 pub mod probe;
 pub mod released;
 pub mod report;
 pub mod run;
+mod sections;
 
 pub use config::StudyConfig;
 pub use findings::{Comparison, Finding, Verdict};

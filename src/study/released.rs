@@ -74,7 +74,7 @@ pub fn write_findings(
     let findings = f1_f3(&ev, names, instance_rows(ix, cfg, names));
     std::fs::create_dir_all(out).at(out)?;
     let rows: Vec<&Comparison> = findings.iter().flat_map(|f| &f.rows).collect();
-    write_atomic(out.join("findings.csv"), super::report::csv_text(&rows)?.as_bytes())?;
+    write_atomic(out.join("findings.csv"), super::sections::csv_text(&rows)?.as_bytes())?;
     write_atomic(
         out.join("FINDINGS.md"),
         markdown(&findings, names, source, alpha).as_bytes(),
@@ -97,7 +97,7 @@ fn markdown(findings: &[Finding], names: &Names, source: &str, alpha: f64) -> St
     for f in findings {
         let _ = writeln!(s, "\n## {}\n\n**Comparison.** {}.\n", f.id, f.design);
         let rows: Vec<&Comparison> = f.rows.iter().collect();
-        s.push_str(&super::report::comparison_table(&rows));
+        s.push_str(&super::sections::comparison_table(&rows));
         let _ = writeln!(s, "\n**Verdict: {}.** {}", word(f), f.why);
     }
     let _ = writeln!(

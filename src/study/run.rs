@@ -7,13 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use super::arms::{arms, models, Arm, ArmKind, Model};
 use super::config::StudyConfig;
 use super::configs::{
     finetune_base, pretrain_config, pretrain_header, sweep_config, sweep_header, FINETUNE_BASE_HEADER,
 };
+pub use super::outcome::{StageSeconds, StudyOutcome};
 use crate::artifacts::{csv_text, TaskMetaRow};
 use crate::config::save_toml;
 use crate::data::fetch::{fetch, FetchOptions};
@@ -34,42 +33,6 @@ pub struct StudyOptions {
     pub exe: Option<PathBuf>,
     /// Progress bars on stderr.
     pub progress: bool,
-}
-
-/// Seconds of each stage of one call.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
-pub struct StageSeconds {
-    /// Fetching, tokenizer training and packing.
-    pub data: f64,
-    /// Every pretraining arm.
-    pub pretrain: f64,
-    /// The fine-tuning grid.
-    pub finetune: f64,
-    /// Runs table, analysis report, findings and `REPORT.md`.
-    pub analysis: f64,
-    /// The whole call.
-    pub total: f64,
-}
-
-/// What a call did.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct StudyOutcome {
-    /// Wall seconds of this call, by stage.
-    pub seconds: StageSeconds,
-    /// Pretraining runs done by this call (others were already complete).
-    pub pretrain_runs_started: usize,
-    /// Arms that diverged or could not start (their models are left out of the grid).
-    pub arms_failed: Vec<String>,
-    /// Fine-tuning runs in the grid.
-    pub finetune_runs: usize,
-    /// Of those, started by this call.
-    pub finetune_runs_started: usize,
-    /// Runs recorded failed.
-    pub finetune_failed: usize,
-    /// Runs recorded diverged.
-    pub finetune_diverged: usize,
-    /// The report.
-    pub report: PathBuf,
 }
 
 /// The study's file layout.

@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod config;
+mod heldout;
 mod host_adamw;
 pub mod optim;
 mod resume;

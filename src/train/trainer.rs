@@ -16,7 +16,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{remove_stale_staging, sha256_file};
 use crate::model::init::INIT_STREAM;
 use crate::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
-use crate::objectives::{clm_batch, loss, mlm_batch, mlm_eval_batch, MaskTokens, Objective, TrainBatch};
+use crate::objectives::{clm_batch, loss, mlm_batch, MaskTokens, Objective, TrainBatch};
 use crate::rng::seeded;
 use crate::runtime::{device, progress_bar};
 use crate::schedule::{lr_at, phase_at, phase_start};
@@ -26,6 +26,7 @@ use crate::train::checkpoint::{
     TrainerState,
 };
 use crate::train::config::PretrainConfig;
+use crate::train::heldout::held_out_losses;
 use crate::train::AdamW;
 
 /// First stream of the MLM masks (one stream per micro-batch).
@@ -141,33 +142,6 @@ fn evaluate(
     held_out_losses(data, n, cfg.data.batch_size, &cfg.masking, tokens, |batch| {
         scalar(&loss(model, batch, dev, false)?)
     })
-}
-
-/// (CLM, MLM) held-out losses of `score` (a batch's mean loss) over the first `n` validation
-/// blocks in chunks of `batch`, each chunk weighted by its share of the blocks: the next
-/// tokens for CLM, the evaluation mask's positions (seeded by block index) for MLM. The
-/// model's evaluation and the unigram floor both score exactly these positions.
-pub(crate) fn held_out_losses(
-    data: &PackedDataset,
-    n: usize,
-    batch: usize,
-    masking: &crate::objectives::MaskingConfig,
-    tokens: &MaskTokens,
-    mut score: impl FnMut(&crate::objectives::TrainBatch) -> Result<f64>,
-) -> Result<(f64, f64)> {
-    let n = n.min(data.blocks(Split::Validation) as usize);
-    let (mut clm, mut mlm) = (0.0, 0.0);
-    let indices: Vec<u64> = (0..n as u64).collect();
-    for chunk in indices.chunks(batch.max(1)) {
-        let blocks = chunk
-            .iter()
-            .map(|&i| data.block(Split::Validation, i))
-            .collect::<Result<Vec<_>>>()?;
-        let share = chunk.len() as f64 / n as f64;
-        clm += share * score(&clm_batch(&blocks))?;
-        mlm += share * score(&mlm_eval_batch(&blocks, chunk, masking, tokens))?;
-    }
-    Ok((clm, mlm))
 }
 
 fn scalar(t: &candle_core::Tensor) -> Result<f64> {

@@ -48,5 +48,5 @@ pub fn unigram_losses(
 ) -> Result<(f64, f64)> {
     let train = data.file(Split::Train);
     let nll = unigram_nll(&train.tokens(0, train.len())?, tokens.vocab_size as usize);
-    super::trainer::held_out_losses(data, n, batch, masking, tokens, |b| Ok(batch_loss(b, &nll)))
+    super::heldout::held_out_losses(data, n, batch, masking, tokens, |b| Ok(batch_loss(b, &nll)))
 }

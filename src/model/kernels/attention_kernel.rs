@@ -7,12 +7,72 @@
 //! that skip the scores of later keys.
 // B = batch, T = seq len, nh = query heads, nkv = key/value heads, hd = head dim
 
+use std::sync::Arc;
+
+use candle_core::Layout;
 use candle_core::Result;
 use rayon::prelude::*;
 
 use super::fused::RopeTables;
-use super::fused_attention::AttentionSpec;
 use super::vmath;
+
+/// What the op needs besides q, k and v.
+#[derive(Debug, Clone)]
+pub struct AttentionSpec {
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (divides `heads`).
+    pub kv_heads: usize,
+    /// Width of a head.
+    pub head_dim: usize,
+    /// Queries see only keys at or before their position.
+    pub causal: bool,
+    /// Additive bias per (sequence, key) for padding: 0 or `MASKED`, B·T values.
+    pub key_bias: Option<Arc<Vec<f32>>>,
+    /// Rotary tables of the model.
+    pub tables: RopeTables,
+}
+
+impl AttentionSpec {
+    /// (B, T) of `q` after checking the three shapes against the spec.
+    pub(super) fn check(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<(usize, usize)> {
+        let (b, t, w) = q.shape().dims3()?;
+        let kv = (b, t, self.kv_heads * self.head_dim);
+        if w != self.heads * self.head_dim || k.shape().dims3()? != kv || v.shape().dims3()? != kv {
+            candle_core::bail!(
+                "fused attention: q {:?}, k {:?}, v {:?} do not fit the heads",
+                q.dims(),
+                k.dims(),
+                v.dims()
+            );
+        }
+        self.check_positions(b, t)?;
+        Ok((b, t))
+    }
+
+    /// Checks `batch` sequences of `t` positions against the head counts, the rotary tables
+    /// and the padding bias.
+    pub(super) fn check_positions(&self, batch: usize, t: usize) -> Result<()> {
+        if self.kv_heads == 0
+            || !self.heads.is_multiple_of(self.kv_heads)
+            || t * self.head_dim > self.tables.cos_sin().0.len()
+            || self.tables.head_dim() != self.head_dim
+        {
+            candle_core::bail!("fused attention: {t} positions or the head counts do not fit the spec");
+        }
+        if self.key_bias.as_ref().is_some_and(|kb| kb.len() != batch * t) {
+            candle_core::bail!(
+                "fused attention: the padding bias does not have B·T = {} values",
+                batch * t
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn key_bias(&self, b: usize, t: usize) -> Option<&[f32]> {
+        self.key_bias.as_deref().map(|kb| &kb[b * t..(b + 1) * t])
+    }
+}
 
 /// A raw pointer to an output that tasks write at disjoint positions.
 #[derive(Clone, Copy)]
