@@ -1,5 +1,5 @@
 //! The `analysis` command line: a table of fine-tuning runs in, CSV reports out (confidence
-//! intervals, stability measures, significance tests), as `../shared/STATISTICS.md` defines them.
+//! intervals, stability measures, significance tests: the tables of `encoderlab::stats::report`).
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -32,21 +32,18 @@ pub mod train;
 
 pub use error::{Error, Result};
 
-/// The types a notebook or a script needs most.
+/// The names a notebook or a script needs most (24): data preparation, the three journeys'
+/// configs and entry points, their results, and the notebook displays. Everything else is one
+/// module path away.
 pub mod prelude {
-    pub use crate::data::fetch::{fetch, FetchOptions};
-    pub use crate::data::prepare::{prepare_pretraining_data, PrepareOptions, Prepared};
-    pub use crate::data::{
-        pack_corpus, BlockSampler, ClassificationExample, Corpus, Cursor, PackConfig, PackedDataset, QaExample,
-        Registry, RetrievalCorpus, Split, TaggingExample, TaskFamily,
-    };
+    pub use crate::data::prepare::{prepare_pretraining_data, PrepareOptions};
+    pub use crate::data::{Registry, TaskFamily};
     pub use crate::error::{Error, Result};
-    pub use crate::finetune::{finetune, FinetuneConfig, FinetuneOptions, RunResult, Status};
+    pub use crate::finetune::{finetune, FinetuneConfig, RunResult, Status};
     #[cfg(feature = "notebook")]
-    pub use crate::notebook::{attention_demo, compare, results_table, History, Html, MaskDemo, Png, Report};
+    pub use crate::notebook::{attention_demo, compare, results_table, History, Report};
     pub use crate::stats::report::{ReportConfig, Table};
-    pub use crate::study::{run_study, StudyConfig, StudyOptions, StudyOutcome};
+    pub use crate::study::{run_study, StudyConfig, StudyOptions};
     pub use crate::sweep::SweepConfig;
-    pub use crate::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
     pub use crate::train::{pretrain, PretrainConfig, RunOptions, RunSummary};
 }

@@ -1,6 +1,6 @@
 //! The model's configuration, with Hugging Face Llama field names so that an EuroBERT/Llama
 //! `config.json` reads into it and ours is read by `transformers`. Presets: `tiny` (unit tests),
-//! `small` (the CPU study) and the paper's `210m`, `610m` and `1b` (PAPER.md's table).
+//! `small` (the CPU study) and the paper's `210m`, `610m` and `1b` (the paper's model table).
 
 use std::path::Path;
 

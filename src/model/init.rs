@@ -9,7 +9,7 @@ use rand::RngCore;
 use super::config::ModelConfig;
 use crate::rng::unit;
 
-/// Standard deviation of the initial weights (PAPER.md).
+/// Standard deviation of the initial weights (the paper's, as Llama's `initializer_range`).
 pub const INIT_STD: f64 = 0.02;
 
 /// Every parameter of the model: HF name and shape, in the order they are drawn.

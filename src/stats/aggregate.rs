@@ -1,4 +1,4 @@
-//! Aggregates across tasks with stratified-bootstrap intervals (STATISTICS.md rows 9-11), as
+//! Aggregates across tasks with stratified-bootstrap intervals, as
 //! rliable (Agarwal et al. 2021) defines them, with the explicit random stream rliable lacks.
 //! Scores are normalised ((metric − chance) / (max − chance)) and given per task: column m
 //! holds the runs (seeds) of task m.

@@ -1,4 +1,4 @@
-//! Bootstrap confidence intervals of one sample (STATISTICS.md rows 6-8): percentile, basic
+//! Bootstrap confidence intervals of one sample: percentile, basic
 //! and BCa, as scipy's `bootstrap`. The interval is a pure function of the bootstrap
 //! distribution (`ci_from_bootstrap_distribution`), so it is tested on a fixed resample set;
 //! resampling draws from our own seeded generator.

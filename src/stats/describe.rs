@@ -1,4 +1,4 @@
-//! Descriptive statistics of one group of runs (STATISTICS.md rows 1-5): mean, sample std and
+//! Descriptive statistics of one group of runs: mean, sample std and
 //! sem (ddof = 1), Hyndman-Fan type-7 quantiles, the interquartile mean and the t-interval.
 //! A constant sample has mean exactly its value and std exactly 0 (so that "undefined" stays
 //! NaN downstream instead of becoming a finite interval built on rounding noise).

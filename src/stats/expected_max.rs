@@ -1,5 +1,5 @@
-//! Expected maximum performance as a function of the number of trials (STATISTICS.md row 12;
-//! Dodge et al. 2019, "Show Your Work"): trials are drawn i.i.d. with replacement from the N
+//! Expected maximum performance as a function of the number of trials (Dodge
+//! et al. 2019, "Show Your Work"): trials are drawn i.i.d. with replacement from the N
 //! observed scores, for budgets n = 1..N (no extrapolation).
 
 /// One point of the curve.

@@ -1,4 +1,4 @@
-//! Statistics over fine-tuning runs, as `../shared/STATISTICS.md` defines them: small pure
+//! Statistics over fine-tuning runs: small pure
 //! functions on slices of scores, each checked against its reference implementation (scipy,
 //! statsmodels, Dodge et al.'s expected max) by golden tests in `tests/stats_golden.rs`.
 

@@ -1,4 +1,4 @@
-//! Multiple-comparison corrections (STATISTICS.md row 21), as statsmodels' `multipletests`:
+//! Multiple-comparison corrections, as statsmodels' `multipletests`:
 //! Holm (the default), Benjamini-Hochberg, Bonferroni and Benjamini-Yekutieli. NaN p-values are
 //! left out of the family and stay NaN.
 

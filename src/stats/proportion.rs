@@ -1,4 +1,4 @@
-//! Failed runs (STATISTICS.md row 13): a run failed when it is NaN or scores at most the
+//! Failed runs: a run failed when it is NaN or scores at most the
 //! task's chance score (Mosbach et al. 2021, after Dodge et al. 2020); the failure rate comes
 //! with a Wilson score interval.
 

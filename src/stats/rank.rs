@@ -1,4 +1,4 @@
-//! Rank-based tests (STATISTICS.md rows 16, 18, 20) with scipy's method choices: average ranks,
+//! Rank-based tests with scipy's method choices: average ranks,
 //! Mann-Whitney U (own exact null distribution: statrs' exact p-values are wrong when
 //! n₁ ≤ n₂), Wilcoxon signed-rank (exact, sign-flip enumeration or normal approximation) and
 //! the Friedman test with tie correction.

@@ -1,4 +1,4 @@
-//! Fine-tuning stability (STATISTICS.md rows 14-15): the spread over seeds (Mosbach et al.
+//! Fine-tuning stability: the spread over seeds (Mosbach et al.
 //! 2021's definition), its summaries over the learning-rate grid, the choice of the best
 //! learning rate, and our learning-rate sensitivity measures.
 

@@ -1,4 +1,4 @@
-//! Parametric two-sample tests (STATISTICS.md rows 17 and 19): Welch's unpaired t-test and
+//! Parametric two-sample tests: Welch's unpaired t-test and
 //! the paired t-test, two-sided, with the confidence interval of the mean difference.
 
 use crate::stats::describe::{mean, std, t_quantile, t_sf};

@@ -4,7 +4,7 @@
 //! (model, dataset) cell whose selected learning rate sits at an edge of its grid, where the
 //! grid may have stopped before the optimum).
 //!
-//! Units (STATISTICS.md, "units of replication"): on one dataset, a model's replicates are its
+//! Units of replication: on one dataset, a model's replicates are its
 //! pretraining runs (each the mean over its fine-tuning seeds) when both sides have at least
 //! two; otherwise its fine-tuning seeds, and the row says that the pretraining level is not
 //! covered. Across datasets: the hierarchical bootstrap with datasets fixed (pretraining seeds,

@@ -59,7 +59,7 @@ fn clip() -> f64 {
 }
 
 impl Default for OptimConfig {
-    /// PAPER.md: β = (0.9, 0.95), ε = 1e-5, weight decay 0.1, clipping at 1.0.
+    /// The paper's: β = (0.9, 0.95), ε = 1e-5, weight decay 0.1, clipping at 1.0.
     fn default() -> Self {
         Self {
             beta1: beta1(),

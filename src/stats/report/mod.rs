@@ -59,7 +59,7 @@ pub struct ReportConfig {
 }
 
 impl Default for ReportConfig {
-    /// STATISTICS.md defaults: seed 0, 95 %, 9,999 / 50,000 / 2,000 resamples, chance imputation.
+    /// The defaults: seed 0, 95 %, 9,999 / 50,000 / 2,000 resamples, chance imputation.
     fn default() -> Self {
         Self {
             seed: 0,

@@ -212,7 +212,7 @@ impl<'a> Evidence<'a> {
 
     /// The seed spread and learning-rate sensitivity of `model` on every dataset: per
     /// (dataset, learning rate) the normalised seed std, and per dataset the normalised std of
-    /// the seed means over learning rates (STATISTICS.md rows 14, 15), on the report split.
+    /// the seed means over learning rates (`stats::stability`), on the report split.
     pub fn spread(&self, model: &str) -> (BTreeMap<(String, u64), f64>, BTreeMap<String, f64>) {
         let mut seed_std = BTreeMap::new();
         let mut lr_std = BTreeMap::new();

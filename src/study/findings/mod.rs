@@ -1,12 +1,12 @@
-//! The paper's findings F1–F6 (`../shared/PAPER.md`) as comparisons of the study's runs, each
+//! The paper's findings F1–F6 (the `claim` of each [`Finding`]) as comparisons of the study's runs, each
 //! with point estimates, 95 % intervals, a test, Holm-corrected p-values and a verdict.
 //!
-//! Conventions (STATISTICS.md): a model's score on a dataset is its test score at its best
+//! Conventions: a model's score on a dataset is its test score at its best
 //! learning rate (chosen on validation), one value per seed, failed runs at the task's chance
 //! score. Comparisons across datasets use normalised scores, (score − chance) / (max − chance),
-//! paired by (dataset, seed) (row 19, `dataset_seed` units); a comparison on one dataset is
-//! Welch's test over seeds (row 17). Each finding's primary tests form one family, corrected
-//! with Holm over the whole report (row 21).
+//! paired by (dataset, seed) (`dataset_seed` units); a comparison on one dataset is
+//! Welch's test over seeds. Each finding's primary tests form one family, corrected
+//! with Holm over the whole report.
 
 use std::collections::BTreeMap;
 
