@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use encoderlab::artifacts::report::{BestLrRow, PairedTestRow, PoiRow, UnpairedTestRow};
 use encoderlab::stats::report::{build_tables_with, write_report, NanPolicy, ReportConfig, RunsIndex};
 use encoderlab::stats::runs::{check_meta, meta_or_builtin, read_runs};
 
@@ -263,7 +264,7 @@ fn report(args: &ReportArgs) -> Result<()> {
         bar.set_position(done);
         bar.set_message(name.to_string());
         done += 1;
-    });
+    })?;
     bar.finish_and_clear();
     let plots = if args.no_plots {
         Vec::new()
@@ -312,10 +313,11 @@ fn plot(args: &PlotArgs) -> Result<()> {
     Ok(())
 }
 
-fn fmt(v: &str) -> String {
-    match v.parse::<f64>() {
-        Ok(x) if x.is_finite() => format!("{x:.4}"),
-        _ => v.to_string(),
+fn fmt(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.4}")
+    } else {
+        x.to_string()
     }
 }
 
@@ -333,22 +335,22 @@ fn power(args: &PowerArgs) -> Result<()> {
 
 fn summary(input: &Input) -> Result<()> {
     let (index, cfg) = load(input)?;
-    let best = encoderlab::stats::report::best_lr_table(&index, &cfg);
+    let best = encoderlab::stats::report::best_lr_table(&index, &cfg)?;
     println!(
         "{:<28} {:<14} {:<14} {:>9} {:>8} {:>21} {:>9} {:>9}",
         "model", "objective", "dataset", "best_lr", "score", "95% t-CI", "seed_std", "failed"
     );
-    for r in &best.rows {
+    for r in best.rows_of::<BestLrRow>()? {
         println!(
             "{:<28} {:<14} {:<14} {:>9} {:>8} {:>21} {:>9} {:>9}",
-            r[0],
-            r[1],
-            r[2],
-            r[6],
-            fmt(&r[8]),
-            format!("[{}, {}]", fmt(&r[12]), fmt(&r[13])),
-            fmt(&r[9]),
-            fmt(&r[20])
+            r.model,
+            r.objective,
+            r.dataset,
+            r.best_lr,
+            fmt(r.best_mean),
+            format!("[{}, {}]", fmt(r.best_t_ci_low), fmt(r.best_t_ci_high)),
+            fmt(r.best_std),
+            fmt(r.failed_rate_all_lr)
         );
     }
     println!("score = mean over seeds on the report split at the learning rate chosen on the selection split");
@@ -357,44 +359,44 @@ fn summary(input: &Input) -> Result<()> {
 
 fn compare(args: &CompareArgs) -> Result<()> {
     let (index, cfg) = load_filtered(&args.input, Some((&args.x, &args.y)))?;
-    let unpaired = encoderlab::stats::report::tests_unpaired(&index, &cfg);
+    let unpaired = encoderlab::stats::report::tests_unpaired(&index, &cfg)?;
     println!("x = {}, y = {}", args.x, args.y);
     println!(
         "{:<14} {:>4} {:>4} {:>10} {:>21} {:>9} {:>9} {:>9}",
         "dataset", "n_x", "n_y", "mean_diff", "95% Welch CI", "welch_p", "mwu_p", "P(x>y)"
     );
-    for r in &unpaired.rows {
+    for r in unpaired.rows_of::<UnpairedTestRow>()? {
         println!(
             "{:<14} {:>4} {:>4} {:>10} {:>21} {:>9} {:>9} {:>9}",
-            r[0],
-            r[5],
-            r[6],
-            fmt(&r[10]),
-            format!("[{}, {}]", fmt(&r[11]), fmt(&r[12])),
-            fmt(&r[9]),
-            fmt(&r[14]),
-            fmt(&r[16])
+            r.dataset,
+            r.n_x,
+            r.n_y,
+            fmt(r.mean_diff),
+            format!("[{}, {}]", fmt(r.welch_ci_low), fmt(r.welch_ci_high)),
+            fmt(r.welch_p),
+            fmt(r.mwu_p),
+            fmt(r.poi_x_gt_y)
         );
     }
-    let paired = encoderlab::stats::report::tests_paired(&index, &cfg);
-    for r in &paired.rows {
+    let paired = encoderlab::stats::report::tests_paired(&index, &cfg)?;
+    for r in paired.rows_of::<PairedTestRow>()? {
         println!(
             "paired over {:<12} n={:<3} mean_diff={} t-test p={} Wilcoxon p={} ({})",
-            r[0],
-            r[5],
-            fmt(&r[6]),
-            fmt(&r[9]),
-            fmt(&r[15]),
-            r[16]
+            r.level,
+            r.n_pairs,
+            fmt(r.mean_diff),
+            fmt(r.ttest_rel_p),
+            fmt(r.wilcoxon_p),
+            r.wilcoxon_method
         );
     }
-    let poi = encoderlab::stats::report::poi_table(&index, &cfg);
-    for r in &poi.rows {
+    let poi = encoderlab::stats::report::poi_table(&index, &cfg)?;
+    for r in poi.rows_of::<PoiRow>()? {
         println!(
             "probability of improvement P(x > y) = {} [{}, {}]",
-            fmt(&r[4]),
-            fmt(&r[6]),
-            fmt(&r[7])
+            fmt(r.poi),
+            fmt(r.ci_low),
+            fmt(r.ci_high)
         );
     }
     Ok(())

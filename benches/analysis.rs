@@ -35,25 +35,26 @@ fn main() -> anyhow::Result<()> {
         let meta = read_meta(&dir.join("meta.csv"))?;
         let ix = RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance);
         let cfg = ReportConfig::default();
-        let time = |name: &str, f: &dyn Fn() -> r::Table| {
+        let time = |name: &str, f: &dyn Fn() -> encoderlab::Result<r::Table>| -> anyhow::Result<()> {
             let t = Instant::now();
-            let table = f();
+            let table = f()?;
             println!(
                 "  {name:<22} {:>6.2} s ({} rows)",
                 t.elapsed().as_secs_f64(),
                 table.rows.len()
             );
+            Ok(())
         };
-        time("group_stats", &|| r::group_stats(&ix, &cfg));
-        time("best_lr", &|| r::best_lr_table(&ix, &cfg));
-        time("expected_max", &|| r::expected_max_table(&ix));
-        time("bootstrap_ci", &|| r::bootstrap_table(&ix, &cfg));
-        time("tests_unpaired", &|| r::tests_unpaired(&ix, &cfg));
-        time("tests_paired", &|| r::tests_paired(&ix, &cfg));
-        time("ranks", &|| r::ranks_table(&ix));
-        time("aggregate", &|| r::aggregate_table(&ix, &cfg));
-        time("poi", &|| r::poi_table(&ix, &cfg));
-        time("performance_profile", &|| r::profile_table(&ix, &cfg));
+        time("group_stats", &|| Ok(r::group_stats(&ix, &cfg)))?;
+        time("best_lr", &|| r::best_lr_table(&ix, &cfg))?;
+        time("expected_max", &|| Ok(r::expected_max_table(&ix)))?;
+        time("bootstrap_ci", &|| Ok(r::bootstrap_table(&ix, &cfg)))?;
+        time("tests_unpaired", &|| r::tests_unpaired(&ix, &cfg))?;
+        time("tests_paired", &|| r::tests_paired(&ix, &cfg))?;
+        time("ranks", &|| Ok(r::ranks_table(&ix)))?;
+        time("aggregate", &|| Ok(r::aggregate_table(&ix, &cfg)))?;
+        time("poi", &|| r::poi_table(&ix, &cfg))?;
+        time("performance_profile", &|| Ok(r::profile_table(&ix, &cfg)))?;
     }
     for round in 0..3 {
         let started = Instant::now();
@@ -63,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         let read = started.elapsed().as_secs_f64();
         let index = RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance);
         let cfg = ReportConfig::default();
-        let tables = build_tables(&index, &cfg);
+        let tables = build_tables(&index, &cfg)?;
         let built = started.elapsed().as_secs_f64();
         #[cfg(feature = "plots")]
         let plots = encoderlab::stats::plots::plot_tables(&tables)?;
@@ -125,7 +126,7 @@ fn with_instances(dir: &std::path::Path) -> anyhow::Result<()> {
         let mut stages = Vec::new();
         let tables = encoderlab::stats::report::build_tables_with(&index, &cfg, |name| {
             stages.push((name.to_string(), Instant::now()));
-        });
+        })?;
         let built = started.elapsed().as_secs_f64();
         #[cfg(feature = "plots")]
         let plots = encoderlab::stats::plots::plot_tables(&tables)?;
@@ -206,7 +207,7 @@ fn large_table(dir: &std::path::Path, name: &str, datasets: usize, seeds: usize)
     let mut tables = Vec::new();
     for (name, build) in encoderlab::stats::report::TABLES {
         let t = Instant::now();
-        tables.push(build(&index, &cfg));
+        tables.push(build(&index, &cfg)?);
         println!("  {name:<26} {:>7.2} s", t.elapsed().as_secs_f64());
     }
     let built = started.elapsed().as_secs_f64();

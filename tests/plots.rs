@@ -33,7 +33,7 @@ fn synthetic_tables(dir: &Path, systems: usize, datasets: usize) -> Vec<Table> {
         poi_reps: 200,
         ..ReportConfig::default()
     };
-    build_tables(&RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance), &cfg)
+    build_tables(&RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance), &cfg).unwrap()
 }
 
 fn figures_of(tables: &[Table]) -> Vec<Figure> {
@@ -57,7 +57,7 @@ fn figures_show_the_numbers_of_the_paper_report() -> anyhow::Result<()> {
     let tables = build_tables(
         &RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance),
         &ReportConfig::default(),
-    );
+    )?;
     let figs = figures_of(&tables);
     assert_eq!(figs.iter().map(|f| f.name).collect::<Vec<_>>(), PLOTS);
     // the pairs' intervals: naive, within datasets, with datasets, from tests_hierarchical.csv;

@@ -6,6 +6,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use encoderlab::artifacts::report::BestLrRow;
+
 use common::{shared_data, write};
 
 fn analysis(args: &[&str]) -> Output {
@@ -81,6 +83,12 @@ fn quick_report(runs: &Path, meta: &Path, out: &Path, extra: &[&str]) -> Output 
     analysis(&args)
 }
 
+/// The rows of a report file as its row type (columns by name).
+fn typed<R: encoderlab::artifacts::ReportRow>(dir: &Path) -> Vec<R> {
+    let mut r = csv::Reader::from_path(dir.join(R::FILE)).unwrap();
+    r.deserialize().map(|x| x.unwrap()).collect()
+}
+
 fn rows(dir: &Path, name: &str) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(dir.join(name)).unwrap();
     r.records()
@@ -115,11 +123,14 @@ fn paper_runs_report_is_complete_and_reproducible() -> anyhow::Result<()> {
         .iter()
         .all(|r| r[1] == "clm10k-mlm40" && r[3] == "test" && r[4] == "0.0002"));
     // best LR of clm on sst2 is chosen on validation and reported on test
-    let best = rows(&a, "best_lr.csv");
-    let clm = best.iter().find(|r| r[1] == "clm" && r[2] == "sst2").unwrap();
+    let best: Vec<BestLrRow> = typed(&a);
+    let clm = best
+        .iter()
+        .find(|r| r.objective == "clm" && r.dataset == "sst2")
+        .unwrap();
     assert_eq!(
-        (clm[3].as_str(), clm[4].as_str(), clm[6].as_str()),
-        ("validation", "test", "0.00005")
+        (clm.select_split.as_str(), clm.report_split.as_str(), clm.best_lr),
+        ("validation", "test", 0.00005)
     );
     // every interval contains its estimate
     for r in rows(&a, "bootstrap_ci.csv") {
@@ -409,13 +420,12 @@ fn findings_on_the_paper_runs_follow_the_runs_and_refuse_unknown_models() -> any
     };
     // the selected learning rates, from the committed report's best_lr.csv
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("analysis/paper_runs");
-    let best = rows(&committed, "best_lr.csv");
+    let best: Vec<BestLrRow> = typed(&committed);
     let lr = |model: &str| -> f64 {
-        let r = best
-            .iter()
-            .find(|r| r[0] == model && r[2] == "sst2")
-            .expect("best_lr row");
-        r[6].parse().expect("lr")
+        best.iter()
+            .find(|r| r.model == model && r.dataset == "sst2")
+            .expect("best_lr row")
+            .best_lr
     };
     let sst2 = found
         .iter()

@@ -319,7 +319,7 @@ fn formula_like_names_are_escaped_and_read_back() -> anyhow::Result<()> {
     // the report's tables escape every cell too
     let meta = builtin_meta(&Registry::builtin()?);
     let index = encoderlab::stats::report::RunsIndex::new(&runs, &meta, encoderlab::stats::report::NanPolicy::Drop);
-    let table = encoderlab::stats::report::best_lr_table(&index, &encoderlab::stats::report::ReportConfig::default());
+    let table = encoderlab::stats::report::best_lr_table(&index, &encoderlab::stats::report::ReportConfig::default())?;
     let csv_text = table.to_csv()?;
     assert!(
         csv_text.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",'+mlm,sst2"),

@@ -65,7 +65,7 @@ impl Report {
             runs: path.to_path_buf(),
             systems: index.systems.iter().map(|s| format!("{}/{}", s.0, s.1)).collect(),
             datasets: index.datasets.clone(),
-            tables: build_tables(&index, &config),
+            tables: build_tables(&index, &config)?,
             config,
         })
     }

@@ -40,7 +40,7 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
     let (probe_runs, runs): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| is_probe(&r.model));
     let ix = RunsIndex::new(&runs, &meta, rc.nan_policy);
     let probe_ix = RunsIndex::new(&probe_runs, &meta, rc.nan_policy);
-    let tables = build_tables(&ix, &rc);
+    let tables = build_tables(&ix, &rc)?;
     write_report(&tables, &analysis_plots(&tables)?, &out.join("analysis"))?;
 
     let ev = Evidence::new(&ix, cfg.analysis.confidence, cfg.analysis.alpha);

@@ -15,6 +15,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::artifacts::row::cells;
+use crate::artifacts::ReportRow;
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomic, OwnedDir};
 pub use aggregate_design::aggregate_hierarchical;
@@ -103,6 +105,38 @@ pub struct Table {
 }
 
 impl Table {
+    /// The table of `rows`: its name is `R::FILE`, its header `R`'s fields.
+    pub fn of<R: ReportRow>(rows: &[R]) -> Result<Table> {
+        let err = |e: crate::artifacts::row::RowError| Error::data(R::FILE, 0, e.to_string());
+        let header = cells(&R::default()).map_err(err)?.into_iter().map(|(k, _)| k).collect();
+        let rows = rows
+            .iter()
+            .map(|r| Ok(cells(r).map_err(err)?.into_iter().map(|(_, v)| v).collect()))
+            .collect::<Result<_>>()?;
+        Ok(Table {
+            name: R::FILE,
+            header,
+            rows,
+        })
+    }
+
+    /// The rows as `R` (this table must be `R::FILE`, with `R`'s columns).
+    pub fn rows_of<R: ReportRow>(&self) -> Result<Vec<R>> {
+        if self.name != R::FILE {
+            return Err(Error::data(self.name, 0, format!("read as {}", R::FILE)));
+        }
+        let header = csv::StringRecord::from(self.header.clone());
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                csv::StringRecord::from(row.clone())
+                    .deserialize(Some(&header))
+                    .map_err(|e| Error::data(self.name, i + 2, e.to_string()))
+            })
+            .collect()
+    }
+
     /// The CSV text (fields quoted when needed).
     pub fn to_csv(&self) -> Result<String> {
         let mut w = csv::Writer::from_writer(Vec::new());
@@ -127,40 +161,42 @@ pub fn num(v: f64) -> String {
 }
 
 /// One table of the report, built from the organised runs and the settings.
-pub type TableBuilder = fn(&RunsIndex, &ReportConfig) -> Table;
+pub type TableBuilder = fn(&RunsIndex, &ReportConfig) -> Result<Table>;
 
 /// Every table of the report, in the order written, with its file name.
 pub const TABLES: [(&str, TableBuilder); 20] = [
-    ("group_stats.csv", group_stats),
+    ("group_stats.csv", |ix, cfg| Ok(group_stats(ix, cfg))),
     ("best_lr.csv", best_lr_table),
-    ("expected_max.csv", |ix, _| expected_max_table(ix)),
-    ("bootstrap_ci.csv", bootstrap_table),
+    ("expected_max.csv", |ix, _| Ok(expected_max_table(ix))),
+    ("bootstrap_ci.csv", |ix, cfg| Ok(bootstrap_table(ix, cfg))),
     ("tests_unpaired.csv", tests_unpaired),
     ("tests_paired.csv", tests_paired),
-    ("tests_datasets.csv", tests_datasets),
-    ("tests_hierarchical.csv", tests_hierarchical),
-    ("tests_interactions.csv", tests_interactions),
-    ("variance_components.csv", variance_table),
-    ("power.csv", power_table),
-    ("ranks.csv", |ix, _| ranks_table(ix)),
-    ("aggregate.csv", aggregate_table),
-    ("aggregate_hierarchical.csv", aggregate_hierarchical),
+    ("tests_datasets.csv", |ix, cfg| Ok(tests_datasets(ix, cfg))),
+    ("tests_hierarchical.csv", |ix, cfg| Ok(tests_hierarchical(ix, cfg))),
+    ("tests_interactions.csv", |ix, cfg| Ok(tests_interactions(ix, cfg))),
+    ("variance_components.csv", |ix, cfg| Ok(variance_table(ix, cfg))),
+    ("power.csv", |ix, cfg| Ok(power_table(ix, cfg))),
+    ("ranks.csv", |ix, _| Ok(ranks_table(ix))),
+    ("aggregate.csv", |ix, cfg| Ok(aggregate_table(ix, cfg))),
+    ("aggregate_hierarchical.csv", |ix, cfg| {
+        Ok(aggregate_hierarchical(ix, cfg))
+    }),
     ("poi.csv", poi_table),
-    ("performance_profile.csv", profile_table),
-    ("missing_runs.csv", |ix, _| missing_runs(ix)),
-    ("instance_tests.csv", instance_tests),
-    ("ranking_clusters.csv", ranking_clusters),
-    ("instances_missing.csv", instances_missing),
+    ("performance_profile.csv", |ix, cfg| Ok(profile_table(ix, cfg))),
+    ("missing_runs.csv", |ix, _| Ok(missing_runs(ix))),
+    ("instance_tests.csv", |ix, cfg| Ok(instance_tests(ix, cfg))),
+    ("ranking_clusters.csv", |ix, cfg| Ok(ranking_clusters(ix, cfg))),
+    ("instances_missing.csv", |ix, cfg| Ok(instances_missing(ix, cfg))),
 ];
 
 /// Every table of the report.
-pub fn build_tables(index: &RunsIndex, cfg: &ReportConfig) -> Vec<Table> {
+pub fn build_tables(index: &RunsIndex, cfg: &ReportConfig) -> Result<Vec<Table>> {
     build_tables_with(index, cfg, |_| {})
 }
 
 /// Every table of the report, calling `starting(name)` before each (for a progress display:
 /// on a large table the resampling tables take minutes).
-pub fn build_tables_with(index: &RunsIndex, cfg: &ReportConfig, mut starting: impl FnMut(&str)) -> Vec<Table> {
+pub fn build_tables_with(index: &RunsIndex, cfg: &ReportConfig, mut starting: impl FnMut(&str)) -> Result<Vec<Table>> {
     TABLES
         .iter()
         .map(|(name, build)| {

@@ -5,6 +5,8 @@ use sha2::{Digest, Sha256};
 
 use super::table::RunsIndex;
 use super::{num, ReportConfig, Table};
+use crate::artifacts::report::{BestLrRow, PairedTestRow, PoiRow, UnpairedTestRow};
+use crate::error::Result;
 use crate::rng::{seeded, Rng};
 use crate::stats::aggregate::{
     fraction_above, fraction_above_bootstrap, poi_bootstrap_pairs, probability_of_improvement, Aggregate, TaskScores,
@@ -140,7 +142,7 @@ fn best_scores(ix: &RunsIndex, si: usize, d: usize) -> Vec<f64> {
 }
 
 /// Per (system, dataset): best learning rate, its report-split scores, LR sensitivity, seed spread.
-pub fn best_lr_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn best_lr_table(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let mut rows = Vec::new();
     for (si, d, select, report, best) in pairs(ix) {
         let (model, objective) = &ix.systems[si];
@@ -164,57 +166,31 @@ pub fn best_lr_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             .flat_map(|g| g.scores.values().copied())
             .collect();
         let failed_all = all.iter().filter(|&&v| is_failed(v, chance)).count() as f64 / all.len().max(1) as f64;
-        rows.push(vec![
-            model.clone(),
-            objective.clone(),
-            ix.datasets[d].clone(),
-            select.clone(),
-            report.clone(),
-            ix.lrs(si, d, &select).len().to_string(),
-            best.map_or(s("NaN"), |(lr, _)| num(lr)),
-            best.map_or(s("NaN"), |(_, m)| num(sign * m)),
-            num(sign * mean(&x)),
-            num(std(&x)),
-            num(sem(&x)),
-            x.len().to_string(),
-            num(tl),
-            num(th),
-            num(sens.range),
-            num(sens.std),
-            num(sens.regret),
-            num(sens.regret_norm),
-            num(spread.mean),
-            num(spread.pooled),
-            num(failed_all),
-        ]);
+        rows.push(BestLrRow {
+            model: model.clone(),
+            objective: objective.clone(),
+            dataset: ix.datasets[d].clone(),
+            select_split: select.clone(),
+            report_split: report.clone(),
+            n_lr: ix.lrs(si, d, &select).len(),
+            best_lr: best.map_or(f64::NAN, |(lr, _)| lr),
+            sel_mean_at_best: best.map_or(f64::NAN, |(_, m)| sign * m),
+            best_mean: sign * mean(&x),
+            best_std: std(&x),
+            best_sem: sem(&x),
+            best_n: x.len(),
+            best_t_ci_low: tl,
+            best_t_ci_high: th,
+            lr_range: sens.range,
+            lr_std: sens.std,
+            lr_regret: sens.regret,
+            lr_regret_norm: sens.regret_norm,
+            seed_std_mean: spread.mean,
+            seed_std_pooled: spread.pooled,
+            failed_rate_all_lr: failed_all,
+        });
     }
-    Table {
-        name: "best_lr.csv",
-        header: vec![
-            "model",
-            "objective",
-            "dataset",
-            "select_split",
-            "report_split",
-            "n_lr",
-            "best_lr",
-            "sel_mean_at_best",
-            "best_mean",
-            "best_std",
-            "best_sem",
-            "best_n",
-            "best_t_ci_low",
-            "best_t_ci_high",
-            "lr_range",
-            "lr_std",
-            "lr_regret",
-            "lr_regret_norm",
-            "seed_std_mean",
-            "seed_std_pooled",
-            "failed_rate_all_lr",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }
 
 /// Expected max vs number of trials on the selection split: all (lr, seed) runs, and the
@@ -351,10 +327,10 @@ pub(super) fn system_pairs(ix: &RunsIndex) -> Vec<(usize, usize)> {
 }
 
 /// Welch and Mann-Whitney per dataset and pair of systems, at each system's best learning rate.
-pub fn tests_unpaired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn tests_unpaired(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let pairs = system_pairs(ix);
     // per dataset in parallel (each system's scores fetched once), then in dataset order
-    let per_dataset: Vec<Vec<(Vec<String>, f64, f64)>> = (0..ix.datasets.len())
+    let per_dataset: Vec<Vec<UnpairedTestRow>> = (0..ix.datasets.len())
         .into_par_iter()
         .map(|d| {
             let scores: Vec<Option<Vec<f64>>> = (0..ix.systems.len())
@@ -370,92 +346,63 @@ pub fn tests_unpaired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                 let (cl, ch) = back_ci(sign, w.ci_low, w.ci_high);
                 let u = mann_whitney(x, y);
                 let poi = u.u1 / (x.len() * y.len()) as f64;
-                out.push((
-                    vec![
-                        ix.datasets[d].clone(),
-                        ix.systems[i].0.clone(),
-                        ix.systems[i].1.clone(),
-                        ix.systems[j].0.clone(),
-                        ix.systems[j].1.clone(),
-                        x.len().to_string(),
-                        y.len().to_string(),
-                        num(sign * w.t),
-                        num(w.df),
-                        num(w.p),
-                        num(sign * w.mean_diff),
-                        num(cl),
-                        num(ch),
-                        num(u.u1),
-                        num(u.p),
-                        s(u.method.name()),
-                        num(poi),
-                    ],
-                    w.p,
-                    u.p,
-                ));
+                out.push(UnpairedTestRow {
+                    dataset: ix.datasets[d].clone(),
+                    model_x: ix.systems[i].0.clone(),
+                    objective_x: ix.systems[i].1.clone(),
+                    model_y: ix.systems[j].0.clone(),
+                    objective_y: ix.systems[j].1.clone(),
+                    n_x: x.len(),
+                    n_y: y.len(),
+                    welch_t: sign * w.t,
+                    welch_df: w.df,
+                    welch_p: w.p,
+                    mean_diff: sign * w.mean_diff,
+                    welch_ci_low: cl,
+                    welch_ci_high: ch,
+                    mwu_u1: u.u1,
+                    mwu_p: u.p,
+                    mwu_method: u.method.name().to_string(),
+                    poi_x_gt_y: poi,
+                    ..UnpairedTestRow::default()
+                });
             }
             out
         })
         .collect();
-    let rows = with_corrections(per_dataset.into_iter().flatten());
-    Table {
-        name: "tests_unpaired.csv",
-        header: vec![
-            "dataset",
-            "model_x",
-            "objective_x",
-            "model_y",
-            "objective_y",
-            "n_x",
-            "n_y",
-            "welch_t",
-            "welch_df",
-            "welch_p",
-            "mean_diff",
-            "welch_ci_low",
-            "welch_ci_high",
-            "mwu_u1",
-            "mwu_p",
-            "mwu_method",
-            "poi_x_gt_y",
-            "welch_p_holm",
-            "welch_p_bh",
-            "mwu_p_holm",
-            "mwu_p_bh",
-        ],
-        rows,
+    let mut rows: Vec<UnpairedTestRow> = per_dataset.into_iter().flatten().collect();
+    let welch = corrections(rows.iter().map(|r| r.welch_p));
+    let mwu = corrections(rows.iter().map(|r| r.mwu_p));
+    for (r, ((wh, wb), (mh, mb))) in rows.iter_mut().zip(welch.into_iter().zip(mwu)) {
+        (r.welch_p_holm, r.welch_p_bh, r.mwu_p_holm, r.mwu_p_bh) = (wh, wb, mh, mb);
     }
+    Table::of(&rows)
 }
 
-/// Rows of a test table, each with its two p-values: to every row, the Holm and BH
-/// adjustments of its first p-value, then of its second, each family over all rows.
-fn with_corrections(tested: impl Iterator<Item = (Vec<String>, f64, f64)>) -> Vec<Vec<String>> {
-    let (mut rows, mut first, mut second) = (Vec::new(), Vec::new(), Vec::new());
-    for (row, p, q) in tested {
-        rows.push(row);
-        first.push(p);
-        second.push(q);
-    }
-    for family in [&first, &second] {
-        push_corrections(&mut rows, family);
-    }
-    rows
+/// The Holm and the Benjamini-Hochberg adjustment of each p-value of `ps` (one family: all of
+/// them), in order.
+fn corrections(ps: impl Iterator<Item = f64>) -> Vec<(f64, f64)> {
+    let ps: Vec<f64> = ps.collect();
+    let (holm, bh) = (
+        adjust(&ps, Correction::Holm),
+        adjust(&ps, Correction::BenjaminiHochberg),
+    );
+    holm.into_iter().zip(bh).collect()
 }
 
 /// Appends to each row the Holm and the Benjamini-Hochberg adjustment of its p-value in `ps`
 /// (one family: all the rows).
 pub(super) fn push_corrections(rows: &mut [Vec<String>], ps: &[f64]) {
-    let (holm, bh) = (adjust(ps, Correction::Holm), adjust(ps, Correction::BenjaminiHochberg));
-    for (k, row) in rows.iter_mut().enumerate() {
-        row.push(num(holm[k]));
-        row.push(num(bh[k]));
+    for (row, (holm, bh)) in rows.iter_mut().zip(corrections(ps.iter().copied())) {
+        row.push(num(holm));
+        row.push(num(bh));
     }
 }
 
 /// Paired t and Wilcoxon per pair of systems, over (dataset, seed) units and over datasets.
-pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     // per pair in parallel, then in pair order
-    let per_pair: Vec<Vec<(Vec<String>, f64, f64)>> = system_pairs(ix)
+    let per_pair: Vec<Vec<PairedTestRow>> = system_pairs(ix)
         .into_par_iter()
         .map(|(i, j)| {
             let mut out = Vec::new();
@@ -480,61 +427,37 @@ pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                 }
                 let t = paired(&x, &y, cfg.confidence);
                 let w = wilcoxon(&x, &y);
-                out.push((
-                    vec![
-                        s(level),
-                        ix.systems[i].0.clone(),
-                        ix.systems[i].1.clone(),
-                        ix.systems[j].0.clone(),
-                        ix.systems[j].1.clone(),
-                        x.len().to_string(),
-                        num(t.mean_diff),
-                        num(t.t),
-                        num(t.df),
-                        num(t.p),
-                        num(t.ci_low),
-                        num(t.ci_high),
-                        num(w.statistic),
-                        num(w.r_plus),
-                        num(w.r_minus),
-                        num(w.p),
-                        s(w.method.name()),
-                    ],
-                    t.p,
-                    w.p,
-                ));
+                out.push(PairedTestRow {
+                    level: level.to_string(),
+                    model_x: ix.systems[i].0.clone(),
+                    objective_x: ix.systems[i].1.clone(),
+                    model_y: ix.systems[j].0.clone(),
+                    objective_y: ix.systems[j].1.clone(),
+                    n_pairs: x.len(),
+                    mean_diff: t.mean_diff,
+                    ttest_rel_t: t.t,
+                    ttest_rel_df: t.df,
+                    ttest_rel_p: t.p,
+                    ttest_rel_ci_low: t.ci_low,
+                    ttest_rel_ci_high: t.ci_high,
+                    wilcoxon_stat: w.statistic,
+                    wilcoxon_r_plus: w.r_plus,
+                    wilcoxon_r_minus: w.r_minus,
+                    wilcoxon_p: w.p,
+                    wilcoxon_method: w.method.name().to_string(),
+                    ..PairedTestRow::default()
+                });
             }
             out
         })
         .collect();
-    let rows = with_corrections(per_pair.into_iter().flatten());
-    Table {
-        name: "tests_paired.csv",
-        header: vec![
-            "level",
-            "model_x",
-            "objective_x",
-            "model_y",
-            "objective_y",
-            "n_pairs",
-            "mean_diff",
-            "ttest_rel_t",
-            "ttest_rel_df",
-            "ttest_rel_p",
-            "ttest_rel_ci_low",
-            "ttest_rel_ci_high",
-            "wilcoxon_stat",
-            "wilcoxon_r_plus",
-            "wilcoxon_r_minus",
-            "wilcoxon_p",
-            "wilcoxon_method",
-            "ttest_rel_p_holm",
-            "ttest_rel_p_bh",
-            "wilcoxon_p_holm",
-            "wilcoxon_p_bh",
-        ],
-        rows,
+    let mut rows: Vec<PairedTestRow> = per_pair.into_iter().flatten().collect();
+    let t = corrections(rows.iter().map(|r| r.ttest_rel_p));
+    let w = corrections(rows.iter().map(|r| r.wilcoxon_p));
+    for (r, ((th, tb), (wh, wb))) in rows.iter_mut().zip(t.into_iter().zip(w)) {
+        (r.ttest_rel_p_holm, r.ttest_rel_p_bh, r.wilcoxon_p_holm, r.wilcoxon_p_bh) = (th, tb, wh, wb);
     }
+    Table::of(&rows)
 }
 
 /// Ranks of systems per dataset by best-LR mean, mean rank, and the Friedman test over datasets.
@@ -694,7 +617,7 @@ pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
 
 /// Probability of improvement per pair of systems, over the tasks both have: each system
 /// resampled once per replicate from its own stream, shared by its pairs.
-pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let norm: Vec<(Vec<usize>, TaskScores)> = (0..ix.systems.len()).map(|si| normalised(ix, si)).collect();
     let pairs = system_pairs(ix);
     let mut streams: Vec<Rng> = ix
@@ -703,7 +626,7 @@ pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
         .map(|(model, objective)| rng_for(cfg.seed, &["poi", model, objective]))
         .collect();
     let stars = poi_bootstrap_pairs(&norm, &pairs, cfg.poi_reps, &mut streams);
-    let rows = pairs
+    let rows: Vec<PoiRow> = pairs
         .par_iter()
         .zip(&stars)
         .map(|(&(i, j), star)| {
@@ -722,32 +645,19 @@ pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             } else {
                 ci_from_bootstrap_distribution(poi, star, &[], BootstrapMethod::Percentile, cfg.confidence)
             };
-            vec![
-                ix.systems[i].0.clone(),
-                ix.systems[i].1.clone(),
-                ix.systems[j].0.clone(),
-                ix.systems[j].1.clone(),
-                num(poi),
-                cfg.poi_reps.to_string(),
-                num(lo),
-                num(hi),
-            ]
+            PoiRow {
+                model_x: ix.systems[i].0.clone(),
+                objective_x: ix.systems[i].1.clone(),
+                model_y: ix.systems[j].0.clone(),
+                objective_y: ix.systems[j].1.clone(),
+                poi,
+                reps: cfg.poi_reps,
+                ci_low: lo,
+                ci_high: hi,
+            }
         })
         .collect();
-    Table {
-        name: "poi.csv",
-        header: vec![
-            "model_x",
-            "objective_x",
-            "model_y",
-            "objective_y",
-            "poi",
-            "reps",
-            "ci_low",
-            "ci_high",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }
 
 /// The default thresholds: the 5 %, 10 %, …, 95 % quantiles (type 7) of all normalised scores
