@@ -324,7 +324,7 @@ fn fmt(x: f64) -> String {
 fn power(args: &PowerArgs) -> Result<()> {
     let (index, mut cfg) = load(&args.input)?;
     cfg.power_effect = args.effect;
-    let table = encoderlab::stats::report::power_table(&index, &cfg);
+    let table = encoderlab::stats::report::power_table(&index, &cfg)?;
     let text = table.to_csv()?;
     if let Some(out) = &args.out {
         encoderlab::fsutil::write_atomic(out, text.as_bytes())?;

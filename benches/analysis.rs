@@ -45,16 +45,16 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         };
-        time("group_stats", &|| Ok(r::group_stats(&ix, &cfg)))?;
+        time("group_stats", &|| r::group_stats(&ix, &cfg))?;
         time("best_lr", &|| r::best_lr_table(&ix, &cfg))?;
-        time("expected_max", &|| Ok(r::expected_max_table(&ix)))?;
-        time("bootstrap_ci", &|| Ok(r::bootstrap_table(&ix, &cfg)))?;
+        time("expected_max", &|| r::expected_max_table(&ix))?;
+        time("bootstrap_ci", &|| r::bootstrap_table(&ix, &cfg))?;
         time("tests_unpaired", &|| r::tests_unpaired(&ix, &cfg))?;
         time("tests_paired", &|| r::tests_paired(&ix, &cfg))?;
-        time("ranks", &|| Ok(r::ranks_table(&ix)))?;
-        time("aggregate", &|| Ok(r::aggregate_table(&ix, &cfg)))?;
+        time("ranks", &|| r::ranks_table(&ix))?;
+        time("aggregate", &|| r::aggregate_table(&ix, &cfg))?;
         time("poi", &|| r::poi_table(&ix, &cfg))?;
-        time("performance_profile", &|| Ok(r::profile_table(&ix, &cfg)))?;
+        time("performance_profile", &|| r::profile_table(&ix, &cfg))?;
     }
     for round in 0..3 {
         let started = Instant::now();

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use encoderlab::artifacts::report::BestLrRow;
+use encoderlab::artifacts::report::{BestLrRow, HierarchicalTestRow, MissingRunRow};
 
 use common::{shared_data, write};
 
@@ -673,23 +673,25 @@ fn pretraining_seeds_are_replicates_of_one_system() -> anyhow::Result<()> {
     let test = ix.group(0, 0, "test", 1e-5).unwrap();
     assert_eq!(test.scores.len(), 6, "2 pretraining seeds × 3 seeds");
     assert_eq!(test.missing, [(1, 2)]);
-    let missing = missing_runs(&ix);
+    let missing = missing_runs(&ix)?;
     assert_eq!(missing.header[5..], ["pretrain_seed", "seed"]);
-    assert_eq!(missing.rows.len(), 1);
-    assert_eq!(missing.rows[0][5..], ["1".to_string(), "2".to_string()]);
+    let missing: Vec<MissingRunRow> = missing.rows_of()?;
+    assert_eq!(missing.len(), 1);
+    assert_eq!((missing[0].pretrain_seed, missing[0].seed), (1, 2));
     // the hierarchical difference weighs each pretraining run alike: clm's are 0.81 and 0.805
     // (its absent run dropped), mlm's 0.71 and 0.71; normalised (chance 0.5, max 1): 0.195
-    let h = encoderlab::stats::report::tests_hierarchical(&ix, &Default::default());
-    assert_eq!(h.rows.len(), 2);
-    let row = &h.rows[0];
+    let h: Vec<HierarchicalTestRow> =
+        encoderlab::stats::report::tests_hierarchical(&ix, &Default::default())?.rows_of()?;
+    assert_eq!(h.len(), 2);
+    let row = &h[0];
     assert_eq!(
-        (row[4].as_str(), row[5].as_str()),
+        (row.dataset_bootstrap.as_str(), row.levels.as_str()),
         ("False", "pretrain_seeds+finetune_seeds")
     );
-    assert_eq!((row[7].as_str(), row[8].as_str()), ("2", "2"));
-    assert!((row[9].parse::<f64>()? - 0.195).abs() < 1e-12, "{row:?}");
+    assert_eq!((row.n_pretrain_seeds_x, row.n_pretrain_seeds_y), (2, 2));
+    assert!((row.mean_diff - 0.195).abs() < 1e-12, "{row:?}");
     assert_eq!(
-        h.rows[1][5], "pretrain_seeds+finetune_seeds",
+        h[1].levels, "pretrain_seeds+finetune_seeds",
         "one dataset: no dataset level"
     );
     Ok(())

@@ -2,6 +2,7 @@
 //! statsmodels 0.15.0, numpy 2). The Python that produced each expected value is pasted above
 //! its test; run it in any environment with those packages to check a number.
 
+use encoderlab::artifacts::report::DatasetTestRow;
 use encoderlab::stats::describe::{iqm, mean, quantile, sem, std, t_interval};
 use encoderlab::stats::expected_max::expected_max_curve;
 use encoderlab::stats::multitest::{adjust, Correction};
@@ -757,7 +758,7 @@ fn dataset_level_tests_match_scipy() {
         })
         .collect();
     let ix = RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance);
-    let table = tests_datasets(&ix, &ReportConfig::default());
+    let table = tests_datasets(&ix, &ReportConfig::default()).unwrap();
     assert_eq!(
         table.header[..14],
         [
@@ -822,22 +823,27 @@ fn dataset_level_tests_match_scipy() {
             (1, 6),
         ),
     ];
-    assert_eq!(table.rows.len(), 3);
-    for (row, (values, (pos, neg))) in table.rows.iter().zip(expected) {
-        assert_eq!(row[4], "7");
-        let got: Vec<f64> = [5, 6, 7, 8, 9, 10, 11, 12, 13]
-            .iter()
-            .map(|&c| row[c].parse().unwrap())
-            .collect();
+    let rows: Vec<DatasetTestRow> = table.rows_of().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (row, (values, (pos, neg))) in rows.iter().zip(expected) {
+        assert_eq!(row.n_datasets, 7);
+        let got = [
+            row.mean_diff,
+            row.ci_low,
+            row.ci_high,
+            row.ttest_t,
+            row.ttest_p,
+            row.wilcoxon_p,
+            row.sign_p,
+            row.ttest_p_holm,
+            row.ttest_p_bh,
+        ];
         for (g, e) in got.iter().zip(values) {
             assert!((g - e).abs() <= 1e-10 * e.abs().max(1e-3), "{row:?}: {g} vs {e}");
         }
-        assert_eq!(
-            (row[17].as_str(), row[18].as_str()),
-            (pos.to_string().as_str(), neg.to_string().as_str())
-        );
+        assert_eq!((row.sign_positive, row.sign_negative), (pos, neg));
     }
-    assert_eq!((table.rows[0][0].as_str(), table.rows[0][3].as_str()), ("a", "mlm"));
+    assert_eq!((rows[0].model_x.as_str(), rows[0].objective_y.as_str()), ("a", "mlm"));
 }
 
 /// The hierarchical bootstrap against known answers (issue 19, item 3): a level with no

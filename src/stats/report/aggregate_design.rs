@@ -10,13 +10,15 @@ use rayon::prelude::*;
 
 use super::design::{dataset_runs, restrict, DatasetRuns};
 use super::tables::rng_for;
-use super::{num, ReportConfig, RunsIndex, Table};
+use super::{ReportConfig, RunsIndex, Table};
+use crate::artifacts::report::HierarchicalAggregateRow;
+use crate::error::Result;
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::hierarchical_aggregate::{hierarchical_bootstrap_aggregates, AGGREGATES};
 
 /// The hierarchical intervals of every system's aggregates, `reps` = the report's `poi_reps`;
 /// systems with the same datasets are resampled together (the same dataset and instance draws).
-pub fn aggregate_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn aggregate_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let runs: Vec<DatasetRuns> = (0..ix.datasets.len())
         .into_par_iter()
         .map(|d| dataset_runs(ix, d))
@@ -28,7 +30,7 @@ pub fn aggregate_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             groups.entry(own).or_default().push(s);
         }
     }
-    let mut rows: BTreeMap<usize, Vec<Vec<String>>> = BTreeMap::new();
+    let mut rows: BTreeMap<usize, Vec<HierarchicalAggregateRow>> = BTreeMap::new();
     for (common, members) in &groups {
         let (strata, systems) = restrict(&runs, common, members);
         let key: Vec<String> = common.iter().map(|&d| ix.datasets[d].clone()).collect();
@@ -50,45 +52,35 @@ pub fn aggregate_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                         BootstrapMethod::Percentile,
                         cfg.confidence,
                     );
-                    rows.entry(s).or_default().push(vec![
-                        ix.systems[s].0.clone(),
-                        ix.systems[s].1.clone(),
-                        name.to_string(),
-                        (if datasets { "True" } else { "False" }).to_string(),
-                        b.levels.name(),
-                        common.len().to_string(),
-                        pretrain.to_string(),
-                        num(b.estimates[a]),
-                        b.star[a].len().to_string(),
-                        num(lo),
-                        num(hi),
-                    ]);
+                    rows.entry(s).or_default().push(HierarchicalAggregateRow {
+                        model: ix.systems[s].0.clone(),
+                        objective: ix.systems[s].1.clone(),
+                        aggregate: name.to_string(),
+                        dataset_bootstrap: if datasets { "True" } else { "False" }.to_string(),
+                        levels: b.levels.name().to_string(),
+                        n_datasets: common.len(),
+                        n_pretrain_seeds: pretrain,
+                        estimate: b.estimates[a],
+                        reps: b.star[a].len(),
+                        ci_low: lo,
+                        ci_high: hi,
+                    });
                 }
             }
         }
     }
-    Table {
-        name: "aggregate_hierarchical.csv",
-        header: vec![
-            "model",
-            "objective",
-            "aggregate",
-            "dataset_bootstrap",
-            "levels",
-            "n_datasets",
-            "n_pretrain_seeds",
-            "estimate",
-            "reps",
-            "ci_low",
-            "ci_high",
-        ],
-        // by system, then dataset level, then aggregate
-        rows: rows
-            .into_values()
-            .flat_map(|mut r| {
-                r.sort_by_key(|row| (row[3] == "True", AGGREGATES.iter().position(|a| *a == row[2])));
-                r
-            })
-            .collect(),
-    }
+    // by system, then dataset level, then aggregate
+    let rows: Vec<HierarchicalAggregateRow> = rows
+        .into_values()
+        .flat_map(|mut r| {
+            r.sort_by_key(|row| {
+                (
+                    row.dataset_bootstrap == "True",
+                    AGGREGATES.iter().position(|a| *a == row.aggregate),
+                )
+            });
+            r
+        })
+        .collect();
+    Table::of(&rows)
 }

@@ -9,8 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 
 use super::table::RunsIndex;
-use super::tables::{push_corrections, rng_for, system_pairs};
+use super::tables::{corrections, rng_for, system_pairs};
 use super::{num, ReportConfig, Table};
+use crate::artifacts::report::{DatasetTestRow, HierarchicalTestRow};
+use crate::error::Result;
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::describe::mean;
 use crate::stats::hierarchical::{
@@ -37,13 +39,12 @@ pub fn dataset_means(ix: &RunsIndex, s: usize) -> Vec<f64> {
 /// Paired t (with the t-interval of the mean difference), Wilcoxon signed-rank and the exact
 /// sign test per pair of systems over the datasets both have (scipy `ttest_rel`, `wilcoxon`,
 /// `binomtest` semantics), with Holm and Benjamini-Hochberg over the pairs' t-test p-values.
-pub fn tests_datasets(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn tests_datasets(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let means: Vec<Vec<f64>> = (0..ix.systems.len())
         .into_par_iter()
         .map(|s| dataset_means(ix, s))
         .collect();
     let mut rows = Vec::new();
-    let mut extras = Vec::new();
     let mut ps = Vec::new();
     for (i, j) in system_pairs(ix) {
         let (x, y): (Vec<f64>, Vec<f64>) = means[i]
@@ -54,58 +55,32 @@ pub fn tests_datasets(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             .unzip();
         let (t, w, sign) = (paired(&x, &y, cfg.confidence), wilcoxon(&x, &y), sign_test(&x, &y));
         let (sx, sy) = (&ix.systems[i], &ix.systems[j]);
-        rows.push(vec![
-            sx.0.clone(),
-            sx.1.clone(),
-            sy.0.clone(),
-            sy.1.clone(),
-            x.len().to_string(),
-            num(t.mean_diff),
-            num(t.ci_low),
-            num(t.ci_high),
-            num(t.t),
-            num(t.p),
-            num(w.p),
-            num(sign.p),
-        ]);
-        extras.push(vec![
-            num(t.df),
-            num(w.statistic),
-            w.method.name().to_string(),
-            sign.positive.to_string(),
-            sign.negative.to_string(),
-        ]);
+        rows.push(DatasetTestRow {
+            model_x: sx.0.clone(),
+            objective_x: sx.1.clone(),
+            model_y: sy.0.clone(),
+            objective_y: sy.1.clone(),
+            n_datasets: x.len(),
+            mean_diff: t.mean_diff,
+            ci_low: t.ci_low,
+            ci_high: t.ci_high,
+            ttest_t: t.t,
+            ttest_p: t.p,
+            wilcoxon_p: w.p,
+            sign_p: sign.p,
+            ttest_df: t.df,
+            wilcoxon_stat: w.statistic,
+            wilcoxon_method: w.method.name().to_string(),
+            sign_positive: sign.positive,
+            sign_negative: sign.negative,
+            ..DatasetTestRow::default()
+        });
         ps.push(t.p);
     }
-    push_corrections(&mut rows, &ps);
-    for (row, extra) in rows.iter_mut().zip(extras) {
-        row.extend(extra);
+    for (r, (holm, bh)) in rows.iter_mut().zip(corrections(ps.into_iter())) {
+        (r.ttest_p_holm, r.ttest_p_bh) = (holm, bh);
     }
-    Table {
-        name: "tests_datasets.csv",
-        header: vec![
-            "model_x",
-            "objective_x",
-            "model_y",
-            "objective_y",
-            "n_datasets",
-            "mean_diff",
-            "ci_low",
-            "ci_high",
-            "ttest_t",
-            "ttest_p",
-            "wilcoxon_p",
-            "sign_p",
-            "ttest_p_holm",
-            "ttest_p_bh",
-            "ttest_df",
-            "wilcoxon_stat",
-            "wilcoxon_method",
-            "sign_positive",
-            "sign_negative",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }
 
 /// The strata of datasets `common` and the runs there of systems `members`, in that order
@@ -215,7 +190,7 @@ pub fn dataset_runs(ix: &RunsIndex, d: usize) -> DatasetRuns<'_> {
 /// which levels were resampled (a level with a single unit everywhere is not: one dataset, or
 /// one pretraining seed per system, say so there); `instance_datasets` on how many of the
 /// pair's datasets the test instances were resampled too.
-pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let runs: Vec<DatasetRuns> = (0..ix.datasets.len())
         .into_par_iter()
         .map(|d| dataset_runs(ix, d))
@@ -288,57 +263,32 @@ pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                     .filter_map(|d| runs[d].systems[s].as_ref().map(Vec::len))
                     .max()
                     .unwrap_or(0)
-                    .to_string()
             };
             let [pl, ph, bl, bh] = intervals(b, n_datasets == 0, cfg.confidence);
-            rows.push(vec![
-                sx.0.clone(),
-                sx.1.clone(),
-                sy.0.clone(),
-                sy.1.clone(),
-                (if datasets { "True" } else { "False" }).to_string(),
-                b.levels.name(),
-                n_datasets.to_string(),
-                seeds(i),
-                seeds(j),
-                num(b.estimate),
-                m.to_string(),
-                num(pl),
-                num(ph),
-                num(bl),
-                num(bh),
-                num(b.p_value()),
-                instance_datasets.to_string(),
-                num(naive.get(&(i, j)).map_or(f64::NAN, |c| c.0)),
-                num(naive.get(&(i, j)).map_or(f64::NAN, |c| c.1)),
-            ]);
+            rows.push(HierarchicalTestRow {
+                model_x: sx.0.clone(),
+                objective_x: sx.1.clone(),
+                model_y: sy.0.clone(),
+                objective_y: sy.1.clone(),
+                dataset_bootstrap: if datasets { "True" } else { "False" }.to_string(),
+                levels: b.levels.name().to_string(),
+                n_datasets,
+                n_pretrain_seeds_x: seeds(i),
+                n_pretrain_seeds_y: seeds(j),
+                mean_diff: b.estimate,
+                reps: m,
+                percentile_low: pl,
+                percentile_high: ph,
+                bca_low: bl,
+                bca_high: bh,
+                p_boot: b.p_value(),
+                instance_datasets,
+                naive_low: naive.get(&(i, j)).map_or(f64::NAN, |c| c.0),
+                naive_high: naive.get(&(i, j)).map_or(f64::NAN, |c| c.1),
+            });
         }
     }
-    Table {
-        name: "tests_hierarchical.csv",
-        header: vec![
-            "model_x",
-            "objective_x",
-            "model_y",
-            "objective_y",
-            "dataset_bootstrap",
-            "levels",
-            "n_datasets",
-            "n_pretrain_seeds_x",
-            "n_pretrain_seeds_y",
-            "mean_diff",
-            "reps",
-            "percentile_low",
-            "percentile_high",
-            "bca_low",
-            "bca_high",
-            "p_boot",
-            "instance_datasets",
-            "naive_low",
-            "naive_high",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }
 
 /// The runs that ended `ok` but have no per-instance values while other runs do, so their

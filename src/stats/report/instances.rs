@@ -10,8 +10,10 @@
 use rayon::prelude::*;
 
 use super::design::{dataset_runs, DatasetRuns};
-use super::tables::{push_corrections, rng_for, system_pairs};
-use super::{num, ReportConfig, RunsIndex, Table};
+use super::tables::{corrections, rng_for, system_pairs};
+use super::{ReportConfig, RunsIndex, Table};
+use crate::artifacts::report::{InstanceTestRow, RankingClusterRow};
+use crate::error::Result;
 use crate::rng::Fast;
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::describe::{mean, t_sf};
@@ -275,10 +277,10 @@ pub fn instance_comparisons(ix: &RunsIndex, cfg: &ReportConfig, bootstrap_means:
 /// `instance_tests.csv`: [`instance_comparisons`] with the percentile interval of the
 /// difference, the two-sided bootstrap p ([`HierarchicalBootstrap::p_value`]), the one-sided
 /// p-values of x better than y, and Holm and BH over the table's two-sided bootstrap p-values.
-pub fn instance_tests(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn instance_tests(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let comparisons = instance_comparisons(ix, cfg, true);
     let ps: Vec<f64> = comparisons.iter().map(|c| c.bootstrap.p_value()).collect();
-    let mut rows: Vec<Vec<String>> = comparisons
+    let mut rows: Vec<InstanceTestRow> = comparisons
         .iter()
         .enumerate()
         .map(|(k, c)| {
@@ -286,55 +288,33 @@ pub fn instance_tests(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             let (lo, hi) =
                 ci_from_bootstrap_distribution(b.estimate, &b.star, &[], BootstrapMethod::Percentile, cfg.confidence);
             let (sx, sy) = (&ix.systems[c.x], &ix.systems[c.y]);
-            vec![
-                ix.datasets[c.dataset].clone(),
-                sx.0.clone(),
-                sx.1.clone(),
-                sy.0.clone(),
-                sy.1.clone(),
-                c.n_instances.to_string(),
-                (if c.is_mean { "mean" } else { "corpus_f1" }).to_string(),
-                num(c.score_x),
-                num(c.score_y),
-                num(b.estimate),
-                b.star.len().to_string(),
-                num(lo),
-                num(hi),
-                num(ps[k]),
-                num(c.p_boot_x_better),
-                num(c.ttest.t),
-                num(c.ttest.p),
-                num(c.ttest_p_x_better),
-            ]
+            InstanceTestRow {
+                dataset: ix.datasets[c.dataset].clone(),
+                model_x: sx.0.clone(),
+                objective_x: sx.1.clone(),
+                model_y: sy.0.clone(),
+                objective_y: sy.1.clone(),
+                n_instances: c.n_instances,
+                metric_kind: if c.is_mean { "mean" } else { "corpus_f1" }.to_string(),
+                score_x: c.score_x,
+                score_y: c.score_y,
+                mean_diff: b.estimate,
+                reps: b.star.len(),
+                ci_low: lo,
+                ci_high: hi,
+                p_boot: ps[k],
+                p_boot_x_better: c.p_boot_x_better,
+                ttest_t: c.ttest.t,
+                ttest_p: c.ttest.p,
+                ttest_p_x_better: c.ttest_p_x_better,
+                ..InstanceTestRow::default()
+            }
         })
         .collect();
-    push_corrections(&mut rows, &ps);
-    Table {
-        name: "instance_tests.csv",
-        header: vec![
-            "dataset",
-            "model_x",
-            "objective_x",
-            "model_y",
-            "objective_y",
-            "n_instances",
-            "metric_kind",
-            "score_x",
-            "score_y",
-            "mean_diff",
-            "reps",
-            "ci_low",
-            "ci_high",
-            "p_boot",
-            "p_boot_x_better",
-            "ttest_t",
-            "ttest_p",
-            "ttest_p_x_better",
-            "p_boot_holm",
-            "p_boot_bh",
-        ],
-        rows,
+    for (r, (holm, bh)) in rows.iter_mut().zip(corrections(ps.iter().copied())) {
+        (r.p_boot_holm, r.p_boot_bh) = (holm, bh);
     }
+    Table::of(&rows)
 }
 
 /// One dataset's confidence-aware ranking: (system, score, cluster, smallest one-sided p of a
@@ -387,7 +367,7 @@ pub fn rank_clusters(comparisons: &[&InstanceComparison], sign: f64) -> Ranking 
 
 /// `ranking_clusters.csv`: [`rank_clusters`] per dataset with per-instance scores; `test` says
 /// which one-sided test placed the systems (`ttest_rel` or `paired_bootstrap`).
-pub fn ranking_clusters(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn ranking_clusters(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let comparisons = instance_comparisons(ix, cfg, false);
     let mut rows = Vec::new();
     for d in 0..ix.datasets.len() {
@@ -395,20 +375,16 @@ pub fn ranking_clusters(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
         let Some(first) = here.first() else { continue };
         let test = if first.is_mean { "ttest_rel" } else { "paired_bootstrap" };
         for (s, score, cluster, min_p) in rank_clusters(&here, ix.sign(d)) {
-            rows.push(vec![
-                ix.datasets[d].clone(),
-                cluster.to_string(),
-                ix.systems[s].0.clone(),
-                ix.systems[s].1.clone(),
-                num(score),
-                test.to_string(),
-                num(min_p),
-            ]);
+            rows.push(RankingClusterRow {
+                dataset: ix.datasets[d].clone(),
+                cluster,
+                model: ix.systems[s].0.clone(),
+                objective: ix.systems[s].1.clone(),
+                score,
+                test: test.to_string(),
+                min_p,
+            });
         }
     }
-    Table {
-        name: "ranking_clusters.csv",
-        header: vec!["dataset", "cluster", "model", "objective", "score", "test", "min_p"],
-        rows,
-    }
+    Table::of(&rows)
 }

@@ -165,27 +165,25 @@ pub type TableBuilder = fn(&RunsIndex, &ReportConfig) -> Result<Table>;
 
 /// Every table of the report, in the order written, with its file name.
 pub const TABLES: [(&str, TableBuilder); 20] = [
-    ("group_stats.csv", |ix, cfg| Ok(group_stats(ix, cfg))),
+    ("group_stats.csv", group_stats),
     ("best_lr.csv", best_lr_table),
-    ("expected_max.csv", |ix, _| Ok(expected_max_table(ix))),
-    ("bootstrap_ci.csv", |ix, cfg| Ok(bootstrap_table(ix, cfg))),
+    ("expected_max.csv", |ix, _| expected_max_table(ix)),
+    ("bootstrap_ci.csv", bootstrap_table),
     ("tests_unpaired.csv", tests_unpaired),
     ("tests_paired.csv", tests_paired),
-    ("tests_datasets.csv", |ix, cfg| Ok(tests_datasets(ix, cfg))),
-    ("tests_hierarchical.csv", |ix, cfg| Ok(tests_hierarchical(ix, cfg))),
+    ("tests_datasets.csv", tests_datasets),
+    ("tests_hierarchical.csv", tests_hierarchical),
     ("tests_interactions.csv", |ix, cfg| Ok(tests_interactions(ix, cfg))),
-    ("variance_components.csv", |ix, cfg| Ok(variance_table(ix, cfg))),
-    ("power.csv", |ix, cfg| Ok(power_table(ix, cfg))),
-    ("ranks.csv", |ix, _| Ok(ranks_table(ix))),
-    ("aggregate.csv", |ix, cfg| Ok(aggregate_table(ix, cfg))),
-    ("aggregate_hierarchical.csv", |ix, cfg| {
-        Ok(aggregate_hierarchical(ix, cfg))
-    }),
+    ("variance_components.csv", variance_table),
+    ("power.csv", power_table),
+    ("ranks.csv", |ix, _| ranks_table(ix)),
+    ("aggregate.csv", aggregate_table),
+    ("aggregate_hierarchical.csv", aggregate_hierarchical),
     ("poi.csv", poi_table),
-    ("performance_profile.csv", |ix, cfg| Ok(profile_table(ix, cfg))),
-    ("missing_runs.csv", |ix, _| Ok(missing_runs(ix))),
-    ("instance_tests.csv", |ix, cfg| Ok(instance_tests(ix, cfg))),
-    ("ranking_clusters.csv", |ix, cfg| Ok(ranking_clusters(ix, cfg))),
+    ("performance_profile.csv", profile_table),
+    ("missing_runs.csv", |ix, _| missing_runs(ix)),
+    ("instance_tests.csv", instance_tests),
+    ("ranking_clusters.csv", ranking_clusters),
     ("instances_missing.csv", |ix, cfg| Ok(instances_missing(ix, cfg))),
 ];
 

@@ -14,7 +14,9 @@ use rayon::prelude::*;
 use super::design::dataset_runs;
 use super::tables::system_pairs;
 use super::variance::variance_components;
-use super::{num, ReportConfig, RunsIndex, Table};
+use super::{ReportConfig, RunsIndex, Table};
+use crate::artifacts::report::PowerRow;
+use crate::error::Result;
 use crate::stats::describe::{mean, mean_of, std};
 use crate::stats::hierarchical::{nested_mean, Nested};
 use crate::stats::power::{minimum_detectable_effect, ttest_power, units_needed};
@@ -58,7 +60,7 @@ fn cell(nested: &Nested) -> Cell {
 
 /// The power analysis of each pair over the datasets both have (normalised scores); `effect`
 /// is `cfg.power_effect`, else the observed mean difference.
-pub fn power_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn power_table(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let alpha = 1.0 - cfg.confidence;
     let cells: Vec<Vec<Option<Cell>>> = (0..ix.datasets.len())
         .into_par_iter()
@@ -78,7 +80,7 @@ pub fn power_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                 .collect()
         })
         .collect();
-    let rows = system_pairs(ix)
+    let rows: Vec<PowerRow> = system_pairs(ix)
         .into_iter()
         .map(|(i, j)| {
             let common: Vec<(Cell, Cell)> = cells.iter().filter_map(|c| Some((c[i]?, c[j]?))).collect();
@@ -127,48 +129,26 @@ pub fn power_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             let (sx, sy) = (&ix.systems[i], &ix.systems[j]);
             let p_mean = mean_of(common.iter().flat_map(|(a, b)| [a.p, b.p]));
             let f_mean = mean_of(common.iter().flat_map(|(a, b)| [a.f, b.f]));
-            vec![
-                sx.0.clone(),
-                sx.1.clone(),
-                sy.0.clone(),
-                sy.1.clone(),
-                common.len().to_string(),
-                num(p_mean),
-                num(f_mean),
-                num(observed),
-                num(effect),
-                num(sd),
-                num(tau2),
-                num(noise(None, None)),
-                num(ttest_power(effect / sd, n, alpha)),
-                num(sd * minimum_detectable_effect(n, TARGET_POWER, alpha)),
-                num(units_needed(effect / sd, TARGET_POWER, alpha).ceil()),
-                num(if n < 2.0 { f64::NAN } else { seeds_needed(true) }),
-                num(if n < 2.0 { f64::NAN } else { seeds_needed(false) }),
-            ]
+            PowerRow {
+                model_x: sx.0.clone(),
+                objective_x: sx.1.clone(),
+                model_y: sy.0.clone(),
+                objective_y: sy.1.clone(),
+                n_datasets: common.len(),
+                n_pretrain_seeds: p_mean,
+                n_finetune_seeds: f_mean,
+                observed_diff: observed,
+                effect,
+                sd_diff: sd,
+                var_datasets: tau2,
+                var_seeds: noise(None, None),
+                power: ttest_power(effect / sd, n, alpha),
+                mde: sd * minimum_detectable_effect(n, TARGET_POWER, alpha),
+                datasets_needed: units_needed(effect / sd, TARGET_POWER, alpha).ceil(),
+                pretrain_seeds_needed: if n < 2.0 { f64::NAN } else { seeds_needed(true) },
+                finetune_seeds_needed: if n < 2.0 { f64::NAN } else { seeds_needed(false) },
+            }
         })
         .collect();
-    Table {
-        name: "power.csv",
-        header: vec![
-            "model_x",
-            "objective_x",
-            "model_y",
-            "objective_y",
-            "n_datasets",
-            "n_pretrain_seeds",
-            "n_finetune_seeds",
-            "observed_diff",
-            "effect",
-            "sd_diff",
-            "var_datasets",
-            "var_seeds",
-            "power",
-            "mde",
-            "datasets_needed",
-            "pretrain_seeds_needed",
-            "finetune_seeds_needed",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }

@@ -4,8 +4,11 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::table::RunsIndex;
-use super::{num, ReportConfig, Table};
-use crate::artifacts::report::{BestLrRow, PairedTestRow, PoiRow, UnpairedTestRow};
+use super::{ReportConfig, Table};
+use crate::artifacts::report::{
+    AggregateRow, BestLrRow, BootstrapRow, ExpectedMaxRow, GroupStatsRow, MissingRunRow, PairedTestRow, PoiRow,
+    ProfileRow, RankRow, UnpairedTestRow,
+};
 use crate::error::Result;
 use crate::rng::{seeded, Rng};
 use crate::stats::aggregate::{
@@ -29,10 +32,6 @@ pub(super) fn rng_for(seed: u64, parts: &[&str]) -> Rng {
     seeded(seed, u64::from_le_bytes(stream))
 }
 
-fn s(x: &str) -> String {
-    x.to_string()
-}
-
 /// (low, high) of a value computed on sign-flipped scores, back in the original sign.
 fn back_ci(sign: f64, lo: f64, hi: f64) -> (f64, f64) {
     if sign > 0.0 {
@@ -43,7 +42,7 @@ fn back_ci(sign: f64, lo: f64, hi: f64) -> (f64, f64) {
 }
 
 /// Per (system, dataset, learning rate, split): descriptive statistics and failures.
-pub fn group_stats(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn group_stats(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let mut rows = Vec::new();
     for (&(si, d, ref split, lr_bits), group) in &ix.groups {
         let (model, objective) = &ix.systems[si];
@@ -63,61 +62,33 @@ pub fn group_stats(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             sv.first().copied().unwrap_or(f64::NAN),
             sv.last().copied().unwrap_or(f64::NAN),
         );
-        rows.push(vec![
-            model.clone(),
-            objective.clone(),
-            ix.datasets[d].clone(),
-            num(f64::from_bits(lr_bits)),
-            split.clone(),
-            n.to_string(),
-            n_nan.to_string(),
-            (n as usize - n_nan).to_string(),
-            num(sign * mean(&v)),
-            num(std(&v)),
-            num(sem(&v)),
-            num(sign * quantile_sorted(&sv, 0.5)),
-            num(q25),
-            num(q75),
-            num(sign * iqm(&v)),
-            num(mn),
-            num(mx),
-            num(tl),
-            num(th),
-            failed.to_string(),
-            num(failed as f64 / n as f64),
-            num(wl),
-            num(wh),
-        ]);
+        rows.push(GroupStatsRow {
+            model: model.clone(),
+            objective: objective.clone(),
+            dataset: ix.datasets[d].clone(),
+            learning_rate: f64::from_bits(lr_bits),
+            split: split.clone(),
+            n_runs: n,
+            n_nan,
+            n_valid: n as usize - n_nan,
+            mean: sign * mean(&v),
+            std: std(&v),
+            sem: sem(&v),
+            median: sign * quantile_sorted(&sv, 0.5),
+            q25,
+            q75,
+            iqm: sign * iqm(&v),
+            min: mn,
+            max: mx,
+            t_ci_low: tl,
+            t_ci_high: th,
+            failed_count: failed,
+            failed_rate: failed as f64 / n as f64,
+            failed_wilson_low: wl,
+            failed_wilson_high: wh,
+        });
     }
-    Table {
-        name: "group_stats.csv",
-        header: vec![
-            "model",
-            "objective",
-            "dataset",
-            "learning_rate",
-            "split",
-            "n_runs",
-            "n_nan",
-            "n_valid",
-            "mean",
-            "std",
-            "sem",
-            "median",
-            "q25",
-            "q75",
-            "iqm",
-            "min",
-            "max",
-            "t_ci_low",
-            "t_ci_high",
-            "failed_count",
-            "failed_rate",
-            "failed_wilson_low",
-            "failed_wilson_high",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }
 
 /// (system, dataset, selection split, report split, best (learning rate, selection mean)).
@@ -195,8 +166,8 @@ pub fn best_lr_table(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
 
 /// Expected max vs number of trials on the selection split: all (lr, seed) runs, and the
 /// seeds at the best learning rate.
-pub fn expected_max_table(ix: &RunsIndex) -> Table {
-    let per_pair: Vec<Vec<Vec<String>>> = pairs(ix)
+pub fn expected_max_table(ix: &RunsIndex) -> Result<Table> {
+    let per_pair: Vec<Vec<ExpectedMaxRow>> = pairs(ix)
         .into_par_iter()
         .map(|(si, d, select, _, best)| {
             let mut rows = Vec::new();
@@ -214,43 +185,29 @@ pub fn expected_max_table(ix: &RunsIndex) -> Table {
                 .unwrap_or_default();
             for (budget, trials) in [("all_runs", all), ("seeds_at_best_lr", at_best)] {
                 for p in expected_max_curve(&trials) {
-                    rows.push(vec![
-                        model.clone(),
-                        objective.clone(),
-                        ix.datasets[d].clone(),
-                        select.clone(),
-                        s(budget),
-                        trials.len().to_string(),
-                        p.budget.to_string(),
-                        num(sign * p.expected_max),
-                        num(p.sd),
-                    ]);
+                    rows.push(ExpectedMaxRow {
+                        model: model.clone(),
+                        objective: objective.clone(),
+                        dataset: ix.datasets[d].clone(),
+                        split: select.clone(),
+                        budget: budget.to_string(),
+                        n_trials: trials.len(),
+                        n: p.budget,
+                        expected_max: sign * p.expected_max,
+                        sd: p.sd,
+                    });
                 }
             }
             rows
         })
         .collect();
-    let rows = per_pair.into_iter().flatten().collect();
-    Table {
-        name: "expected_max.csv",
-        header: vec![
-            "model",
-            "objective",
-            "dataset",
-            "split",
-            "budget",
-            "N",
-            "n",
-            "expected_max",
-            "sd",
-        ],
-        rows,
-    }
+    let rows: Vec<_> = per_pair.into_iter().flatten().collect();
+    Table::of(&rows)
 }
 
 /// Percentile, basic and BCa intervals of the report-split mean at the best learning rate.
-pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
-    let per_pair: Vec<Vec<Vec<String>>> = pairs(ix)
+pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
+    let per_pair: Vec<Vec<BootstrapRow>> = pairs(ix)
         .into_par_iter()
         .map(|(si, d, _, _, _)| {
             let mut rows = Vec::new();
@@ -283,41 +240,25 @@ pub fn bootstrap_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             ];
             for (method, (lo, hi)) in methods.into_iter().zip(intervals) {
                 let (lo, hi) = back_ci(sign, lo, hi);
-                rows.push(vec![
-                    model.clone(),
-                    objective.clone(),
-                    ix.datasets[d].clone(),
-                    s(method.name()),
-                    s("mean"),
-                    x.len().to_string(),
-                    num(sign * theta),
-                    num(cfg.confidence),
-                    cfg.bootstrap_resamples.to_string(),
-                    num(lo),
-                    num(hi),
-                ]);
+                rows.push(BootstrapRow {
+                    model: model.clone(),
+                    objective: objective.clone(),
+                    dataset: ix.datasets[d].clone(),
+                    method: method.name().to_string(),
+                    statistic: "mean".to_string(),
+                    n: x.len(),
+                    estimate: sign * theta,
+                    confidence_level: cfg.confidence,
+                    n_resamples: cfg.bootstrap_resamples,
+                    ci_low: lo,
+                    ci_high: hi,
+                });
             }
             rows
         })
         .collect();
-    let rows = per_pair.into_iter().flatten().collect();
-    Table {
-        name: "bootstrap_ci.csv",
-        header: vec![
-            "model",
-            "objective",
-            "dataset",
-            "method",
-            "statistic",
-            "n",
-            "estimate",
-            "confidence_level",
-            "n_resamples",
-            "ci_low",
-            "ci_high",
-        ],
-        rows,
-    }
+    let rows: Vec<_> = per_pair.into_iter().flatten().collect();
+    Table::of(&rows)
 }
 
 /// Ordered pairs of systems (i < j in order of first appearance).
@@ -381,22 +322,13 @@ pub fn tests_unpaired(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
 
 /// The Holm and the Benjamini-Hochberg adjustment of each p-value of `ps` (one family: all of
 /// them), in order.
-fn corrections(ps: impl Iterator<Item = f64>) -> Vec<(f64, f64)> {
+pub(super) fn corrections(ps: impl Iterator<Item = f64>) -> Vec<(f64, f64)> {
     let ps: Vec<f64> = ps.collect();
     let (holm, bh) = (
         adjust(&ps, Correction::Holm),
         adjust(&ps, Correction::BenjaminiHochberg),
     );
     holm.into_iter().zip(bh).collect()
-}
-
-/// Appends to each row the Holm and the Benjamini-Hochberg adjustment of its p-value in `ps`
-/// (one family: all the rows).
-pub(super) fn push_corrections(rows: &mut [Vec<String>], ps: &[f64]) {
-    for (row, (holm, bh)) in rows.iter_mut().zip(corrections(ps.iter().copied())) {
-        row.push(num(holm));
-        row.push(num(bh));
-    }
 }
 
 /// Paired t and Wilcoxon per pair of systems, over (dataset, seed) units and over datasets.
@@ -461,7 +393,7 @@ pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
 }
 
 /// Ranks of systems per dataset by best-LR mean, mean rank, and the Friedman test over datasets.
-pub fn ranks_table(ix: &RunsIndex) -> Table {
+pub fn ranks_table(ix: &RunsIndex) -> Result<Table> {
     let k = ix.systems.len();
     let best_means: Vec<Vec<f64>> = (0..ix.datasets.len())
         .map(|d| (0..k).map(|si| mean(&best_scores(ix, si, d))).collect())
@@ -491,32 +423,19 @@ pub fn ranks_table(ix: &RunsIndex) -> Table {
             if ix.protocol(si, d).is_none() {
                 continue;
             }
-            rows.push(vec![
-                ix.systems[si].0.clone(),
-                ix.systems[si].1.clone(),
-                ix.datasets[d].clone(),
-                num(ix.sign(d) * best_means[d][si]),
-                num(ranks[d][si]),
-                num(mean(&own)),
-                num(chi2),
-                num(p),
-            ]);
+            rows.push(RankRow {
+                model: ix.systems[si].0.clone(),
+                objective: ix.systems[si].1.clone(),
+                dataset: ix.datasets[d].clone(),
+                best_mean: ix.sign(d) * best_means[d][si],
+                rank: ranks[d][si],
+                mean_rank: mean(&own),
+                friedman_chi2: chi2,
+                friedman_p: p,
+            });
         }
     }
-    Table {
-        name: "ranks.csv",
-        header: vec![
-            "model",
-            "objective",
-            "dataset",
-            "best_mean",
-            "rank",
-            "mean_rank",
-            "friedman_chi2",
-            "friedman_p",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }
 
 /// Normalised report-split scores at the best learning rate, by task, failed runs imputed.
@@ -535,7 +454,7 @@ fn normalised(ix: &RunsIndex, si: usize) -> (Vec<usize>, TaskScores) {
 }
 
 /// IQM, mean, median and optimality gap per system with stratified-bootstrap intervals.
-pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     // one set of resamples serves the four aggregates; the task bootstrap (IQM) draws its own
     // tasks and reuses those resamples for each task's first draw
     let aggs = [
@@ -544,7 +463,7 @@ pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
         Aggregate::Median,
         Aggregate::OptimalityGap(1.0),
     ];
-    let per_system: Vec<Vec<Vec<String>>> = (0..ix.systems.len())
+    let per_system: Vec<Vec<AggregateRow>> = (0..ix.systems.len())
         .into_par_iter()
         .map(|si| {
             let (model, objective) = &ix.systems[si];
@@ -580,39 +499,24 @@ pub fn aggregate_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                 } else {
                     ci_from_bootstrap_distribution(estimate, star, &[], BootstrapMethod::Percentile, cfg.confidence)
                 };
-                rows.push(vec![
-                    model.clone(),
-                    objective.clone(),
-                    s(agg.name()),
-                    s(if task_bootstrap { "True" } else { "False" }),
-                    n_runs.to_string(),
-                    tasks.len().to_string(),
-                    num(estimate),
-                    cfg.aggregate_reps.to_string(),
-                    num(lo),
-                    num(hi),
-                ]);
+                rows.push(AggregateRow {
+                    model: model.clone(),
+                    objective: objective.clone(),
+                    aggregate: agg.name().to_string(),
+                    task_bootstrap: if task_bootstrap { "True" } else { "False" }.to_string(),
+                    n_runs,
+                    n_tasks: tasks.len(),
+                    estimate,
+                    reps: cfg.aggregate_reps,
+                    ci_low: lo,
+                    ci_high: hi,
+                });
             }
             rows
         })
         .collect();
-    let rows = per_system.into_iter().flatten().collect();
-    Table {
-        name: "aggregate.csv",
-        header: vec![
-            "model",
-            "objective",
-            "aggregate",
-            "task_bootstrap",
-            "n_runs",
-            "n_tasks",
-            "estimate",
-            "reps",
-            "ci_low",
-            "ci_high",
-        ],
-        rows,
-    }
+    let rows: Vec<_> = per_system.into_iter().flatten().collect();
+    Table::of(&rows)
 }
 
 /// Probability of improvement per pair of systems, over the tasks both have: each system
@@ -680,10 +584,10 @@ fn taus_of(norm: &[TaskScores]) -> Vec<f64> {
 }
 
 /// Fraction of normalised runs above each threshold, per system, with intervals.
-pub fn profile_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn profile_table(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let norm: Vec<TaskScores> = (0..ix.systems.len()).map(|si| normalised(ix, si).1).collect();
     let taus = cfg.taus.clone().unwrap_or_else(|| taus_of(&norm));
-    let per_system: Vec<Vec<Vec<String>>> = (0..ix.systems.len())
+    let per_system: Vec<Vec<ProfileRow>> = (0..ix.systems.len())
         .into_par_iter()
         .map(|si| {
             let (model, objective) = &ix.systems[si];
@@ -700,62 +604,38 @@ pub fn profile_table(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
                     } else {
                         ci_from_bootstrap_distribution(f, star, &[], BootstrapMethod::Percentile, cfg.confidence)
                     };
-                    vec![
-                        model.clone(),
-                        objective.clone(),
-                        num(tau),
-                        num(f),
-                        cfg.poi_reps.to_string(),
-                        num(lo),
-                        num(hi),
-                    ]
+                    ProfileRow {
+                        model: model.clone(),
+                        objective: objective.clone(),
+                        tau,
+                        fraction_above: f,
+                        reps: cfg.poi_reps,
+                        ci_low: lo,
+                        ci_high: hi,
+                    }
                 })
                 .collect()
         })
         .collect();
-    let rows = per_system.into_iter().flatten().collect();
-    Table {
-        name: "performance_profile.csv",
-        header: vec![
-            "model",
-            "objective",
-            "tau",
-            "fraction_above",
-            "reps",
-            "ci_low",
-            "ci_high",
-        ],
-        rows,
-    }
+    let rows: Vec<_> = per_system.into_iter().flatten().collect();
+    Table::of(&rows)
 }
 
 /// Absent cells of the grid.
-pub fn missing_runs(ix: &RunsIndex) -> Table {
+pub fn missing_runs(ix: &RunsIndex) -> Result<Table> {
     let mut rows = Vec::new();
     for (&(si, d, ref split, lr_bits), g) in &ix.groups {
         for (pretrain_seed, seed) in &g.missing {
-            rows.push(vec![
-                ix.systems[si].0.clone(),
-                ix.systems[si].1.clone(),
-                ix.datasets[d].clone(),
-                split.clone(),
-                num(f64::from_bits(lr_bits)),
-                pretrain_seed.to_string(),
-                seed.to_string(),
-            ]);
+            rows.push(MissingRunRow {
+                model: ix.systems[si].0.clone(),
+                objective: ix.systems[si].1.clone(),
+                dataset: ix.datasets[d].clone(),
+                split: split.clone(),
+                learning_rate: f64::from_bits(lr_bits),
+                pretrain_seed: *pretrain_seed,
+                seed: *seed,
+            });
         }
     }
-    Table {
-        name: "missing_runs.csv",
-        header: vec![
-            "model",
-            "objective",
-            "dataset",
-            "split",
-            "learning_rate",
-            "pretrain_seed",
-            "seed",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }

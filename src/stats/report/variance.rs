@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use super::{num, ReportConfig, RunsIndex, Table};
+use super::{ReportConfig, RunsIndex, Table};
+use crate::artifacts::report::VarianceRow;
+use crate::error::Result;
 use crate::stats::describe::{mean, mean_of};
 use crate::stats::instances::InstanceValues;
 
@@ -115,11 +117,11 @@ pub fn variance_components(cells: &[Vec<Vec<f64>>], sampling: &[f64]) -> Varianc
 
 /// [`variance_components`] per (system, dataset) over every learning rate of the report split
 /// (raw metric scale; failed runs as the NaN policy says).
-pub fn variance_table(ix: &RunsIndex, _cfg: &ReportConfig) -> Table {
+pub fn variance_table(ix: &RunsIndex, _cfg: &ReportConfig) -> Result<Table> {
     let keys: Vec<(usize, usize)> = (0..ix.systems.len())
         .flat_map(|s| (0..ix.datasets.len()).map(move |d| (s, d)))
         .collect();
-    let rows: Vec<Vec<String>> = keys
+    let rows: Vec<VarianceRow> = keys
         .into_par_iter()
         .filter_map(|(s, d)| {
             let (_, report) = ix.protocol(s, d)?;
@@ -146,44 +148,24 @@ pub fn variance_table(ix: &RunsIndex, _cfg: &ReportConfig) -> Table {
             let c = variance_components(&cells, &sampling);
             let [share_lr, share_p, share_f, share_t] = c.shares();
             let (m, o) = &ix.systems[s];
-            Some(vec![
-                m.clone(),
-                o.clone(),
-                ix.datasets[d].clone(),
-                report,
-                c.n_lr.to_string(),
-                c.n_pretrain_seeds.to_string(),
-                num(c.n_finetune_seeds),
-                num(c.lr),
-                num(c.pretrain_seed),
-                num(c.finetune_seed),
-                num(c.test_sampling),
-                num(share_lr),
-                num(share_p),
-                num(share_f),
-                num(share_t),
-            ])
+            Some(VarianceRow {
+                model: m.clone(),
+                objective: o.clone(),
+                dataset: ix.datasets[d].clone(),
+                split: report,
+                n_lr: c.n_lr,
+                n_pretrain_seeds: c.n_pretrain_seeds,
+                n_finetune_seeds: c.n_finetune_seeds,
+                var_lr: c.lr,
+                var_pretrain_seed: c.pretrain_seed,
+                var_finetune_seed: c.finetune_seed,
+                var_test_sampling: c.test_sampling,
+                share_lr,
+                share_pretrain_seed: share_p,
+                share_finetune_seed: share_f,
+                share_test_sampling: share_t,
+            })
         })
         .collect();
-    Table {
-        name: "variance_components.csv",
-        header: vec![
-            "model",
-            "objective",
-            "dataset",
-            "split",
-            "n_lr",
-            "n_pretrain_seeds",
-            "n_finetune_seeds",
-            "var_lr",
-            "var_pretrain_seed",
-            "var_finetune_seed",
-            "var_test_sampling",
-            "share_lr",
-            "share_pretrain_seed",
-            "share_finetune_seed",
-            "share_test_sampling",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }
