@@ -279,3 +279,52 @@ pub struct PoiRow {
 impl ReportRow for PoiRow {
     const FILE: &'static str = "poi.csv";
 }
+
+/// `tests_interactions.csv`: per interaction asked for ((x1 − y1) − (x2 − y2), e.g. the masking
+/// ratio's effect at two model sizes), its hierarchical bootstrap over the datasets all four
+/// systems have.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct InteractionTestRow {
+    /// The first difference's x: model.
+    pub model_x1: String,
+    /// … objective.
+    pub objective_x1: String,
+    /// The first difference's y: model.
+    pub model_y1: String,
+    /// … objective.
+    pub objective_y1: String,
+    /// The second difference's x: model.
+    pub model_x2: String,
+    /// … objective.
+    pub objective_x2: String,
+    /// The second difference's y: model.
+    pub model_y2: String,
+    /// … objective.
+    pub objective_y2: String,
+    /// Whether datasets are resampled (`True`/`False`).
+    pub dataset_bootstrap: String,
+    /// The levels resampled, outermost first.
+    pub levels: String,
+    /// Datasets all four systems have.
+    pub n_datasets: usize,
+    /// Datasets with per-instance scores.
+    pub instance_datasets: usize,
+    /// The difference of differences.
+    pub interaction: f64,
+    /// Bootstrap resamples.
+    pub reps: usize,
+    /// Percentile interval, low.
+    pub percentile_low: f64,
+    /// … high.
+    pub percentile_high: f64,
+    /// BCa interval, low.
+    pub bca_low: f64,
+    /// … high.
+    pub bca_high: f64,
+    /// Bootstrap p-value of no interaction.
+    pub p_boot: f64,
+}
+
+impl ReportRow for InteractionTestRow {
+    const FILE: &'static str = "tests_interactions.csv";
+}

@@ -17,6 +17,8 @@ mod design;
 mod runs;
 
 pub use across::{AggregateRow, HierarchicalAggregateRow, ProfileRow, RankRow, RankingClusterRow};
-pub use comparisons::{DatasetTestRow, HierarchicalTestRow, InstanceTestRow, PairedTestRow, PoiRow, UnpairedTestRow};
+pub use comparisons::{
+    DatasetTestRow, HierarchicalTestRow, InstanceTestRow, InteractionTestRow, PairedTestRow, PoiRow, UnpairedTestRow,
+};
 pub use design::{PowerRow, VarianceRow};
 pub use runs::{BestLrRow, BootstrapRow, ExpectedMaxRow, GroupStatsRow, MissingRunRow};

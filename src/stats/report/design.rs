@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::table::RunsIndex;
 use super::tables::{corrections, rng_for, system_pairs};
 use super::{num, ReportConfig, Table};
-use crate::artifacts::report::{DatasetTestRow, HierarchicalTestRow};
+use crate::artifacts::report::{DatasetTestRow, HierarchicalTestRow, InteractionTestRow};
 use crate::error::Result;
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::describe::mean;
@@ -309,7 +309,7 @@ pub fn instances_missing(ix: &RunsIndex, _cfg: &ReportConfig) -> Table {
 /// hierarchical bootstrap of [`tests_hierarchical`] (without and with the dataset level) over
 /// the datasets all four systems have: the test a claim "the effect differs between A and B"
 /// needs, where comparing two significance results does not answer it.
-pub fn tests_interactions(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
+pub fn tests_interactions(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let runs: Vec<DatasetRuns> = (0..ix.datasets.len())
         .into_par_iter()
         .map(|d| dataset_runs(ix, d))
@@ -338,49 +338,31 @@ pub fn tests_interactions(ix: &RunsIndex, cfg: &ReportConfig) -> Table {
             )
             .swap_remove(0);
             let [pl, ph, bl, bh] = intervals(&b, common.is_empty(), cfg.confidence);
-            let mut row: Vec<String> = members
-                .iter()
-                .flat_map(|&s| [ix.systems[s].0.clone(), ix.systems[s].1.clone()])
-                .collect();
-            row.extend([
-                (if datasets { "True" } else { "False" }).to_string(),
-                b.levels.name(),
-                common.len().to_string(),
-                strata.iter().filter(|s| s.instances.is_some()).count().to_string(),
-                num(b.estimate),
-                b.star.len().to_string(),
-                num(pl),
-                num(ph),
-                num(bl),
-                num(bh),
-                num(b.p_value()),
-            ]);
-            rows.push(row);
+            let system = |k: usize| ix.systems[members[k]].clone();
+            let ((model_x1, objective_x1), (model_y1, objective_y1)) = (system(0), system(1));
+            let ((model_x2, objective_x2), (model_y2, objective_y2)) = (system(2), system(3));
+            rows.push(InteractionTestRow {
+                model_x1,
+                objective_x1,
+                model_y1,
+                objective_y1,
+                model_x2,
+                objective_x2,
+                model_y2,
+                objective_y2,
+                dataset_bootstrap: if datasets { "True" } else { "False" }.to_string(),
+                levels: b.levels.name().to_string(),
+                n_datasets: common.len(),
+                instance_datasets: strata.iter().filter(|s| s.instances.is_some()).count(),
+                interaction: b.estimate,
+                reps: b.star.len(),
+                percentile_low: pl,
+                percentile_high: ph,
+                bca_low: bl,
+                bca_high: bh,
+                p_boot: b.p_value(),
+            });
         }
     }
-    Table {
-        name: "tests_interactions.csv",
-        header: vec![
-            "model_x1",
-            "objective_x1",
-            "model_y1",
-            "objective_y1",
-            "model_x2",
-            "objective_x2",
-            "model_y2",
-            "objective_y2",
-            "dataset_bootstrap",
-            "levels",
-            "n_datasets",
-            "instance_datasets",
-            "interaction",
-            "reps",
-            "percentile_low",
-            "percentile_high",
-            "bca_low",
-            "bca_high",
-            "p_boot",
-        ],
-        rows,
-    }
+    Table::of(&rows)
 }

@@ -173,7 +173,7 @@ pub const TABLES: [(&str, TableBuilder); 20] = [
     ("tests_paired.csv", tests_paired),
     ("tests_datasets.csv", tests_datasets),
     ("tests_hierarchical.csv", tests_hierarchical),
-    ("tests_interactions.csv", |ix, cfg| Ok(tests_interactions(ix, cfg))),
+    ("tests_interactions.csv", tests_interactions),
     ("variance_components.csv", variance_table),
     ("power.csv", power_table),
     ("ranks.csv", |ix, _| ranks_table(ix)),
