@@ -6,7 +6,10 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use encoderlab::artifacts::report::{BestLrRow, HierarchicalTestRow, MissingRunRow};
+use encoderlab::artifacts::report::{
+    BestLrRow, BootstrapRow, GroupStatsRow, HierarchicalTestRow, InstanceTestRow, InteractionTestRow, MissingRunRow,
+    ProfileRow, RankingClusterRow,
+};
 
 use common::{shared_data, write};
 
@@ -117,11 +120,11 @@ fn paper_runs_report_is_complete_and_reproducible() -> anyhow::Result<()> {
     // 3 systems x (sst2 validation 6 LRs + sst2 test 3 LRs) + 2 systems x conll validation 6 LRs
     assert_eq!(rows(&a, "group_stats.csv").len(), 3 * 9 + 2 * 6);
     // clm10k-mlm40 has no sst2 test runs at 2e-4: 5 missing cells
-    let missing = rows(&a, "missing_runs.csv");
+    let missing: Vec<MissingRunRow> = typed(&a);
     assert_eq!(missing.len(), 5);
     assert!(missing
         .iter()
-        .all(|r| r[1] == "clm10k-mlm40" && r[3] == "test" && r[4] == "0.0002"));
+        .all(|r| r.objective == "clm10k-mlm40" && r.split == "test" && r.learning_rate == 0.0002));
     // best LR of clm on sst2 is chosen on validation and reported on test
     let best: Vec<BestLrRow> = typed(&a);
     let clm = best
@@ -133,9 +136,9 @@ fn paper_runs_report_is_complete_and_reproducible() -> anyhow::Result<()> {
         ("validation", "test", 0.00005)
     );
     // every interval contains its estimate
-    for r in rows(&a, "bootstrap_ci.csv") {
-        let (est, lo, hi): (f64, f64, f64) = (r[6].parse()?, r[9].parse()?, r[10].parse()?);
-        if r[3] != "basic" {
+    for r in typed::<BootstrapRow>(&a) {
+        let (est, lo, hi) = (r.estimate, r.ci_low, r.ci_high);
+        if r.method != "basic" {
             assert!(lo <= est && est <= hi, "{r:?}");
         }
     }
@@ -194,20 +197,20 @@ fn nan_policies_and_bad_input() -> anyhow::Result<()> {
     .status
     .success());
     let g = |dir: &Path| {
-        rows(dir, "group_stats.csv")
+        typed::<GroupStatsRow>(dir)
             .into_iter()
-            .find(|r| r[1] == "mlm" && r[3] == "0.0001")
+            .find(|r| r.objective == "mlm" && r.learning_rate == 0.0001)
             .unwrap()
     };
     let (gi, gd) = (g(&out_i), g(&out_d));
-    assert_eq!((gi[5].as_str(), gi[6].as_str(), gi[7].as_str()), ("4", "1", "3"));
+    assert_eq!((gi.n_runs, gi.n_nan, gi.n_valid), (4, 1, 3));
     assert_eq!(
-        (gi[19].as_str(), gd[19].as_str()),
-        ("1", "1"),
+        (gi.failed_count, gd.failed_count),
+        (1, 1),
         "a NaN run is a failed run under both policies"
     );
-    let imputed: f64 = gi[8].parse()?;
-    let dropped: f64 = gd[8].parse()?;
+    let imputed = gi.mean;
+    let dropped = gd.mean;
     assert!(
         (imputed - (0.88 + 0.89 + 0.90 + 0.500823723228995) / 4.0).abs() < 1e-12,
         "{imputed}"
@@ -323,10 +326,7 @@ fn same_report_whatever_the_number_of_threads() -> anyhow::Result<()> {
         }
     }
     // the synthetic table has failed runs, and they show up as failures
-    let failed: usize = rows(&outputs[0], "group_stats.csv")
-        .iter()
-        .map(|r| r[19].parse::<usize>().unwrap())
-        .sum();
+    let failed: u64 = typed::<GroupStatsRow>(&outputs[0]).iter().map(|r| r.failed_count).sum();
     assert!(failed > 0);
     Ok(())
 }
@@ -406,7 +406,9 @@ fn findings_on_the_paper_runs_follow_the_runs_and_refuse_unknown_models() -> any
     let dir = tempfile::tempdir()?;
     let o = paper_findings(&data, &dir.path().join("f"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let found = rows(&dir.path().join("f"), "findings.csv");
+    let found: Vec<encoderlab::study::Comparison> = csv::Reader::from_path(dir.path().join("f/findings.csv"))?
+        .deserialize()
+        .collect::<Result<_, _>>()?;
     // F1's SST-2 row: MLM − CLM of the test means at each model's selected LR (5 seeds), which
     // the runs table gives directly
     let runs = encoderlab::stats::runs::read_runs(&data.join("paper_runs/runs.csv"))?;
@@ -429,17 +431,17 @@ fn findings_on_the_paper_runs_follow_the_runs_and_refuse_unknown_models() -> any
     };
     let sst2 = found
         .iter()
-        .find(|r| r[0] == "F1" && r[1] == "MLM − CLM, one dataset" && r[4] == "sst2")
+        .find(|r| r.finding == "F1" && r.label == "MLM − CLM, one dataset" && r.scope == "sst2")
         .expect("sst2 row");
     let want = mean("610m-mlm40-42k", lr("610m-mlm40-42k")) - mean("610m-clm-42k", lr("610m-clm-42k"));
-    let got: f64 = sst2[12].parse()?;
+    let got = sst2.diff;
     assert!((got - want).abs() < 1e-12, "{got} vs {want}");
     // the instance row: 872 sentences, paired bootstrap
     let inst = found
         .iter()
-        .find(|r| r[1] == "MLM − CLM, one dataset's test instances")
+        .find(|r| r.label == "MLM − CLM, one dataset's test instances")
         .expect("instance row");
-    assert_eq!(inst[5], "872");
+    assert_eq!(inst.n, 872);
     // an unknown model is refused by name, and nothing is written
     let bad = analysis(&[
         "findings",
@@ -488,17 +490,14 @@ fn missing_metadata_all_failed_groups_and_taus() -> anyhow::Result<()> {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // the all-failed group: every run failed, imputed to chance, std 0 so its t-interval is NaN
-    let g = rows(&out, "group_stats.csv")
+    let g = typed::<GroupStatsRow>(&out)
         .into_iter()
-        .find(|r| r[1] == "clm" && r[3] == "0.0001")
+        .find(|r| r.objective == "clm" && r.learning_rate == 0.0001)
         .unwrap();
-    assert_eq!((g[6].as_str(), g[19].as_str(), g[20].as_str()), ("3", "3", "1"));
-    assert_eq!((g[9].as_str(), g[17].as_str(), g[18].as_str()), ("0", "NaN", "NaN"));
-    let taus: Vec<String> = rows(&out, "performance_profile.csv")
-        .iter()
-        .map(|r| r[2].clone())
-        .collect();
-    assert_eq!(taus, ["0.1", "0.5", "0.9", "0.1", "0.5", "0.9"]);
+    assert_eq!((g.n_nan, g.failed_count, g.failed_rate), (3, 3, 1.0));
+    assert!(g.std == 0.0 && g.t_ci_low.is_nan() && g.t_ci_high.is_nan(), "{g:?}");
+    let taus: Vec<f64> = typed::<ProfileRow>(&out).iter().map(|r| r.tau).collect();
+    assert_eq!(taus, [0.1, 0.5, 0.9, 0.1, 0.5, 0.9]);
     // dropped instead: the all-failed group has no score (NaN), and the plots are still drawn
     let dropped = d.join("dropped");
     let o = analysis(&[
@@ -511,11 +510,11 @@ fn missing_metadata_all_failed_groups_and_taus() -> anyhow::Result<()> {
         "drop",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let g = rows(&dropped, "group_stats.csv")
+    let g = typed::<GroupStatsRow>(&dropped)
         .into_iter()
-        .find(|r| r[1] == "clm" && r[3] == "0.0001")
+        .find(|r| r.objective == "clm" && r.learning_rate == 0.0001)
         .unwrap();
-    assert_eq!((g[7].as_str(), g[8].as_str()), ("0", "NaN"));
+    assert!(g.n_valid == 0 && g.mean.is_nan(), "{g:?}");
     if cfg!(feature = "plots") {
         assert!(std::fs::metadata(dropped.join("lr_curves.png"))?.len() > 1000);
     }
@@ -740,7 +739,7 @@ fn instance_tests_and_ranking_on_the_papers_sentences() -> anyhow::Result<()> {
     // CoNLL has no per-instance scores: named, and resampled at run level
     assert!(stderr.contains("resampled at run level"), "{stderr}");
     assert_eq!(rows(&out, "instances_missing.csv").len(), 10);
-    let tests = rows(&out, "instance_tests.csv");
+    let tests: Vec<InstanceTestRow> = typed(&out);
     let want = [
         (-1.0554870808952421, 0.2914952917841271, 0.8542523541079364),
         (-1.9428941151560066, 0.05235087180488649, 0.9738245640975568),
@@ -748,29 +747,35 @@ fn instance_tests_and_ranking_on_the_papers_sentences() -> anyhow::Result<()> {
     ];
     assert_eq!(tests.len(), 3);
     for (r, (t, p, greater)) in tests.iter().zip(want) {
-        assert_eq!((r[0].as_str(), r[5].as_str(), r[6].as_str()), ("sst2", "872", "mean"));
-        for (k, v) in [(15, t), (16, p), (17, greater)] {
-            let got: f64 = r[k].parse()?;
+        assert_eq!(
+            (r.dataset.as_str(), r.n_instances, r.metric_kind.as_str()),
+            ("sst2", 872, "mean")
+        );
+        for (k, got, v) in [
+            ("t", r.ttest_t, t),
+            ("p", r.ttest_p, p),
+            ("p(x better)", r.ttest_p_x_better, greater),
+        ] {
             assert!((got - v).abs() < 1e-12 * v.abs().max(1.0), "{k}: {got} vs {v}");
         }
         // the bootstrap agrees with the t-test (Monte-Carlo error ≈ 0.01 at 2,000 resamples)
-        let boot: f64 = r[13].parse()?;
+        let boot = r.p_boot;
         assert!((boot - p).abs() < 0.06, "{boot} vs {p}");
     }
-    let ranking = rows(&out, "ranking_clusters.csv");
-    let clusters: Vec<(&str, &str)> = ranking.iter().map(|r| (r[1].as_str(), r[2].as_str())).collect();
+    let ranking: Vec<RankingClusterRow> = typed(&out);
+    let clusters: Vec<(usize, &str)> = ranking.iter().map(|r| (r.cluster, r.model.as_str())).collect();
     assert_eq!(
         clusters,
         [
-            ("1", "610m-clm-10k-mlm40-42k"),
-            ("1", "610m-mlm40-42k"),
-            ("2", "610m-clm-42k")
+            (1, "610m-clm-10k-mlm40-42k"),
+            (1, "610m-mlm40-42k"),
+            (2, "610m-clm-42k")
         ]
     );
     // the hierarchical bootstrap resamples the sentences of SST-2 (1 of 2 datasets)
-    let h = rows(&out, "tests_hierarchical.csv");
-    assert_eq!(h[0][5], "finetune_seeds+instances");
-    assert_eq!(h[0][16], "1");
+    let h: Vec<HierarchicalTestRow> = typed(&out);
+    assert_eq!(h[0].levels, "finetune_seeds+instances");
+    assert_eq!(h[0].instance_datasets, 1);
     Ok(())
 }
 
@@ -849,8 +854,8 @@ fn bad_instances_are_refused_or_named() -> anyhow::Result<()> {
             .map(String::from)
             .to_vec()]
     );
-    assert!(rows(&out, "instance_tests.csv").is_empty());
-    assert_eq!(rows(&out, "tests_hierarchical.csv")[0][16], "0");
+    assert!(typed::<InstanceTestRow>(&out).is_empty());
+    assert_eq!(typed::<HierarchicalTestRow>(&out)[0].instance_datasets, 0);
     assert!(String::from_utf8_lossy(&o.stderr).contains("resampled at run level"));
     Ok(())
 }
@@ -895,19 +900,17 @@ fn interaction_is_a_difference_of_differences() -> anyhow::Result<()> {
     let spec = "base/mlm40,base/mlm20,small/mlm40,small/mlm20";
     let o = run("same", 0.10, spec);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = rows(&dir.path().join("same"), "tests_interactions.csv");
+    let r: Vec<InteractionTestRow> = typed(&dir.path().join("same"));
     assert_eq!(r.len(), 2);
-    assert_eq!(r[1][9], "datasets+pretrain_seeds+finetune_seeds");
-    assert_eq!(r[0][10], "3");
-    let estimate: f64 = r[0][12].parse()?;
-    let (lo, hi): (f64, f64) = (r[0][14].parse()?, r[0][15].parse()?);
+    assert_eq!(r[1].levels, "datasets+pretrain_seeds+finetune_seeds");
+    assert_eq!(r[0].n_datasets, 3);
+    let (estimate, lo, hi) = (r[0].interaction, r[0].percentile_low, r[0].percentile_high);
     assert!(estimate.abs() < 0.01 && lo < 0.0 && hi > 0.0, "{:?}", r[0]);
     let o = run("differs", 0.0, spec);
     assert!(o.status.success());
-    let r = rows(&dir.path().join("differs"), "tests_interactions.csv");
-    let estimate: f64 = r[0][12].parse()?;
-    assert!((estimate - 0.10).abs() < 0.01, "{:?}", r[0]);
-    assert!(r[0][18].parse::<f64>()? < 0.01, "{:?}", r[0]);
+    let r: Vec<InteractionTestRow> = typed(&dir.path().join("differs"));
+    assert!((r[0].interaction - 0.10).abs() < 0.01, "{:?}", r[0]);
+    assert!(r[0].p_boot < 0.01, "{:?}", r[0]);
     let o = run("bad", 0.0, "base/mlm40,base/mlm20,small/mlm40,tiny/mlm20");
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -1009,15 +1012,15 @@ fn instances_from_run_records_keep_corpus_f1_counts() -> anyhow::Result<()> {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = dir.path().join("out");
-    let tests = rows(&out, "instance_tests.csv");
+    let tests: Vec<InstanceTestRow> = typed(&out);
     assert_eq!(tests.len(), 1);
-    assert_eq!((tests[0][5].as_str(), tests[0][6].as_str()), ("3", "corpus_f1"));
-    assert_eq!(tests[0][15], "NaN", "no t-test over sentences for a corpus F1");
-    assert_eq!(rows(&out, "ranking_clusters.csv")[0][5], "paired_bootstrap");
+    assert_eq!((tests[0].n_instances, tests[0].metric_kind.as_str()), (3, "corpus_f1"));
+    assert!(tests[0].ttest_t.is_nan(), "no t-test over sentences for a corpus F1");
+    assert_eq!(typed::<RankingClusterRow>(&out)[0].test, "paired_bootstrap");
     assert!(
         rows(&out, "instances_missing.csv").is_empty(),
         "a failed run needs none"
     );
-    assert!(rows(&out, "tests_hierarchical.csv")[0][5].ends_with("+instances"));
+    assert!(typed::<HierarchicalTestRow>(&out)[0].levels.ends_with("+instances"));
     Ok(())
 }

@@ -173,11 +173,6 @@ impl ModelConfig {
         self.hidden_size / self.num_attention_heads
     }
 
-    /// Query heads per key/value head.
-    pub fn kv_groups(&self) -> usize {
-        self.num_attention_heads / self.num_key_value_heads
-    }
-
     /// Checks the fields once; errors name the field (`model.<name>`).
     pub fn validate(&self) -> Result<()> {
         let positive = [

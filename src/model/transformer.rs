@@ -118,11 +118,6 @@ impl LanguageModel {
         self
     }
 
-    /// The dtype the forward computes in.
-    pub fn compute_dtype(&self) -> DType {
-        self.model.compute
-    }
-
     /// The LM head's weight (V, H): the embedding matrix when tied.
     pub fn head_weight(&self) -> &Tensor {
         self.lm_head.weight()

@@ -253,11 +253,6 @@ fn markdown(
     s
 }
 
-/// Does the folder hold a finished report?
-pub fn has_report(out: &Path) -> bool {
-    out.join("REPORT.md").exists()
-}
-
 /// Copies the report and everything it links to (`REPORT.md`, the tables, the figures, the
 /// analysis, the resolved study and its timings; not the run records or checkpoints) from the
 /// study's folder to `dest`, for committing: a new folder, an empty one, or one an earlier

@@ -566,11 +566,6 @@ pub fn poi_table(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
 
 /// The default thresholds: the 5 %, 10 %, …, 95 % quantiles (type 7) of all normalised scores
 /// pooled over systems, rounded to 4 decimals, duplicates removed.
-pub fn default_taus(ix: &RunsIndex) -> Vec<f64> {
-    let norm: Vec<TaskScores> = (0..ix.systems.len()).map(|si| normalised(ix, si).1).collect();
-    taus_of(&norm)
-}
-
 fn taus_of(norm: &[TaskScores]) -> Vec<f64> {
     let pooled: Vec<f64> = norm.iter().flat_map(|x| x.columns.iter().flatten().copied()).collect();
     if pooled.is_empty() {

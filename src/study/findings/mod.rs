@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::arms::percent;
 use super::config::StudyConfig;
@@ -21,7 +21,7 @@ use crate::stats::report::RunsIndex;
 use crate::stats::ttest::{paired, welch};
 
 /// One comparison: `a − b`, where the paper expects the sign `expected`.
-#[derive(Serialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Comparison {
     /// The finding it belongs to (`F1` … `F6`, or `baseline`).
     pub finding: String,
