@@ -3,14 +3,12 @@
 use candle_core::{Device, Tensor};
 
 use super::features::classification_input;
-use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Task};
-use crate::data::registry::Registry;
+use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Task, TaskInputs};
 use crate::data::TaskFamily;
 use crate::error::Result;
 use crate::eval::classification::accuracy;
 use crate::eval::Scores;
 use crate::heads::{HeadKind, TaskModel};
-use crate::tokenizer::TextTokenizer;
 
 /// Encoded examples: (id, ids, label).
 type Encoded = Vec<(String, Vec<u32>, usize)>;
@@ -26,13 +24,8 @@ pub struct Classification {
 
 impl Classification {
     /// Loads and encodes `cfg.dataset`'s splits.
-    pub fn load(
-        registry: &Registry,
-        cfg: &super::config::TaskConfig,
-        tok: &TextTokenizer,
-        (sep, pad): (u32, u32),
-        seed: u64,
-    ) -> Result<Self> {
+    pub fn load(inputs: &TaskInputs) -> Result<Self> {
+        let (registry, cfg, tok, (sep, pad), seed) = inputs.parts();
         let (dir, name) = (&cfg.data_dir, cfg.dataset.as_str());
         let [train, validation, test] = load_splits(registry, cfg, seed, |split| {
             Ok(registry.classification(name, dir, split)?.examples)

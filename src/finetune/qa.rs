@@ -6,8 +6,7 @@
 use candle_core::{Device, Tensor, D};
 
 use super::features::{qa_windows, QaWindow};
-use super::task::{chunks, cross_entropy, load_splits, pad_batch, EvalSplit, Task};
-use crate::data::registry::Registry;
+use super::task::{chunks, cross_entropy, load_splits, pad_batch, EvalSplit, Task, TaskInputs};
 use crate::data::tasks::QaExample;
 use crate::data::TaskFamily;
 use crate::error::Result;
@@ -15,7 +14,6 @@ use crate::eval::squad::squad_scores;
 use crate::eval::Scores;
 use crate::heads::span::{best_span, WindowLogits};
 use crate::heads::{HeadKind, TaskModel};
-use crate::tokenizer::TextTokenizer;
 
 /// A window's start logits, end logits and index.
 type WindowScores = (Vec<f32>, Vec<f32>, usize);
@@ -38,13 +36,8 @@ pub struct Qa {
 
 impl Qa {
     /// Loads and windows `cfg.dataset`'s splits.
-    pub fn load(
-        registry: &Registry,
-        cfg: &super::config::TaskConfig,
-        tok: &TextTokenizer,
-        (sep, pad): (u32, u32),
-        seed: u64,
-    ) -> Result<Self> {
+    pub fn load(inputs: &TaskInputs) -> Result<Self> {
+        let (registry, cfg, tok, (sep, pad), seed) = inputs.parts();
         let (dir, name) = (&cfg.data_dir, cfg.dataset.as_str());
         let [train, validation, test] = load_splits(registry, cfg, seed, |split| registry.qa(name, dir, split))?;
         let encode = |questions: Vec<QaExample>| -> Result<Encoded> {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use candle_core::{Device, Tensor};
 
 use super::features::text_input;
-use super::task::{by_length, hold_out, limit, pad_batch, split_plan, EvalSplit, Task};
+use super::task::{by_length, hold_out, limit, pad_batch, split_plan, EvalSplit, Task, TaskInputs};
 use crate::data::registry::Registry;
 use crate::data::TaskFamily;
 use crate::error::{Error, Result};
@@ -16,7 +16,6 @@ use crate::eval::retrieval::{retrieval_scores, Qrels, Run};
 use crate::eval::Scores;
 use crate::heads::contrastive::in_batch_loss;
 use crate::heads::{HeadKind, TaskModel};
-use crate::tokenizer::TextTokenizer;
 
 /// Documents kept per query when searching (recall@100 needs 100).
 const TOP_K: usize = 100;
@@ -102,13 +101,8 @@ fn training_pairs(registry: &Registry, name: &str, dir: &std::path::Path) -> Res
 
 impl Retrieval {
     /// Loads the training pairs and the BEIR test set.
-    pub fn load(
-        registry: &Registry,
-        cfg: &super::config::TaskConfig,
-        tok: &TextTokenizer,
-        (sep, pad): (u32, u32),
-        seed: u64,
-    ) -> Result<Self> {
+    pub fn load(inputs: &TaskInputs) -> Result<Self> {
+        let (registry, cfg, tok, (sep, pad), seed) = inputs.parts();
         let dir = &cfg.data_dir;
         // the BEIR set is the test split; validation is held out of the training pairs
         let (_, test_split) = split_plan(registry.get(&cfg.dataset)?, &cfg.dataset)?;

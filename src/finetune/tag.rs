@@ -4,14 +4,13 @@
 use candle_core::{Device, Tensor};
 
 use super::features::{tagging_input, TaggingInput};
-use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Task};
-use crate::data::registry::{Metric, Registry};
+use super::task::{by_length, cross_entropy, load_splits, pad_batch, EvalSplit, Task, TaskInputs};
+use crate::data::registry::Metric;
 use crate::data::TaskFamily;
 use crate::error::Result;
 use crate::eval::tagging::{entity_f1, token_accuracy};
 use crate::eval::Scores;
 use crate::heads::{HeadKind, TaskModel};
-use crate::tokenizer::TextTokenizer;
 
 /// One encoded sentence: id, input, gold tags per word.
 type Encoded = (String, TaggingInput, Vec<usize>);
@@ -30,13 +29,8 @@ pub struct Tagging {
 
 impl Tagging {
     /// Loads and encodes `cfg.dataset`'s splits.
-    pub fn load(
-        registry: &Registry,
-        cfg: &super::config::TaskConfig,
-        tok: &TextTokenizer,
-        (sep, pad): (u32, u32),
-        seed: u64,
-    ) -> Result<Self> {
+    pub fn load(inputs: &TaskInputs) -> Result<Self> {
+        let (registry, cfg, tok, (sep, pad), seed) = inputs.parts();
         let (dir, name) = (&cfg.data_dir, cfg.dataset.as_str());
         let [train, validation, test] = load_splits(registry, cfg, seed, |split| {
             Ok(registry.tagging(name, dir, split)?.examples)

@@ -4,11 +4,45 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::data::TaskFamily;
+use crate::data::{Registry, TaskFamily};
 use crate::error::Result;
 use crate::eval::Scores;
 use crate::heads::{HeadKind, TaskModel};
 use crate::rng::{choose_indices, seeded};
+use crate::tokenizer::TextTokenizer;
+
+/// What loading a task needs: the registry, the task's config, the tokenizer with its separator
+/// and padding ids, and the run's seed (it draws held-out validation splits).
+#[derive(Clone, Copy)]
+pub struct TaskInputs<'a> {
+    /// The dataset registry.
+    pub registry: &'a Registry,
+    /// The task's section of the run's config.
+    pub cfg: &'a super::config::TaskConfig,
+    /// The backbone's tokenizer.
+    pub tok: &'a TextTokenizer,
+    /// Its separator id (between a text pair's parts).
+    pub sep: u32,
+    /// Its padding id.
+    pub pad: u32,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+impl<'a> TaskInputs<'a> {
+    /// (registry, task config, tokenizer, (separator, padding), seed).
+    pub fn parts(
+        &self,
+    ) -> (
+        &'a Registry,
+        &'a super::config::TaskConfig,
+        &'a TextTokenizer,
+        (u32, u32),
+        u64,
+    ) {
+        (self.registry, self.cfg, self.tok, (self.sep, self.pad), self.seed)
+    }
+}
 
 /// The two evaluated splits.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

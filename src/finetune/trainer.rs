@@ -18,7 +18,7 @@ use super::record::{backbone_labels, backbone_pretrain_seed, write_record, RunRe
 use super::retrieve::Retrieval;
 use super::reuse::{Reuse, TaskKey};
 use super::tag::Tagging;
-use super::task::{split_plan, EvalSplit, Task, ValidationSource};
+use super::task::{split_plan, EvalSplit, Task, TaskInputs, ValidationSource};
 use crate::config::ConfigFile;
 use crate::data::registry::{Registry, TaskFamily};
 use crate::error::{Error, IoContext, Result};
@@ -86,12 +86,20 @@ fn load_task(
     tok: &TextTokenizer,
     tokens: (u32, u32),
 ) -> Result<Box<dyn Task>> {
-    let (task, seed) = (&cfg.task, cfg.train.seed);
+    let task = &cfg.task;
+    let inputs = TaskInputs {
+        registry,
+        cfg: task,
+        tok,
+        sep: tokens.0,
+        pad: tokens.1,
+        seed: cfg.train.seed,
+    };
     Ok(match registry.get(&task.dataset)?.family {
-        TaskFamily::SequenceClassification => Box::new(Classification::load(registry, task, tok, tokens, seed)?),
-        TaskFamily::TokenClassification => Box::new(Tagging::load(registry, task, tok, tokens, seed)?),
-        TaskFamily::ExtractiveQa => Box::new(Qa::load(registry, task, tok, tokens, seed)?),
-        TaskFamily::Retrieval => Box::new(Retrieval::load(registry, task, tok, tokens, seed)?),
+        TaskFamily::SequenceClassification => Box::new(Classification::load(&inputs)?),
+        TaskFamily::TokenClassification => Box::new(Tagging::load(&inputs)?),
+        TaskFamily::ExtractiveQa => Box::new(Qa::load(&inputs)?),
+        TaskFamily::Retrieval => Box::new(Retrieval::load(&inputs)?),
         TaskFamily::Pretraining => {
             return Err(Error::config(
                 "task.dataset",
