@@ -8,7 +8,7 @@ use crate::data::TaskFamily;
 use crate::error::Result;
 use crate::eval::classification::accuracy;
 use crate::eval::Scores;
-use crate::heads::{HeadKind, TaskModel};
+use crate::heads::TaskModel;
 
 /// Encoded examples: (id, ids, label).
 type Encoded = Vec<(String, Vec<u32>, usize)>;
@@ -69,8 +69,8 @@ impl Task for Classification {
         TaskFamily::SequenceClassification
     }
 
-    fn head(&self) -> HeadKind {
-        HeadKind::Sequence { labels: self.labels }
+    fn labels(&self) -> usize {
+        self.labels
     }
 
     fn train_len(&self) -> usize {

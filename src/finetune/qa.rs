@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::eval::squad::squad_scores;
 use crate::eval::Scores;
 use crate::heads::span::{best_span, WindowLogits};
-use crate::heads::{HeadKind, TaskModel};
+use crate::heads::TaskModel;
 
 /// A window's start logits, end logits and index.
 type WindowScores = (Vec<f32>, Vec<f32>, usize);
@@ -84,10 +84,6 @@ impl Qa {
 impl Task for Qa {
     fn family(&self) -> TaskFamily {
         TaskFamily::ExtractiveQa
-    }
-
-    fn head(&self) -> HeadKind {
-        HeadKind::Span
     }
 
     /// Training examples are windows.

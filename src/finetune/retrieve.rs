@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::eval::retrieval::{retrieval_scores, Qrels, Run};
 use crate::eval::Scores;
 use crate::heads::contrastive::in_batch_loss;
-use crate::heads::{HeadKind, TaskModel};
+use crate::heads::TaskModel;
 
 /// Documents kept per query when searching (recall@100 needs 100).
 const TOP_K: usize = 100;
@@ -193,10 +193,6 @@ impl Retrieval {
 impl Task for Retrieval {
     fn family(&self) -> TaskFamily {
         TaskFamily::Retrieval
-    }
-
-    fn head(&self) -> HeadKind {
-        HeadKind::Embedding
     }
 
     fn train_len(&self) -> usize {

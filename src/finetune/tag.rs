@@ -10,7 +10,7 @@ use crate::data::TaskFamily;
 use crate::error::Result;
 use crate::eval::tagging::{entity_f1, token_accuracy};
 use crate::eval::Scores;
-use crate::heads::{HeadKind, TaskModel};
+use crate::heads::TaskModel;
 
 /// One encoded sentence: id, input, gold tags per word.
 type Encoded = (String, TaggingInput, Vec<usize>);
@@ -75,10 +75,8 @@ impl Task for Tagging {
         TaskFamily::TokenClassification
     }
 
-    fn head(&self) -> HeadKind {
-        HeadKind::Token {
-            labels: self.labels.len(),
-        }
+    fn labels(&self) -> usize {
+        self.labels.len()
     }
 
     fn train_len(&self) -> usize {

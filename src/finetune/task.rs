@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Registry, TaskFamily};
 use crate::error::Result;
 use crate::eval::Scores;
-use crate::heads::{HeadKind, TaskModel};
+use crate::heads::TaskModel;
 use crate::rng::{choose_indices, seeded};
 use crate::tokenizer::TextTokenizer;
 
@@ -68,8 +68,11 @@ impl EvalSplit {
 pub trait Task {
     /// The task's family (never `Pretraining`).
     fn family(&self) -> TaskFamily;
-    /// The head it needs.
-    fn head(&self) -> HeadKind;
+    /// Its classes (labels or tags); 0 for the families without (QA, retrieval). With the
+    /// family, it gives the head ([`crate::heads::HeadKind::of`]).
+    fn labels(&self) -> usize {
+        0
+    }
     /// Training examples (the unit of a batch).
     fn train_len(&self) -> usize;
     /// Mean loss of the training examples `batch`.

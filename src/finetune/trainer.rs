@@ -283,7 +283,13 @@ pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mu
             format!("`{}` has no training example", cfg.task.dataset),
         ));
     }
-    if cfg.train.freeze_backbone && !matches!(task.head(), HeadKind::Sequence { .. } | HeadKind::Token { .. }) {
+    let head = HeadKind::of(task.family(), task.labels()).ok_or_else(|| {
+        Error::config(
+            "task.dataset",
+            format!("`{}` is a pretraining corpus: no head", cfg.task.dataset),
+        )
+    })?;
+    if cfg.train.freeze_backbone && !matches!(head, HeadKind::Sequence { .. } | HeadKind::Token { .. }) {
         return Err(Error::config(
             "train.freeze_backbone",
             format!(
@@ -295,7 +301,7 @@ pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mu
     let seed = cfg.train.seed;
     let map = init_task_weights(
         &model_cfg,
-        task.head(),
+        head,
         &mut seeded(seed, backbone_stream(cfg)),
         &mut seeded(seed, HEAD_STREAM),
         &dev,
@@ -305,7 +311,7 @@ pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mu
         fill_vars(&ckpt.join("model.safetensors"), &weights, &backbone_vars(&map)?)?;
     }
     let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
-    let model = TaskModel::new(&model_cfg, task.head(), cfg.model.pooling, cfg.model.attention, vb)?;
+    let model = TaskModel::new(&model_cfg, head, cfg.model.pooling, cfg.model.attention, vb)?;
     let (model, trained) = if cfg.train.freeze_backbone {
         // a linear probe: the head's variables alone are optimised
         let head: Vec<_> = sorted_vars(&map)?

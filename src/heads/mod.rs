@@ -14,6 +14,7 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use crate::data::TaskFamily;
 use crate::model::init::{initial_tensor, parameter_shapes};
 use crate::model::linear::Linear;
 use crate::model::{AttentionMode, ModelConfig, Transformer};
@@ -40,6 +41,18 @@ pub enum HeadKind {
 }
 
 impl HeadKind {
+    /// The head a task of `family` with `labels` classes puts on the backbone; `None` for
+    /// pretraining text, which has none.
+    pub fn of(family: TaskFamily, labels: usize) -> Option<HeadKind> {
+        match family {
+            TaskFamily::SequenceClassification => Some(HeadKind::Sequence { labels }),
+            TaskFamily::TokenClassification => Some(HeadKind::Token { labels }),
+            TaskFamily::ExtractiveQa => Some(HeadKind::Span),
+            TaskFamily::Retrieval => Some(HeadKind::Embedding),
+            TaskFamily::Pretraining => None,
+        }
+    }
+
     /// The head's parameters: (HF name, shape).
     pub fn parameters(self, hidden: usize) -> Vec<(String, Vec<usize>)> {
         match self {
