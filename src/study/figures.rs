@@ -5,7 +5,9 @@
 use super::arms::Model;
 use super::config::StudyConfig;
 use super::control::Control;
-use super::findings::{Comparison, Evidence, Finding};
+#[cfg(feature = "plots")]
+use super::findings::Comparison;
+use super::findings::{Evidence, Finding};
 use super::losses::LossPoint;
 use crate::error::Result;
 
