@@ -32,7 +32,7 @@ pub mod train;
 
 pub use error::{Error, Result};
 
-/// The names a notebook or a script needs most (24): data preparation, the three journeys'
+/// The names a notebook or a script needs most (25): data preparation, the three journeys'
 /// configs and entry points, their results, and the notebook displays. Everything else is one
 /// module path away.
 pub mod prelude {
