@@ -40,16 +40,6 @@ pub fn unescape(cell: &str) -> &str {
     }
 }
 
-/// An escaped cell, quoted when it holds a comma, quote or line break: one field of a CSV line.
-pub fn field(cell: &str) -> String {
-    let s = escape(cell);
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.into_owned()
-    }
-}
-
 /// CSV text with every cell escaped (for tables written through `csv::Writer::serialize`).
 pub fn escape_csv_text(text: &str) -> Result<String> {
     let err = |e: csv::Error| Error::data("<csv>", 0, e.to_string());

@@ -801,7 +801,7 @@ fn an_interrupted_arm_resumes_from_its_last_checkpoint() -> anyhow::Result<()> {
         datasets: vec!["nltk_inaugural".into()],
         ..encoderlab::data::prepare::PrepareOptions::new(&data, &cfg.out)
     })?;
-    let pc = PretrainConfig::load(&written[0].1, &[])?;
+    let pc = PretrainConfig::load(&written[0].path, &[])?;
     // stopped after 7 of 20 steps (with a checkpoint there)
     let stopped = encoderlab::train::pretrain(
         &pc,

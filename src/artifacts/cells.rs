@@ -1,20 +1,20 @@
 //! How a cell of the project's CSV files is written and read, for `#[serde(with = …)]` on the
-//! row types: text is escaped against spreadsheet formulas ([`crate::csvcell`]) and unescaped
-//! on reading; numbers are written as Rust prints them (`0.00001`, not `1e-5`, so that files
+//! row types: text is written as is ([`super::csv_text`] escapes the whole table against
+//! spreadsheet formulas, [`crate::csvcell`]) and trimmed and unescaped on reading; numbers are written as Rust prints them (`0.00001`, not `1e-5`, so that files
 //! stay byte-identical to what the project always wrote) and read with a message that names the
 //! cell.
 
 use serde::{Deserialize, Deserializer, Serializer};
 
-use crate::csvcell::{escape, unescape};
+use crate::csvcell::unescape;
 
 /// A text cell.
 pub mod text {
     use super::*;
 
-    /// Writes the escaped text.
+    /// Writes the text.
     pub fn serialize<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&escape(v))
+        s.serialize_str(v)
     }
 
     /// Reads the text, trimmed and unescaped.
@@ -28,9 +28,9 @@ pub mod text {
 pub mod opt_text {
     use super::*;
 
-    /// Writes the escaped text, or an empty cell.
+    /// Writes the text, or an empty cell.
     pub fn serialize<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(v.as_deref().map_or("".into(), escape).as_ref())
+        s.serialize_str(v.as_deref().unwrap_or(""))
     }
 
     /// Reads the text (trimmed, unescaped), `None` when empty.

@@ -18,5 +18,27 @@ pub mod task_meta;
 
 pub use report::ReportRow;
 pub use run_record::{InstanceRow, RunResult, Status};
-pub use runs_table::{csv_text, RunRow};
+pub use runs_table::RunRow;
 pub use task_meta::TaskMetaRow;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// `rows` as CSV text under their header (the serialized fields' names, never written by hand),
+/// every cell escaped against spreadsheet formulas ([`crate::csvcell::escape_csv_text`]); with
+/// no rows, `empty_header`'s header alone, or nothing.
+pub fn csv_text<T: Serialize>(rows: &[T], empty_header: Option<&T>) -> Result<String> {
+    let err = |e: String| Error::data("<csv>", 0, e);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for row in rows.iter().chain(empty_header.filter(|_| rows.is_empty())) {
+        w.serialize(row).map_err(|e| err(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| err(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|e| err(e.to_string()))?;
+    let text = match rows.is_empty() {
+        true => text.lines().next().map_or(String::new(), |h| format!("{h}\n")),
+        false => text,
+    };
+    crate::csvcell::escape_csv_text(&text)
+}

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::cells;
 use super::run_record::RunResult;
-use crate::error::{Error, Result};
 
 /// One row of a runs table.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -67,8 +66,9 @@ impl RunRow {
         "score",
     ];
 
-    /// A row of a sweep's table with every column set (the header of an empty table).
-    pub fn template() -> RunRow {
+    /// An empty row, with the sweep's columns (`run_id`, `steps`, `wall_seconds`) when `sweep`:
+    /// the header of an empty table, and the base of a row built field by field.
+    pub fn template(sweep: bool) -> RunRow {
         RunRow {
             model: String::new(),
             objective: String::new(),
@@ -81,9 +81,9 @@ impl RunRow {
             metric: None,
             score: None,
             status: None,
-            run_id: Some(String::new()),
-            steps: Some(0),
-            wall_seconds: Some(0.0),
+            run_id: sweep.then(String::new),
+            steps: sweep.then_some(0),
+            wall_seconds: sweep.then_some(0.0),
         }
     }
 
@@ -118,31 +118,12 @@ impl RunRow {
     }
 }
 
-/// `rows` as CSV text under their header; with no rows, the header of `template` alone (the
-/// header is the serialized fields' names: it is never written by hand).
-pub fn csv_text<T: Serialize>(rows: &[T], template: &T) -> Result<String> {
-    let err = |e: String| Error::data("<csv>", 0, e);
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        w.serialize(row).map_err(|e| err(e.to_string()))?;
-    }
-    if rows.is_empty() {
-        w.serialize(template).map_err(|e| err(e.to_string()))?;
-    }
-    let bytes = w.into_inner().map_err(|e| err(e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|e| err(e.to_string()))?;
-    Ok(match rows.is_empty() {
-        true => text.lines().next().map_or(String::new(), |h| format!("{h}\n")),
-        false => text,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_required_column_is_a_field_and_the_header_is_the_fields_in_order() -> Result<()> {
+    fn every_required_column_is_a_field_and_the_header_is_the_fields_in_order() -> crate::error::Result<()> {
         let row = RunRow {
             model: "=m".into(),
             objective: "clm".into(),
@@ -152,12 +133,9 @@ mod tests {
             seed: 1,
             split: "test".into(),
             status: Some("failed".into()),
-            run_id: None,
-            steps: None,
-            wall_seconds: None,
-            ..RunRow::template()
+            ..RunRow::template(false)
         };
-        let text = csv_text(std::slice::from_ref(&row), &row)?;
+        let text = crate::artifacts::csv_text(std::slice::from_ref(&row), None)?;
         assert_eq!(
             text,
             "model,objective,family,dataset,learning_rate,pretrain_seed,seed,split,metric,score,status\n'=m,clm,,sst2,0.00001,0,1,test,,,failed\n"
@@ -165,7 +143,7 @@ mod tests {
         let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
         assert!(RunRow::REQUIRED.iter().all(|c| header.contains(c)));
         assert_eq!(
-            csv_text(&[], &RunRow::template())?,
+            crate::artifacts::csv_text(&[], Some(&RunRow::template(true)))?,
             "model,objective,family,dataset,learning_rate,pretrain_seed,seed,split,metric,score,status,run_id,steps,wall_seconds\n"
         );
         Ok(())

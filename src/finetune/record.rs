@@ -51,7 +51,7 @@ pub fn write_record(
     drop(f);
     std::fs::write(p.join("metrics.jsonl"), metrics_jsonl).at(p.join("metrics.jsonl"))?;
     let rows = RunRow::of_result(result);
-    std::fs::write(p.join("runs.csv"), csv_text(&rows, &rows[0])?).at(p.join("runs.csv"))?;
+    std::fs::write(p.join("runs.csv"), csv_text(&rows, None)?).at(p.join("runs.csv"))?;
     stage.commit()
 }
 

@@ -41,11 +41,17 @@ pub struct Run {
     pub line: usize,
 }
 
-/// Columns every runs table must have (the columns are [`RunRow`]'s fields).
-pub const REQUIRED_COLUMNS: [&str; 7] = RunRow::REQUIRED;
-
-fn column_index(headers: &[String], name: &str) -> Option<usize> {
-    headers.iter().position(|h| h == name)
+/// The header as a record for [`deserialize_row`] once every `required` column is in it, else
+/// an error naming the first missing one, followed by `detail`.
+fn require_columns(path: &Path, headers: &[String], required: &[&str], detail: &str) -> Result<csv::StringRecord> {
+    match required.iter().find(|c| !headers.iter().any(|h| h == *c)) {
+        Some(col) => Err(Error::data(
+            path,
+            1,
+            format!("missing required column `{col}` {detail}"),
+        )),
+        None => Ok(csv::StringRecord::from(headers.to_vec())),
+    }
 }
 
 /// Reads a runs table (`.csv`, or `.parquet` with the `polars` feature).
@@ -56,21 +62,13 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
     // (model, objective, dataset, split ids, learning-rate bits, pretrain_seed, seed) → line
     type RunKey = (u32, u32, u32, u32, u64, i64, i64);
     let mut seen: HashMap<RunKey, usize> = HashMap::new();
-    let check_header = |headers: &[String]| -> Result<csv::StringRecord> {
-        for col in REQUIRED_COLUMNS {
-            if column_index(headers, col).is_none() {
-                return Err(Error::data(
-                    path,
-                    1,
-                    format!(
-                        "missing required column `{col}` (columns: {}); required: {}",
-                        headers.join(", "),
-                        REQUIRED_COLUMNS.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(csv::StringRecord::from(headers.to_vec()))
+    let check_header = |headers: &[String]| {
+        let detail = format!(
+            "(columns: {}); required: {}",
+            headers.join(", "),
+            RunRow::REQUIRED.join(", ")
+        );
+        require_columns(path, headers, &RunRow::REQUIRED, &detail)
     };
     read_table(path, check_header, |columns, line, row| {
         let run = parse_run(path, columns, line, row)?;
@@ -429,19 +427,12 @@ impl TaskMeta {
 pub fn read_meta(path: &Path) -> Result<BTreeMap<String, TaskMeta>> {
     let mut out = BTreeMap::new();
     let mut lines: HashMap<String, usize> = HashMap::new();
-    let check_header = |headers: &[String]| -> Result<csv::StringRecord> {
-        let cols = TaskMetaRow::REQUIRED;
-        if let Some(col) = cols.iter().find(|c| column_index(headers, c).is_none()) {
-            return Err(Error::data(
-                path,
-                1,
-                format!(
-                    "missing required column `{col}` (required: {}; optional: worst_score)",
-                    cols.join(", ")
-                ),
-            ));
-        }
-        Ok(csv::StringRecord::from(headers.to_vec()))
+    let check_header = |headers: &[String]| {
+        let detail = format!(
+            "(required: {}; optional: worst_score)",
+            TaskMetaRow::REQUIRED.join(", ")
+        );
+        require_columns(path, headers, &TaskMetaRow::REQUIRED, &detail)
     };
     read_table(path, check_header, |headers, line, row| {
         let r: TaskMetaRow = deserialize_row(path, headers, line, row)?;

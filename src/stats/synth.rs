@@ -99,19 +99,16 @@ pub fn runs_csv(runs: &[Run]) -> crate::error::Result<String> {
             split: r.split.clone(),
             score: (!r.score.is_nan()).then_some(r.score),
             status: Some(if r.score.is_nan() { "failed" } else { "ok" }.to_string()),
-            run_id: None,
-            steps: None,
-            wall_seconds: None,
-            ..RunRow::template()
+            ..RunRow::template(false)
         })
         .collect();
-    csv_text(&rows, &RunRow::template())
+    csv_text(&rows, Some(&RunRow::template(false)))
 }
 
 /// The metadata as a CSV table ([`TaskMetaRow`]s).
 pub fn meta_csv(meta: &BTreeMap<String, TaskMeta>) -> crate::error::Result<String> {
     let rows: Vec<TaskMetaRow> = meta.iter().map(|(name, m)| m.row(name)).collect();
-    csv_text(&rows, &TaskMetaRow::template())
+    csv_text(&rows, Some(&TaskMetaRow::template()))
 }
 
 /// Per-instance 0/1 scores for `runs`, `n` per run, and each run's score replaced by the mean

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::arms::{arm_dir, f6_names, pack_dir, pretrain_dir, run_name, Arm, ArmKind, Model, Role};
-use super::config::StudyConfig;
+use super::config::{DatasetPlan, FinetunePlan, StudyConfig};
 use crate::data::registry::TaskFamily;
 use crate::finetune::config::{BackboneConfig, FinetuneTrainConfig, TaskConfig};
 use crate::finetune::FinetuneConfig;
@@ -144,6 +144,18 @@ fn int(n: usize) -> toml::Value {
     toml::Value::Integer(n as i64)
 }
 
+/// The keys of a dataset's entry on the dataset axis: the dataset, its length and example
+/// limits, and `steps` optimizer steps.
+fn dataset_keys(d: &DatasetPlan, f: &FinetunePlan, steps: usize) -> Vec<(&'static str, toml::Value)> {
+    vec![
+        ("task.dataset", text(&d.dataset)),
+        ("task.max_length", int(d.max_length)),
+        ("task.max_train_examples", int(d.train_examples(f))),
+        ("task.max_eval_examples", int(d.eval_examples(f))),
+        ("train.max_steps", int(steps)),
+    ]
+}
+
 /// The linear probe's entries of the dataset axis: each sequence- or token-classification
 /// dataset at each probe learning rate, with a frozen backbone.
 fn probe_values(cfg: &StudyConfig) -> Vec<toml::Value> {
@@ -163,15 +175,10 @@ fn probe_values(cfg: &StudyConfig) -> Vec<toml::Value> {
             continue;
         }
         for lr in &p.learning_rates {
-            v.push(entry(vec![
-                ("task.dataset", text(&d.dataset)),
-                ("task.max_length", int(d.max_length)),
-                ("task.max_train_examples", int(d.train_examples(f))),
-                ("task.max_eval_examples", int(d.eval_examples(f))),
-                ("train.max_steps", int(p.steps.unwrap_or_else(|| d.steps(f)))),
-                ("train.freeze_backbone", toml::Value::Boolean(true)),
-                ("train.learning_rate", toml::Value::Float(*lr)),
-            ]));
+            let mut keys = dataset_keys(d, f, p.steps.unwrap_or_else(|| d.steps(f)));
+            keys.push(("train.freeze_backbone", toml::Value::Boolean(true)));
+            keys.push(("train.learning_rate", toml::Value::Float(*lr)));
+            v.push(entry(keys));
         }
     }
     v
@@ -200,13 +207,7 @@ pub fn sweep_config(cfg: &StudyConfig, models: &[Model], base: &Path, out_dir: &
         .datasets
         .iter()
         .flat_map(|d| {
-            let mut keys = vec![
-                ("task.dataset", text(&d.dataset)),
-                ("task.max_length", int(d.max_length)),
-                ("task.max_train_examples", int(d.train_examples(f))),
-                ("task.max_eval_examples", int(d.eval_examples(f))),
-                ("train.max_steps", int(d.steps(f))),
-            ];
+            let mut keys = dataset_keys(d, f, d.steps(f));
             if let Some(t) = &d.train_pairs {
                 keys.push(("task.train_pairs", text(t)));
             }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::arms::{arms, f6_names, is_f6, models, Arm, ArmKind};
 use super::config::StudyConfig;
-use super::run::{sweep_file, write_pretrain_configs, write_sweep_files};
+use super::run::{sweep_file, write_pretrain_configs, write_sweep_files, ArmConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::write_atomic;
 use crate::model::ModelConfig;
@@ -207,23 +207,24 @@ pub fn emit(cfg: &StudyConfig, exe: &Path) -> Result<Vec<PathBuf>> {
     write_atomic(cfg.out.join("study.toml"), resolved.as_bytes())?;
     files.push(cfg.out.join("study.toml"));
     let written = write_pretrain_configs(cfg)?;
-    files.extend(written.iter().map(|(_, p)| p.clone()));
+    files.extend(written.iter().map(|w| w.path.clone()));
     let models = models(cfg);
-    files.push(write_sweep_files(cfg, &models[0], &models)?);
+    let sweep = write_sweep_files(cfg, &models[0], &models)?;
+    files.push(sweep.base.clone());
     files.push(sweep_file(cfg));
-    // the sweep file must expand (every generated config parses)
-    crate::sweep::SweepConfig::load(sweep_file(cfg))?.expand()?;
+    // the sweep must expand (every generated config parses)
+    sweep.expand()?;
     let slurm = cfg.out.join("slurm");
     let partition = cfg
         .cluster
         .as_ref()
         .and_then(|c| c.partition.clone())
         .map_or(String::new(), |p| format!("#SBATCH --partition={p}\n"));
-    let (first, then): (Vec<_>, Vec<_>) = written
+    let (first, then): (Vec<&ArmConfig>, Vec<&ArmConfig>) = written
         .iter()
-        .partition(|(a, _)| !matches!(a.kind, ArmKind::Continued { .. }));
-    let array = |name: &str, set: &[&(Arm, PathBuf)]| -> String {
-        let configs: Vec<String> = set.iter().map(|(_, p)| quote(p)).collect();
+        .partition(|w| !matches!(w.arm.kind, ArmKind::Continued { .. }));
+    let array = |name: &str, set: &[&ArmConfig]| -> String {
+        let configs: Vec<String> = set.iter().map(|w| quote(&w.path)).collect();
         format!(
             "#!/bin/bash\n#SBATCH --job-name={}-{name}\n#SBATCH --array=0-{}\n#SBATCH --gpus-per-task=1\n#SBATCH --cpus-per-task=8\n#SBATCH --output={}/%x_%A_%a.out\n{partition}# written by `encoderlab study`: one task = one pretraining arm; rerunning resumes from the last checkpoint\nset -eu\ncd {}\nconfigs=({})\n{} pretrain --continue --config \"${{configs[$SLURM_ARRAY_TASK_ID]}}\"\n",
             cfg.name,
@@ -234,8 +235,6 @@ pub fn emit(cfg: &StudyConfig, exe: &Path) -> Result<Vec<PathBuf>> {
             quote(exe),
         )
     };
-    let first: Vec<&(Arm, PathBuf)> = first.into_iter().collect();
-    let then: Vec<&(Arm, PathBuf)> = then.into_iter().collect();
     write_atomic(slurm.join("pretrain.sbatch"), array("pretrain", &first).as_bytes())?;
     files.push(slurm.join("pretrain.sbatch"));
     let mut submit = format!(

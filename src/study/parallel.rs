@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use super::arms::{run_name, Arm, ArmKind};
 use super::config::StudyConfig;
+use super::run::ArmConfig;
 use crate::error::{IoContext, Result};
-use crate::train::{PretrainConfig, RunSummary};
+use crate::train::RunSummary;
 
 /// What one run ended as: its `summary.json` status (`completed`, `diverged`, …), or why it
 /// has none.
@@ -23,7 +24,7 @@ fn status(dir: &Path) -> String {
 /// `workers` processes of `exe`; returns (runs started or resumed, runs that did not complete).
 pub fn pretrain_parallel(
     cfg: &StudyConfig,
-    runs: &[(Arm, PathBuf)],
+    runs: &[ArmConfig],
     exe: &Path,
     workers: usize,
 ) -> Result<(usize, Vec<String>)> {
@@ -31,14 +32,14 @@ pub fn pretrain_parallel(
     let threads = (cores / workers.max(1)).max(1);
     let logs = cfg.out.join("pretrain").join("logs");
     std::fs::create_dir_all(&logs).at(&logs)?;
-    let mut pending: Vec<&(Arm, PathBuf)> = runs.iter().collect();
+    let mut pending: Vec<&ArmConfig> = runs.iter().collect();
     let mut running: Vec<(&Arm, PathBuf, Child)> = Vec::new();
     let (mut started, mut failed, mut done): (usize, Vec<String>, Vec<String>) = (0, Vec::new(), Vec::new());
     while !pending.is_empty() || !running.is_empty() {
         // start what can start: a continued arm waits for its parent
         let mut i = 0;
         while running.len() < workers.max(1) && i < pending.len() {
-            let (arm, path) = pending[i];
+            let ArmConfig { arm, path, config: pc } = pending[i];
             let parent = match &arm.kind {
                 ArmKind::Continued { from } => Some(run_name(cfg, from, arm.seed)),
                 _ => None,
@@ -55,7 +56,6 @@ pub fn pretrain_parallel(
                     continue;
                 }
             }
-            let pc = PretrainConfig::load(path, &[])?;
             let complete = status(&pc.run_dir()) == "completed"
                 && crate::train::checkpoint::list_checkpoints(&pc.run_dir())?.last() == Some(&pc.total_steps());
             if !complete {

@@ -74,7 +74,10 @@ pub fn write_findings(
     let findings = f1_f3(&ev, names, instance_rows(ix, cfg, names));
     std::fs::create_dir_all(out).at(out)?;
     let rows: Vec<&Comparison> = findings.iter().flat_map(|f| &f.rows).collect();
-    write_atomic(out.join("findings.csv"), super::sections::csv_text(&rows)?.as_bytes())?;
+    write_atomic(
+        out.join("findings.csv"),
+        crate::artifacts::csv_text(&rows, None)?.as_bytes(),
+    )?;
     write_atomic(
         out.join("FINDINGS.md"),
         markdown(&findings, names, source, alpha).as_bytes(),

@@ -12,6 +12,7 @@ use super::control::{lr_cells, positive_control, Control, LrCell};
 use super::findings::{evaluate, Comparison, Evidence, Finding};
 use super::outcome::StudyOutcome;
 use super::sections::*;
+use crate::artifacts::csv_text;
 use crate::error::Result;
 use crate::finetune::config::is_probe;
 use crate::fsutil::write_atomic;
@@ -62,14 +63,14 @@ pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], out
     let pretrained = with_baselines(cfg, models.iter().filter(|m| m.role != Role::Random));
     let probes = super::probe::probe_rows(&probe_ix, &ix, &pretrained, cfg.analysis.confidence);
     if !probes.is_empty() {
-        write_atomic(out.join("probe.csv"), csv_text(&probes)?.as_bytes())?;
+        write_atomic(out.join("probe.csv"), csv_text(&probes, None)?.as_bytes())?;
     }
-    write_atomic(out.join("control.csv"), csv_text(&control.rows)?.as_bytes())?;
-    write_atomic(out.join("lr_selection.csv"), csv_text(&cells)?.as_bytes())?;
+    write_atomic(out.join("control.csv"), csv_text(&control.rows, None)?.as_bytes())?;
+    write_atomic(out.join("lr_selection.csv"), csv_text(&cells, None)?.as_bytes())?;
     write_atomic(out.join("findings.csv"), findings_csv(&findings)?.as_bytes())?;
     write_atomic(out.join("models.csv"), models_csv(models)?.as_bytes())?;
     let losses = super::losses::read_losses(cfg, arms);
-    write_atomic(out.join("pretraining_losses.csv"), csv_text(&losses)?.as_bytes())?;
+    write_atomic(out.join("pretraining_losses.csv"), csv_text(&losses, None)?.as_bytes())?;
     let figures = super::figures::draw(cfg, models, &ev, &findings, &control, &losses)?;
     write_report(&[], &figures, &out.join("figures"))?;
     let md = markdown(

@@ -64,7 +64,7 @@ pub fn run_study(cfg: &StudyConfig, opts: &StudyOptions) -> Result<StudyOutcome>
         Some(exe) if cfg.pretrain.workers > 1 => {
             let runs = write_pretrain_configs(cfg)?;
             let (started, failed) = super::parallel::pretrain_parallel(cfg, &runs, exe, cfg.pretrain.workers)?;
-            (runs.into_iter().map(|(a, _)| a).collect(), started, failed)
+            (runs.into_iter().map(|r| r.arm).collect(), started, failed)
         }
         _ => pretrain_arms(cfg, opts.progress)?,
     };
@@ -166,15 +166,27 @@ fn prepare_data(cfg: &StudyConfig) -> Result<()> {
     Ok(())
 }
 
-/// Writes every arm's config under `<out>/configs/pretrain/` and returns (arm, path) pairs.
-pub fn write_pretrain_configs(cfg: &StudyConfig) -> Result<Vec<(Arm, PathBuf)>> {
+/// An arm with its pretraining config and the file the config was saved to.
+#[derive(Debug, Clone)]
+pub struct ArmConfig {
+    /// The arm.
+    pub arm: Arm,
+    /// Its config file (what a `pretrain --config` process reads).
+    pub path: PathBuf,
+    /// The config.
+    pub config: PretrainConfig,
+}
+
+/// Writes every arm's config under `<out>/configs/pretrain/`.
+pub fn write_pretrain_configs(cfg: &StudyConfig) -> Result<Vec<ArmConfig>> {
     let dir = configs_dir(cfg).join("pretrain");
     arms(cfg)
         .into_iter()
         .map(|arm| {
             let path = dir.join(format!("{}.toml", arm.run));
-            save_toml(&pretrain_config(cfg, &arm), &path, &pretrain_header(cfg, &arm))?;
-            Ok((arm, path))
+            let config = pretrain_config(cfg, &arm);
+            save_toml(&config, &path, &pretrain_header(cfg, &arm))?;
+            Ok(ArmConfig { arm, path, config })
         })
         .collect()
 }
@@ -183,7 +195,7 @@ fn pretrain_arms(cfg: &StudyConfig, progress: bool) -> Result<(Vec<Arm>, usize, 
     let mut failed: Vec<String> = Vec::new();
     let mut started = 0;
     let mut arms = Vec::new();
-    for (arm, path) in write_pretrain_configs(cfg)? {
+    for ArmConfig { arm, config: pc, .. } in write_pretrain_configs(cfg)? {
         if let ArmKind::Continued { from } = &arm.kind {
             let parent = super::arms::run_name(cfg, from, arm.seed);
             if failed.contains(&parent) {
@@ -193,7 +205,6 @@ fn pretrain_arms(cfg: &StudyConfig, progress: bool) -> Result<(Vec<Arm>, usize, 
                 continue;
             }
         }
-        let pc = PretrainConfig::load(&path, &[])?;
         eprintln!(
             "pretraining arm {} (seed {}, {} steps, {})",
             arm.name, arm.seed, arm.steps, arm.size
@@ -210,21 +221,20 @@ fn pretrain_arms(cfg: &StudyConfig, progress: bool) -> Result<(Vec<Arm>, usize, 
 }
 
 /// Writes the base fine-tuning config (of `first`) and the sweep file of the grid of `models`;
-/// returns the base's path.
-pub fn write_sweep_files(cfg: &StudyConfig, first: &Model, models: &[Model]) -> Result<PathBuf> {
+/// returns the sweep (its `base` is the base config's path).
+pub fn write_sweep_files(cfg: &StudyConfig, first: &Model, models: &[Model]) -> Result<SweepConfig> {
     let base = configs_dir(cfg).join("finetune_base.toml");
     save_toml(&finetune_base(cfg, first), &base, FINETUNE_BASE_HEADER)?;
     let sweep = sweep_config(cfg, models, &base, &cfg.out.join("sweeps"));
     save_toml(&sweep, &sweep_file(cfg), &sweep_header(cfg))?;
-    Ok(base)
+    Ok(sweep)
 }
 
 fn write_sweep(cfg: &StudyConfig, models: &[Model]) -> Result<(SweepConfig, Vec<crate::sweep::RunSpec>)> {
     let first = models
         .first()
         .ok_or_else(|| crate::Error::config("pretrain", "no arm completed: nothing to fine-tune"))?;
-    write_sweep_files(cfg, first, models)?;
-    let sweep = SweepConfig::load(sweep_file(cfg))?;
+    let sweep = write_sweep_files(cfg, first, models)?;
     let specs = sweep.expand()?;
     Ok((sweep, specs))
 }
@@ -239,7 +249,7 @@ fn write_meta(cfg: &StudyConfig, path: &Path) -> Result<()> {
         .iter()
         .filter_map(|d| meta.get(&d.dataset).map(|m| m.row(&d.dataset)))
         .collect();
-    let text = csv_text(&rows, &TaskMetaRow::template())?;
+    let text = csv_text(&rows, Some(&TaskMetaRow::template()))?;
     write_atomic(path, text.as_bytes())
 }
 

@@ -10,27 +10,17 @@ use super::config::StudyConfig;
 use super::control::{Control, LrCell};
 use super::findings::{fmt_p, Comparison, Evidence, Finding};
 use super::outcome::StudyOutcome;
+use crate::artifacts::csv_text;
 use crate::error::Result;
 use crate::finetune::config::is_probe;
 
-/// Rows as CSV text (every cell escaped against spreadsheet formulas).
-pub(crate) fn csv_text<T: serde::Serialize>(rows: &[T]) -> Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in rows {
-        w.serialize(r).map_err(|e| crate::Error::config("csv", e.to_string()))?;
-    }
-    let bytes = w.into_inner().map_err(|e| crate::Error::config("csv", e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|e| crate::Error::config("csv", e.to_string()))?;
-    crate::csvcell::escape_csv_text(&text)
-}
-
 pub(super) fn findings_csv(findings: &[Finding]) -> Result<String> {
     let rows: Vec<&Comparison> = findings.iter().flat_map(|f| &f.rows).collect();
-    csv_text(&rows)
+    csv_text(&rows, None)
 }
 
 pub(super) fn models_csv(models: &[Model]) -> Result<String> {
-    csv_text(models)
+    csv_text(models, None)
 }
 
 pub(super) fn num(x: f64) -> String {

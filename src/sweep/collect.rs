@@ -19,7 +19,7 @@ pub fn runs_table(specs: &[RunSpec], runs_dir: &Path) -> Result<(String, usize)>
         n += 1;
         rows.extend(RunRow::of_result_in_sweep(&r));
     }
-    Ok((csv_text(&rows, &RunRow::template())?, n))
+    Ok((csv_text(&rows, Some(&RunRow::template(true)))?, n))
 }
 
 /// Writes the table to `out` (`.csv`, or `.parquet` with the `polars` feature) atomically;

@@ -184,20 +184,11 @@ pub fn write_runs(rows: &[ImportedRow], out: &Path) -> Result<()> {
             pretrain_seed: Some(0),
             seed: r.seed,
             split: r.split.clone(),
-            metric: None,
             score: r.score.is_finite().then_some(r.score),
             status: Some(if r.score.is_finite() { "ok" } else { "failed" }.to_string()),
-            run_id: None,
-            steps: None,
-            wall_seconds: None,
+            ..RunRow::template(false)
         })
         .collect();
-    let template = RunRow {
-        run_id: None,
-        steps: None,
-        wall_seconds: None,
-        ..RunRow::template()
-    };
-    let text = csv_text(&rows, &template)?;
+    let text = csv_text(&rows, Some(&RunRow::template(false)))?;
     write_runs_table(out, &text)
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 
 use super::table::RunsIndex;
-use super::tables::{corrections, rng_for, system_pairs};
+use super::tables::{adjust_rows, rng_for, system_pairs};
 use super::{num, ReportConfig, Table};
 use crate::artifacts::report::{DatasetTestRow, HierarchicalTestRow, InteractionTestRow};
 use crate::error::Result;
@@ -45,7 +45,6 @@ pub fn tests_datasets(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
         .map(|s| dataset_means(ix, s))
         .collect();
     let mut rows = Vec::new();
-    let mut ps = Vec::new();
     for (i, j) in system_pairs(ix) {
         let (x, y): (Vec<f64>, Vec<f64>) = means[i]
             .iter()
@@ -75,11 +74,12 @@ pub fn tests_datasets(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
             sign_negative: sign.negative,
             ..DatasetTestRow::default()
         });
-        ps.push(t.p);
     }
-    for (r, (holm, bh)) in rows.iter_mut().zip(corrections(ps.into_iter())) {
-        (r.ttest_p_holm, r.ttest_p_bh) = (holm, bh);
-    }
+    adjust_rows(
+        &mut rows,
+        |r| r.ttest_p,
+        |r, h, b| (r.ttest_p_holm, r.ttest_p_bh) = (h, b),
+    );
     Table::of(&rows)
 }
 

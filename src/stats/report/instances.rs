@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::design::{dataset_runs, DatasetRuns};
-use super::tables::{corrections, rng_for, system_pairs};
+use super::tables::{adjust_rows, rng_for, system_pairs};
 use super::{ReportConfig, RunsIndex, Table};
 use crate::artifacts::report::{InstanceTestRow, RankingClusterRow};
 use crate::error::Result;
@@ -279,11 +279,9 @@ pub fn instance_comparisons(ix: &RunsIndex, cfg: &ReportConfig, bootstrap_means:
 /// p-values of x better than y, and Holm and BH over the table's two-sided bootstrap p-values.
 pub fn instance_tests(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
     let comparisons = instance_comparisons(ix, cfg, true);
-    let ps: Vec<f64> = comparisons.iter().map(|c| c.bootstrap.p_value()).collect();
     let mut rows: Vec<InstanceTestRow> = comparisons
         .iter()
-        .enumerate()
-        .map(|(k, c)| {
+        .map(|c| {
             let b = &c.bootstrap;
             let (lo, hi) =
                 ci_from_bootstrap_distribution(b.estimate, &b.star, &[], BootstrapMethod::Percentile, cfg.confidence);
@@ -302,7 +300,7 @@ pub fn instance_tests(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
                 reps: b.star.len(),
                 ci_low: lo,
                 ci_high: hi,
-                p_boot: ps[k],
+                p_boot: b.p_value(),
                 p_boot_x_better: c.p_boot_x_better,
                 ttest_t: c.ttest.t,
                 ttest_p: c.ttest.p,
@@ -311,9 +309,7 @@ pub fn instance_tests(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
             }
         })
         .collect();
-    for (r, (holm, bh)) in rows.iter_mut().zip(corrections(ps.iter().copied())) {
-        (r.p_boot_holm, r.p_boot_bh) = (holm, bh);
-    }
+    adjust_rows(&mut rows, |r| r.p_boot, |r, h, b| (r.p_boot_holm, r.p_boot_bh) = (h, b));
     Table::of(&rows)
 }
 

@@ -312,23 +312,24 @@ pub fn tests_unpaired(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
         })
         .collect();
     let mut rows: Vec<UnpairedTestRow> = per_dataset.into_iter().flatten().collect();
-    let welch = corrections(rows.iter().map(|r| r.welch_p));
-    let mwu = corrections(rows.iter().map(|r| r.mwu_p));
-    for (r, ((wh, wb), (mh, mb))) in rows.iter_mut().zip(welch.into_iter().zip(mwu)) {
-        (r.welch_p_holm, r.welch_p_bh, r.mwu_p_holm, r.mwu_p_bh) = (wh, wb, mh, mb);
-    }
+    adjust_rows(
+        &mut rows,
+        |r| r.welch_p,
+        |r, h, b| (r.welch_p_holm, r.welch_p_bh) = (h, b),
+    );
+    adjust_rows(&mut rows, |r| r.mwu_p, |r, h, b| (r.mwu_p_holm, r.mwu_p_bh) = (h, b));
     Table::of(&rows)
 }
 
-/// The Holm and the Benjamini-Hochberg adjustment of each p-value of `ps` (one family: all of
-/// them), in order.
-pub(super) fn corrections(ps: impl Iterator<Item = f64>) -> Vec<(f64, f64)> {
-    let ps: Vec<f64> = ps.collect();
-    let (holm, bh) = (
-        adjust(&ps, Correction::Holm),
-        adjust(&ps, Correction::BenjaminiHochberg),
-    );
-    holm.into_iter().zip(bh).collect()
+/// Sets on each row the Holm and the Benjamini-Hochberg adjustment of its p-value `p(row)`, the
+/// family being all the rows: `set(row, holm, bh)`.
+pub(super) fn adjust_rows<R>(rows: &mut [R], p: impl Fn(&R) -> f64, set: impl Fn(&mut R, f64, f64)) {
+    let ps: Vec<f64> = rows.iter().map(p).collect();
+    let holm = adjust(&ps, Correction::Holm);
+    let bh = adjust(&ps, Correction::BenjaminiHochberg);
+    for ((row, h), b) in rows.iter_mut().zip(holm).zip(bh) {
+        set(row, h, b);
+    }
 }
 
 /// Paired t and Wilcoxon per pair of systems, over (dataset, seed) units and over datasets.
@@ -384,11 +385,16 @@ pub fn tests_paired(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
         })
         .collect();
     let mut rows: Vec<PairedTestRow> = per_pair.into_iter().flatten().collect();
-    let t = corrections(rows.iter().map(|r| r.ttest_rel_p));
-    let w = corrections(rows.iter().map(|r| r.wilcoxon_p));
-    for (r, ((th, tb), (wh, wb))) in rows.iter_mut().zip(t.into_iter().zip(w)) {
-        (r.ttest_rel_p_holm, r.ttest_rel_p_bh, r.wilcoxon_p_holm, r.wilcoxon_p_bh) = (th, tb, wh, wb);
-    }
+    adjust_rows(
+        &mut rows,
+        |r| r.ttest_rel_p,
+        |r, h, b| (r.ttest_rel_p_holm, r.ttest_rel_p_bh) = (h, b),
+    );
+    adjust_rows(
+        &mut rows,
+        |r| r.wilcoxon_p,
+        |r, h, b| (r.wilcoxon_p_holm, r.wilcoxon_p_bh) = (h, b),
+    );
     Table::of(&rows)
 }
 
