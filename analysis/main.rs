@@ -216,12 +216,19 @@ fn load_filtered(input: &Input, pair: Option<(&str, &str)>) -> Result<(RunsIndex
             path.display(),
             found.unused
         );
-        let missing = encoderlab::stats::report::instances_missing(&index, &cfg);
-        if !missing.rows.is_empty() {
+        let missing: Vec<encoderlab::artifacts::report::InstanceMissingRow> =
+            encoderlab::stats::report::instances_missing(&index, &cfg)?.rows_of()?;
+        if let Some(m) = missing.first() {
             eprintln!(
-                "instances: {} selected runs have none, so their datasets are resampled at run level (listed in instances_missing.csv), e.g. {}",
-                missing.rows.len(),
-                missing.rows[0].join(" ")
+                "instances: {} selected runs have none, so their datasets are resampled at run level (listed in instances_missing.csv), e.g. {}/{} on {} ({}) at learning rate {}, pretraining seed {}, seed {}",
+                missing.len(),
+                m.model,
+                m.objective,
+                m.dataset,
+                m.split,
+                m.learning_rate,
+                m.pretrain_seed,
+                m.seed
             );
         }
     }
@@ -300,10 +307,8 @@ fn plot_files(_: &[encoderlab::stats::report::Table]) -> Result<Vec<(String, Vec
 
 #[cfg(feature = "plots")]
 fn plot(args: &PlotArgs) -> Result<()> {
-    use encoderlab::stats::plots::{figures, read_report_tables, render_all};
-    let tables = read_report_tables(&args.report)?;
-    let views: Vec<_> = tables.iter().map(|t| t.view()).collect();
-    let files = render_all(&figures(&views)?)?;
+    use encoderlab::stats::plots::{figures, render_all, PlotTables};
+    let files = render_all(&figures(&PlotTables::read(&args.report)?))?;
     let out = args.out.as_ref().unwrap_or(&args.report);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (name, bytes) in &files {

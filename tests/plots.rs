@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{shared_data, write};
-use encoderlab::stats::plots::{figures, render_png, render_svg, Figure, Mark, View};
+use encoderlab::artifacts::report::{BestLrRow, BootstrapRow, GroupStatsRow, HierarchicalTestRow};
+use encoderlab::artifacts::ReportRow;
+use encoderlab::stats::plots::{figures, render_png, render_svg, Figure, Mark, PlotTables};
 use encoderlab::stats::report::{build_tables, NanPolicy, ReportConfig, RunsIndex, Table};
 use encoderlab::stats::runs::{read_meta, read_runs};
 use encoderlab::stats::synth::{meta_csv, runs_csv, synthetic_runs, PAPER_LRS};
@@ -37,16 +39,11 @@ fn synthetic_tables(dir: &Path, systems: usize, datasets: usize) -> Vec<Table> {
 }
 
 fn figures_of(tables: &[Table]) -> Vec<Figure> {
-    let views: Vec<View> = tables.iter().map(View::of).collect();
-    figures(&views).unwrap()
+    figures(&PlotTables::of(tables).unwrap())
 }
 
 fn table<'a>(tables: &'a [Table], name: &str) -> &'a Table {
     tables.iter().find(|t| t.name == name).unwrap()
-}
-
-fn col(t: &Table, name: &str) -> usize {
-    t.header.iter().position(|h| *h == name).unwrap()
 }
 
 #[test]
@@ -64,13 +61,9 @@ fn figures_show_the_numbers_of_the_paper_report() -> anyhow::Result<()> {
     // resampling the two datasets too widens clm − mlm40's far beyond the naive one
     let h = &figs[5];
     assert_eq!(h.panels[0].series.len(), 3 * 3);
-    let hier = table(&tables, "tests_hierarchical.csv");
-    let (nl, nh) = (col(hier, "naive_low"), col(hier, "naive_high"));
+    let hier: Vec<HierarchicalTestRow> = table(&tables, HierarchicalTestRow::FILE).rows_of()?;
     let naive = h.panels[0].series[0].points[0];
-    assert_eq!(
-        (naive.lo, naive.hi),
-        (hier.rows[0][nl].parse()?, hier.rows[0][nh].parse()?)
-    );
+    assert_eq!((naive.lo, naive.hi), (hier[0].naive_low, hier[0].naive_high));
     let across = h.panels[0].series[2].points[0];
     assert!(
         across.hi - across.lo > 2.0 * (naive.hi - naive.lo),
@@ -101,24 +94,13 @@ fn figures_show_the_numbers_of_the_paper_report() -> anyhow::Result<()> {
         .map(|t| t.1.as_str())
         .collect();
     assert_eq!(ticks, ["1e-5", "2e-5", "5e-5", "1e-4", "2e-4", "5e-4"]);
-    let groups = table(&tables, "group_stats.csv");
-    let (cm, cs, cl, cmean, clo) = (
-        col(groups, "objective"),
-        col(groups, "split"),
-        col(groups, "learning_rate"),
-        col(groups, "mean"),
-        col(groups, "t_ci_low"),
-    );
+    let groups: Vec<GroupStatsRow> = table(&tables, GroupStatsRow::FILE).rows_of()?;
     let row = groups
-        .rows
         .iter()
-        .find(|r| r[cm] == "mlm40" && r[2] == "sst2" && r[cs] == "validation" && r[cl] == "0.00001")
+        .find(|r| r.objective == "mlm40" && r.dataset == "sst2" && r.split == "validation" && r.learning_rate == 1e-5)
         .unwrap();
     let p = lr.panels[0].series[1].points[0];
-    assert_eq!(
-        (p.x, p.y, p.lo),
-        (1e-5f64.log10(), row[cmean].parse()?, row[clo].parse()?)
-    );
+    assert_eq!((p.x, p.y, p.lo), (1e-5f64.log10(), row.mean, row.t_ci_low));
     // the selected learning rate is emphasised, once per series
     for s in &lr.panels[0].series {
         assert_eq!(s.points.iter().filter(|p| p.emphasis).count(), 1);
@@ -129,25 +111,23 @@ fn figures_show_the_numbers_of_the_paper_report() -> anyhow::Result<()> {
     // seed spread: y = std
     let spread = &figs[1].panels[1].series[0];
     let std_row = groups
-        .rows
         .iter()
-        .find(|r| r[cm] == "clm" && r[2] == "conll2003_en" && r[cl] == "0.00001")
+        .find(|r| r.objective == "clm" && r.dataset == "conll2003_en" && r.learning_rate == 1e-5)
         .unwrap();
-    assert_eq!(spread.points[0].y, std_row[col(groups, "std")].parse::<f64>()?);
+    assert_eq!(spread.points[0].y, std_row.std);
     // best-LR scores: the BCa interval of bootstrap_ci.csv, first system on top, reported split
     let best = &figs[2];
     assert_eq!(best.panels[0].title, "sst2 (test)");
-    let boot = table(&tables, "bootstrap_ci.csv");
+    let boot: Vec<BootstrapRow> = table(&tables, BootstrapRow::FILE).rows_of()?;
     let bca = boot
-        .rows
         .iter()
-        .find(|r| r[1] == "clm" && r[2] == "sst2" && r[3] == "BCa")
+        .find(|r| r.objective == "clm" && r.dataset == "sst2" && r.method == "BCa")
         .unwrap();
     let s = &best.panels[0].series[0];
     assert_eq!(s.mark, Mark::Whisker);
     assert_eq!(
         (s.points[0].x, s.points[0].lo, s.points[0].hi, s.points[0].y),
-        (bca[6].parse()?, bca[9].parse()?, bca[10].parse()?, 2.0)
+        (bca.estimate, bca.ci_low, bca.ci_high, 2.0)
     );
     // expected max: 30 runs in the grid, n = 1..30, increasing
     let em = &figs[3].panels[0].series[0].points;
@@ -247,7 +227,7 @@ fn plot_command_redraws_a_report_and_rejects_bad_tables() -> anyhow::Result<()> 
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
-        stderr.contains("expected_max.csv:4") && stderr.contains("not a number"),
+        stderr.contains("expected_max.csv:4") && stderr.contains("column `expected_max`"),
         "{stderr}"
     );
     assert!(!broken.exists() || std::fs::read_dir(&broken)?.next().is_none());
@@ -271,12 +251,11 @@ fn figures_of_many_datasets_show_the_first_ones_and_say_so() {
     let datasets = MAX_PANELS + 5;
     let tables = synthetic_tables(dir.path(), 2, datasets);
     let figs = figures_of(&tables);
-    let best = table(&tables, "best_lr.csv");
+    let best: Vec<BestLrRow> = table(&tables, BestLrRow::FILE).rows_of().unwrap();
     let mut order: Vec<&str> = Vec::new();
-    for row in &best.rows {
-        let d = row[col(best, "dataset")].as_str();
-        if !order.contains(&d) {
-            order.push(d);
+    for row in &best {
+        if !order.contains(&row.dataset.as_str()) {
+            order.push(&row.dataset);
         }
     }
     for f in &figs[..4] {

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use encoderlab::artifacts::report::{
-    BestLrRow, BootstrapRow, GroupStatsRow, HierarchicalTestRow, InstanceTestRow, InteractionTestRow, MissingRunRow,
-    ProfileRow, RankingClusterRow,
+    BestLrRow, BootstrapRow, GroupStatsRow, HierarchicalTestRow, InstanceMissingRow, InstanceTestRow,
+    InteractionTestRow, MissingRunRow, ProfileRow, RankingClusterRow,
 };
 
 use common::{shared_data, write};
@@ -88,15 +88,7 @@ fn quick_report(runs: &Path, meta: &Path, out: &Path, extra: &[&str]) -> Output 
 
 /// The rows of a report file as its row type (columns by name).
 fn typed<R: encoderlab::artifacts::ReportRow>(dir: &Path) -> Vec<R> {
-    let mut r = csv::Reader::from_path(dir.join(R::FILE)).unwrap();
-    r.deserialize().map(|x| x.unwrap()).collect()
-}
-
-fn rows(dir: &Path, name: &str) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_path(dir.join(name)).unwrap();
-    r.records()
-        .map(|x| x.unwrap().iter().map(str::to_string).collect())
-        .collect()
+    encoderlab::artifacts::read_report(dir).unwrap()
 }
 
 #[test]
@@ -118,7 +110,7 @@ fn paper_runs_report_is_complete_and_reproducible() -> anyhow::Result<()> {
         );
     }
     // 3 systems x (sst2 validation 6 LRs + sst2 test 3 LRs) + 2 systems x conll validation 6 LRs
-    assert_eq!(rows(&a, "group_stats.csv").len(), 3 * 9 + 2 * 6);
+    assert_eq!(typed::<GroupStatsRow>(&a).len(), 3 * 9 + 2 * 6);
     // clm10k-mlm40 has no sst2 test runs at 2e-4: 5 missing cells
     let missing: Vec<MissingRunRow> = typed(&a);
     assert_eq!(missing.len(), 5);
@@ -738,7 +730,7 @@ fn instance_tests_and_ranking_on_the_papers_sentences() -> anyhow::Result<()> {
     assert!(stderr.contains("40 runs"), "{stderr}");
     // CoNLL has no per-instance scores: named, and resampled at run level
     assert!(stderr.contains("resampled at run level"), "{stderr}");
-    assert_eq!(rows(&out, "instances_missing.csv").len(), 10);
+    assert_eq!(typed::<InstanceMissingRow>(&out).len(), 10);
     let tests: Vec<InstanceTestRow> = typed(&out);
     let want = [
         (-1.0554870808952421, 0.2914952917841271, 0.8542523541079364),
@@ -825,7 +817,7 @@ fn bad_instances_are_refused_or_named() -> anyhow::Result<()> {
     };
     let o = report(&instances(&good.concat()), "ok");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(rows(&dir.path().join("ok"), "instance_tests.csv").len(), 1);
+    assert_eq!(typed::<InstanceTestRow>(&dir.path().join("ok")).len(), 1);
     // ids in another order
     let shuffled = run("b", "mlm", 1, ["q2", "q1", "q3", "q4"], [0, 1, 1, 0]);
     let o = report(&instances(&[&good[..3].concat(), shuffled.as_str()].concat()), "ids");
@@ -849,10 +841,21 @@ fn bad_instances_are_refused_or_named() -> anyhow::Result<()> {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = dir.path().join("partial");
     assert_eq!(
-        rows(&out, "instances_missing.csv"),
-        [["b", "mlm", "d", "0.00001", "0", "1", "test"]
-            .map(String::from)
-            .to_vec()]
+        typed::<InstanceMissingRow>(&out),
+        [InstanceMissingRow {
+            model: "b".into(),
+            objective: "mlm".into(),
+            dataset: "d".into(),
+            learning_rate: 1e-5,
+            pretrain_seed: 0,
+            seed: 1,
+            split: "test".into(),
+        }]
+    );
+    let text = std::fs::read_to_string(out.join("instances_missing.csv"))?;
+    assert_eq!(
+        text,
+        "model,objective,dataset,learning_rate,pretrain_seed,seed,split\nb,mlm,d,0.00001,0,1,test\n"
     );
     assert!(typed::<InstanceTestRow>(&out).is_empty());
     assert_eq!(typed::<HierarchicalTestRow>(&out)[0].instance_datasets, 0);
@@ -1017,10 +1020,7 @@ fn instances_from_run_records_keep_corpus_f1_counts() -> anyhow::Result<()> {
     assert_eq!((tests[0].n_instances, tests[0].metric_kind.as_str()), (3, "corpus_f1"));
     assert!(tests[0].ttest_t.is_nan(), "no t-test over sentences for a corpus F1");
     assert_eq!(typed::<RankingClusterRow>(&out)[0].test, "paired_bootstrap");
-    assert!(
-        rows(&out, "instances_missing.csv").is_empty(),
-        "a failed run needs none"
-    );
+    assert!(typed::<InstanceMissingRow>(&out).is_empty(), "a failed run needs none");
     assert!(typed::<HierarchicalTestRow>(&out)[0].levels.ends_with("+instances"));
     Ok(())
 }

@@ -10,12 +10,14 @@
 //! | `instances.jsonl` | a fine-tuning run | the analysis (instance-level tests) | [`InstanceRow`] |
 
 pub mod cells;
+pub mod read;
 pub mod report;
 pub mod row;
 pub mod run_record;
 pub mod runs_table;
 pub mod task_meta;
 
+pub use read::read_report;
 pub use report::ReportRow;
 pub use run_record::{InstanceRow, RunResult, Status};
 pub use runs_table::RunRow;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::display::{emit, html_table, short};
 use crate::error::{Error, Result};
 use crate::finetune::{RunResult, Status};
-use crate::stats::plots::{figures, plot_tables, Figure, View};
+use crate::stats::plots::{figures, plot_tables, Figure, PlotTables};
 use crate::stats::report::{build_tables, write_report, ReportConfig, RunsIndex, Table};
 use crate::stats::runs::{check_meta, meta_or_builtin, read_runs};
 
@@ -92,8 +92,7 @@ impl Report {
 
     /// Every figure of the report.
     pub fn figures(&self) -> Result<Vec<Figure>> {
-        let views: Vec<View> = self.tables.iter().map(View::of).collect();
-        figures(&views)
+        Ok(figures(&PlotTables::of(&self.tables)?))
     }
 
     /// The figure `name` (the report's display lists them).

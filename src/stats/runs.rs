@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use crate::artifacts::read::deserialize_row;
 use crate::artifacts::{RunRow, TaskMetaRow};
 use crate::data::registry::Registry;
 use crate::error::{Error, Result};
@@ -102,39 +103,6 @@ pub fn read_runs(path: &Path) -> Result<Vec<Run>> {
     }
     check_splits(&runs, path)?;
     Ok(runs)
-}
-
-/// A row of a table read as its artefact type; an error names the file, line and column.
-fn deserialize_row<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    headers: &csv::StringRecord,
-    line: usize,
-    row: &csv::StringRecord,
-) -> Result<T> {
-    let message = |e: &csv::Error| match e.kind() {
-        csv::ErrorKind::Deserialize { err, .. } => (err.field(), err.kind().to_string()),
-        _ => (None, e.to_string()),
-    };
-    let e = match row.deserialize::<T>(Some(headers)) {
-        Ok(v) => return Ok(v),
-        Err(e) => e,
-    };
-    let (field, reason) = message(&e);
-    // a cell's own reader (`artifacts::cells`) cannot know its column: the columns are read in
-    // order, so the failing one is the first whose prefix of the row fails the same way
-    let field = field.map(|i| i as usize).or_else(|| {
-        (0..headers.len()).find(|&j| {
-            let h: csv::StringRecord = headers.iter().take(j + 1).collect();
-            let r: csv::StringRecord = row.iter().take(j + 1).collect();
-            r.deserialize::<T>(Some(&h))
-                .err()
-                .is_some_and(|e| message(&e).1 == reason)
-        })
-    });
-    Err(match field.and_then(|i| headers.get(i)) {
-        Some(name) => Error::data(path, line, format!("column `{name}`: {reason}")),
-        None => Error::data(path, line, reason),
-    })
 }
 
 /// One row of a runs table, read as a [`RunRow`] and checked.

@@ -21,4 +21,4 @@ pub use comparisons::{
     DatasetTestRow, HierarchicalTestRow, InstanceTestRow, InteractionTestRow, PairedTestRow, PoiRow, UnpairedTestRow,
 };
 pub use design::{PowerRow, VarianceRow};
-pub use runs::{BestLrRow, BootstrapRow, ExpectedMaxRow, GroupStatsRow, MissingRunRow};
+pub use runs::{BestLrRow, BootstrapRow, ExpectedMaxRow, GroupStatsRow, InstanceMissingRow, MissingRunRow};

@@ -1,5 +1,5 @@
 //! Per (system, dataset) tables: descriptive statistics, the learning rate chosen, expected
-//! max, bootstrap intervals, the runs a design lacks.
+//! max, bootstrap intervals, the runs a design lacks, the runs without per-instance scores.
 
 use serde::{Deserialize, Serialize};
 
@@ -194,4 +194,28 @@ pub struct MissingRunRow {
 
 impl ReportRow for MissingRunRow {
     const FILE: &'static str = "missing_runs.csv";
+}
+
+/// `instances_missing.csv`: every run that ended `ok` without per-instance scores on a dataset
+/// where other runs have them (the dataset is then resampled at run level only).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct InstanceMissingRow {
+    /// The pretrained model.
+    pub model: String,
+    /// Its pretraining objective.
+    pub objective: String,
+    /// The dataset.
+    pub dataset: String,
+    /// The fine-tuning learning rate (the selected one).
+    pub learning_rate: f64,
+    /// The run's pretraining seed.
+    pub pretrain_seed: i64,
+    /// Its fine-tuning seed.
+    pub seed: i64,
+    /// The report split.
+    pub split: String,
+}
+
+impl ReportRow for InstanceMissingRow {
+    const FILE: &'static str = "instances_missing.csv";
 }

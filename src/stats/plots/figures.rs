@@ -1,81 +1,78 @@
-//! The report's tables → figures. Each builder reads the columns it needs by name, so the plots
-//! show exactly the numbers of the CSVs, whether the tables were just computed or read back
-//! from a report folder.
+//! The report's tables → figures. The figures are drawn from the report's rows
+//! ([`PlotTables`]), so the plots show exactly the numbers of the CSVs, whether the tables were
+//! just computed or read back from a report folder.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use super::{Figure, Mark, Panel, Point, Series};
+use crate::artifacts::read_report;
+use crate::artifacts::report::{
+    BestLrRow, BootstrapRow, ExpectedMaxRow, GroupStatsRow, HierarchicalTestRow, ProfileRow,
+};
+use crate::artifacts::ReportRow;
 use crate::error::{Error, Result};
 use crate::stats::report::Table;
-
-/// The tables the plots are drawn from.
-pub const PLOT_TABLES: [&str; 5] = [
-    "group_stats.csv",
-    "best_lr.csv",
-    "bootstrap_ci.csv",
-    "expected_max.csv",
-    "performance_profile.csv",
-];
-
-/// Tables drawn when present (a report folder written before them lacks them).
-pub const OPTIONAL_PLOT_TABLES: [&str; 1] = ["tests_hierarchical.csv"];
 
 /// The most pairs of systems the interval figure shows (the CSV holds them all).
 pub const MAX_PAIRS: usize = 30;
 
-/// A borrowed table: its name, header and rows of cells.
-#[derive(Debug, Clone)]
-pub struct View<'a> {
-    name: &'a str,
-    header: Vec<&'a str>,
-    rows: &'a [Vec<String>],
+/// The report's tables the figures are drawn from, as rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlotTables {
+    /// `group_stats.csv`.
+    pub group_stats: Vec<GroupStatsRow>,
+    /// `best_lr.csv`: its systems and datasets, in order, are the figures' legend and panels.
+    pub best_lr: Vec<BestLrRow>,
+    /// `bootstrap_ci.csv`.
+    pub bootstrap: Vec<BootstrapRow>,
+    /// `expected_max.csv`.
+    pub expected_max: Vec<ExpectedMaxRow>,
+    /// `performance_profile.csv`.
+    pub profile: Vec<ProfileRow>,
+    /// `tests_hierarchical.csv` (empty: none, or a report written before it).
+    pub hierarchical: Vec<HierarchicalTestRow>,
 }
 
-impl<'a> View<'a> {
-    /// A view of `rows` under `header`, named `name` in errors.
-    pub fn new(name: &'a str, header: Vec<&'a str>, rows: &'a [Vec<String>]) -> Self {
-        Self { name, header, rows }
-    }
-
-    /// A view of a report table.
-    pub fn of(table: &'a Table) -> Self {
-        Self::new(table.name, table.header.clone(), &table.rows)
-    }
-
-    fn col(&self, column: &str) -> Result<usize> {
-        self.header.iter().position(|h| *h == column).ok_or_else(|| {
-            Error::data(
-                self.name,
-                1,
-                format!("no column `{column}`; rewrite the report with `analysis report`"),
-            )
+impl PlotTables {
+    /// The rows of a report's tables, just built.
+    pub fn of(tables: &[Table]) -> Result<Self> {
+        fn rows<R: ReportRow>(tables: &[Table], required: bool) -> Result<Vec<R>> {
+            match tables.iter().find(|t| t.name == R::FILE) {
+                Some(t) => t.rows_of(),
+                None if required => Err(Error::data(
+                    R::FILE,
+                    0,
+                    "table missing: the plots need every table of the report",
+                )),
+                None => Ok(Vec::new()),
+            }
+        }
+        Ok(Self {
+            group_stats: rows(tables, true)?,
+            best_lr: rows(tables, true)?,
+            bootstrap: rows(tables, true)?,
+            expected_max: rows(tables, true)?,
+            profile: rows(tables, true)?,
+            hierarchical: rows(tables, false)?,
         })
     }
 
-    fn cell(&self, row: usize, col: usize) -> Result<&'a str> {
-        self.rows[row]
-            .get(col)
-            .map(String::as_str)
-            .ok_or_else(|| Error::data(self.name, row + 2, format!("row has no column {}", col + 1)))
-    }
-
-    fn num(&self, row: usize, col: usize) -> Result<f64> {
-        let cell = self.cell(row, col)?;
-        cell.parse::<f64>().map_err(|_| {
-            Error::data(
-                self.name,
-                row + 2,
-                format!("`{}` = `{cell}` is not a number", self.header[col]),
-            )
+    /// The rows of the report folder `dir` (`tests_hierarchical.csv` where it has one).
+    pub fn read(dir: &Path) -> Result<Self> {
+        let hierarchical = match dir.join(HierarchicalTestRow::FILE).exists() {
+            true => read_report(dir)?,
+            false => Vec::new(),
+        };
+        Ok(Self {
+            group_stats: read_report(dir)?,
+            best_lr: read_report(dir)?,
+            bootstrap: read_report(dir)?,
+            expected_max: read_report(dir)?,
+            profile: read_report(dir)?,
+            hierarchical,
         })
     }
-}
-
-fn find<'v, 'a>(views: &'v [View<'a>], name: &str) -> Result<&'v View<'a>> {
-    views
-        .iter()
-        .find(|v| v.name == name)
-        .ok_or_else(|| Error::data(name, 0, "table missing: the plots need every table of the report"))
 }
 
 /// "95" for 0.95.
@@ -108,18 +105,7 @@ struct Layout {
 pub const MAX_PANELS: usize = 48;
 
 impl Layout {
-    fn new(best: &View) -> Result<Self> {
-        let c: Vec<usize> = [
-            "model",
-            "objective",
-            "dataset",
-            "select_split",
-            "report_split",
-            "best_lr",
-        ]
-        .iter()
-        .map(|h| best.col(h))
-        .collect::<Result<_>>()?;
+    fn new(best: &[BestLrRow]) -> Self {
         let mut out = Self {
             systems: Vec::new(),
             datasets: Vec::new(),
@@ -128,12 +114,12 @@ impl Layout {
             dataset_at: HashMap::new(),
             total_datasets: 0,
         };
-        for r in 0..best.rows.len() {
-            let system = (best.cell(r, c[0])?.to_string(), best.cell(r, c[1])?.to_string());
+        for r in best {
+            let system = (r.model.clone(), r.objective.clone());
             let s = intern(&mut out.systems, &mut out.system_at, system);
-            let d = intern(&mut out.datasets, &mut out.dataset_at, best.cell(r, c[2])?.to_string());
-            let split = |i: usize| best.cell(r, c[i]).map(str::to_string);
-            out.cells.insert((s, d), (split(3)?, split(4)?, best.num(r, c[5])?));
+            let d = intern(&mut out.datasets, &mut out.dataset_at, r.dataset.clone());
+            let cell = (r.select_split.clone(), r.report_split.clone(), r.best_lr);
+            out.cells.insert((s, d), cell);
         }
         out.total_datasets = out.datasets.len();
         if out.datasets.len() > MAX_PANELS {
@@ -141,7 +127,7 @@ impl Layout {
             out.dataset_at.retain(|_, d| *d < MAX_PANELS);
             out.cells.retain(|&(_, d), _| d < MAX_PANELS);
         }
-        Ok(out)
+        out
     }
 
     fn legend(&self) -> Vec<String> {
@@ -175,31 +161,50 @@ fn index_of<T: PartialEq>(list: &mut Vec<T>, item: T) -> usize {
     }
 }
 
-/// Rows of `view` grouped by (system, dataset), in row order; rows of unknown systems or
-/// datasets (absent from `best_lr.csv`) are skipped.
-fn by_cell(view: &View, layout: &Layout) -> Result<HashMap<(usize, usize), Vec<usize>>> {
-    let (cm, co, cd) = (view.col("model")?, view.col("objective")?, view.col("dataset")?);
-    let mut out: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
-    for r in 0..view.rows.len() {
-        let s = layout.system(view.cell(r, cm)?, view.cell(r, co)?);
-        let d = layout.dataset(view.cell(r, cd)?);
-        if let (Some(s), Some(d)) = (s, d) {
+/// A row of a per-(system, dataset) table.
+trait Cell {
+    /// Its model, objective and dataset.
+    fn key(&self) -> (&str, &str, &str);
+}
+
+macro_rules! cell_rows {
+    ($($row:ty),*) => {$(
+        impl Cell for $row {
+            fn key(&self) -> (&str, &str, &str) {
+                (&self.model, &self.objective, &self.dataset)
+            }
+        }
+    )*};
+}
+cell_rows!(GroupStatsRow, BootstrapRow, ExpectedMaxRow);
+
+/// `rows` grouped by (system, dataset), in row order; rows of unknown systems or datasets
+/// (absent from `best_lr.csv`) are skipped.
+fn by_cell<'r, R: Cell>(rows: &'r [R], layout: &Layout) -> HashMap<(usize, usize), Vec<&'r R>> {
+    let mut out: HashMap<(usize, usize), Vec<&R>> = HashMap::new();
+    for r in rows {
+        let (model, objective, dataset) = r.key();
+        if let (Some(s), Some(d)) = (layout.system(model, objective), layout.dataset(dataset)) {
             out.entry((s, d)).or_default().push(r);
         }
     }
-    Ok(out)
+    out
 }
 
-/// Every figure of the report, from its tables (see [`PLOT_TABLES`]).
-pub fn figures(views: &[View]) -> Result<Vec<Figure>> {
-    let layout = Layout::new(find(views, "best_lr.csv")?)?;
-    let level = confidence(find(views, "bootstrap_ci.csv")?)?;
-    let groups = find(views, "group_stats.csv")?;
+/// The rows of (system, dataset) `key`.
+fn rows_at<'a, 'r, R>(rows: &'a HashMap<(usize, usize), Vec<&'r R>>, key: (usize, usize)) -> &'a [&'r R] {
+    rows.get(&key).map_or(&[], Vec::as_slice)
+}
+
+/// Every figure of the report, from its tables.
+pub fn figures(t: &PlotTables) -> Vec<Figure> {
+    let layout = Layout::new(&t.best_lr);
+    let level = percent(t.bootstrap.first().map_or(0.95, |r| r.confidence_level));
     let mut per_dataset = vec![
-        lr_figure(groups, &layout, &level, false)?,
-        lr_figure(groups, &layout, &level, true)?,
-        best_figure(find(views, "bootstrap_ci.csv")?, &layout, &level)?,
-        expected_max_figure(find(views, "expected_max.csv")?, &layout)?,
+        lr_figure(&t.group_stats, &layout, &level, false),
+        lr_figure(&t.group_stats, &layout, &level, true),
+        best_figure(&t.bootstrap, &layout, &level),
+        expected_max_figure(&t.expected_max, &layout),
     ];
     if layout.total_datasets > layout.datasets.len() {
         for f in &mut per_dataset {
@@ -210,32 +215,16 @@ pub fn figures(views: &[View]) -> Result<Vec<Figure>> {
             ));
         }
     }
-    per_dataset.push(profile_figure(
-        find(views, "performance_profile.csv")?,
-        &layout,
-        &level,
-    )?);
-    if let Some(h) = views.iter().find(|v| v.name == "tests_hierarchical.csv") {
-        if !h.rows.is_empty() {
-            per_dataset.push(hierarchical_figure(h, &level)?);
-        }
+    per_dataset.push(profile_figure(&t.profile, &layout, &level));
+    if !t.hierarchical.is_empty() {
+        per_dataset.push(hierarchical_figure(&t.hierarchical, &level));
     }
-    Ok(per_dataset)
-}
-
-/// The confidence level of the report, as a percentage label.
-fn confidence(boot: &View) -> Result<String> {
-    let col = boot.col("confidence_level")?;
-    Ok(percent(if boot.rows.is_empty() { 0.95 } else { boot.num(0, col)? }))
+    per_dataset
 }
 
 /// Score (or seed std, when `spread`) against learning rate on the selection split.
-fn lr_figure(groups: &View, layout: &Layout, level: &str, spread: bool) -> Result<Figure> {
-    let rows = by_cell(groups, layout)?;
-    let c: Vec<usize> = ["split", "learning_rate", "mean", "t_ci_low", "t_ci_high", "std"]
-        .iter()
-        .map(|h| groups.col(h))
-        .collect::<Result<_>>()?;
+fn lr_figure(groups: &[GroupStatsRow], layout: &Layout, level: &str, spread: bool) -> Figure {
+    let rows = by_cell(groups, layout);
     let mut panels = Vec::new();
     for (d, dataset) in layout.datasets.iter().enumerate() {
         let (mut series, mut lrs, mut splits) = (Vec::new(), Vec::<f64>::new(), Vec::<String>::new());
@@ -244,18 +233,18 @@ fn lr_figure(groups: &View, layout: &Layout, level: &str, spread: bool) -> Resul
                 continue;
             };
             let mut points = Vec::new();
-            for &r in rows.get(&(s, d)).map_or(&[][..], Vec::as_slice) {
-                if groups.cell(r, c[0])? != select {
+            for r in rows_at(&rows, (s, d)) {
+                if r.split != *select {
                     continue;
                 }
-                let lr = groups.num(r, c[1])?;
+                let lr = r.learning_rate;
                 let mut p = if spread {
-                    Point::at(lr.log10(), groups.num(r, c[5])?)
+                    Point::at(lr.log10(), r.std)
                 } else {
                     Point {
-                        lo: groups.num(r, c[3])?,
-                        hi: groups.num(r, c[4])?,
-                        ..Point::at(lr.log10(), groups.num(r, c[2])?)
+                        lo: r.t_ci_low,
+                        hi: r.t_ci_high,
+                        ..Point::at(lr.log10(), r.mean)
                     }
                 };
                 p.emphasis = !spread && lr == *best;
@@ -286,7 +275,7 @@ fn lr_figure(groups: &View, layout: &Layout, level: &str, spread: bool) -> Resul
             series,
         });
     }
-    Ok(if spread {
+    if spread {
         Figure {
             name: "seed_spread",
             title: "Seed spread at each learning rate".into(),
@@ -305,16 +294,12 @@ fn lr_figure(groups: &View, layout: &Layout, level: &str, spread: bool) -> Resul
                 "Mean over seeds on the selection split; band: {level}% t interval; large dot: the learning rate selected."
             ),
         }
-    })
+    }
 }
 
 /// Mean score at the best learning rate, with its BCa interval, one row per system.
-fn best_figure(boot: &View, layout: &Layout, level: &str) -> Result<Figure> {
-    let rows = by_cell(boot, layout)?;
-    let c: Vec<usize> = ["method", "estimate", "ci_low", "ci_high"]
-        .iter()
-        .map(|h| boot.col(h))
-        .collect::<Result<_>>()?;
+fn best_figure(boot: &[BootstrapRow], layout: &Layout, level: &str) -> Figure {
+    let rows = by_cell(boot, layout);
     let legend = layout.legend();
     let mut panels = Vec::new();
     for (d, dataset) in layout.datasets.iter().enumerate() {
@@ -326,15 +311,15 @@ fn best_figure(boot: &View, layout: &Layout, level: &str) -> Result<Figure> {
             let y = (present.len() - 1 - i) as f64;
             ticks.push((y, legend[s].clone()));
             index_of(&mut splits, layout.cells[&(s, d)].1.clone());
-            for &r in rows.get(&(s, d)).map_or(&[][..], Vec::as_slice) {
-                if boot.cell(r, c[0])? == "BCa" {
+            for r in rows_at(&rows, (s, d)) {
+                if r.method == "BCa" {
                     series.push(Series {
                         system: s,
                         mark: Mark::Whisker,
                         points: vec![Point {
-                            lo: boot.num(r, c[2])?,
-                            hi: boot.num(r, c[3])?,
-                            ..Point::at(boot.num(r, c[1])?, y)
+                            lo: r.ci_low,
+                            hi: r.ci_high,
+                            ..Point::at(r.estimate, y)
                         }],
                     });
                 }
@@ -349,7 +334,7 @@ fn best_figure(boot: &View, layout: &Layout, level: &str) -> Result<Figure> {
             series,
         });
     }
-    Ok(Figure {
+    Figure {
         name: "best_lr_scores",
         title: "Score at the best learning rate".into(),
         legend,
@@ -357,16 +342,12 @@ fn best_figure(boot: &View, layout: &Layout, level: &str) -> Result<Figure> {
         note: format!(
             "Learning rate chosen on the selection split, score on the report split (in brackets); whisker: {level}% BCa bootstrap interval."
         ),
-    })
+    }
 }
 
 /// Expected best score against the number of runs tried (budget `all_runs`), ±1 sd.
-fn expected_max_figure(em: &View, layout: &Layout) -> Result<Figure> {
-    let rows = by_cell(em, layout)?;
-    let c: Vec<usize> = ["split", "budget", "n", "expected_max", "sd"]
-        .iter()
-        .map(|h| em.col(h))
-        .collect::<Result<_>>()?;
+fn expected_max_figure(em: &[ExpectedMaxRow], layout: &Layout) -> Figure {
+    let rows = by_cell(em, layout);
     let mut panels = Vec::new();
     for (d, dataset) in layout.datasets.iter().enumerate() {
         let (mut series, mut splits) = (Vec::new(), Vec::<String>::new());
@@ -375,13 +356,13 @@ fn expected_max_figure(em: &View, layout: &Layout) -> Result<Figure> {
                 continue;
             };
             let mut points = Vec::new();
-            for &r in rows.get(&(s, d)).map_or(&[][..], Vec::as_slice) {
-                if em.cell(r, c[0])? == select && em.cell(r, c[1])? == "all_runs" {
-                    let (y, sd) = (em.num(r, c[3])?, em.num(r, c[4])?);
+            for r in rows_at(&rows, (s, d)) {
+                if r.split == *select && r.budget == "all_runs" {
+                    let (y, sd) = (r.expected_max, r.sd);
                     points.push(Point {
                         lo: y - sd,
                         hi: y + sd,
-                        ..Point::at(em.num(r, c[2])?, y)
+                        ..Point::at(r.n as f64, y)
                     });
                 }
             }
@@ -402,7 +383,7 @@ fn expected_max_figure(em: &View, layout: &Layout) -> Result<Figure> {
             series,
         });
     }
-    Ok(Figure {
+    Figure {
         name: "expected_max_curves",
         title: "Expected best score against tuning budget".into(),
         legend: layout.legend(),
@@ -410,24 +391,20 @@ fn expected_max_figure(em: &View, layout: &Layout) -> Result<Figure> {
         note:
             "Expected maximum of n runs drawn without replacement from the whole grid (Dodge et al. 2019); band: ±1 sd."
                 .into(),
-    })
+    }
 }
 
 /// Fraction of normalised scores above each threshold, with its bootstrap band.
-fn profile_figure(prof: &View, layout: &Layout, level: &str) -> Result<Figure> {
-    let c: Vec<usize> = ["model", "objective", "tau", "fraction_above", "ci_low", "ci_high"]
-        .iter()
-        .map(|h| prof.col(h))
-        .collect::<Result<_>>()?;
+fn profile_figure(prof: &[ProfileRow], layout: &Layout, level: &str) -> Figure {
     let mut series: Vec<Series> = Vec::new();
-    for r in 0..prof.rows.len() {
-        let Some(s) = layout.system(prof.cell(r, c[0])?, prof.cell(r, c[1])?) else {
+    for r in prof {
+        let Some(s) = layout.system(&r.model, &r.objective) else {
             continue;
         };
         let p = Point {
-            lo: prof.num(r, c[4])?,
-            hi: prof.num(r, c[5])?,
-            ..Point::at(prof.num(r, c[2])?, prof.num(r, c[3])?)
+            lo: r.ci_low,
+            hi: r.ci_high,
+            ..Point::at(r.tau, r.fraction_above)
         };
         match series.iter_mut().find(|x| x.system == s) {
             Some(x) => x.points.push(p),
@@ -441,7 +418,7 @@ fn profile_figure(prof: &View, layout: &Layout, level: &str) -> Result<Figure> {
     for x in &mut series {
         x.points.sort_by(|a, b| a.x.total_cmp(&b.x));
     }
-    Ok(Figure {
+    Figure {
         name: "performance_profile",
         title: "Performance profile".into(),
         legend: layout.legend(),
@@ -456,7 +433,7 @@ fn profile_figure(prof: &View, layout: &Layout, level: &str) -> Result<Figure> {
         note: format!(
             "Scores normalised per dataset ((score − chance) / (max − chance)), failed runs at chance; band: {level}% stratified bootstrap interval."
         ),
-    })
+    }
 }
 
 /// A pair's label, estimate and intervals (naive, within datasets, with datasets).
@@ -465,42 +442,19 @@ type PairIntervals = (String, f64, [(f64, f64); 3]);
 /// Each pair's difference with three intervals: the naive one (every run an independent draw),
 /// the hierarchical one within datasets (seeds and, where given, test instances) and the one
 /// that resamples datasets too. The first [`MAX_PAIRS`] pairs.
-fn hierarchical_figure(h: &View, level: &str) -> Result<Figure> {
-    let c: Vec<usize> = [
-        "model_x",
-        "objective_x",
-        "model_y",
-        "objective_y",
-        "dataset_bootstrap",
-        "mean_diff",
-        "percentile_low",
-        "percentile_high",
-        "naive_low",
-        "naive_high",
-    ]
-    .iter()
-    .map(|name| h.col(name))
-    .collect::<Result<_>>()?;
+fn hierarchical_figure(h: &[HierarchicalTestRow], level: &str) -> Figure {
     let mut pairs: Vec<PairIntervals> = Vec::new();
-    let total_rows = h.rows.len();
-    for r in 0..total_rows {
-        let label = format!(
-            "{}/{} − {}/{}",
-            h.cell(r, c[0])?,
-            h.cell(r, c[1])?,
-            h.cell(r, c[2])?,
-            h.cell(r, c[3])?
-        );
+    for r in h {
+        let label = format!("{}/{} − {}/{}", r.model_x, r.objective_x, r.model_y, r.objective_y);
         let k = match pairs.iter().position(|p| p.0 == label) {
             Some(k) => k,
             None => {
-                pairs.push((label, h.num(r, c[5])?, [(f64::NAN, f64::NAN); 3]));
+                pairs.push((label, r.mean_diff, [(f64::NAN, f64::NAN); 3]));
                 pairs.len() - 1
             }
         };
-        let interval = (h.num(r, c[6])?, h.num(r, c[7])?);
-        pairs[k].2[0] = (h.num(r, c[8])?, h.num(r, c[9])?);
-        pairs[k].2[if h.cell(r, c[4])? == "True" { 2 } else { 1 }] = interval;
+        pairs[k].2[0] = (r.naive_low, r.naive_high);
+        pairs[k].2[if r.dataset_bootstrap == "True" { 2 } else { 1 }] = (r.percentile_low, r.percentile_high);
     }
     let total = pairs.len();
     pairs.truncate(MAX_PAIRS);
@@ -525,7 +479,7 @@ fn hierarchical_figure(h: &View, level: &str) -> Result<Figure> {
     if total > pairs.len() {
         title.push_str(&format!(" (first {} of {total} pairs; all in the CSV)", pairs.len()));
     }
-    Ok(Figure {
+    Figure {
         name: "hierarchical_intervals",
         title,
         legend: vec![
@@ -544,5 +498,5 @@ fn hierarchical_figure(h: &View, level: &str) -> Result<Figure> {
         note: format!(
             "{level}% percentile bootstrap intervals of the difference (tests_hierarchical.csv): naive pools every run as an independent draw; hierarchical resamples pretraining seeds, then fine-tuning seeds, and test instances where given; the third resamples datasets first."
         ),
-    })
+    }
 }

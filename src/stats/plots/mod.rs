@@ -1,22 +1,20 @@
 //! Plots of the analysis report, drawn with plotters as PNG and SVG next to the CSVs.
 //!
-//! Two steps, kept apart: [`figures`] turns the report's tables (the very numbers written to the
-//! CSVs) into [`Figure`]s, plain data that tests can check; [`render_png`] and [`render_svg`]
+//! Two steps, kept apart: [`figures`] turns the report's rows ([`PlotTables`]: the very numbers
+//! written to the CSVs) into [`Figure`]s, plain data that tests can check; [`render_png`] and [`render_svg`]
 //! draw any figure. DejaVu Sans is embedded, so drawing needs no system font and gives the same
 //! bytes on every machine.
 
 mod draw;
 mod figures;
 
-use std::path::Path;
-
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::stats::report::Table;
 
 pub use draw::{render_png, render_svg};
-pub use figures::{figures, View, MAX_PAIRS, MAX_PANELS, OPTIONAL_PLOT_TABLES, PLOT_TABLES};
+pub use figures::{figures, PlotTables, MAX_PAIRS, MAX_PANELS};
 
 /// One picture: a title, a shared legend of systems and a grid of panels (one per dataset).
 #[derive(Debug, Clone, PartialEq)]
@@ -99,58 +97,6 @@ impl Point {
     }
 }
 
-/// A table read back from a report folder.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CsvTable {
-    /// File name, e.g. `best_lr.csv`.
-    pub name: String,
-    /// Column names.
-    pub header: Vec<String>,
-    /// Rows of cells.
-    pub rows: Vec<Vec<String>>,
-}
-
-impl CsvTable {
-    /// A view for [`figures`].
-    pub fn view(&self) -> View<'_> {
-        View::new(&self.name, self.header.iter().map(String::as_str).collect(), &self.rows)
-    }
-}
-
-/// Reads the tables the plots need ([`PLOT_TABLES`], and [`OPTIONAL_PLOT_TABLES`] where the
-/// folder has them: reports written before them) from a report folder.
-pub fn read_report_tables(dir: &Path) -> Result<Vec<CsvTable>> {
-    PLOT_TABLES
-        .iter()
-        .chain(OPTIONAL_PLOT_TABLES.iter().filter(|name| dir.join(name).exists()))
-        .map(|name| {
-            let path = dir.join(name);
-            let mut reader = csv::Reader::from_path(&path).map_err(|e| csv_error(&path, e))?;
-            let header = reader
-                .headers()
-                .map_err(|e| csv_error(&path, e))?
-                .iter()
-                .map(str::to_string)
-                .collect();
-            let rows = reader
-                .records()
-                .map(|r| r.map(|r| r.iter().map(|c| crate::csvcell::unescape(c).to_string()).collect()))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| csv_error(&path, e))?;
-            Ok(CsvTable {
-                name: name.to_string(),
-                header,
-                rows,
-            })
-        })
-        .collect()
-}
-
-fn csv_error(path: &Path, e: csv::Error) -> Error {
-    let line = e.position().map_or(0, |p| p.line() as usize);
-    Error::data(path, line, e.to_string())
-}
-
 /// Every figure drawn as `(file name, bytes)`: a PNG and an SVG each, rendered in parallel.
 pub fn render_all(figs: &[Figure]) -> Result<Vec<(String, Vec<u8>)>> {
     let files: Vec<Vec<(String, Vec<u8>)>> = figs
@@ -167,6 +113,5 @@ pub fn render_all(figs: &[Figure]) -> Result<Vec<(String, Vec<u8>)>> {
 
 /// The plot files of a report's tables.
 pub fn plot_tables(tables: &[Table]) -> Result<Vec<(String, Vec<u8>)>> {
-    let views: Vec<View> = tables.iter().map(View::of).collect();
-    render_all(&figures(&views)?)
+    render_all(&figures(&PlotTables::of(tables)?))
 }

@@ -10,8 +10,8 @@ use rayon::prelude::*;
 
 use super::table::RunsIndex;
 use super::tables::{adjust_rows, rng_for, system_pairs};
-use super::{num, ReportConfig, Table};
-use crate::artifacts::report::{DatasetTestRow, HierarchicalTestRow, InteractionTestRow};
+use super::{ReportConfig, Table};
+use crate::artifacts::report::{DatasetTestRow, HierarchicalTestRow, InstanceMissingRow, InteractionTestRow};
 use crate::error::Result;
 use crate::stats::bootstrap::{ci_from_bootstrap_distribution, BootstrapMethod};
 use crate::stats::describe::mean;
@@ -125,9 +125,8 @@ pub struct DatasetRuns<'a> {
     /// Per system, its runs here by pretraining seed (`None`: it has none).
     pub systems: Vec<Option<NestedIx>>,
     /// Runs that ended `ok` but have no per-instance values although others do: the dataset
-    /// is then resampled at run level only, and these are named (`model, objective, dataset,
-    /// learning_rate, pretrain_seed, seed, split`).
-    pub without_instances: Vec<Vec<String>>,
+    /// is then resampled at run level only, and these are named.
+    pub without_instances: Vec<InstanceMissingRow>,
 }
 
 /// [`DatasetRuns`] of dataset `d`.
@@ -149,15 +148,15 @@ pub fn dataset_runs(ix: &RunsIndex, d: usize) -> DatasetRuns<'_> {
                 };
                 if !v.is_nan() && own.is_none() && ix.has_instances() {
                     let (m, o) = &ix.systems[s];
-                    without.push(vec![
-                        m.clone(),
-                        o.clone(),
-                        ix.datasets[d].clone(),
-                        num(lr),
-                        replicate.0.to_string(),
-                        replicate.1.to_string(),
-                        report.clone(),
-                    ]);
+                    without.push(InstanceMissingRow {
+                        model: m.clone(),
+                        objective: o.clone(),
+                        dataset: ix.datasets[d].clone(),
+                        learning_rate: lr,
+                        pretrain_seed: replicate.0,
+                        seed: replicate.1,
+                        split: report.clone(),
+                    });
                 }
                 by_pretrain.entry(replicate.0).or_default().push(scores.len() as u32);
                 scores.push(meta.normalised(kept));
@@ -294,14 +293,11 @@ pub fn tests_hierarchical(ix: &RunsIndex, cfg: &ReportConfig) -> Result<Table> {
 /// The runs that ended `ok` but have no per-instance values while other runs do, so their
 /// datasets were resampled at run level only (empty when no instances were given, or every
 /// selected run has them).
-pub fn instances_missing(ix: &RunsIndex, _cfg: &ReportConfig) -> Table {
-    Table {
-        name: "instances_missing.csv",
-        header: crate::stats::instances::CSV_COLUMNS[..7].to_vec(),
-        rows: (0..ix.datasets.len())
-            .flat_map(|d| dataset_runs(ix, d).without_instances)
-            .collect(),
-    }
+pub fn instances_missing(ix: &RunsIndex, _cfg: &ReportConfig) -> Result<Table> {
+    let rows: Vec<InstanceMissingRow> = (0..ix.datasets.len())
+        .flat_map(|d| dataset_runs(ix, d).without_instances)
+        .collect();
+    Table::of(&rows)
 }
 
 /// `tests_interactions.csv`: each interaction of the report's settings, (x₁ − y₁) − (x₂ − y₂)

@@ -130,9 +130,8 @@ impl Table {
             .iter()
             .enumerate()
             .map(|(i, row)| {
-                csv::StringRecord::from(row.clone())
-                    .deserialize(Some(&header))
-                    .map_err(|e| Error::data(self.name, i + 2, e.to_string()))
+                let row = csv::StringRecord::from(row.clone());
+                crate::artifacts::read::deserialize_row(Path::new(self.name), &header, i + 2, &row)
             })
             .collect()
     }
@@ -184,7 +183,7 @@ pub const TABLES: [(&str, TableBuilder); 20] = [
     ("missing_runs.csv", |ix, _| missing_runs(ix)),
     ("instance_tests.csv", instance_tests),
     ("ranking_clusters.csv", ranking_clusters),
-    ("instances_missing.csv", |ix, cfg| Ok(instances_missing(ix, cfg))),
+    ("instances_missing.csv", instances_missing),
 ];
 
 /// Every table of the report.
