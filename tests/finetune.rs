@@ -57,9 +57,9 @@ fn losses(run: &Path) -> Vec<f64> {
         .unwrap()
         .lines()
         .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                .as_f64()
+            serde_json::from_str::<encoderlab::artifacts::FinetuneStepMetrics>(l)
                 .unwrap()
+                .loss
         })
         .collect()
 }

@@ -689,8 +689,8 @@ fn a_worker_reuses_what_it_loaded_and_writes_the_records_of_runs_alone() -> anyh
         let steps = std::fs::read_to_string(run.join("metrics.jsonl"))?
             .lines()
             .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                (v["loss"].as_f64().unwrap(), v["grad_norm"].as_f64().unwrap())
+                let m: encoderlab::artifacts::FinetuneStepMetrics = serde_json::from_str(l).unwrap();
+                (m.loss, m.grad_norm)
             })
             .collect();
         let mut result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("result.json"))?)?;

@@ -7,9 +7,11 @@
 //! | `result.json` | a fine-tuning run | sweeps, the study, notebooks | [`RunResult`] |
 //! | `meta.csv` (task metadata) | the study | the analysis | [`TaskMetaRow`] |
 //! | the analysis report's CSVs (`best_lr.csv`, `tests_*.csv`, `poi.csv`, …) | `analysis report`, the study | the `analysis` CLI, plots, tests | [`report`] (one row type per file) |
+//! | `metrics.jsonl` (training curve) | pretraining, fine-tuning | notebooks, the study's `pretraining_losses.csv`, a resumed run | [`StepMetrics`], [`FinetuneStepMetrics`] |
 //! | `instances.jsonl` | a fine-tuning run | the analysis (instance-level tests) | [`InstanceRow`] |
 
 pub mod cells;
+pub mod metrics;
 pub mod read;
 pub mod report;
 pub mod row;
@@ -17,6 +19,7 @@ pub mod run_record;
 pub mod runs_table;
 pub mod task_meta;
 
+pub use metrics::{FinetuneStepMetrics, StepMetrics};
 pub use read::read_report;
 pub use report::ReportRow;
 pub use run_record::{InstanceRow, RunResult, Status};

@@ -3,7 +3,6 @@
 //! return before anything is written; once training starts, the run always ends with a record:
 //! `ok`, `diverged` (a non-finite loss or gradient norm, with the step) or `failed` (reason).
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
@@ -19,6 +18,7 @@ use super::retrieve::Retrieval;
 use super::reuse::{Reuse, TaskKey};
 use super::tag::Tagging;
 use super::task::{split_plan, EvalSplit, Task, TaskInputs, ValidationSource};
+use crate::artifacts::FinetuneStepMetrics;
 use crate::config::ConfigFile;
 use crate::data::registry::{Registry, TaskFamily};
 use crate::error::{Error, IoContext, Result};
@@ -212,11 +212,15 @@ fn train_and_evaluate(
         out.examples += batch.len();
         if out.steps.is_multiple_of(t.log_every) || out.steps == total {
             let per_s = out.examples as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let _ = writeln!(
-                log,
-                "{{\"step\":{},\"loss\":{loss_sum},\"lr\":{rate},\"grad_norm\":{norm},\"examples_per_s\":{per_s:.2}}}",
-                out.steps
-            );
+            let line = FinetuneStepMetrics {
+                step: out.steps,
+                loss: loss_sum,
+                lr: rate,
+                grad_norm: norm,
+                examples_per_s: (per_s * 100.0).round() / 100.0,
+            };
+            log.push_str(&serde_json::to_string(&line).map_err(|e| Error::config("metrics", e.to_string()))?);
+            log.push('\n');
             bar.set_message(format!("loss {loss_sum:.4}"));
         }
         bar.set_position(out.steps as u64);

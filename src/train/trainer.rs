@@ -10,6 +10,7 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
+pub use crate::artifacts::StepMetrics;
 use crate::config::{load_json, save_json};
 use crate::data::{BlockSampler, PackedDataset, Split};
 use crate::error::{Error, IoContext, Result};
@@ -41,31 +42,6 @@ pub struct RunOptions {
     pub stop_after: Option<usize>,
     /// Show a progress bar on stderr.
     pub progress: bool,
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct StepMetrics {
-    /// Optimizer steps done (1-based).
-    pub step: usize,
-    /// Phase index.
-    pub phase: usize,
-    /// The phase's objective.
-    pub objective: Objective,
-    /// Training loss of the step (mean over its micro-batches).
-    pub loss: f64,
-    /// Held-out CLM loss (at evaluation steps).
-    pub eval_clm_loss: Option<f64>,
-    /// Held-out MLM loss at the fixed evaluation ratio (at evaluation steps).
-    pub eval_mlm_loss: Option<f64>,
-    /// Learning rate of the step.
-    pub lr: f64,
-    /// Global gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Tokens consumed so far.
-    pub tokens_seen: u64,
-    /// Training throughput of the step (evaluation excluded).
-    pub tokens_per_s: f64,
 }
 
 /// How a run ended.
