@@ -59,6 +59,35 @@ macro_rules! refuse {
     };
 }
 
+/// `serialize_newtype_struct` (the inner value, serialized alike) and
+/// `serialize_newtype_variant` (refused as `what`), for both serializers.
+macro_rules! newtypes {
+    ($ok:ty, $what:literal) => {
+        fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> Result<$ok, RowError> {
+            v.serialize(self)
+        }
+
+        fn serialize_newtype_variant<T: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<$ok, RowError> {
+            not_a_row($what)
+        }
+    };
+}
+
+/// A cell of each primitive, as Rust prints it.
+macro_rules! printed {
+    ($($method:ident($arg:ty);)*) => {
+        $(fn $method(self, v: $arg) -> Result<String, RowError> {
+            Ok(v.to_string())
+        })*
+    };
+}
+
 impl ser::Serializer for RowSerializer {
     type Ok = Vec<(&'static str, String)>;
     type Error = RowError;
@@ -105,19 +134,7 @@ impl ser::Serializer for RowSerializer {
         not_a_row("an option")
     }
 
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> Result<Self::Ok, RowError> {
-        v.serialize(self)
-    }
-
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<Self::Ok, RowError> {
-        not_a_row("an enum")
-    }
+    newtypes!(Vec<(&'static str, String)>, "an enum");
 }
 
 /// One cell's text.
@@ -134,45 +151,22 @@ impl ser::Serializer for CellSerializer {
     type SerializeStruct = Impossible<String, RowError>;
     type SerializeStructVariant = Impossible<String, RowError>;
 
-    fn serialize_bool(self, v: bool) -> Result<String, RowError> {
-        Ok(v.to_string())
+    printed! {
+        serialize_bool(bool);
+        serialize_i8(i8);
+        serialize_i16(i16);
+        serialize_i32(i32);
+        serialize_i64(i64);
+        serialize_u8(u8);
+        serialize_u16(u16);
+        serialize_u32(u32);
+        serialize_u64(u64);
+        serialize_f32(f32);
+        serialize_f64(f64);
+        serialize_char(char);
+        serialize_str(&str);
     }
-    fn serialize_i8(self, v: i8) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i16(self, v: i16) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i32(self, v: i32) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i64(self, v: i64) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u8(self, v: u8) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u16(self, v: u16) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u32(self, v: u32) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u64(self, v: u64) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_f32(self, v: f32) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_f64(self, v: f64) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_char(self, v: char) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
-    fn serialize_str(self, v: &str) -> Result<String, RowError> {
-        Ok(v.to_string())
-    }
+
     fn serialize_bytes(self, v: &[u8]) -> Result<String, RowError> {
         Ok(String::from_utf8_lossy(v).into_owned())
     }
@@ -191,18 +185,7 @@ impl ser::Serializer for CellSerializer {
     fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<String, RowError> {
         Ok(variant.to_string())
     }
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> Result<String, RowError> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<String, RowError> {
-        not_a_row("a cell holding an enum with data")
-    }
+    newtypes!(String, "a cell holding an enum with data");
 
     refuse! {
         serialize_seq(Option<usize>) -> Self::SerializeSeq;

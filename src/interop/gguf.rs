@@ -16,7 +16,6 @@ use candle_core::{Device, Tensor};
 
 use super::{check_weights, vocab::check_vocab, ImportReport, ModelFiles};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::sha256_file;
 use crate::model::{AttentionMode, ModelConfig};
 
 mod tokenizer;
@@ -266,25 +265,16 @@ pub fn read_gguf(path: &Path) -> Result<(ModelFiles, ImportReport)> {
     }
     check_weights(&config, &mut weights, path)?;
     check_vocab(&config, &tokenizer, path)?;
-    let report = ImportReport {
-        source: path.display().to_string(),
-        format: "gguf".into(),
-        sha256: sha256_file(path)?,
-        source_dtypes: dtypes,
-        parameters: config.num_parameters(),
-        tokenizer: format!(
-            "rebuilt from GGUF metadata (tokenizer.ggml.model {}, pre {})",
-            meta.opt_str("tokenizer.ggml.model").unwrap_or("?"),
-            meta.opt_str("tokenizer.ggml.pre").unwrap_or("default")
-        ),
-        added_mask_token: None,
+    let source = format!(
+        "rebuilt from GGUF metadata (tokenizer.ggml.model {}, pre {})",
+        meta.opt_str("tokenizer.ggml.model").unwrap_or("?"),
+        meta.opt_str("tokenizer.ggml.pre").unwrap_or("default")
+    );
+    let files = ModelFiles {
+        config,
+        weights,
+        tokenizer,
     };
-    Ok((
-        ModelFiles {
-            config,
-            weights,
-            tokenizer,
-        },
-        report,
-    ))
+    let report = ImportReport::of(&files, (path, "gguf"), path, dtypes, source)?;
+    Ok((files, report))
 }

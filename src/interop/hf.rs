@@ -11,7 +11,6 @@ use tokenizers::Tokenizer;
 
 use super::{check_weights, vocab::check_vocab, ImportReport, ModelFiles};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::sha256_file;
 use crate::model::{AttentionMode, ModelConfig};
 
 /// `model_type`s whose architecture is exactly ours (Llama: RMSNorm, SwiGLU, RoPE, GQA, no
@@ -167,21 +166,12 @@ pub fn read_hf(dir: &Path) -> Result<(ModelFiles, ImportReport)> {
         reason: e.to_string(),
     })?;
     check_vocab(&config, &tokenizer, &tok_path)?;
-    let report = ImportReport {
-        source: dir.display().to_string(),
-        format: "hf".into(),
-        sha256: sha256_file(&config_path)?,
-        source_dtypes: dtypes,
-        parameters: config.num_parameters(),
-        tokenizer: tok_path.display().to_string(),
-        added_mask_token: None,
+    let files = ModelFiles {
+        config,
+        weights,
+        tokenizer,
     };
-    Ok((
-        ModelFiles {
-            config,
-            weights,
-            tokenizer,
-        },
-        report,
-    ))
+    let source = tok_path.display().to_string();
+    let report = ImportReport::of(&files, (dir, "hf"), &config_path, dtypes, source)?;
+    Ok((files, report))
 }

@@ -69,6 +69,28 @@ pub struct ImportReport {
     pub added_mask_token: Option<u32>,
 }
 
+impl ImportReport {
+    /// The report of `files` imported from `source` in `format`: `hashed` is the file whose
+    /// SHA-256 identifies the source, `tokenizer` where the tokenizer came from.
+    fn of(
+        files: &ModelFiles,
+        (source, format): (&Path, &str),
+        hashed: &Path,
+        source_dtypes: std::collections::BTreeMap<String, usize>,
+        tokenizer: String,
+    ) -> Result<Self> {
+        Ok(Self {
+            source: source.display().to_string(),
+            format: format.into(),
+            sha256: crate::fsutil::sha256_file(hashed)?,
+            source_dtypes,
+            parameters: files.config.num_parameters(),
+            tokenizer,
+            added_mask_token: None,
+        })
+    }
+}
+
 /// Checks that `weights` holds every parameter of `cfg` with its shape; tensors the model does
 /// not use (HF's `rotary_emb.inv_freq`, say) are dropped. The error names `origin` and the
 /// missing or misshapen tensors.

@@ -1,7 +1,7 @@
 //! What the fused CPU ops share: reading a contiguous f32 buffer out of candle's storage, and
 //! splitting the one flat tensor a backward op returns into the gradients of its inputs.
 
-use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Storage, Tensor};
 
 /// Whether the fused CPU kernels take all of `tensors`: contiguous f32 on the CPU.
 pub fn fused_ok(tensors: &[&Tensor]) -> bool {
@@ -16,6 +16,16 @@ pub fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) ->
         (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
         _ => candle_core::bail!("{op}: contiguous f32 CPU input expected"),
     }
+}
+
+/// The values of a custom op's inputs, each a contiguous f32 CPU tensor; an error naming `op`
+/// otherwise.
+pub fn f32_inputs<'a, const N: usize>(op: &str, inputs: [(&'a CpuStorage, &Layout); N]) -> Result<[&'a [f32]; N]> {
+    let mut values: [&[f32]; N] = [&[]; N];
+    for (v, (storage, layout)) in values.iter_mut().zip(inputs) {
+        *v = contiguous_f32(storage, layout, op)?;
+    }
+    Ok(values)
 }
 
 /// Runs `f` on the values of `tensors`, contiguous f32 CPU tensors, read-locked while it runs
@@ -47,4 +57,17 @@ pub fn split_flat(flat: &Tensor, like: &[&Tensor]) -> Result<Vec<Tensor>> {
             part
         })
         .collect()
+}
+
+/// The gradients of a two-input op's inputs `a` and `b`, computed by `grad_op`: a backward op of
+/// (a, b, the output's gradient) that returns both end to end ([da | db]).
+pub fn pair_grads<C: CustomOp3>(
+    a: &Tensor,
+    b: &Tensor,
+    grad: &Tensor,
+    grad_op: &C,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let both = a.apply_op3_no_bwd(b, &grad.contiguous()?, grad_op)?;
+    let mut grads = split_flat(&both, &[a, b])?.into_iter();
+    Ok((grads.next(), grads.next()))
 }

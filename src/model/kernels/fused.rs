@@ -10,7 +10,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::cpu::{contiguous_f32, fused_ok};
+use super::cpu::{contiguous_f32, f32_inputs, fused_ok};
 use super::vmath;
 
 /// Rows of width `width` processed in parallel, `f(input row, output row)`.
@@ -74,10 +74,7 @@ impl CustomOp2 for SoftmaxGrad {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (y, dy) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-        );
+        let [y, dy] = f32_inputs(self.name(), [(s1, l1), (s2, l2)])?;
         let w = l1.dims().last().copied().unwrap_or(1);
         let out = map_rows2(y, dy, w, |y, dy, o| {
             let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();

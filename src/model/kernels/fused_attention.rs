@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 pub use super::attention_kernel::AttentionSpec;
 use super::attention_kernel::{attend, attend_grad, GradsOut, Heads, Projections};
-use super::cpu::{contiguous_f32, split_flat, with_cpu_f32};
+use super::cpu::{f32_inputs, split_flat, with_cpu_f32};
 
 /// Attention over projections `q` (B, T, nh·hd), `k` and `v` (B, T, nkv·hd), contiguous f32 on
 /// the CPU, → (B, T, nh·hd) (differentiable).
@@ -50,11 +50,7 @@ impl CustomOp3 for FusedAttention {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (batch, t) = self.0.check(l1, l2, l3)?;
-        let (q, k, v) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-            contiguous_f32(s3, l3, self.name())?,
-        );
+        let [q, k, v] = f32_inputs(self.name(), [(s1, l1), (s2, l2), (s3, l3)])?;
         let y = attend(&self.0, batch, t, &self.projections(q, k, v))?;
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }

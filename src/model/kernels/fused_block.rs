@@ -18,7 +18,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::attention_kernel::{attend, attend_grad, GradsOut, Heads, Projections};
-use super::cpu::{contiguous_f32, with_cpu_f32};
+use super::cpu::{f32_inputs, with_cpu_f32};
 use super::fused_attention::AttentionSpec;
 use super::fused_mlp::{gate_grad_rows, gate_rows};
 use super::fused_norm::{norm_grad_rows, norm_rows};
@@ -227,10 +227,7 @@ impl CustomOp2 for FusedBlock {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, t, h) = self.dims(l1, l2)?;
-        let (x, p) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-        );
+        let [x, p] = f32_inputs(self.name(), [(s1, l1), (s2, l2)])?;
         let (i, l) = (self.spec.intermediate, self.layout(h));
         let act = self.activations(x, p, (b, t, h))?;
         let mut hidden = vec![0f32; b * t * i];

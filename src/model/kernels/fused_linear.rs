@@ -5,7 +5,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor};
 
-use super::cpu::{contiguous_f32, fused_ok, split_flat};
+use super::cpu::{f32_inputs, fused_ok, pair_grads};
 use super::gemm::{par_matmuls, Product};
 
 /// y = x · Wᵀ, W of shape (outputs, inputs): the fused op where it applies, else
@@ -42,10 +42,7 @@ impl CustomOp2 for Project {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, i, o) = dims(l1, l2)?;
-        let (x, w) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-        );
+        let [x, w] = f32_inputs(self.name(), [(s1, l1), (s2, l2)])?;
         let y = par_matmuls(&[Product {
             m: n,
             n: o,
@@ -61,9 +58,7 @@ impl CustomOp2 for Project {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let both = x.apply_op3_no_bwd(w, &grad.contiguous()?, &ProjectGrad)?;
-        let mut grads = split_flat(&both, &[x, w])?.into_iter();
-        Ok((grads.next(), grads.next()))
+        pair_grads(x, w, grad, &ProjectGrad)
     }
 }
 
@@ -85,11 +80,7 @@ impl CustomOp3 for ProjectGrad {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, i, o) = dims(l1, l2)?;
-        let (x, w, dy) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-            contiguous_f32(s3, l3, self.name())?,
-        );
+        let [x, w, dy] = f32_inputs(self.name(), [(s1, l1), (s2, l2), (s3, l3)])?;
         let dx = Product {
             m: n,
             n: i,

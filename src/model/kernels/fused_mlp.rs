@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{contiguous_f32, fused_ok, with_cpu_f32};
+use super::cpu::{f32_inputs, fused_ok, with_cpu_f32};
 use super::fused_linear::linear_composed;
 use super::fused_swiglu::swiglu_composed;
 use super::gemm::{par_matmuls, Product};
@@ -111,11 +111,7 @@ impl CustomOp3 for FusedMlp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, h, i) = dims(l1, l2, l3)?;
-        let (x, stacked, down) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-            contiguous_f32(s3, l3, self.name())?,
-        );
+        let [x, stacked, down] = f32_inputs(self.name(), [(s1, l1), (s2, l2), (s3, l3)])?;
         let gate_up = self.gate_up(x, stacked, (n, h, i))?;
         let mut hidden = vec![0f32; n * i];
         gate_rows(&mut hidden, &gate_up, i);

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{contiguous_f32, fused_ok, split_flat};
+use super::cpu::{f32_inputs, fused_ok, pair_grads};
 use super::vmath;
 
 /// Rows per parallel task.
@@ -102,10 +102,7 @@ impl CustomOp2 for RmsNorm {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-        );
+        let [x, w] = f32_inputs(self.name(), [(s1, l1), (s2, l2)])?;
         let out = norm_rows(x, w, self.eps);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -117,9 +114,7 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let both = x.apply_op3_no_bwd(weight, &grad.contiguous()?, &RmsNormGrad { eps: self.eps })?;
-        let mut grads = split_flat(&both, &[x, weight])?.into_iter();
-        Ok((grads.next(), grads.next()))
+        pair_grads(x, weight, grad, &RmsNormGrad { eps: self.eps })
     }
 }
 
@@ -143,11 +138,7 @@ impl CustomOp3 for RmsNormGrad {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, dy) = (
-            contiguous_f32(s1, l1, self.name())?,
-            contiguous_f32(s2, l2, self.name())?,
-            contiguous_f32(s3, l3, self.name())?,
-        );
+        let [x, w, dy] = f32_inputs(self.name(), [(s1, l1), (s2, l2), (s3, l3)])?;
         let mut out = vec![0f32; x.len() + w.len()];
         let (dx, dw) = out.split_at_mut(x.len());
         norm_grad_rows(dx, dw, x, w, dy, self.eps);
