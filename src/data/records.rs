@@ -43,7 +43,7 @@ impl TableFormat {
 }
 
 /// Reads every record of a `.jsonl` or `.parquet` file.
-pub fn read_records(path: &Path) -> Result<Vec<Record>> {
+pub(crate) fn read_records(path: &Path) -> Result<Vec<Record>> {
     if !path.exists() {
         return Err(Error::data(path, 0, "file not found"));
     }

@@ -205,7 +205,7 @@ pub struct BlockSampler {
 }
 
 /// The block order of one epoch.
-pub fn epoch_order(n_blocks: u64, seed: u64, epoch: u64) -> Vec<u64> {
+pub(crate) fn epoch_order(n_blocks: u64, seed: u64, epoch: u64) -> Vec<u64> {
     let mut order: Vec<u64> = (0..n_blocks).collect();
     shuffle(&mut seeded(seed, epoch), &mut order);
     order

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// Python's `\w` on `str`: `_` and the characters `str.isalnum()` accepts, i.e. the general
 /// categories L* and N*. Rust's `char::is_alphanumeric` also accepts the `Other_Alphabetic`
 /// marks and symbols (combining U+0345, circled letters), which Python's `\b` treats as breaks.
-pub fn is_python_word(c: char) -> bool {
+pub(crate) fn is_python_word(c: char) -> bool {
     use unicode_general_category::{get_general_category, GeneralCategory as G};
     c == '_'
         || matches!(

@@ -158,12 +158,12 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// The `model` column of a linear probe of `model` (`train.freeze_backbone`).
-pub fn probe_name(model: &str) -> String {
+pub(crate) fn probe_name(model: &str) -> String {
     format!("{model}:probe")
 }
 
 /// Whether a `model` column names a linear probe.
-pub fn is_probe(model: &str) -> bool {
+pub(crate) fn is_probe(model: &str) -> bool {
     model.ends_with(":probe")
 }
 

@@ -20,7 +20,7 @@ fn truncate_pair(a: &mut Vec<u32>, b: &mut Vec<u32>, budget: usize) {
 }
 
 /// Input ids of a sequence-classification example.
-pub fn classification_input(
+pub(crate) fn classification_input(
     tok: &TextTokenizer,
     ex: &ClassificationExample,
     sep: u32,
@@ -59,7 +59,12 @@ pub struct TaggingInput {
 
 /// Input of a tagged sentence: the words joined by single spaces, each token assigned to the
 /// word its byte range overlaps first.
-pub fn tagging_input(tok: &TextTokenizer, ex: &TaggingExample, sep: u32, max_length: usize) -> Result<TaggingInput> {
+pub(crate) fn tagging_input(
+    tok: &TextTokenizer,
+    ex: &TaggingExample,
+    sep: u32,
+    max_length: usize,
+) -> Result<TaggingInput> {
     let mut text = String::new();
     let mut ranges = Vec::with_capacity(ex.tokens.len());
     for (i, w) in ex.tokens.iter().enumerate() {
@@ -108,7 +113,7 @@ pub struct QaWindow {
 }
 
 /// The byte offset of character `c` of `s` (`s.len()` at the end); `None` past it.
-pub fn char_to_byte(s: &str, c: usize) -> Option<usize> {
+pub(crate) fn char_to_byte(s: &str, c: usize) -> Option<usize> {
     s.char_indices().map(|(b, _)| b).chain(std::iter::once(s.len())).nth(c)
 }
 
@@ -170,7 +175,7 @@ pub fn qa_windows(
 }
 
 /// Input ids of a retrieval text (query, or document title and body).
-pub fn text_input(tok: &TextTokenizer, text: &str, sep: u32, max_length: usize) -> Result<Vec<u32>> {
+pub(crate) fn text_input(tok: &TextTokenizer, text: &str, sep: u32, max_length: usize) -> Result<Vec<u32>> {
     let mut ids = tok.encode(text)?;
     ids.truncate(max_length.saturating_sub(1));
     ids.push(sep);

@@ -17,4 +17,5 @@ pub mod trainer;
 pub use crate::artifacts::{RunResult, Status};
 pub use config::FinetuneConfig;
 pub use reuse::Reuse;
-pub use trainer::{finetune, finetune_reusing, FinetuneOptions};
+pub(crate) use trainer::finetune_reusing;
+pub use trainer::{finetune, FinetuneOptions};

@@ -18,7 +18,7 @@ use crate::objectives::Objective;
 use crate::train::checkpoint::load_state;
 
 /// Writes the run folder `dir` (replacing an earlier one) in one rename.
-pub fn write_record(
+pub(crate) fn write_record(
     dir: &Path,
     cfg: &FinetuneConfig,
     result: &RunResult,
@@ -58,7 +58,7 @@ pub fn write_record(
 /// The backbone's `model` and `objective` columns: the configured ones, else from the
 /// checkpoint's `trainer_state.json` (`{run name}-step{N}`; `clm`, `mlm40`, `clm-mlm40`), else
 /// the folder's name and `unknown`; a random init's objective is `random`.
-pub fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
+pub(crate) fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
     let ckpt = &cfg.model.checkpoint;
     let state = load_state(ckpt).ok();
     let name = cfg.model.name.clone().unwrap_or_else(|| match &state {
@@ -97,7 +97,7 @@ pub fn backbone_labels(cfg: &FinetuneConfig) -> (String, String) {
 
 /// The backbone's `pretrain_seed` column: the configured one, else the seed of the pretraining
 /// run that wrote the checkpoint (its `trainer_state.json`), else 0 (a foreign checkpoint).
-pub fn backbone_pretrain_seed(cfg: &FinetuneConfig) -> i64 {
+pub(crate) fn backbone_pretrain_seed(cfg: &FinetuneConfig) -> i64 {
     cfg.model.pretrain_seed.unwrap_or_else(|| {
         load_state(&cfg.model.checkpoint)
             .ok()

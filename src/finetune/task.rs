@@ -82,7 +82,7 @@ pub trait Task {
 }
 
 /// Right-padded ids (B, T) u32 and the padding mask (B, T) f32 (1 = token).
-pub fn pad_batch(seqs: &[&[u32]], pad: u32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+pub(crate) fn pad_batch(seqs: &[&[u32]], pad: u32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
     let t = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
     let mut ids = Vec::with_capacity(seqs.len() * t);
     let mut mask = Vec::with_capacity(seqs.len() * t);
@@ -103,7 +103,7 @@ const HOLDOUT_STREAM: u64 = 7;
 
 /// Splits `items` into (train, held out): a seeded `fraction` (at least one item when there
 /// are two or more) held out, the rest kept, both in their original order.
-pub fn hold_out<T>(items: Vec<T>, fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
+pub(crate) fn hold_out<T>(items: Vec<T>, fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
     let n = items.len();
     let k = if n < 2 {
         0
@@ -137,7 +137,7 @@ pub fn limit<T>(mut items: Vec<T>, limit: usize) -> Vec<T> {
 /// `size`: evaluation batches padded to little more than their own length. A row's scores do
 /// not depend on its batch (padded keys get weight 0, every sum over a row or a width is the
 /// same), so the order changes the time, not the results.
-pub fn by_length(lens: &[usize], size: usize) -> Vec<Vec<usize>> {
+pub(crate) fn by_length(lens: &[usize], size: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lens.len()).collect();
     order.sort_by_key(|&i| (lens[i], i));
     order.chunks(size.max(1)).map(<[usize]>::to_vec).collect()
@@ -176,7 +176,10 @@ pub enum ValidationSource {
 /// The evaluation plan of a dataset's splits: its own validation split when it has both
 /// validation and test; else a held-out part of train, with `test` (or, without one, the
 /// public `validation` split, as the paper does with dev sets) as the test split.
-pub fn split_plan(spec: &crate::data::registry::DatasetSpec, dataset: &str) -> Result<(ValidationSource, String)> {
+pub(crate) fn split_plan(
+    spec: &crate::data::registry::DatasetSpec,
+    dataset: &str,
+) -> Result<(ValidationSource, String)> {
     let has = |s: &str| spec.splits.contains_key(s);
     match (has("validation"), has("test")) {
         (true, true) => Ok((ValidationSource::Split, "test".into())),
@@ -192,7 +195,7 @@ pub fn split_plan(spec: &crate::data::registry::DatasetSpec, dataset: &str) -> R
 /// Train, validation and test examples of `cfg.dataset`, each split read by `read(split)`:
 /// validation is the dataset's own split or a seeded hold-out of train ([`split_plan`]); train
 /// is limited to `max_train_examples`, the others to `max_eval_examples`.
-pub fn load_splits<T>(
+pub(crate) fn load_splits<T>(
     registry: &crate::data::registry::Registry,
     cfg: &super::config::TaskConfig,
     seed: u64,

@@ -257,7 +257,7 @@ pub fn finetune(cfg: &FinetuneConfig, opts: &FinetuneOptions) -> Result<RunResul
 /// [`finetune`], taking the tokenizer, the encoded task and the checkpoint's weights from
 /// `reuse` where an earlier run of this process loaded them: the record is the same bit for bit
 /// as the run's alone (a sweep worker's runs, one after another).
-pub fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mut Reuse) -> Result<RunResult> {
+pub(crate) fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reuse: &mut Reuse) -> Result<RunResult> {
     let started = Instant::now();
     cfg.validate()?;
     let dev = device(&cfg.train.device)?;

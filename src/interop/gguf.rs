@@ -20,7 +20,7 @@ use crate::model::{AttentionMode, ModelConfig};
 
 mod tokenizer;
 
-pub use tokenizer::tokenizer_from_gguf;
+pub(crate) use tokenizer::tokenizer_from_gguf;
 
 /// ggml type numbers candle does not decode, by name (ggml.h), for the error message.
 fn ggml_type_name(n: u32) -> &'static str {
@@ -165,7 +165,7 @@ fn config_from_meta(meta: &Meta, tied: bool, vocab: usize) -> Result<ModelConfig
 }
 
 /// The HF name of a GGUF tensor name, or `None` for a name we do not know.
-pub fn hf_name(gguf: &str) -> Option<String> {
+pub(crate) fn hf_name(gguf: &str) -> Option<String> {
     let top = match gguf {
         "token_embd.weight" => Some("model.embed_tokens.weight"),
         "output_norm.weight" => Some("model.norm.weight"),

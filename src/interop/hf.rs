@@ -18,7 +18,7 @@ use crate::model::{AttentionMode, ModelConfig};
 const SUPPORTED_TYPES: [&str; 1] = ["llama"];
 
 /// Refuses, naming the field, what our model does not implement.
-pub fn check_supported(config: &Value, path: &Path) -> Result<()> {
+pub(crate) fn check_supported(config: &Value, path: &Path) -> Result<()> {
     let refuse = |field: &str, reason: String| {
         Err(Error::data(
             path,
@@ -116,7 +116,7 @@ fn weight_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
 }
 
 /// Reads the Hugging Face folder `dir` as a model: architecture, f32 weights, tokenizer.
-pub fn read_hf(dir: &Path) -> Result<(ModelFiles, ImportReport)> {
+pub(crate) fn read_hf(dir: &Path) -> Result<(ModelFiles, ImportReport)> {
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path).at(&config_path)?;
     let value: Value = serde_json::from_str(&text).map_err(|e| Error::data(&config_path, e.line(), e.to_string()))?;

@@ -94,7 +94,7 @@ impl ImportReport {
 /// Checks that `weights` holds every parameter of `cfg` with its shape; tensors the model does
 /// not use (HF's `rotary_emb.inv_freq`, say) are dropped. The error names `origin` and the
 /// missing or misshapen tensors.
-pub fn check_weights(cfg: &ModelConfig, weights: &mut HashMap<String, Tensor>, origin: &Path) -> Result<()> {
+pub(crate) fn check_weights(cfg: &ModelConfig, weights: &mut HashMap<String, Tensor>, origin: &Path) -> Result<()> {
     let shapes = parameter_shapes(cfg);
     let missing: Vec<&str> = shapes
         .iter()
@@ -136,7 +136,7 @@ pub fn check_weights(cfg: &ModelConfig, weights: &mut HashMap<String, Tensor>, o
 
 /// Writes `files` as a checkpoint folder at `dir` (staged, then renamed): `config.json`,
 /// `model.safetensors`, `tokenizer.json` with `tokenizer_config.json`, and `import.json`.
-pub fn write_checkpoint(dir: &Path, files: &ModelFiles, report: &ImportReport) -> Result<()> {
+pub(crate) fn write_checkpoint(dir: &Path, files: &ModelFiles, report: &ImportReport) -> Result<()> {
     let stage = OwnedDir::create(dir, "import")?;
     let p = stage.path();
     save_json(&files.config.to_hf_json(), &p.join("config.json"))?;

@@ -18,7 +18,7 @@ use crate::tokenizer::MASK;
 const MASK_NAMES: [&str; 3] = [MASK, "<mask>", "[MASK]"];
 
 /// Checks that every id of `tokenizer` has a row in the embedding of `cfg`.
-pub fn check_vocab(cfg: &ModelConfig, tokenizer: &Tokenizer, origin: &Path) -> Result<()> {
+pub(crate) fn check_vocab(cfg: &ModelConfig, tokenizer: &Tokenizer, origin: &Path) -> Result<()> {
     let ids = tokenizer.get_vocab_size(true);
     if ids > cfg.vocab_size {
         return Err(Error::data(

@@ -109,7 +109,7 @@ pub fn attend_composed(
 
 /// Each key/value head repeated for the `n` query heads of its group: (B, nkv, T, hd) →
 /// (B, nkv·n, T, hd), heads of a group adjacent (HF `repeat_kv`).
-pub fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
+pub(crate) fn repeat_kv(x: Tensor, n: usize) -> Result<Tensor> {
     if n == 1 {
         return Ok(x);
     }

@@ -55,7 +55,7 @@ pub fn normal_tensor(shape: &[usize], std: f64, rng: &mut impl RngCore, device: 
 
 /// The initial value of parameter `name`: norm weights 1, biases 0, everything else
 /// N(0, 0.02) drawn from `rng` (f32).
-pub fn initial_tensor(name: &str, shape: &[usize], rng: &mut impl RngCore, device: &Device) -> Result<Tensor> {
+pub(crate) fn initial_tensor(name: &str, shape: &[usize], rng: &mut impl RngCore, device: &Device) -> Result<Tensor> {
     if name.ends_with("norm.weight") {
         Tensor::ones(shape, DType::F32, device)
     } else if name.ends_with(".bias") {

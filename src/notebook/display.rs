@@ -31,7 +31,7 @@ pub fn escape(text: &str) -> String {
 
 /// An HTML table (cells escaped; numbers right-aligned, those longer than 8 characters shown to
 /// 4 significant digits).
-pub fn html_table<H: AsRef<str>>(caption: &str, header: &[H], rows: &[Vec<String>]) -> String {
+pub(crate) fn html_table<H: AsRef<str>>(caption: &str, header: &[H], rows: &[Vec<String>]) -> String {
     let mut s = String::from("<table>");
     if !caption.is_empty() {
         let _ = write!(s, "<caption>{}</caption>", escape(caption));
@@ -59,7 +59,7 @@ pub fn html_table<H: AsRef<str>>(caption: &str, header: &[H], rows: &[Vec<String
 }
 
 /// Field name → value, as a two-column HTML table.
-pub fn html_fields(caption: &str, fields: &[(&str, String)]) -> String {
+pub(crate) fn html_fields(caption: &str, fields: &[(&str, String)]) -> String {
     let rows: Vec<Vec<String>> = fields.iter().map(|(k, v)| vec![k.to_string(), v.clone()]).collect();
     html_table(caption, &["field", "value"], &rows)
 }
@@ -82,7 +82,7 @@ pub fn short(v: f64) -> String {
 
 /// An HTML `<img>` holding `png` inline (to show a picture inside other HTML: evcxr merges the
 /// outputs of one display into a single message, where a frontend shows only one type).
-pub fn png_html(png: &[u8]) -> String {
+pub(crate) fn png_html(png: &[u8]) -> String {
     format!(
         "<img src=\"data:image/png;base64,{}\"/>",
         base64::engine::general_purpose::STANDARD.encode(png)
@@ -90,7 +90,7 @@ pub fn png_html(png: &[u8]) -> String {
 }
 
 /// A figure as inline-image HTML, or its drawing error as text.
-pub fn figure_html(fig: &crate::stats::plots::Figure) -> String {
+pub(crate) fn figure_html(fig: &crate::stats::plots::Figure) -> String {
     match crate::stats::plots::render_png(fig) {
         Ok(png) => png_html(&png),
         Err(e) => format!("<p>could not draw `{}`: {}</p>", fig.name, escape(&e.to_string())),

@@ -37,7 +37,7 @@ pub fn fused_head_cross_entropy(hidden: &Tensor, weight: &Tensor, targets: &[u32
 }
 
 /// Whether [`fused_head_cross_entropy`] takes these tensors.
-pub fn fused_head_ok(hidden: &Tensor, weight: &Tensor) -> bool {
+pub(crate) fn fused_head_ok(hidden: &Tensor, weight: &Tensor) -> bool {
     crate::model::kernels::cpu::fused_ok(&[hidden, weight])
 }
 

@@ -23,7 +23,7 @@ pub fn masked_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor)
 
 /// Σ w · (−log softmax(logits)[target]) over the rows (the numerator of
 /// [`masked_cross_entropy`]), fused on contiguous f32 CPU logits.
-pub fn summed_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
+pub(crate) fn summed_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
     let (n, v) = logits.dims2()?;
     if targets.dims1()? != n || weights.dims1()? != n {
         candle_core::bail!(

@@ -79,7 +79,7 @@ impl MaskingConfig {
 }
 
 /// A masking ratio must be in (0, 1).
-pub fn check_ratio(field: &str, ratio: f64) -> Result<()> {
+pub(crate) fn check_ratio(field: &str, ratio: f64) -> Result<()> {
     if ratio > 0.0 && ratio < 1.0 {
         Ok(())
     } else {

@@ -10,8 +10,10 @@ use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use clm::clm_batch;
-pub use fused_head::{fused_head_cross_entropy, fused_head_ok};
-pub use loss::{masked_cross_entropy, summed_cross_entropy};
+pub use fused_head::fused_head_cross_entropy;
+pub(crate) use fused_head::fused_head_ok;
+pub use loss::masked_cross_entropy;
+pub(crate) use loss::summed_cross_entropy;
 pub use mlm::{mlm_batch, mlm_eval_batch, MaskTokens, MaskingConfig};
 
 use crate::model::{AttentionMode, LanguageModel};

@@ -693,7 +693,7 @@ pub fn fraction_above_bootstrap(
 /// One stratified resample into `out` (same shape as `scores`): within each task, its runs
 /// drawn with replacement; with `task_bootstrap`, the tasks themselves are also drawn with
 /// replacement first.
-pub fn stratified_resample_into(
+pub(crate) fn stratified_resample_into(
     scores: &TaskScores,
     task_bootstrap: bool,
     rng: &mut impl RngCore,

@@ -173,7 +173,7 @@ const CHUNK: usize = 64;
 pub type Contrast = Vec<(usize, f64)>;
 
 /// The contrast of a pair, x − y.
-pub fn pair_contrast(x: usize, y: usize) -> Contrast {
+pub(crate) fn pair_contrast(x: usize, y: usize) -> Contrast {
     vec![(x, 1.0), (y, -1.0)]
 }
 
@@ -315,7 +315,7 @@ pub(crate) fn resample_instances(
 }
 
 /// The multiplicities of one resample of n instances (n draws with replacement), in `weights`.
-pub fn draw_weights(n: usize, weights: &mut Vec<f64>, rng: &mut Fast) {
+pub(crate) fn draw_weights(n: usize, weights: &mut Vec<f64>, rng: &mut Fast) {
     weights.clear();
     weights.resize(n, 0.0);
     let threshold = rejection_threshold(n.max(1) as u32);

@@ -105,7 +105,7 @@ impl InstanceValues {
 }
 
 /// Σ aᵢ·bᵢ in eight interleaved partial sums (vectorised; the same order on every machine).
-pub fn weighted_sum(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn weighted_sum(a: &[f64], b: &[f64]) -> f64 {
     let mut acc = [0.0; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());

@@ -87,12 +87,12 @@ pub struct Model {
 }
 
 /// `0.4` → `40`.
-pub fn percent(x: f64) -> String {
+pub(crate) fn percent(x: f64) -> String {
     format!("{}", (x * 100.0).round() as i64)
 }
 
 /// The run name of arm `name` at pretraining seed `seed`.
-pub fn run_name(cfg: &StudyConfig, name: &str, seed: u64) -> String {
+pub(crate) fn run_name(cfg: &StudyConfig, name: &str, seed: u64) -> String {
     if cfg.pretrain_seeds().first() == Some(&seed) {
         name.to_string()
     } else {
@@ -181,7 +181,7 @@ fn arms_at(cfg: &StudyConfig, seed: u64) -> Vec<Arm> {
 }
 
 /// Where the study's pretraining runs go.
-pub fn pretrain_dir(cfg: &StudyConfig) -> PathBuf {
+pub(crate) fn pretrain_dir(cfg: &StudyConfig) -> PathBuf {
     cfg.out.join("pretrain")
 }
 
@@ -191,7 +191,7 @@ pub fn pack_dir(cfg: &StudyConfig) -> PathBuf {
 }
 
 /// The run folder of an arm.
-pub fn arm_dir(cfg: &StudyConfig, arm: &str) -> PathBuf {
+pub(crate) fn arm_dir(cfg: &StudyConfig, arm: &str) -> PathBuf {
     pretrain_dir(cfg).join(arm)
 }
 
@@ -270,7 +270,7 @@ pub fn is_f6(cfg: &StudyConfig, m: &Model) -> bool {
 }
 
 /// The names of F6's models among `models`, once each, in order.
-pub fn f6_names(cfg: &StudyConfig, models: &[Model]) -> Vec<String> {
+pub(crate) fn f6_names(cfg: &StudyConfig, models: &[Model]) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     for m in models.iter().filter(|m| is_f6(cfg, m)) {
         if !v.contains(&m.name) {
@@ -282,7 +282,7 @@ pub fn f6_names(cfg: &StudyConfig, models: &[Model]) -> Vec<String> {
 
 /// The random-init baseline of models of `size`: `random` at the study's size,
 /// `{size}-random` at F6's other sizes.
-pub fn baseline_name(cfg: &StudyConfig, size: &str) -> String {
+pub(crate) fn baseline_name(cfg: &StudyConfig, size: &str) -> String {
     if size == cfg.pretrain.size {
         "random".into()
     } else {
@@ -302,7 +302,7 @@ pub fn with_baselines<'a>(cfg: &StudyConfig, models: impl Iterator<Item = &'a Mo
 }
 
 /// The name serde gives a unit variant (`bidirectional`, `mean`, `bf16`).
-pub fn variant_name<T: Serialize>(v: &T) -> String {
+pub(crate) fn variant_name<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(String::from))

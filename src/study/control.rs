@@ -306,7 +306,7 @@ pub struct LrCell {
 
 /// Every (model, dataset) cell of `models` with its selected learning rate and whether that
 /// is an edge of the cell's grid (a grid of one learning rate is all edge).
-pub fn lr_cells(ix: &RunsIndex, models: &[String]) -> Vec<LrCell> {
+pub(crate) fn lr_cells(ix: &RunsIndex, models: &[String]) -> Vec<LrCell> {
     let mut v = Vec::new();
     for name in models {
         let Some(s) = system_of(ix, name) else { continue };

@@ -158,7 +158,7 @@ fn curve(diffs: &[Vec<Vec<f64>>], checkpoints: usize) -> Vec<f64> {
 /// The crossing of `diffs` over `steps` and its interval: `resamples` two-level bootstrap
 /// curves drawn from `rng` (datasets with replacement, then within each drawn dataset its
 /// replicates with replacement, the same draw for every checkpoint). `None` without data.
-pub fn crossing(
+pub(crate) fn crossing(
     steps: &[usize],
     diffs: &[Vec<Vec<f64>>],
     resamples: usize,

@@ -31,7 +31,7 @@ pub struct LossPoint {
 }
 
 /// Every evaluation of every run that has one, in the runs' order.
-pub fn read_losses(cfg: &StudyConfig, arms: &[Arm]) -> Vec<LossPoint> {
+pub(crate) fn read_losses(cfg: &StudyConfig, arms: &[Arm]) -> Vec<LossPoint> {
     let mut v = Vec::new();
     for arm in arms {
         let dir = arm_dir(cfg, &arm.run);

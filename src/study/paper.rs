@@ -48,7 +48,7 @@ pub struct Estimate {
 }
 
 /// FLOPs per token of a training step (forward + backward) of `m` over sequences of `seq`.
-pub fn train_flops_per_token(m: &ModelConfig, seq: usize) -> f64 {
+pub(crate) fn train_flops_per_token(m: &ModelConfig, seq: usize) -> f64 {
     let params = (m.num_parameters() - m.vocab_size * m.hidden_size) as f64; // the input embedding is a lookup
     6.0 * params + 6.0 * (m.num_hidden_layers * seq * m.hidden_size) as f64
 }

@@ -22,7 +22,7 @@ fn status(dir: &Path) -> String {
 
 /// Runs every arm of `runs` (in order, continued arms after their parents) with up to
 /// `workers` processes of `exe`; returns (runs started or resumed, runs that did not complete).
-pub fn pretrain_parallel(
+pub(crate) fn pretrain_parallel(
     cfg: &StudyConfig,
     runs: &[ArmConfig],
     exe: &Path,

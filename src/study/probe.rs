@@ -43,7 +43,12 @@ pub struct ProbeRow {
 /// The rows of `models` (those with probe runs), each as (model, its random-init baseline):
 /// the probes from `probes` (an index of the probe runs alone, their grid apart), full
 /// fine-tuning from `full`.
-pub fn probe_rows(probes: &RunsIndex, full: &RunsIndex, models: &[(String, String)], confidence: f64) -> Vec<ProbeRow> {
+pub(crate) fn probe_rows(
+    probes: &RunsIndex,
+    full: &RunsIndex,
+    models: &[(String, String)],
+    confidence: f64,
+) -> Vec<ProbeRow> {
     let mut rows = Vec::new();
     for (m, baseline) in models {
         let (Some(p), Some(r)) = (

@@ -15,7 +15,7 @@ use crate::stats::report::{instance_comparisons, ReportConfig, RunsIndex};
 
 /// MLM − CLM on each dataset with per-instance scores: the paired bootstrap over test
 /// instances of the two models' instance profiles (their selected runs averaged), raw metric.
-pub fn instance_rows(ix: &RunsIndex, cfg: &ReportConfig, names: &Names) -> Vec<Comparison> {
+pub(crate) fn instance_rows(ix: &RunsIndex, cfg: &ReportConfig, names: &Names) -> Vec<Comparison> {
     let (Some(c), Some(m)) = (system_of(ix, &names.clm), system_of(ix, &names.mlm)) else {
         return Vec::new();
     };

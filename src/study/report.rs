@@ -21,7 +21,12 @@ use crate::stats::runs::{check_meta, read_meta, read_runs};
 
 /// Writes `analysis/`, `findings.csv`, `models.csv`, `figures/` and `REPORT.md` under the
 /// study's folder from its `runs.csv` and `meta.csv`.
-pub fn write_study_report(cfg: &StudyConfig, arms: &[Arm], models: &[Model], outcome: &StudyOutcome) -> Result<()> {
+pub(crate) fn write_study_report(
+    cfg: &StudyConfig,
+    arms: &[Arm],
+    models: &[Model],
+    outcome: &StudyOutcome,
+) -> Result<()> {
     let out = &cfg.out;
     let runs_path = out.join("runs.csv");
     let meta_path = out.join("meta.csv");

@@ -36,7 +36,7 @@ pub struct StudyOptions {
 }
 
 /// The study's file layout.
-pub fn configs_dir(cfg: &StudyConfig) -> PathBuf {
+pub(crate) fn configs_dir(cfg: &StudyConfig) -> PathBuf {
     cfg.out.join("configs")
 }
 
@@ -222,7 +222,7 @@ fn pretrain_arms(cfg: &StudyConfig, progress: bool) -> Result<(Vec<Arm>, usize, 
 
 /// Writes the base fine-tuning config (of `first`) and the sweep file of the grid of `models`;
 /// returns the sweep (its `base` is the base config's path).
-pub fn write_sweep_files(cfg: &StudyConfig, first: &Model, models: &[Model]) -> Result<SweepConfig> {
+pub(crate) fn write_sweep_files(cfg: &StudyConfig, first: &Model, models: &[Model]) -> Result<SweepConfig> {
     let base = configs_dir(cfg).join("finetune_base.toml");
     save_toml(&finetune_base(cfg, first), &base, FINETUNE_BASE_HEADER)?;
     let sweep = sweep_config(cfg, models, &base, &cfg.out.join("sweeps"));

@@ -11,7 +11,7 @@ use crate::stats::runs::write_runs_table;
 
 /// The table as CSV text, and the number of runs in it. A record that does not read whole is
 /// an error (naming it), never left out.
-pub fn runs_table(specs: &[RunSpec], runs_dir: &Path) -> Result<(String, usize)> {
+pub(crate) fn runs_table(specs: &[RunSpec], runs_dir: &Path) -> Result<(String, usize)> {
     let mut rows = Vec::new();
     let mut n = 0;
     for spec in specs {

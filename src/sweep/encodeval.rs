@@ -73,7 +73,7 @@ pub fn objective_of(model: &str) -> String {
 }
 
 /// The family code of an EncodEval family folder.
-pub fn family_of(folder: &str) -> String {
+pub(crate) fn family_of(folder: &str) -> String {
     match folder.to_ascii_lowercase().as_str() {
         "sc" | "sequence_classification" | "classification" => "SC",
         "tc" | "token_classification" | "ner" => "TC",

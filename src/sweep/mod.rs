@@ -12,7 +12,7 @@ pub mod slurm;
 pub mod state;
 pub mod worker;
 
-pub use collect::{collect, runs_table};
+pub use collect::collect;
 pub use config::{Axis, RunSpec, SweepConfig};
 pub use inline::run_inline;
 pub use local::{run_local, LocalOptions, LocalSummary};

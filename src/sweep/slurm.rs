@@ -50,12 +50,12 @@ pub struct Submission {
 }
 
 /// The job name of a sweep's arrays.
-pub fn job_name(cfg: &SweepConfig) -> String {
+pub(crate) fn job_name(cfg: &SweepConfig) -> String {
     format!("encoderlab-{}", cfg.name)
 }
 
 /// `3,5,8-11`: indices (sorted, distinct) as Slurm ranges.
-pub fn array_ranges(indices: &[usize]) -> String {
+pub(crate) fn array_ranges(indices: &[usize]) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
     while i < indices.len() {
@@ -74,12 +74,18 @@ pub fn array_ranges(indices: &[usize]) -> String {
 }
 
 /// `p` as one single-quoted shell word.
-pub fn shell_quote(p: &Path) -> String {
+pub(crate) fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.to_string_lossy().replace('\'', "'\\''"))
 }
 
 /// The batch script of an array over `indices`.
-pub fn batch_script(cfg: &SweepConfig, indices: &[usize], opts: &SlurmOptions, logs: &Path, cwd: &Path) -> String {
+pub(crate) fn batch_script(
+    cfg: &SweepConfig,
+    indices: &[usize],
+    opts: &SlurmOptions,
+    logs: &Path,
+    cwd: &Path,
+) -> String {
     let mut s = String::from("#!/bin/bash\n");
     s.push_str(&format!("#SBATCH --job-name={}\n", job_name(cfg)));
     let limit = opts.max_parallel.map_or(String::new(), |k| format!("%{k}"));

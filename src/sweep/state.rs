@@ -64,7 +64,7 @@ pub fn state(spec: &RunSpec, runs_dir: &Path) -> RunState {
 }
 
 /// The state a record (or its absence) means.
-pub fn state_of(record: Option<&RunResult>) -> RunState {
+pub(crate) fn state_of(record: Option<&RunResult>) -> RunState {
     match record {
         None => RunState::Pending,
         Some(r) if r.status == Status::Failed => RunState::Failed,
@@ -74,7 +74,7 @@ pub fn state_of(record: Option<&RunResult>) -> RunState {
 
 /// Whether a run in `state` is (re)run: pending ones, and failed or damaged ones with
 /// `retry_failed`.
-pub fn wants_run(state: RunState, retry_failed: bool) -> bool {
+pub(crate) fn wants_run(state: RunState, retry_failed: bool) -> bool {
     match state {
         RunState::Pending => true,
         RunState::Failed | RunState::Corrupt => retry_failed,

@@ -14,18 +14,18 @@ use crate::finetune::reuse::ReuseCounts;
 use crate::finetune::{finetune_reusing, FinetuneOptions, Reuse, RunResult};
 
 /// The answer to a finished run.
-pub fn done_line(index: usize) -> String {
+pub(crate) fn done_line(index: usize) -> String {
     format!("done {index}")
 }
 
 /// The run index of an answer line, if it is one.
-pub fn parse_done(line: &str) -> Option<usize> {
+pub(crate) fn parse_done(line: &str) -> Option<usize> {
     line.trim().strip_prefix("done ")?.parse().ok()
 }
 
 /// Runs `spec` ([`finetune_reusing`]); a run whose setup fails is recorded `failed` with the
 /// error, so that one bad run never stops a sweep. Errs only when that record cannot be written.
-pub fn run_recorded(spec: &RunSpec, reuse: &mut Reuse) -> Result<RunResult> {
+pub(crate) fn run_recorded(spec: &RunSpec, reuse: &mut Reuse) -> Result<RunResult> {
     match finetune_reusing(&spec.config, &FinetuneOptions::default(), reuse) {
         Ok(r) => Ok(r),
         Err(e) => failed_record(&spec.config, &e.to_string()),

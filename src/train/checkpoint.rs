@@ -51,7 +51,7 @@ pub fn weights(map: &VarMap) -> Result<HashMap<String, Tensor>> {
 }
 
 /// Writes a checkpoint folder at `dir` (replacing it if present), atomically.
-pub fn save_checkpoint(
+pub(crate) fn save_checkpoint(
     dir: &Path,
     map: &VarMap,
     model: &ModelConfig,
@@ -77,7 +77,7 @@ pub fn load_weights(dir: &Path, map: &VarMap, device: &Device) -> Result<()> {
 }
 
 /// The tensors of the checkpoint folder `dir` (`model.safetensors`), on `device`.
-pub fn read_weights(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+pub(crate) fn read_weights(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let path = dir.join("model.safetensors");
     if !path.exists() {
         return Err(Error::data(&path, 0, "no model.safetensors: not a checkpoint folder"));
@@ -87,7 +87,7 @@ pub fn read_weights(dir: &Path, device: &Device) -> Result<HashMap<String, Tenso
 
 /// Fills every variable of `map` from `tensors` (read from `path`, which errors name): shapes
 /// checked, a missing tensor an error naming it, extra tensors ignored.
-pub fn fill_vars(path: &Path, tensors: &HashMap<String, Tensor>, map: &VarMap) -> Result<()> {
+pub(crate) fn fill_vars(path: &Path, tensors: &HashMap<String, Tensor>, map: &VarMap) -> Result<()> {
     let vars = sorted_vars(map)?;
     let missing: Vec<&str> = vars
         .iter()
@@ -116,7 +116,7 @@ pub fn fill_vars(path: &Path, tensors: &HashMap<String, Tensor>, map: &VarMap) -
 }
 
 /// Reads a safetensors file; an error names the file and what it holds (`what`).
-pub fn read_safetensors(path: &Path, device: &Device, what: &str) -> Result<HashMap<String, Tensor>> {
+pub(crate) fn read_safetensors(path: &Path, device: &Device, what: &str) -> Result<HashMap<String, Tensor>> {
     if !path.exists() {
         return Err(Error::data(path, 0, format!("not found (it should hold {what})")));
     }
@@ -131,7 +131,7 @@ pub fn read_safetensors(path: &Path, device: &Device, what: &str) -> Result<Hash
 
 /// Why the checkpoint folder `dir` cannot be resumed (its state, weights or optimizer moments
 /// do not read whole), or `None` when it can. Reads headers and sizes only.
-pub fn checkpoint_problem(dir: &Path) -> Option<String> {
+pub(crate) fn checkpoint_problem(dir: &Path) -> Option<String> {
     if let Err(e) = load_state(dir) {
         return Some(format!("{e}"));
     }
@@ -181,7 +181,7 @@ pub fn list_checkpoints(run_dir: &Path) -> Result<Vec<usize>> {
 }
 
 /// Removes periodic checkpoints beyond the last `keep`, sparing `milestones`.
-pub fn prune_checkpoints(run_dir: &Path, keep: usize, milestones: &[usize]) -> Result<()> {
+pub(crate) fn prune_checkpoints(run_dir: &Path, keep: usize, milestones: &[usize]) -> Result<()> {
     let steps = list_checkpoints(run_dir)?;
     let periodic: Vec<usize> = steps.into_iter().filter(|s| !milestones.contains(s)).collect();
     for step in periodic.iter().rev().skip(keep) {

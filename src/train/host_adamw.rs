@@ -93,7 +93,7 @@ impl InplaceOp2 for InPlace<'_> {
 
 /// Updates `param` (a contiguous f32 CPU tensor, e.g. a `Var`'s) in place with `grad` and the
 /// moments `m`, `v`.
-pub fn step_in_place(param: &Tensor, grad: &Tensor, m: &mut [f32], v: &mut [f32], update: Update) -> Result<()> {
+pub(crate) fn step_in_place(param: &Tensor, grad: &Tensor, m: &mut [f32], v: &mut [f32], update: Update) -> Result<()> {
     let grad = grad.to_dtype(candle_core::DType::F32)?.contiguous()?;
     let op = InPlace {
         update,
@@ -105,7 +105,7 @@ pub fn step_in_place(param: &Tensor, grad: &Tensor, m: &mut [f32], v: &mut [f32]
 /// The sum of squares of a contiguous f32 CPU tensor's values, in f64, summed per fixed
 /// chunk (in 8 lanes, `vmath::sum_by_lanes`) and the chunks in order (independent of the thread
 /// count).
-pub fn sum_squares(t: &Tensor) -> Result<f64> {
+pub(crate) fn sum_squares(t: &Tensor) -> Result<f64> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     let values = match &*storage {

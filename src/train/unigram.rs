@@ -39,7 +39,7 @@ fn batch_loss(batch: &TrainBatch, nll: &[f64]) -> f64 {
 
 /// (CLM, MLM) held-out losses of the unigram model on the first `n` validation blocks, in
 /// chunks of `batch` blocks weighted as the trainer's evaluation weighs them.
-pub fn unigram_losses(
+pub(crate) fn unigram_losses(
     data: &PackedDataset,
     n: usize,
     batch: usize,

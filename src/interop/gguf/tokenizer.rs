@@ -71,7 +71,7 @@ fn string_array<'a>(meta: &'a HashMap<String, Value>, key: &str, path: &Path) ->
 }
 
 /// The tokenizer described by the GGUF metadata `meta` of the file `path`.
-pub fn tokenizer_from_gguf(meta: &HashMap<String, Value>, path: &Path) -> Result<Tokenizer> {
+pub(crate) fn tokenizer_from_gguf(meta: &HashMap<String, Value>, path: &Path) -> Result<Tokenizer> {
     let model = meta
         .get("tokenizer.ggml.model")
         .and_then(|v| v.to_string().ok())

@@ -4,14 +4,14 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Storage, Tensor};
 
 /// Whether the fused CPU kernels take all of `tensors`: contiguous f32 on the CPU.
-pub fn fused_ok(tensors: &[&Tensor]) -> bool {
+pub(crate) fn fused_ok(tensors: &[&Tensor]) -> bool {
     tensors
         .iter()
         .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
 }
 
 /// The values of a contiguous f32 CPU tensor; an error naming `op` otherwise.
-pub fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(crate) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     match (storage, layout.contiguous_offsets()) {
         (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
         _ => candle_core::bail!("{op}: contiguous f32 CPU input expected"),
@@ -20,7 +20,10 @@ pub fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) ->
 
 /// The values of a custom op's inputs, each a contiguous f32 CPU tensor; an error naming `op`
 /// otherwise.
-pub fn f32_inputs<'a, const N: usize>(op: &str, inputs: [(&'a CpuStorage, &Layout); N]) -> Result<[&'a [f32]; N]> {
+pub(crate) fn f32_inputs<'a, const N: usize>(
+    op: &str,
+    inputs: [(&'a CpuStorage, &Layout); N],
+) -> Result<[&'a [f32]; N]> {
     let mut values: [&[f32]; N] = [&[]; N];
     for (v, (storage, layout)) in values.iter_mut().zip(inputs) {
         *v = contiguous_f32(storage, layout, op)?;
@@ -30,7 +33,7 @@ pub fn f32_inputs<'a, const N: usize>(op: &str, inputs: [(&'a CpuStorage, &Layou
 
 /// Runs `f` on the values of `tensors`, contiguous f32 CPU tensors, read-locked while it runs
 /// (what a fused op's backward reads); an error naming `op` otherwise.
-pub fn with_cpu_f32<const N: usize, R>(
+pub(crate) fn with_cpu_f32<const N: usize, R>(
     tensors: [&Tensor; N],
     op: &str,
     f: impl FnOnce([&[f32]; N]) -> Result<R>,
@@ -47,7 +50,7 @@ pub fn with_cpu_f32<const N: usize, R>(
 }
 
 /// `flat` (the gradients of `like`'s tensors end to end) cut into tensors shaped like them.
-pub fn split_flat(flat: &Tensor, like: &[&Tensor]) -> Result<Vec<Tensor>> {
+pub(crate) fn split_flat(flat: &Tensor, like: &[&Tensor]) -> Result<Vec<Tensor>> {
     let mut start = 0;
     like.iter()
         .map(|t| {
@@ -61,7 +64,7 @@ pub fn split_flat(flat: &Tensor, like: &[&Tensor]) -> Result<Vec<Tensor>> {
 
 /// The gradients of a two-input op's inputs `a` and `b`, computed by `grad_op`: a backward op of
 /// (a, b, the output's gradient) that returns both end to end ([da | db]).
-pub fn pair_grads<C: CustomOp3>(
+pub(crate) fn pair_grads<C: CustomOp3>(
     a: &Tensor,
     b: &Tensor,
     grad: &Tensor,

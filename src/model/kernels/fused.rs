@@ -104,7 +104,7 @@ pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
 // RMS normalisation (without the weight), composed; `fused_norm.rs` fuses it with the weight
 
 /// x / sqrt(mean(x², last dim) + ε), computed in f32 whatever `x`'s dtype (differentiable).
-pub fn rms_normalize_composed(x: &Tensor, eps: f64) -> Result<Tensor> {
+pub(crate) fn rms_normalize_composed(x: &Tensor, eps: f64) -> Result<Tensor> {
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let ms = x.sqr()?.mean_keepdim(D::Minus1)?;

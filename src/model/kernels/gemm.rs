@@ -29,7 +29,7 @@ pub struct Product<'a> {
 /// an error when an operand does not hold the elements its shape and strides address. The
 /// buffer is not zeroed first (every value is written by its product), which saves a serial
 /// pass over memory as large as the result.
-pub fn par_matmuls(products: &[Product]) -> candle_core::Result<Vec<f32>> {
+pub(crate) fn par_matmuls(products: &[Product]) -> candle_core::Result<Vec<f32>> {
     for p in products {
         if !fits(p.lhs, p.m, p.k) || !fits(p.rhs, p.k, p.n) {
             candle_core::bail!(

@@ -31,7 +31,7 @@ pub fn evaluate(cfg: &StudyConfig, ev: &Evidence, control: &Control) -> Vec<Find
 
 /// F2's checkpoints in steps (the intermediate ones, then the end) with the (CLM, MLM) model
 /// names of each.
-pub fn f2_checkpoints(cfg: &StudyConfig, n: &Names) -> Vec<(usize, (String, String))> {
+pub(crate) fn f2_checkpoints(cfg: &StudyConfig, n: &Names) -> Vec<(usize, (String, String))> {
     let mut steps = cfg.pretrain.intermediate.clone();
     steps.sort_unstable();
     steps.push(cfg.pretrain.steps);
@@ -50,7 +50,7 @@ pub fn f2_checkpoints(cfg: &StudyConfig, n: &Names) -> Vec<(usize, (String, Stri
 
 /// Where F2's CLM and MLM curves cross, over the replicates every checkpoint shares, with the
 /// study's bootstrap resamples; `None` with fewer than two checkpoints or no shared runs.
-pub fn f2_crossing(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Option<crate::study::crossing::Crossing> {
+pub(crate) fn f2_crossing(cfg: &StudyConfig, ev: &Evidence, n: &Names) -> Option<crate::study::crossing::Crossing> {
     let cps = f2_checkpoints(cfg, n);
     let steps: Vec<usize> = cps.iter().map(|c| c.0).collect();
     let pairs: Vec<(String, String)> = cps.into_iter().map(|c| c.1).collect();
@@ -90,7 +90,7 @@ fn correct_all(findings: &mut [Finding]) {
 /// say): F1 with `extra` supporting rows (e.g. a paired bootstrap over test instances), both
 /// corrected as the study's report corrects them. No positive control gates them: the caller
 /// says why none is needed (the paper's models are full-scale) or runs one itself.
-pub fn f1_f3(ev: &Evidence, names: &Names, extra: Vec<Comparison>) -> Vec<Finding> {
+pub(crate) fn f1_f3(ev: &Evidence, names: &Names, extra: Vec<Comparison>) -> Vec<Finding> {
     let datasets = ev.ix.datasets.clone();
     let mut first = f1(ev, names, &datasets);
     first.rows.extend(extra);

@@ -120,5 +120,8 @@ mod verdict;
 
 pub use super::control::system_of;
 pub use crate::stats::multitest::fmt_p;
-pub use claims::{evaluate, f1_f3, f2_checkpoints, f2_crossing};
+pub use claims::evaluate;
+pub(crate) use claims::f1_f3;
+#[cfg(feature = "plots")]
+pub(crate) use claims::f2_checkpoints;
 pub use evidence::{Evidence, Names, Scores};

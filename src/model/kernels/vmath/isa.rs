@@ -42,7 +42,7 @@ impl Isa {
 
 /// The path the kernels take: the widest this CPU has, or a narrower one named by
 /// `ENCODERLAB_SIMD` (`scalar`, `avx2`; an unknown or unavailable name is ignored). Read once.
-pub fn isa() -> Isa {
+pub(crate) fn isa() -> Isa {
     static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
     *ISA.get_or_init(|| {
         let have = Isa::available();

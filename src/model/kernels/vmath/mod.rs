@@ -15,7 +15,8 @@ mod avx2;
 mod avx512;
 mod isa;
 
-pub use isa::{cpu_summary, isa, isa_summary, wide, Isa};
+pub(crate) use isa::isa;
+pub use isa::{cpu_summary, isa_summary, wide, Isa};
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// 1.5·2²³: adding it rounds to the nearest integer.
@@ -82,7 +83,7 @@ pub fn exp_shift_sum(row: &mut [f32], shift: f32) -> f32 {
 }
 
 /// [`exp_shift_sum`] on the path `isa` (one this CPU has: [`Isa::available`]).
-pub fn exp_shift_sum_on(isa: Isa, row: &mut [f32], shift: f32) -> f32 {
+pub(crate) fn exp_shift_sum_on(isa: Isa, row: &mut [f32], shift: f32) -> f32 {
     match isa {
         // SAFETY: `isa` is one the CPU has.
         #[cfg(target_arch = "x86_64")]
@@ -99,7 +100,7 @@ pub fn swiglu(out: &mut [f32], g: &[f32], u: &[f32]) {
 }
 
 /// [`swiglu`] on the path `isa` (one this CPU has).
-pub fn swiglu_on(isa: Isa, out: &mut [f32], g: &[f32], u: &[f32]) {
+pub(crate) fn swiglu_on(isa: Isa, out: &mut [f32], g: &[f32], u: &[f32]) {
     match isa {
         // SAFETY: `isa` is one the CPU has.
         #[cfg(target_arch = "x86_64")]
@@ -117,12 +118,12 @@ fn swiglu_scalar(out: &mut [f32], g: &[f32], u: &[f32]) {
 }
 
 /// The gradients of silu(g) · u: dg = dy · u · σ(g)(1 + g(1 − σ(g))), du = dy · g σ(g).
-pub fn swiglu_grad(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
+pub(crate) fn swiglu_grad(dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
     swiglu_grad_on(isa(), dg, du, g, u, dy)
 }
 
 /// [`swiglu_grad`] on the path `isa` (one this CPU has).
-pub fn swiglu_grad_on(isa: Isa, dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
+pub(crate) fn swiglu_grad_on(isa: Isa, dg: &mut [f32], du: &mut [f32], g: &[f32], u: &[f32], dy: &[f32]) {
     match isa {
         // SAFETY: `isa` is one the CPU has.
         #[cfg(target_arch = "x86_64")]
@@ -147,7 +148,7 @@ pub fn max(row: &[f32]) -> f32 {
 }
 
 /// [`max`] on the path `isa` (one this CPU has).
-pub fn max_on(isa: Isa, row: &[f32]) -> f32 {
+pub(crate) fn max_on(isa: Isa, row: &[f32]) -> f32 {
     match isa {
         // SAFETY: `isa` is one the CPU has.
         #[cfg(target_arch = "x86_64")]
@@ -185,7 +186,7 @@ const LANES: usize = 16;
 /// `out[j+half] = scale·(x[j+half]·cos[j+half] + sign·x[j]·sin[j+half])` (`sign` −1: the inverse
 /// rotation). The same bits on every path and in every caller (a scale of 1 changes nothing).
 #[inline(always)]
-pub fn rotate_half(out: &mut [f32], x: &[f32], cos: &[f32], sin: &[f32], sign: f32, scale: f32) {
+pub(crate) fn rotate_half(out: &mut [f32], x: &[f32], cos: &[f32], sin: &[f32], sign: f32, scale: f32) {
     let half = out.len() / 2;
     let (lo, hi) = out.split_at_mut(half);
     let (x_lo, x_hi) = (&x[..half], &x[half..2 * half]);
@@ -220,7 +221,7 @@ pub fn rotate_half(out: &mut [f32], x: &[f32], cos: &[f32], sin: &[f32], sign: f
 
 /// Σ a[i]·b[i], summed in 8 lanes (i mod 8) and then across them: the same bits on every path.
 #[inline(always)]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     sum_by_lanes(n, |i| a[i] * b[i])
@@ -230,7 +231,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// reduction the compiler runs 8 lanes wide where a plain sum waits on every addition. The same
 /// bits on every path (the order is the code's, not the compiler's).
 #[inline(always)]
-pub fn sum_by_lanes<T>(n: usize, term: impl Fn(usize) -> T) -> T
+pub(crate) fn sum_by_lanes<T>(n: usize, term: impl Fn(usize) -> T) -> T
 where
     T: Copy + Default + std::ops::Add<Output = T> + std::ops::AddAssign,
 {
@@ -249,7 +250,7 @@ where
 }
 
 /// Softmax of `row` in place, max-shifted; returns (max, sum of the shifted exponentials).
-pub fn softmax_in_place(row: &mut [f32]) -> (f32, f32) {
+pub(crate) fn softmax_in_place(row: &mut [f32]) -> (f32, f32) {
     let m = max(row);
     let sum = exp_shift_sum(row, m);
     scale(row, 1.0 / sum);
