@@ -4,7 +4,7 @@
 //! checkpoint once per worker instead of once per run is most of a small run's overhead. What
 //! is kept is exactly what a run alone would load (the same files, the same encoding, the same
 //! seeded hold-out), so a run's record is the same bit for bit whether it ran alone or after
-//! others ([`super::trainer::finetune_reusing`]).
+//! others (`finetune_reusing`).
 //!
 //! Entries are keyed by what they are computed from: a file by its path, length and
 //! modification time (a checkpoint rewritten mid-sweep is read again); an encoded task by its
@@ -169,7 +169,7 @@ impl Reuse {
         Ok(self.tasks.get_or_try(key, || Ok(Rc::from(load()?)))?.0)
     }
 
-    /// The weights of the checkpoint folder `dir` on `device` ([`read_weights`]), read once.
+    /// The weights of the checkpoint folder `dir` on `device` (`read_weights`), read once.
     pub fn weights(&mut self, dir: &Path, device: &Device) -> Result<Rc<HashMap<String, Tensor>>> {
         let read = || Ok(Rc::new(read_weights(dir, device)?));
         // no file to key: `read_weights` says what is missing

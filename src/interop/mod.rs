@@ -2,10 +2,10 @@
 //!
 //! - [`export::export_hf`]: one of our checkpoints → a folder `transformers` loads with no custom
 //!   code (`LlamaForCausalLM`), checked against our logits by `scripts/hf_parity.py`;
-//! - [`hf::read_hf`] and [`gguf::read_gguf`]: a Hugging Face Llama-family folder (single or
+//! - `hf::read_hf` and [`gguf::read_gguf`]: a Hugging Face Llama-family folder (single or
 //!   sharded safetensors) or a GGUF file (dequantized to f32 through candle's quantized support,
 //!   with the tokenizer rebuilt from its metadata) → a [`ModelFiles`] in memory;
-//! - [`write_checkpoint`]: a [`ModelFiles`] → a checkpoint folder of ours (`config.json`,
+//! - `write_checkpoint`: a [`ModelFiles`] → a checkpoint folder of ours (`config.json`,
 //!   `model.safetensors`, `tokenizer.json`, `import.json`), which `train.init_from` (continued
 //!   pretraining) and `model.checkpoint` (fine-tuning) take like any checkpoint;
 //! - [`lm`]: logits of a checkpoint on a fixed batch, and held-out perplexity.

@@ -1,10 +1,10 @@
 //! The LM head and the cross entropy fused on the CPU: logits = hidden · Wᵀ, then per row
-//! w · (logsumexp − logit[target]), in one op whose forward turns the logits into softmax
+//! w · (logsumexp − logit\[target\]), in one op whose forward turns the logits into softmax
 //! probabilities in place and keeps them for the backward (g·w·(p − one-hot), then the two
 //! products for the hidden states and W). Composed, the same function allocates the logits,
 //! their gradient and a zeroed accumulator for it, each rows × V floats, and passes over them
 //! half a dozen times; the head is the largest matmul of a small-model step. Other devices and
-//! dtypes take `head` + [`summed_cross_entropy`](super::summed_cross_entropy); `tests/objectives.rs`
+//! dtypes take `head` + `summed_cross_entropy`; `tests/objectives.rs`
 //! compares the two paths.
 // N = rows, H = hidden, V = vocab
 
@@ -17,7 +17,7 @@ use crate::model::kernels::cpu::{contiguous_f32, split_flat};
 use crate::model::kernels::gemm::{par_matmuls, Product};
 use crate::model::kernels::vmath;
 
-/// Σ w · (−log softmax(hidden · Wᵀ)[target]) over the rows, for contiguous f32 CPU `hidden`
+/// Σ w · (−log softmax(hidden · Wᵀ)\[target\]) over the rows, for contiguous f32 CPU `hidden`
 /// (N, H) and `weight` (V, H) (differentiable in both).
 pub fn fused_head_cross_entropy(hidden: &Tensor, weight: &Tensor, targets: &[u32], weights: &[f32]) -> Result<Tensor> {
     let (n, _) = hidden.dims2()?;

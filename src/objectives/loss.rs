@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::model::kernels::cpu::contiguous_f32;
 
-/// Mean of −log softmax(logits)[target] over the positions of weight 1.
+/// Mean of −log softmax(logits)\[target\] over the positions of weight 1.
 ///
 /// # Shapes
 /// `logits`: (N, V); `targets`: (N) u32 (any valid id where ignored); `weights`: (N) f32 of 0/1
@@ -47,7 +47,7 @@ pub(crate) fn summed_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &
     per_row.sum_all()
 }
 
-/// The composed path: w · (−log softmax(logits)[target]) per row.
+/// The composed path: w · (−log softmax(logits)\[target\]) per row.
 pub fn row_loss_composed(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Result<Tensor> {
     let log_probs = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
     let picked = log_probs.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?; // (N)

@@ -1,5 +1,5 @@
 //! Pretraining objectives: each turns token blocks into a [`TrainBatch`] (inputs, targets, a
-//! weight per position and the attention mode), and [`loss`] scores a model on it.
+//! weight per position and the attention mode), and [`loss()`] scores a model on it.
 
 pub mod clm;
 pub mod fused_head;
@@ -82,7 +82,7 @@ pub fn loss(model: &LanguageModel, batch: &TrainBatch, device: &Device, train: b
     loss_in_chunks(model, batch, device, train, chunk)
 }
 
-/// [`loss`] with the LM head run over `chunk` rows at a time.
+/// [`loss()`] with the LM head run over `chunk` rows at a time.
 pub fn loss_in_chunks(
     model: &LanguageModel,
     batch: &TrainBatch,

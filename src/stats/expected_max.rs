@@ -13,7 +13,7 @@ pub struct ExpectedMax {
     pub sd: f64,
 }
 
-/// The curve for budgets 1..=N of the (NaN-free) `scores`: E[max] = Σᵢ wᵢ v₍ᵢ₎ with
+/// The curve for budgets 1..=N of the (NaN-free) `scores`: E\[max\] = Σᵢ wᵢ v₍ᵢ₎ with
 /// wᵢ = (i/N)ⁿ − ((i−1)/N)ⁿ over the sorted scores, each power kept from the budget before
 /// (one product per i and n) and the sums taken in eight running parts.
 pub fn expected_max_curve(scores: &[f64]) -> Vec<ExpectedMax> {

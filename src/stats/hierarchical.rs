@@ -178,7 +178,7 @@ pub(crate) fn pair_contrast(x: usize, y: usize) -> Contrast {
 }
 
 /// The hierarchical bootstrap of x − y for every pair of `pairs` (indices into `systems`):
-/// [`hierarchical_bootstrap_contrasts`] of their [`pair_contrast`]s.
+/// [`hierarchical_bootstrap_contrasts`] of their `pair_contrast`s.
 pub fn hierarchical_bootstrap_pairs(
     strata: &[Stratum],
     systems: &[Vec<NestedIx>],

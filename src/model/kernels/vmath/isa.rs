@@ -54,7 +54,7 @@ pub(crate) fn isa() -> Isa {
     })
 }
 
-/// Runs `f` compiled for the path of [`isa`]: for plain loops over f32 slices, which the
+/// Runs `f` compiled for the path of `isa()`: for plain loops over f32 slices, which the
 /// compiler then vectorises 16 or 8 lanes wide instead of the x86-64 baseline's 4. The bits do
 /// not change: Rust never fuses a multiply and an add, nor reorders a floating-point sum, on its
 /// own. `f` must be an `#[inline(always)]` closure (compiled into the wide function rather than

@@ -1,7 +1,7 @@
 //! Vectorised exp for the fused CPU kernels: libm's `expf` is scalar and was a tenth of a
 //! small-model training step (softmax over the vocabulary and over attention rows, SwiGLU's
 //! sigmoid). Cephes' `expf` polynomial (relative error below 2e-7, NaN propagated, exactly 0
-//! below −87.3), with AVX2 and AVX-512 forms chosen at run time ([`isa`]) that perform the
+//! below −87.3), with AVX2 and AVX-512 forms chosen at run time (`isa()`) that perform the
 //! scalar form's IEEE operations lane by lane in the same order (no fused multiply-add), so
 //! results do not depend on the CPU. Sums keep eight partial sums combined in a fixed order on
 //! every path: the AVX-512 form adds each 16-lane chunk's halves into them in turn, as the
