@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use super::design::{dataset_runs, restrict, DatasetRuns};
-use super::tables::rng_for;
+use super::rng_for;
 use super::{ReportConfig, RunsIndex, Table};
 use crate::artifacts::report::HierarchicalAggregateRow;
 use crate::error::Result;

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
+use super::comparisons::{adjust_rows, system_pairs};
+use super::rng_for;
 use super::table::RunsIndex;
-use super::tables::{adjust_rows, rng_for, system_pairs};
 use super::{ReportConfig, Table};
 use crate::artifacts::report::{DatasetTestRow, HierarchicalTestRow, InstanceMissingRow, InteractionTestRow};
 use crate::error::Result;

@@ -9,8 +9,9 @@
 
 use rayon::prelude::*;
 
+use super::comparisons::{adjust_rows, system_pairs};
 use super::design::{dataset_runs, DatasetRuns};
-use super::tables::{adjust_rows, rng_for, system_pairs};
+use super::rng_for;
 use super::{ReportConfig, RunsIndex, Table};
 use crate::artifacts::report::{InstanceTestRow, RankingClusterRow};
 use crate::error::Result;

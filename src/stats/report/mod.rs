@@ -3,23 +3,29 @@
 //! one stream per (table, system, dataset) derived from the seed, so results do not depend on
 //! order or threads. The files appear together, only when all are written.
 
+mod across;
 mod aggregate_design;
+mod comparisons;
 mod design;
 mod instances;
+mod per_system;
 mod power;
 pub mod table;
-mod tables;
 mod variance;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::artifacts::row::cells;
 use crate::artifacts::ReportRow;
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomic, OwnedDir};
+use crate::rng::{seeded, Rng};
+pub use across::{aggregate_table, poi_table, profile_table, ranks_table};
 pub use aggregate_design::aggregate_hierarchical;
+pub use comparisons::{tests_paired, tests_unpaired};
 pub use design::{
     dataset_means, dataset_runs, instances_missing, tests_datasets, tests_hierarchical, tests_interactions, DatasetRuns,
 };
@@ -27,10 +33,27 @@ pub use instances::{
     instance_comparisons, instance_profiles, instance_tests, rank_clusters, ranking_clusters, InstanceComparison,
     InstanceProfile, InstanceView, Ranking, RANKING_ALPHA,
 };
+pub use per_system::{best_lr_table, bootstrap_table, expected_max_table, group_stats, missing_runs};
 pub use power::{power_table, TARGET_POWER};
 pub use table::{InstanceMatch, NanPolicy, RunsIndex};
-pub use tables::*;
 pub use variance::{variance_components, variance_table, VarianceComponents};
+
+/// An independent random stream for one (table, key…) from the master seed.
+fn rng_for(seed: u64, parts: &[&str]) -> Rng {
+    let digest = Sha256::digest(parts.join("\u{1f}").as_bytes());
+    let mut stream = [0u8; 8];
+    stream.copy_from_slice(&digest[..8]);
+    seeded(seed, u64::from_le_bytes(stream))
+}
+
+/// (low, high) of a value computed on sign-flipped scores, back in the original sign.
+fn back_ci(sign: f64, lo: f64, hi: f64) -> (f64, f64) {
+    if sign > 0.0 {
+        (lo, hi)
+    } else {
+        (-hi, -lo)
+    }
+}
 
 /// Settings of a report.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -11,8 +11,8 @@
 
 use rayon::prelude::*;
 
+use super::comparisons::system_pairs;
 use super::design::dataset_runs;
-use super::tables::system_pairs;
 use super::variance::variance_components;
 use super::{ReportConfig, RunsIndex, Table};
 use crate::artifacts::report::PowerRow;
