@@ -742,18 +742,13 @@ fn a_whole_study_runs_resumes_without_redoing_anything_and_its_numbers_come_from
     };
     let (mlm, clm) = (norm("mlm40"), norm("clm"));
     let diff = mlm.iter().map(|(k, v)| v - clm[k]).sum::<f64>() / mlm.len() as f64;
-    let findings = std::fs::read_to_string(out.join("findings.csv"))?;
-    let mut reader = csv::Reader::from_reader(findings.as_bytes());
-    let header = reader.headers()?.clone();
-    let col = |name: &str| header.iter().position(|h| h == name).expect("column");
-    let f1 = reader
-        .records()
+    let f1 = csv::Reader::from_path(out.join("findings.csv"))?
+        .deserialize::<encoderlab::study::findings::Comparison>()
         .map(|r| r.expect("row"))
-        .find(|r| &r[col("finding")] == "F1" && &r[col("primary")] == "true")
+        .find(|c| c.finding == "F1" && c.primary)
         .expect("F1 primary row");
-    let reported: f64 = f1[col("diff")].parse()?;
-    assert!((reported - diff).abs() < 1e-12, "{reported} vs {diff}");
-    assert_eq!(f1[col("n")].parse::<usize>()?, 4);
+    assert!((f1.diff - diff).abs() < 1e-12, "{} vs {diff}", f1.diff);
+    assert_eq!(f1.n, 4);
 
     // published for committing: the report and everything it links to
     let published = dir.path().join("published");
@@ -779,7 +774,7 @@ fn a_whole_study_runs_resumes_without_redoing_anything_and_its_numbers_come_from
     assert!(!published.join("sweeps").exists() && !published.join("pretrain").exists());
 
     // again: nothing is redone, the report is the same
-    let findings_before = findings;
+    let findings_before = std::fs::read_to_string(out.join("findings.csv"))?;
     let second = run_study(&cfg, &opts)?;
     assert_eq!(second.pretrain_runs_started, 0);
     assert_eq!(second.finetune_runs_started, 0);

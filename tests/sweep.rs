@@ -489,11 +489,20 @@ fn wait_for_slurm(cfg: &SweepConfig, limit: Duration) {
 
 /// The runs table without the columns that differ between two executions of the same runs.
 fn table_without_ids(path: &Path) -> Vec<String> {
-    let mut rows: Vec<String> = std::fs::read_to_string(path)
+    let mut rows: Vec<String> = csv::Reader::from_path(path)
         .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').take(10).collect::<Vec<_>>().join(","))
+        .deserialize::<encoderlab::artifacts::RunRow>()
+        .map(|r| {
+            let r = r.unwrap();
+            let kept = encoderlab::artifacts::RunRow {
+                status: None,
+                run_id: None,
+                steps: None,
+                wall_seconds: None,
+                ..r
+            };
+            format!("{kept:?}")
+        })
         .collect();
     rows.sort();
     rows
