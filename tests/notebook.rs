@@ -191,3 +191,22 @@ fn a_sweep_runs_in_process_and_reads_back_what_is_done() -> anyhow::Result<()> {
     assert_eq!(std::fs::metadata(&record)?.modified()?, written, "read back, not rerun");
     Ok(())
 }
+
+/// `notebooks/check_outputs.py` (what fails an executed notebook in CI) has tests of its own:
+/// an error line on stdout, a figure not drawn, stderr, an error output and a cell that did not
+/// run are each caught, and a clean notebook passes.
+#[test]
+fn the_notebook_checker_passes_its_own_tests() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .args(["-m", "unittest", "notebooks/test_check_outputs.py"])
+        .current_dir(root)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
