@@ -40,6 +40,17 @@ pub fn parse_config<T: ConfigFile>(text: &str, origin: &Path, overrides: &[Strin
     Ok(cfg)
 }
 
+/// `true`: the default of a switch that is on unless turned off.
+pub(crate) fn yes() -> bool {
+    true
+}
+
+/// Whether a switch is on (such a switch is written only when off, so that configs and run ids
+/// from before it was added stay as they were).
+pub(crate) fn is_true(v: &bool) -> bool {
+    *v
+}
+
 /// A short hash of a resolved configuration (its JSON): the id of the run it describes.
 pub fn config_id<T: Serialize>(cfg: &T) -> Result<String> {
     let json = serde_json::to_vec(cfg).map_err(|e| Error::config("config", e.to_string()))?;

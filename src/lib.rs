@@ -27,6 +27,7 @@ pub mod schedule;
 pub mod stats;
 pub mod study;
 pub mod sweep;
+pub mod tensorboard;
 pub mod tokenizer;
 pub mod train;
 

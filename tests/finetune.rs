@@ -133,6 +133,8 @@ fn every_family_runs_end_to_end_and_writes_its_record() -> anyhow::Result<()> {
             assert!((back - score).abs() < 1e-12, "{dataset} {split}: {back} vs {score}");
         }
         assert_eq!(losses(&run).len(), 3);
+        let events = std::fs::read_dir(run.join("tensorboard"))?.count();
+        assert_eq!(events, 1, "{dataset}: the record holds its TensorBoard event file");
     }
     Ok(())
 }

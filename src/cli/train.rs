@@ -25,6 +25,9 @@ pub struct PretrainArgs {
     /// Stop after this many steps of the run (with a checkpoint), to resume later.
     #[arg(long)]
     pub stop_after: Option<usize>,
+    /// Write no TensorBoard event files (the config key `train.tensorboard = false`).
+    #[arg(long)]
+    pub no_tensorboard: bool,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -38,6 +41,9 @@ pub struct FinetuneArgs {
     /// Override a config value: --set train.learning_rate=1e-4 --set train.seed=3 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Write no TensorBoard event file (the config key `train.tensorboard = false`).
+    #[arg(long)]
+    pub no_tensorboard: bool,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -47,7 +53,7 @@ pub struct FinetuneArgs {
 pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     use encoderlab::train::{checkpoint::load_state, PretrainConfig, RunOptions};
     set_threads(args.threads);
-    let cfg = match (&args.resume, &args.config) {
+    let mut cfg = match (&args.resume, &args.config) {
         (Some(dir), _) => {
             if !args.set.is_empty() {
                 bail!(
@@ -60,6 +66,7 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         (None, Some(path)) => PretrainConfig::load(path, &args.set)?,
         (None, None) => bail!("give --config FILE or --resume CHECKPOINT"),
     };
+    cfg.train.tensorboard &= !args.no_tensorboard;
     let summary = if args.continue_run {
         encoderlab::train::pretrain_resumable(&cfg, true)?.0
     } else {
@@ -84,7 +91,8 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
 pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     use encoderlab::finetune::{FinetuneConfig, FinetuneOptions, Status};
     set_threads(args.threads);
-    let cfg = FinetuneConfig::load(&args.config, &args.set)?;
+    let mut cfg = FinetuneConfig::load(&args.config, &args.set)?;
+    cfg.train.tensorboard &= !args.no_tensorboard;
     let result = encoderlab::finetune::finetune(&cfg, &FinetuneOptions { progress: true })?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     println!("record: {}", cfg.run_dir()?.display());

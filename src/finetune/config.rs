@@ -238,6 +238,10 @@ pub struct FinetuneTrainConfig {
     /// Run records go to `{out_dir}/{run_id}/`.
     #[serde(default = "out_dir")]
     pub out_dir: PathBuf,
+    /// Write a TensorBoard event file (`tensorboard/` in the run record) beside `metrics.jsonl`
+    /// (default: on; `--no-tensorboard` turns it off).
+    #[serde(default = "crate::config::yes", skip_serializing_if = "crate::config::is_true")]
+    pub tensorboard: bool,
 }
 
 impl FinetuneTrainConfig {
@@ -256,6 +260,7 @@ impl FinetuneTrainConfig {
             log_every: log_every(),
             device: cpu(),
             out_dir: out_dir(),
+            tensorboard: true,
         }
     }
 }
@@ -314,7 +319,10 @@ impl FinetuneConfig {
 
     /// A short hash of the resolved configuration: the run's id and folder name.
     pub fn run_id(&self) -> Result<String> {
-        crate::config::config_id(self)
+        // the logs a run writes are not the run: the id is that of the config with them on
+        let mut run = self.clone();
+        run.train.tensorboard = true;
+        crate::config::config_id(&run)
     }
 
     /// The run's folder.

@@ -50,6 +50,13 @@ pub(crate) fn write_record(
     f.flush().at(&path)?;
     drop(f);
     std::fs::write(p.join("metrics.jsonl"), metrics_jsonl).at(p.join("metrics.jsonl"))?;
+    if cfg.train.tensorboard {
+        let board = p.join(crate::tensorboard::TENSORBOARD_DIR);
+        std::fs::create_dir_all(&board).at(&board)?;
+        let events = crate::tensorboard::finetuning_events(cfg, metrics_jsonl, result)?;
+        let file = board.join(crate::tensorboard::event_file_name());
+        std::fs::write(&file, events).at(&file)?;
+    }
     let rows = RunRow::of_result(result);
     std::fs::write(p.join("runs.csv"), csv_text(&rows, None)?).at(p.join("runs.csv"))?;
     stage.commit()

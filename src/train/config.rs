@@ -99,6 +99,10 @@ pub struct TrainConfig {
     /// Where runs go: the run's folder is `{out_dir}/{name}`.
     #[serde(default = "out_dir")]
     pub out_dir: PathBuf,
+    /// Write TensorBoard event files (`tensorboard/` in the run's folder) beside
+    /// `metrics.jsonl` (default: on; `--no-tensorboard` turns it off).
+    #[serde(default = "crate::config::yes", skip_serializing_if = "crate::config::is_true")]
+    pub tensorboard: bool,
 }
 
 /// The compute dtype of a run.
@@ -138,6 +142,7 @@ impl TrainConfig {
             device: cpu(),
             dtype: Precision::default(),
             out_dir: out_dir(),
+            tensorboard: true,
         }
     }
 }
@@ -181,6 +186,14 @@ impl PretrainConfig {
     /// validates ([`crate::config::load_config`]).
     pub fn load(path: impl AsRef<Path>, overrides: &[String]) -> Result<Self> {
         crate::config::load_config(path.as_ref(), overrides)
+    }
+
+    /// Whether `other` describes the same run: equal but for what only changes the logs it
+    /// writes (`train.tensorboard`), so that a resumed run may turn them on or off.
+    pub fn same_run(&self, other: &Self) -> bool {
+        let mut other = other.clone();
+        other.train.tensorboard = self.train.tensorboard;
+        *self == other
     }
 
     /// The model configuration: the preset, its overrides, and the tokenizer's vocabulary size
@@ -271,7 +284,10 @@ impl PretrainConfig {
 
     /// A short hash of the resolved configuration (the run's identity).
     pub fn run_id(&self) -> Result<String> {
-        crate::config::config_id(self)
+        // the logs a run writes are not the run: the id is that of the config with them on
+        let mut run = self.clone();
+        run.train.tensorboard = true;
+        crate::config::config_id(&run)
     }
 
     /// The run's folder.

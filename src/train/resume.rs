@@ -12,7 +12,7 @@ pub fn pretrain_resumable(cfg: &PretrainConfig, progress: bool) -> Result<(RunSu
     let resume = match list_checkpoints(&dir)?.last() {
         Some(&step) if step < cfg.total_steps() => {
             let ck = checkpoint_dir(&dir, step);
-            load_state(&ck).ok().filter(|s| s.config == *cfg).map(|_| ck)
+            load_state(&ck).ok().filter(|s| s.config.same_run(cfg)).map(|_| ck)
         }
         _ => None,
     };

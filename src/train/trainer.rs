@@ -248,7 +248,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     let resumed = match &opts.resume {
         Some(dir) => {
             let state = load_state(dir)?;
-            if state.config != *cfg {
+            if !state.config.same_run(cfg) {
                 return Err(Error::config(
                     "resume",
                     format!("{}: saved by a run with another configuration", dir.display()),
@@ -261,7 +261,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
             if let Some(last) = existing.last() {
                 // the same run, already completed: not done twice, its summary is the result
                 let last_state = load_state(&checkpoint_dir(&run_dir, *last)).ok();
-                let same = last_state.is_some_and(|s| s.config == *cfg && s.step == cfg.total_steps());
+                let same = last_state.is_some_and(|s| s.config.same_run(cfg) && s.step == cfg.total_steps());
                 let summary: Option<RunSummary> = load_json(&run_dir.join("summary.json")).ok();
                 if let Some(summary) = summary.filter(|s| same && s.status == "completed") {
                     return Ok(summary);
@@ -306,6 +306,10 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     }
     truncate_metrics(&metrics_path, step)?;
     save_json(cfg, &run_dir.join("config.json"))?;
+    let mut board = match cfg.train.tensorboard {
+        true => Some(crate::tensorboard::start_pretraining(&run_dir, cfg, step as u64)?),
+        false => None,
+    };
 
     let total = cfg.total_steps();
     let end = opts.stop_after.map_or(total, |s| s.min(total));
@@ -404,6 +408,10 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         };
         let line = serde_json::to_string(&record).map_err(|e| Error::data(&metrics_path, 0, e.to_string()))?;
         writeln!(metrics_file, "{line}").at(&metrics_path)?;
+        if let Some(board) = &mut board {
+            board.events().pretraining_step(&record);
+            board.flush()?;
+        }
         summary.last_loss = Some(step_loss);
         if evaluate_now {
             summary.last_eval_clm_loss = eval_clm;
