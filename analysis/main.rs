@@ -96,6 +96,10 @@ struct PlotArgs {
     /// Where to write the plots (default: the report folder).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Task metadata CSV, as `report --meta` took (default: the built-in registry): each
+    /// dataset's score range, which intervals are drawn within.
+    #[arg(long)]
+    meta: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -276,7 +280,7 @@ fn report(args: &ReportArgs) -> Result<()> {
     let plots = if args.no_plots {
         Vec::new()
     } else {
-        plot_files(&tables)?
+        plot_files(&tables, &index.score_ranges())?
     };
     write_report(&tables, &plots, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(
@@ -295,12 +299,18 @@ fn report(args: &ReportArgs) -> Result<()> {
 }
 
 #[cfg(feature = "plots")]
-fn plot_files(tables: &[encoderlab::stats::report::Table]) -> Result<Vec<(String, Vec<u8>)>> {
-    Ok(encoderlab::stats::plots::plot_tables(tables)?)
+fn plot_files(
+    tables: &[encoderlab::stats::report::Table],
+    ranges: &encoderlab::stats::report::ScoreRanges,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    Ok(encoderlab::stats::plots::plot_tables(tables, ranges)?)
 }
 
 #[cfg(not(feature = "plots"))]
-fn plot_files(_: &[encoderlab::stats::report::Table]) -> Result<Vec<(String, Vec<u8>)>> {
+fn plot_files(
+    _: &[encoderlab::stats::report::Table],
+    _: &encoderlab::stats::report::ScoreRanges,
+) -> Result<Vec<(String, Vec<u8>)>> {
     eprintln!("built without the `plots` feature: CSVs only");
     Ok(Vec::new())
 }
@@ -308,7 +318,12 @@ fn plot_files(_: &[encoderlab::stats::report::Table]) -> Result<Vec<(String, Vec
 #[cfg(feature = "plots")]
 fn plot(args: &PlotArgs) -> Result<()> {
     use encoderlab::stats::plots::{figures, render_all, PlotTables};
-    let files = render_all(&figures(&PlotTables::read(&args.report)?))?;
+    let (meta, _) = encoderlab::stats::runs::meta_or_builtin(args.meta.as_deref())?;
+    let rows = PlotTables {
+        ranges: meta.iter().map(|(name, m)| (name.clone(), m.score_range())).collect(),
+        ..PlotTables::read(&args.report)?
+    };
+    let files = render_all(&figures(&rows))?;
     let out = args.out.as_ref().unwrap_or(&args.report);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (name, bytes) in &files {

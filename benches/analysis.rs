@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         let tables = build_tables(&index, &cfg)?;
         let built = started.elapsed().as_secs_f64();
         #[cfg(feature = "plots")]
-        let plots = encoderlab::stats::plots::plot_tables(&tables)?;
+        let plots = encoderlab::stats::plots::plot_tables(&tables, &index.score_ranges())?;
         #[cfg(not(feature = "plots"))]
         let plots = Vec::new();
         let drawn = started.elapsed().as_secs_f64();
@@ -129,7 +129,7 @@ fn with_instances(dir: &std::path::Path) -> anyhow::Result<()> {
         })?;
         let built = started.elapsed().as_secs_f64();
         #[cfg(feature = "plots")]
-        let plots = encoderlab::stats::plots::plot_tables(&tables)?;
+        let plots = encoderlab::stats::plots::plot_tables(&tables, &index.score_ranges())?;
         #[cfg(not(feature = "plots"))]
         let plots = Vec::new();
         write_report(&tables, &plots, &dir.join("report_instances"))?;
@@ -212,7 +212,7 @@ fn large_table(dir: &std::path::Path, name: &str, datasets: usize, seeds: usize)
     }
     let built = started.elapsed().as_secs_f64();
     #[cfg(feature = "plots")]
-    let plots = encoderlab::stats::plots::plot_tables(&tables)?;
+    let plots = encoderlab::stats::plots::plot_tables(&tables, &index.score_ranges())?;
     #[cfg(not(feature = "plots"))]
     let plots = Vec::new();
     write_report(&tables, &plots, &dir.join(format!("report_{name}")))?;

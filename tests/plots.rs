@@ -182,10 +182,12 @@ fn plot_command_redraws_a_report_and_rejects_bad_tables() -> anyhow::Result<()> 
         .args(["--meta", meta_path.to_str().unwrap(), "--out", report.to_str().unwrap()])
         .output()?;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // `analysis plot --report REPORT --out OUT`
+    // `analysis plot --report REPORT --meta META --out OUT` (the metadata gives the score ranges
+    // the intervals are drawn within, as the report had them)
     let plot = |out: &Path| {
         Command::new(bin)
             .args(["plot", "--report", report.to_str().unwrap()])
+            .args(["--meta", meta_path.to_str().unwrap()])
             .args(["--out", out.to_str().unwrap()])
             .output()
     };
@@ -277,4 +279,47 @@ fn figures_of_many_datasets_show_the_first_ones_and_say_so() {
     assert!(few[..4]
         .iter()
         .all(|f| f.panels.len() == 3 && !f.title.contains("first")));
+}
+
+/// Interval bands and whiskers stay within each dataset's score range (a t interval near a
+/// perfect score would leave it: the paper's CoNLL panel went above 1.0), and only they move.
+#[test]
+fn intervals_are_drawn_within_the_score_range() -> anyhow::Result<()> {
+    let Some(data) = shared_data() else { return Ok(()) };
+    let runs = read_runs(&data.join("paper_runs/runs.csv"))?;
+    let meta = read_meta(&data.join("paper_runs/meta.csv"))?;
+    let ix = RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance);
+    let tables = build_tables(&ix, &ReportConfig::default())?;
+    let ranges = ix.score_ranges();
+    let raw = figures(&PlotTables::of(&tables)?);
+    let clipped = figures(&PlotTables {
+        ranges: ranges.clone(),
+        ..PlotTables::of(&tables)?
+    });
+    // bounds outside the range, over the per-dataset figures (a panel is titled "DATASET (split)")
+    let outside = |figs: &[Figure]| -> usize {
+        figs[..4]
+            .iter()
+            .flat_map(|f| &f.panels)
+            .map(|p| {
+                let (lo, hi) = ranges[p.title.split(" (").next().unwrap()];
+                p.series
+                    .iter()
+                    .flat_map(|s| &s.points)
+                    .filter(|q| q.lo < lo || q.hi > hi)
+                    .count()
+            })
+            .sum()
+    };
+    assert!(outside(&raw) > 0, "the paper's runs have bands past a perfect score");
+    assert_eq!(outside(&clipped), 0);
+    for (a, b) in raw.iter().zip(&clipped) {
+        for (p, q) in a.panels.iter().zip(&b.panels) {
+            for (s, t) in p.series.iter().zip(&q.series) {
+                let at = |s: &encoderlab::stats::plots::Series| s.points.iter().map(|p| (p.x, p.y)).collect::<Vec<_>>();
+                assert_eq!(at(s), at(t), "{}: the points stay where they are", a.name);
+            }
+        }
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use super::display::{emit, html_table, short};
 use crate::error::{Error, Result};
 use crate::finetune::{RunResult, Status};
 use crate::stats::plots::{figures, plot_tables, Figure, PlotTables};
-use crate::stats::report::{build_tables, write_report, ReportConfig, RunsIndex, Table};
+use crate::stats::report::{build_tables, write_report, ReportConfig, RunsIndex, ScoreRanges, Table};
 use crate::stats::runs::{check_meta, meta_or_builtin, read_runs};
 
 /// Every table of the analysis of one runs table.
@@ -25,6 +25,8 @@ pub struct Report {
     pub datasets: Vec<String>,
     /// The tables, as `analysis report` writes them.
     pub tables: Vec<Table>,
+    /// Each dataset's score range (the plots draw intervals within it).
+    pub ranges: ScoreRanges,
 }
 
 impl Report {
@@ -66,6 +68,7 @@ impl Report {
             systems: index.systems.iter().map(|s| format!("{}/{}", s.0, s.1)).collect(),
             datasets: index.datasets.clone(),
             tables: build_tables(&index, &config)?,
+            ranges: index.score_ranges(),
             config,
         })
     }
@@ -92,7 +95,10 @@ impl Report {
 
     /// Every figure of the report.
     pub fn figures(&self) -> Result<Vec<Figure>> {
-        Ok(figures(&PlotTables::of(&self.tables)?))
+        Ok(figures(&PlotTables {
+            ranges: self.ranges.clone(),
+            ..PlotTables::of(&self.tables)?
+        }))
     }
 
     /// The figure `name` (the report's display lists them).
@@ -107,7 +113,7 @@ impl Report {
 
     /// Writes the CSVs and the plots to `out`, as `analysis report --out` does.
     pub fn save(&self, out: impl AsRef<Path>) -> Result<()> {
-        write_report(&self.tables, &plot_tables(&self.tables)?, out.as_ref())
+        write_report(&self.tables, &plot_tables(&self.tables, &self.ranges)?, out.as_ref())
     }
 
     /// Shows what the report covers and the names of its tables and plots.

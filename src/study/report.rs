@@ -47,7 +47,7 @@ pub(crate) fn write_study_report(
     let ix = RunsIndex::new(&runs, &meta, rc.nan_policy);
     let probe_ix = RunsIndex::new(&probe_runs, &meta, rc.nan_policy);
     let tables = build_tables(&ix, &rc)?;
-    write_report(&tables, &analysis_plots(&tables)?, &out.join("analysis"))?;
+    write_report(&tables, &analysis_plots(&tables, &ix)?, &out.join("analysis"))?;
 
     let ev = Evidence::new(&ix, cfg.analysis.confidence, cfg.analysis.alpha);
     let finals = with_baselines(cfg, models.iter().filter(|m| m.role == Role::Final));
@@ -103,12 +103,12 @@ fn unique<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
 }
 
 #[cfg(feature = "plots")]
-fn analysis_plots(tables: &[crate::stats::report::Table]) -> Result<Vec<(String, Vec<u8>)>> {
-    crate::stats::plots::plot_tables(tables)
+fn analysis_plots(tables: &[crate::stats::report::Table], ix: &RunsIndex) -> Result<Vec<(String, Vec<u8>)>> {
+    crate::stats::plots::plot_tables(tables, &ix.score_ranges())
 }
 
 #[cfg(not(feature = "plots"))]
-fn analysis_plots(_: &[crate::stats::report::Table]) -> Result<Vec<(String, Vec<u8>)>> {
+fn analysis_plots(_: &[crate::stats::report::Table], _: &RunsIndex) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(Vec::new())
 }
 

@@ -12,7 +12,7 @@ use crate::artifacts::report::{
 };
 use crate::artifacts::ReportRow;
 use crate::error::{Error, Result};
-use crate::stats::report::Table;
+use crate::stats::report::{ScoreRanges, Table};
 
 /// The most pairs of systems the interval figure shows (the CSV holds them all).
 pub const MAX_PAIRS: usize = 30;
@@ -32,10 +32,13 @@ pub struct PlotTables {
     pub profile: Vec<ProfileRow>,
     /// `tests_hierarchical.csv` (empty: none, or a report written before it).
     pub hierarchical: Vec<HierarchicalTestRow>,
+    /// Each dataset's score range: intervals are drawn within it (a t interval or ±1 sd near a
+    /// perfect score would otherwise leave it). A dataset without one is drawn unclipped.
+    pub ranges: ScoreRanges,
 }
 
 impl PlotTables {
-    /// The rows of a report's tables, just built.
+    /// The rows of a report's tables, just built (no score ranges: set [`PlotTables::ranges`]).
     pub fn of(tables: &[Table]) -> Result<Self> {
         fn rows<R: ReportRow>(tables: &[Table], required: bool) -> Result<Vec<R>> {
             match tables.iter().find(|t| t.name == R::FILE) {
@@ -55,10 +58,12 @@ impl PlotTables {
             expected_max: rows(tables, true)?,
             profile: rows(tables, true)?,
             hierarchical: rows(tables, false)?,
+            ranges: ScoreRanges::new(),
         })
     }
 
-    /// The rows of the report folder `dir` (`tests_hierarchical.csv` where it has one).
+    /// The rows of the report folder `dir` (`tests_hierarchical.csv` where it has one; no score
+    /// ranges: set [`PlotTables::ranges`]).
     pub fn read(dir: &Path) -> Result<Self> {
         let hierarchical = match dir.join(HierarchicalTestRow::FILE).exists() {
             true => read_report(dir)?,
@@ -71,7 +76,19 @@ impl PlotTables {
             expected_max: read_report(dir)?,
             profile: read_report(dir)?,
             hierarchical,
+            ranges: ScoreRanges::new(),
         })
+    }
+}
+
+/// `(lo, hi)` within `range` where there is one (a NaN bound stays NaN: no interval).
+fn clip((lo, hi): (f64, f64), range: Option<&(f64, f64)>) -> (f64, f64) {
+    match range {
+        Some(&(low, high)) => (
+            if lo.is_nan() { lo } else { lo.clamp(low, high) },
+            if hi.is_nan() { hi } else { hi.clamp(low, high) },
+        ),
+        None => (lo, hi),
     }
 }
 
@@ -201,10 +218,10 @@ pub fn figures(t: &PlotTables) -> Vec<Figure> {
     let layout = Layout::new(&t.best_lr);
     let level = percent(t.bootstrap.first().map_or(0.95, |r| r.confidence_level));
     let mut per_dataset = vec![
-        lr_figure(&t.group_stats, &layout, &level, false),
-        lr_figure(&t.group_stats, &layout, &level, true),
-        best_figure(&t.bootstrap, &layout, &level),
-        expected_max_figure(&t.expected_max, &layout),
+        lr_figure(&t.group_stats, &layout, &level, false, &t.ranges),
+        lr_figure(&t.group_stats, &layout, &level, true, &t.ranges),
+        best_figure(&t.bootstrap, &layout, &level, &t.ranges),
+        expected_max_figure(&t.expected_max, &layout, &t.ranges),
     ];
     if layout.total_datasets > layout.datasets.len() {
         for f in &mut per_dataset {
@@ -223,7 +240,7 @@ pub fn figures(t: &PlotTables) -> Vec<Figure> {
 }
 
 /// Score (or seed std, when `spread`) against learning rate on the selection split.
-fn lr_figure(groups: &[GroupStatsRow], layout: &Layout, level: &str, spread: bool) -> Figure {
+fn lr_figure(groups: &[GroupStatsRow], layout: &Layout, level: &str, spread: bool, ranges: &ScoreRanges) -> Figure {
     let rows = by_cell(groups, layout);
     let mut panels = Vec::new();
     for (d, dataset) in layout.datasets.iter().enumerate() {
@@ -241,9 +258,10 @@ fn lr_figure(groups: &[GroupStatsRow], layout: &Layout, level: &str, spread: boo
                 let mut p = if spread {
                     Point::at(lr.log10(), r.std)
                 } else {
+                    let (lo, hi) = clip((r.t_ci_low, r.t_ci_high), ranges.get(dataset));
                     Point {
-                        lo: r.t_ci_low,
-                        hi: r.t_ci_high,
+                        lo,
+                        hi,
                         ..Point::at(lr.log10(), r.mean)
                     }
                 };
@@ -291,14 +309,14 @@ fn lr_figure(groups: &[GroupStatsRow], layout: &Layout, level: &str, spread: boo
             legend: layout.legend(),
             panels,
             note: format!(
-                "Mean over seeds on the selection split; band: {level}% t interval; large dot: the learning rate selected."
+                "Mean over seeds on the selection split; band: {level}% t interval (within the score's range); large dot: the learning rate selected."
             ),
         }
     }
 }
 
 /// Mean score at the best learning rate, with its BCa interval, one row per system.
-fn best_figure(boot: &[BootstrapRow], layout: &Layout, level: &str) -> Figure {
+fn best_figure(boot: &[BootstrapRow], layout: &Layout, level: &str, ranges: &ScoreRanges) -> Figure {
     let rows = by_cell(boot, layout);
     let legend = layout.legend();
     let mut panels = Vec::new();
@@ -313,12 +331,13 @@ fn best_figure(boot: &[BootstrapRow], layout: &Layout, level: &str) -> Figure {
             index_of(&mut splits, layout.cells[&(s, d)].1.clone());
             for r in rows_at(&rows, (s, d)) {
                 if r.method == "BCa" {
+                    let (lo, hi) = clip((r.ci_low, r.ci_high), ranges.get(dataset));
                     series.push(Series {
                         system: s,
                         mark: Mark::Whisker,
                         points: vec![Point {
-                            lo: r.ci_low,
-                            hi: r.ci_high,
+                            lo,
+                            hi,
                             ..Point::at(r.estimate, y)
                         }],
                     });
@@ -340,13 +359,13 @@ fn best_figure(boot: &[BootstrapRow], layout: &Layout, level: &str) -> Figure {
         legend,
         panels,
         note: format!(
-            "Learning rate chosen on the selection split, score on the report split (in brackets); whisker: {level}% BCa bootstrap interval."
+            "Learning rate chosen on the selection split, score on the report split (in brackets); whisker: {level}% BCa bootstrap interval (within the score's range)."
         ),
     }
 }
 
 /// Expected best score against the number of runs tried (budget `all_runs`), ±1 sd.
-fn expected_max_figure(em: &[ExpectedMaxRow], layout: &Layout) -> Figure {
+fn expected_max_figure(em: &[ExpectedMaxRow], layout: &Layout, ranges: &ScoreRanges) -> Figure {
     let rows = by_cell(em, layout);
     let mut panels = Vec::new();
     for (d, dataset) in layout.datasets.iter().enumerate() {
@@ -358,10 +377,11 @@ fn expected_max_figure(em: &[ExpectedMaxRow], layout: &Layout) -> Figure {
             let mut points = Vec::new();
             for r in rows_at(&rows, (s, d)) {
                 if r.split == *select && r.budget == "all_runs" {
-                    let (y, sd) = (r.expected_max, r.sd);
+                    let y = r.expected_max;
+                    let (lo, hi) = clip((y - r.sd, y + r.sd), ranges.get(dataset));
                     points.push(Point {
-                        lo: y - sd,
-                        hi: y + sd,
+                        lo,
+                        hi,
                         ..Point::at(r.n as f64, y)
                     });
                 }
@@ -389,7 +409,7 @@ fn expected_max_figure(em: &[ExpectedMaxRow], layout: &Layout) -> Figure {
         legend: layout.legend(),
         panels,
         note:
-            "Expected maximum of n runs drawn without replacement from the whole grid (Dodge et al. 2019); band: ±1 sd."
+            "Expected maximum of n runs drawn without replacement from the whole grid (Dodge et al. 2019); band: ±1 sd (within the score's range)."
                 .into(),
     }
 }

@@ -11,7 +11,7 @@ mod figures;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::stats::report::Table;
+use crate::stats::report::{ScoreRanges, Table};
 
 pub use draw::{render_png, render_svg};
 pub use figures::{figures, PlotTables, MAX_PAIRS, MAX_PANELS};
@@ -111,7 +111,11 @@ pub fn render_all(figs: &[Figure]) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(files.into_iter().flatten().collect())
 }
 
-/// The plot files of a report's tables.
-pub fn plot_tables(tables: &[Table]) -> Result<Vec<(String, Vec<u8>)>> {
-    render_all(&figures(&PlotTables::of(tables)?))
+/// The plot files of a report's tables, intervals drawn within each dataset's score range.
+pub fn plot_tables(tables: &[Table], ranges: &ScoreRanges) -> Result<Vec<(String, Vec<u8>)>> {
+    let rows = PlotTables {
+        ranges: ranges.clone(),
+        ..PlotTables::of(tables)?
+    };
+    render_all(&figures(&rows))
 }

@@ -35,7 +35,7 @@ pub use instances::{
 };
 pub use per_system::{best_lr_table, bootstrap_table, expected_max_table, group_stats, missing_runs};
 pub use power::{power_table, TARGET_POWER};
-pub use table::{InstanceMatch, NanPolicy, RunsIndex};
+pub use table::{InstanceMatch, NanPolicy, RunsIndex, ScoreRanges};
 pub use variance::{variance_components, variance_table, VarianceComponents};
 
 /// An independent random stream for one (table, key…) from the master seed.

@@ -25,6 +25,9 @@ pub enum NanPolicy {
 /// A system: (model, objective).
 pub type System = (String, String);
 
+/// Each dataset's score range (low, high), by name.
+pub type ScoreRanges = BTreeMap<String, (f64, f64)>;
+
 /// A replicate of a cell: (pretraining seed, fine-tuning seed). Every replicate of a system
 /// counts alike in the run-level tables; the tables that respect the design group them by
 /// pretraining seed.
@@ -181,6 +184,14 @@ impl RunsIndex {
             }
         }
         ix
+    }
+
+    /// The range a score of each dataset lies in ([`TaskMeta::score_range`]), by name: what
+    /// the plots clip intervals to.
+    pub fn score_ranges(&self) -> ScoreRanges {
+        (0..self.datasets.len())
+            .map(|d| (self.datasets[d].clone(), self.meta_of(d).score_range()))
+            .collect()
     }
 
     /// The metadata of dataset `d`.
