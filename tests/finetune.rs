@@ -768,3 +768,102 @@ fn a_linear_probe_trains_the_head_alone_and_is_its_own_system() -> anyhow::Resul
     assert!(err.contains("train.freeze_backbone"), "{err}");
     Ok(())
 }
+
+/// A dataset registered by the user (a registry file of their own, JSONL splits and a
+/// `labels.json`) fine-tunes through `task.registry` (the CLI's `--registry`); registry mistakes
+/// are named: an unknown family (file and line), a missing split file, a label outside
+/// `labels.json`, a registry that does not exist.
+#[test]
+fn a_dataset_of_ones_own_registry_fine_tunes_and_its_mistakes_are_named() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let data = dir.path().join("mydata");
+    let folder = data.join("reviews");
+    std::fs::create_dir_all(&folder)?;
+    let words = ["good", "great", "fine", "bad", "awful", "poor"];
+    for (split, n) in [("train", 24), ("validation", 8), ("test", 8)] {
+        let lines: String = (0..n)
+            .map(|i| {
+                let label = i % 2;
+                let text = format!(
+                    "the film was {} and {}",
+                    words[label * 3 + i % 3],
+                    words[label * 3 + (i + 1) % 3]
+                );
+                serde_json::json!({"text": text, "label": label}).to_string() + "\n"
+            })
+            .collect();
+        std::fs::write(folder.join(format!("{split}.jsonl")), lines)?;
+    }
+    std::fs::write(folder.join("labels.json"), r#"["positive", "negative"]"#)?;
+    let entry = |family: &str| {
+        format!(
+            r#"[my_reviews]
+family = "{family}"
+origin = "fetched"
+path = "reviews"
+splits = {{ train = "train.jsonl", validation = "validation.jsonl", test = "test.jsonl" }}
+text_field = "text"
+label_field = "label"
+labels_file = "labels.json"
+metric = "accuracy"
+chance_score = 0.5
+description = "my own reviews"
+"#
+        )
+    };
+    let registry = write(dir.path(), "registry.toml", &entry("sequence_classification"));
+    let out = dir.path().join("records");
+    let set = format!("task.registry={}", registry.display());
+    let cfg = config(&ckpt, "my_reviews", &data, &out, &[&set])?;
+    let r = finetune(&cfg, &FinetuneOptions::default())?;
+    assert_eq!(r.status, Status::Ok, "{:?}", r.reason);
+    assert_eq!((r.dataset.as_str(), r.family.as_str()), ("my_reviews", "SC"));
+    assert!(r.test.is_some_and(|s| (0.0..=1.0).contains(&s)));
+    // not in the built-in registry: without `task.registry` it is unknown
+    let builtin = config(&ckpt, "my_reviews", &data, &out, &[])?;
+    let err = finetune(&builtin, &FinetuneOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("my_reviews"), "{err}");
+
+    // an unknown family: the registry file and its line are named
+    let bad = write(dir.path(), "bad_family.toml", &entry("sentiment"));
+    let set = format!("task.registry={}", bad.display());
+    let err = finetune(
+        &config(&ckpt, "my_reviews", &data, &out, &[&set])?,
+        &FinetuneOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("bad_family.toml") && err.contains("sentiment"), "{err}");
+    // a split file missing: named
+    std::fs::rename(folder.join("validation.jsonl"), folder.join("dev.jsonl"))?;
+    let set = format!("task.registry={}", registry.display());
+    let err = finetune(
+        &config(&ckpt, "my_reviews", &data, &out, &[&set])?,
+        &FinetuneOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("validation.jsonl"), "{err}");
+    std::fs::rename(folder.join("dev.jsonl"), folder.join("validation.jsonl"))?;
+    // a label outside labels.json: the file, line and label are named
+    let mut test = std::fs::read_to_string(folder.join("test.jsonl"))?;
+    test.push_str("{\"text\": \"the film was odd\", \"label\": 7}\n");
+    std::fs::write(folder.join("test.jsonl"), test)?;
+    let err = finetune(
+        &config(&ckpt, "my_reviews", &data, &out, &[&set])?,
+        &FinetuneOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("test.jsonl") && err.contains("outside labels.json"),
+        "{err}"
+    );
+    // a registry that does not exist: refused when the config is read
+    let err = config(&ckpt, "my_reviews", &data, &out, &["task.registry=nowhere.toml"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("task.registry") && err.contains("nowhere.toml"), "{err}");
+    Ok(())
+}

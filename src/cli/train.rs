@@ -44,6 +44,10 @@ pub struct FinetuneArgs {
     /// Write no TensorBoard event file (the config key `train.tensorboard = false`).
     #[arg(long)]
     pub no_tensorboard: bool,
+    /// A dataset registry of your own to find the task's dataset in (the config key
+    /// `task.registry`; default: the built-in configs/datasets.toml).
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -93,6 +97,9 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     set_threads(args.threads);
     let mut cfg = FinetuneConfig::load(&args.config, &args.set)?;
     cfg.train.tensorboard &= !args.no_tensorboard;
+    if let Some(registry) = &args.registry {
+        cfg.task.registry = Some(registry.clone());
+    }
     let result = encoderlab::finetune::finetune(&cfg, &FinetuneOptions { progress: true })?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     println!("record: {}", cfg.run_dir()?.display());

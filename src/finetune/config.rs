@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::registry::Registry;
 use crate::error::{Error, Result};
 use crate::heads::Pooling;
 use crate::model::AttentionMode;
@@ -77,11 +78,15 @@ fn bidirectional() -> AttentionMode {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TaskConfig {
-    /// A registry name (`configs/datasets.toml`).
+    /// A registry name (`configs/datasets.toml`, or `registry`'s).
     pub dataset: String,
     /// The data folder the registry's paths are relative to.
     #[serde(default = "data_dir")]
     pub data_dir: PathBuf,
+    /// A dataset registry of your own (the format of `configs/datasets.toml`) to find `dataset`
+    /// in, instead of the built-in one (`--registry FILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<PathBuf>,
     /// Longest input in tokens.
     #[serde(default = "max_length")]
     pub max_length: usize,
@@ -128,11 +133,20 @@ pub struct TaskConfig {
 }
 
 impl TaskConfig {
+    /// The registry `dataset` is looked up in: `registry`'s file, else the built-in one.
+    pub fn registry(&self) -> Result<Registry> {
+        match &self.registry {
+            Some(path) => Registry::load(path),
+            None => Registry::builtin(),
+        }
+    }
+
     /// The dataset `dataset`, every other field at its default.
     pub fn new(dataset: &str) -> Self {
         Self {
             dataset: dataset.to_string(),
             data_dir: data_dir(),
+            registry: None,
             max_length: max_length(),
             doc_stride: doc_stride(),
             max_question_tokens: max_question_tokens(),
@@ -389,6 +403,15 @@ impl crate::config::ConfigFile for FinetuneConfig {
             return Err(Error::config(
                 "task.max_length",
                 format!("{} tokens is too short", k.max_length),
+            ));
+        }
+        if let Some(path) = k.registry.as_ref().filter(|p| !p.is_file()) {
+            return Err(Error::config(
+                "task.registry",
+                format!(
+                    "{}: no such file (a dataset registry in the format of configs/datasets.toml)",
+                    path.display()
+                ),
             ));
         }
         if t.device != "cpu" && !t.device.starts_with("cuda") {

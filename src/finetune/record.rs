@@ -10,7 +10,7 @@ use super::config::{FinetuneConfig, Init};
 pub use crate::artifacts::run_record::{InstanceRow, RunResult, Status};
 use crate::artifacts::{csv_text, RunRow};
 use crate::config::save_json;
-use crate::data::registry::{Registry, TaskFamily};
+use crate::data::registry::TaskFamily;
 use crate::error::{IoContext, Result};
 use crate::eval::Scores;
 use crate::fsutil::StagingDir;
@@ -116,7 +116,9 @@ pub(crate) fn backbone_pretrain_seed(cfg: &FinetuneConfig) -> i64 {
 /// Records `cfg`'s run as `failed` with `reason` and no score: for a run whose process died
 /// before it could write its own record (the sweep executor calls this).
 pub fn failed_record(cfg: &FinetuneConfig, reason: &str) -> Result<RunResult> {
-    let family = Registry::builtin()
+    let family = cfg
+        .task
+        .registry()
         .ok()
         .and_then(|r| r.get(&cfg.task.dataset).ok().map(|s| s.family))
         .filter(|f| *f != TaskFamily::Pretraining)

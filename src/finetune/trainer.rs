@@ -278,7 +278,7 @@ pub(crate) fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reu
     }
     let sep = tok.eos_id()?;
     let pad = tok.special().pad.unwrap_or(sep);
-    let registry = Registry::builtin()?;
+    let registry = cfg.task.registry()?;
     let key = TaskKey::new(&cfg.task, tok_key, (sep, pad), split_seed(&registry, cfg)?)?;
     let task = reuse.task(key, || load_task(&registry, cfg, &tok, (sep, pad)))?;
     if task.train_len() == 0 {
