@@ -33,7 +33,7 @@ pub mod train;
 
 pub use error::{Error, Result};
 
-/// The names a notebook or a script needs most (25): data preparation, the three journeys'
+/// The names a notebook or a script needs most (26): data preparation, the three journeys'
 /// configs and entry points, their results, and the notebook displays. Everything else is one
 /// module path away.
 pub mod prelude {
@@ -42,7 +42,7 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::finetune::{finetune, FinetuneConfig, RunResult, Status};
     #[cfg(feature = "notebook")]
-    pub use crate::notebook::{attention_demo, compare, results_table, History, Report};
+    pub use crate::notebook::{attention_demo, compare, notebook_setup, results_table, History, Report};
     pub use crate::stats::report::{ReportConfig, Table};
     pub use crate::study::{run_study, StudyConfig, StudyOptions};
     pub use crate::sweep::SweepConfig;

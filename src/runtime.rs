@@ -2,7 +2,11 @@
 //! device a config names, the CPU threads of a process, and the progress bar of a long loop.
 
 use candle_core::Device;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use crate::error::{Error, Result};
 
@@ -35,21 +39,128 @@ pub fn set_threads(threads: Option<usize>) {
     }
 }
 
-/// The progress bar of a loop over `total` units (`steps`, `runs`), drawn on stderr when
-/// `show`, positioned at `at`.
+/// The environment variable that asks for progress as lines (see [`progress_as_lines`]): an
+/// environment variable, not a static, because evcxr links a copy of the library into every
+/// cell, so a static set in one cell is not the one the next cell reads.
+pub const PROGRESS_LINES_ENV: &str = "ENCODERLAB_PROGRESS_LINES";
+
+/// Seconds between two progress lines.
+const LINE_EVERY_S: u64 = 10;
+
+/// Where stderr is no terminal (a Jupyter kernel hides it), show progress as plain lines on
+/// stdout, one every 10 seconds and one when the loop ends, instead of not at all: what a
+/// notebook's first cell turns on ([`crate::notebook::notebook_setup`]), so that a long cell
+/// shows how far it is while it runs.
+pub fn progress_as_lines(on: bool) {
+    match on {
+        true => std::env::set_var(PROGRESS_LINES_ENV, "1"),
+        false => std::env::remove_var(PROGRESS_LINES_ENV),
+    }
+}
+
+/// A draw target that prints the bar's text as a line at most every [`LINE_EVERY_S`] seconds,
+/// and the last text when the bar goes away.
+#[derive(Debug, Default)]
+struct Lines {
+    /// (when a line was last printed, the latest text and whether it was printed).
+    state: Mutex<(Option<Instant>, String, bool)>,
+}
+
+impl Lines {
+    fn text(&self, s: &str) {
+        if s.trim().is_empty() {
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else { return };
+        let due = state.0.is_none_or(|t| t.elapsed().as_secs() >= LINE_EVERY_S);
+        state.1 = s.trim_end().to_string();
+        state.2 = due;
+        if due {
+            state.0 = Some(Instant::now());
+            println!("{}", state.1);
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        if let Ok(state) = self.state.lock() {
+            if !state.2 && !state.1.is_empty() {
+                println!("{}", state.1);
+            }
+        }
+    }
+}
+
+impl TermLike for Lines {
+    fn width(&self) -> u16 {
+        120
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.text(s);
+        Ok(())
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.text(s);
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
+/// The progress bar of a loop over `total` units (`steps`, `runs`), positioned at `at`, when
+/// `show`: drawn on stderr where it is a terminal, else as lines on stdout after
+/// [`progress_as_lines`], else not at all.
 pub fn progress_bar(show: bool, total: usize, at: usize, unit: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(total as u64),
-        if show {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    if let Ok(style) = ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {unit}, {{msg}}, ETA {{eta}}"))
-    {
+    let lines = show && !std::io::stderr().is_terminal() && std::env::var_os(PROGRESS_LINES_ENV).is_some();
+    let target = match (show, lines) {
+        (false, _) => ProgressDrawTarget::hidden(),
+        (true, true) => ProgressDrawTarget::term_like(Box::new(Lines::default())),
+        (true, false) => ProgressDrawTarget::stderr(),
+    };
+    let bar = ProgressBar::with_draw_target(Some(total as u64), target);
+    let template = match lines {
+        true => format!("{{pos}}/{{len}} {unit}, {{msg}}, {{elapsed}} so far, ETA {{eta}}"),
+        false => format!("{{bar:30}} {{pos}}/{{len}} {unit}, {{msg}}, ETA {{eta}}"),
+    };
+    if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }
     bar.set_position(at as u64);
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A progress line is printed at once, the next ones at most every 10 s; the last text, if
+    /// not printed yet, is printed when the bar goes away.
+    #[test]
+    fn lines_are_throttled_and_the_last_one_kept() {
+        let lines = Lines::default();
+        lines.text("1/10 steps");
+        assert!(lines.state.lock().unwrap().2);
+        lines.text("2/10 steps");
+        let state = lines.state.lock().unwrap().clone();
+        assert_eq!((state.1.as_str(), state.2), ("2/10 steps", false));
+        lines.text("   ");
+        assert_eq!(lines.state.lock().unwrap().1, "2/10 steps", "blank frames are ignored");
+    }
 }

@@ -867,3 +867,27 @@ description = "my own reviews"
     assert!(err.contains("task.registry") && err.contains("nowhere.toml"), "{err}");
     Ok(())
 }
+
+/// Every example fine-tuning config loads; the examples on fetched data (BBC News topics, Brown
+/// POS, BBC News retrieval: what a fresh clone has after `data fetch`) read `data/`, and each
+/// family has one.
+#[test]
+fn the_example_configs_load_and_some_need_only_fetched_data() -> anyhow::Result<()> {
+    let registry = encoderlab::data::Registry::builtin()?;
+    let mut fetched_families = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir("configs/finetune")? {
+        let path = entry?.path();
+        let cfg = FinetuneConfig::load(&path, &[])?;
+        let spec = registry.get(&cfg.task.dataset)?;
+        if spec.origin == encoderlab::data::registry::Origin::Fetched {
+            assert_eq!(cfg.task.data_dir, Path::new("data"), "{}", path.display());
+            fetched_families.insert(format!("{:?}", spec.family));
+        }
+    }
+    assert_eq!(
+        fetched_families.len(),
+        3,
+        "{fetched_families:?}: one example per family with fetched data"
+    );
+    Ok(())
+}

@@ -210,3 +210,19 @@ fn the_notebook_checker_passes_its_own_tests() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A notebook's first cell enters the repository from the kernel's folder (`notebooks/`), and
+/// running it again changes nothing.
+#[test]
+fn entering_the_repository_can_be_rerun() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize()?;
+    std::env::set_current_dir(root.join("notebooks"))?;
+    let first = encoderlab::notebook::enter_repository()?;
+    let again = encoderlab::notebook::enter_repository()?;
+    assert_eq!(
+        (first.canonicalize()?, again.canonicalize()?),
+        (root.clone(), root.clone())
+    );
+    assert_eq!(std::env::current_dir()?.canonicalize()?, root);
+    Ok(())
+}

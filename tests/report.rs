@@ -1024,3 +1024,21 @@ fn instances_from_run_records_keep_corpus_f1_counts() -> anyhow::Result<()> {
     assert!(typed::<HierarchicalTestRow>(&out)[0].levels.ends_with("+instances"));
     Ok(())
 }
+
+/// `data/paper_runs/` (the paper's released runs shipped with the repository, for notebook 03
+/// and the examples) is the shared bundle's copy, file for file.
+#[test]
+fn the_shipped_paper_runs_are_the_bundles() -> anyhow::Result<()> {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/paper_runs");
+    // readable without the bundle: a report of the shipped runs
+    let runs = encoderlab::stats::runs::read_runs(&shipped.join("runs.csv"))?;
+    assert_eq!(runs.len(), 190);
+    let Some(data) = shared_data() else { return Ok(()) };
+    for name in ["runs.csv", "meta.csv", "instances_sst2_test.csv"] {
+        assert!(
+            std::fs::read(shipped.join(name))? == std::fs::read(data.join("paper_runs").join(name))?,
+            "data/paper_runs/{name} differs from the shared bundle's"
+        );
+    }
+    Ok(())
+}
