@@ -226,3 +226,32 @@ fn entering_the_repository_can_be_rerun() -> anyhow::Result<()> {
     assert_eq!(std::env::current_dir()?.canonicalize()?, root);
     Ok(())
 }
+
+/// What notebooks 02 and 03 read needs no `../shared`: notebook 02's grid names fetched datasets
+/// only, in `data/` (each family's, retrieval trained on its own pairs), and notebook 03's first
+/// report is the paper's runs shipped in `data/paper_runs/` with their metadata beside them.
+#[test]
+fn notebooks_02_and_03_read_only_fetched_and_shipped_data() -> anyhow::Result<()> {
+    use encoderlab::data::registry::Origin;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let registry = encoderlab::data::Registry::builtin()?;
+    let sweep = SweepConfig::load(root.join("configs/sweep/notebook_02.toml"))?;
+    let specs = std::env::set_current_dir(root).map(|_| sweep.expand())??;
+    assert_eq!(specs.len(), 54);
+    let mut families = std::collections::BTreeSet::new();
+    for s in &specs {
+        let task = &s.config.task;
+        let spec = registry.get(&task.dataset)?;
+        assert_eq!(spec.origin, Origin::Fetched, "{}", task.dataset);
+        assert_eq!(task.data_dir, std::path::Path::new("data"), "{}", task.dataset);
+        if spec.family == encoderlab::data::TaskFamily::Retrieval {
+            assert_eq!(task.train_pairs, task.dataset, "retrieval trains on its own pairs");
+        }
+        families.insert(spec.family.code());
+    }
+    assert_eq!(families.into_iter().collect::<Vec<_>>(), ["IR", "SC", "TC"]);
+    let paper = Report::from_runs(root.join("data/paper_runs/runs.csv"))?;
+    assert_eq!(paper.systems.len(), 3);
+    assert_eq!(paper.datasets, ["sst2", "conll2003_en"]);
+    Ok(())
+}
