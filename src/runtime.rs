@@ -73,7 +73,8 @@ impl Lines {
         }
         let Ok(mut state) = self.state.lock() else { return };
         let due = state.0.is_none_or(|t| t.elapsed().as_secs() >= LINE_EVERY_S);
-        state.1 = s.trim_end().to_string();
+        // a loop without a message renders its empty slot as ", , "
+        state.1 = s.trim_end().replace(", , ", ", ");
         state.2 = due;
         if due {
             state.0 = Some(Instant::now());
@@ -162,5 +163,11 @@ mod tests {
         assert_eq!((state.1.as_str(), state.2), ("2/10 steps", false));
         lines.text("   ");
         assert_eq!(lines.state.lock().unwrap().1, "2/10 steps", "blank frames are ignored");
+        lines.text("3/10 runs, , 1s so far");
+        assert_eq!(
+            lines.state.lock().unwrap().1,
+            "3/10 runs, 1s so far",
+            "no empty message slot"
+        );
     }
 }

@@ -417,8 +417,8 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
             summary.last_eval_clm_loss = eval_clm;
             summary.last_eval_mlm_loss = eval_mlm;
         }
-        bar.set_position(step as u64);
         bar.set_message(format!("{:?} loss {step_loss:.3}", phase.objective));
+        bar.set_position(step as u64);
 
         if step % cfg.train.checkpoint_every_steps == 0 || step == end || cfg.train.milestones.contains(&step) {
             let dir = checkpoint_dir(&run_dir, step);
