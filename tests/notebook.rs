@@ -211,12 +211,12 @@ fn the_notebook_checker_passes_its_own_tests() {
     );
 }
 
-/// A notebook's first cell enters the repository from the kernel's folder (`notebooks/`), and
-/// running it again changes nothing.
+/// A notebook's first cell enters the repository, and running it again changes nothing (from
+/// `notebooks/` too: the unit test of `repository_above`; this one stays in the repository, as
+/// other tests of this binary read paths relative to it at the same time).
 #[test]
 fn entering_the_repository_can_be_rerun() -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize()?;
-    std::env::set_current_dir(root.join("notebooks"))?;
     let first = encoderlab::notebook::enter_repository()?;
     let again = encoderlab::notebook::enter_repository()?;
     assert_eq!(

@@ -30,22 +30,40 @@ pub fn notebook_setup() -> Result<PathBuf> {
 /// climb once more on each run). Returns the folder.
 pub fn enter_repository() -> Result<PathBuf> {
     let start = std::env::current_dir().at(".")?;
-    let root = start
+    let root = repository_above(&start).ok_or_else(|| {
+        Error::config(
+            "working directory",
+            format!(
+                "{} is not inside the encoderlab repository: start Jupyter in the repository or its notebooks/ folder",
+                start.display()
+            ),
+        )
+    })?;
+    std::env::set_current_dir(&root).at(&root)?;
+    Ok(root)
+}
+
+/// `start` or the nearest folder above it whose `Cargo.toml` is encoderlab's.
+fn repository_above(start: &std::path::Path) -> Option<PathBuf> {
+    start
         .ancestors()
         .find(|dir| {
             std::fs::read_to_string(dir.join("Cargo.toml"))
                 .is_ok_and(|t| t.lines().any(|l| l.trim() == "name = \"encoderlab\""))
         })
-        .ok_or_else(|| {
-            Error::config(
-                "working directory",
-                format!(
-                    "{} is not inside the encoderlab repository: start Jupyter in the repository or its notebooks/ folder",
-                    start.display()
-                ),
-            )
-        })?
-        .to_path_buf();
-    std::env::set_current_dir(&root).at(&root)?;
-    Ok(root)
+        .map(std::path::Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_is_found_from_itself_and_below_it() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert_eq!(repository_above(root).as_deref(), Some(root));
+        assert_eq!(repository_above(&root.join("notebooks")).as_deref(), Some(root));
+        assert_eq!(repository_above(&root.join("src/notebook")).as_deref(), Some(root));
+        assert_eq!(repository_above(std::path::Path::new("/")), None);
+    }
 }
