@@ -319,11 +319,8 @@ fn plot_files(
 fn plot(args: &PlotArgs) -> Result<()> {
     use encoderlab::stats::plots::{figures, render_all, PlotTables};
     let (meta, _) = encoderlab::stats::runs::meta_or_builtin(args.meta.as_deref())?;
-    let rows = PlotTables {
-        ranges: meta.iter().map(|(name, m)| (name.clone(), m.score_range())).collect(),
-        ..PlotTables::read(&args.report)?
-    };
-    let files = render_all(&figures(&rows))?;
+    let ranges = meta.iter().map(|(name, m)| (name.clone(), m.score_range())).collect();
+    let files = render_all(&figures(&PlotTables::read(&args.report, ranges)?))?;
     let out = args.out.as_ref().unwrap_or(&args.report);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (name, bytes) in &files {

@@ -3,7 +3,7 @@
 
 use candle_core::Device;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
@@ -60,10 +60,19 @@ pub fn progress_as_lines(on: bool) {
 
 /// A draw target that prints the bar's text as a line at most every [`LINE_EVERY_S`] seconds,
 /// and the last text when the bar goes away.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Lines {
-    /// (when a line was last printed, the latest text and whether it was printed).
-    state: Mutex<(Option<Instant>, String, bool)>,
+    state: Arc<Mutex<LineState>>,
+}
+
+#[derive(Debug, Default)]
+struct LineState {
+    /// When a line was last printed.
+    printed_at: Option<Instant>,
+    /// The latest text.
+    text: String,
+    /// Whether `text` was printed.
+    printed: bool,
 }
 
 impl Lines {
@@ -72,22 +81,22 @@ impl Lines {
             return;
         }
         let Ok(mut state) = self.state.lock() else { return };
-        let due = state.0.is_none_or(|t| t.elapsed().as_secs() >= LINE_EVERY_S);
-        // a loop without a message renders its empty slot as ", , "
-        state.1 = s.trim_end().replace(", , ", ", ");
-        state.2 = due;
+        let due = state.printed_at.is_none_or(|t| t.elapsed().as_secs() >= LINE_EVERY_S);
+        state.text = s.trim_end().to_string();
+        state.printed = due;
         if due {
-            state.0 = Some(Instant::now());
-            println!("{}", state.1);
+            state.printed_at = Some(Instant::now());
+            println!("{}", state.text);
         }
     }
 }
 
 impl Drop for Lines {
     fn drop(&mut self) {
-        if let Ok(state) = self.state.lock() {
-            if !state.2 && !state.1.is_empty() {
-                println!("{}", state.1);
+        if let Ok(mut state) = self.state.lock() {
+            if !state.printed && !state.text.is_empty() {
+                println!("{}", state.text);
+                state.printed = true;
             }
         }
     }
@@ -125,6 +134,11 @@ impl TermLike for Lines {
     }
 }
 
+/// A progress line's template: the message last, so that a loop without one leaves no empty slot.
+fn line_template(unit: &str) -> String {
+    format!("{{pos}}/{{len}} {unit} ({{elapsed}} so far, ETA {{eta}}) {{msg}}")
+}
+
 /// The progress bar of a loop over `total` units (`steps`, `runs`), positioned at `at`, when
 /// `show`: drawn on stderr where it is a terminal, else as lines on stdout after
 /// [`progress_as_lines`], else not at all.
@@ -137,7 +151,7 @@ pub fn progress_bar(show: bool, total: usize, at: usize, unit: &str) -> Progress
     };
     let bar = ProgressBar::with_draw_target(Some(total as u64), target);
     let template = match lines {
-        true => format!("{{pos}}/{{len}} {unit}, {{msg}}, {{elapsed}} so far, ETA {{eta}}"),
+        true => line_template(unit),
         false => format!("{{bar:30}} {{pos}}/{{len}} {unit}, {{msg}}, ETA {{eta}}"),
     };
     if let Ok(style) = ProgressStyle::with_template(&template) {
@@ -157,17 +171,33 @@ mod tests {
     fn lines_are_throttled_and_the_last_one_kept() {
         let lines = Lines::default();
         lines.text("1/10 steps");
-        assert!(lines.state.lock().unwrap().2);
+        assert!(lines.state.lock().unwrap().printed);
         lines.text("2/10 steps");
-        let state = lines.state.lock().unwrap().clone();
-        assert_eq!((state.1.as_str(), state.2), ("2/10 steps", false));
+        let state = lines.state.lock().unwrap();
+        assert_eq!((state.text.as_str(), state.printed), ("2/10 steps", false));
+        drop(state);
         lines.text("   ");
-        assert_eq!(lines.state.lock().unwrap().1, "2/10 steps", "blank frames are ignored");
-        lines.text("3/10 runs, , 1s so far");
         assert_eq!(
-            lines.state.lock().unwrap().1,
-            "3/10 runs, 1s so far",
-            "no empty message slot"
+            lines.state.lock().unwrap().text,
+            "2/10 steps",
+            "blank frames are ignored"
         );
+    }
+
+    /// A bar drawn as lines: a loop without a message leaves no empty slot in its line, and a
+    /// message comes after the counts.
+    #[test]
+    fn a_line_has_no_empty_message_slot() {
+        for (message, ending) in [("", ")"), ("loss 0.5", ") loss 0.5")] {
+            let lines = Lines::default();
+            let bar = ProgressBar::with_draw_target(Some(10), ProgressDrawTarget::term_like(Box::new(lines.clone())));
+            bar.set_style(ProgressStyle::with_template(&line_template("runs")).unwrap());
+            bar.set_message(message);
+            bar.set_position(3);
+            bar.abandon();
+            let text = lines.state.lock().unwrap().text.clone();
+            assert!(text.starts_with("3/10 runs (") && text.ends_with(ending), "{text:?}");
+            assert!(!text.contains(", ,") && !text.contains(" ,"), "{text:?}");
+        }
     }
 }

@@ -263,15 +263,17 @@ pub fn start_pretraining(run_dir: &Path, config: &impl Serialize, step: u64) -> 
 }
 
 /// The event file of a fine-tuning run (written with its record): the resolved `config` as
-/// text, the training curve (`metrics_jsonl`'s lines), and every score of `result` at its last
-/// step (`validation/accuracy`, `test/f1`, …).
-pub fn finetuning_events(config: &impl Serialize, metrics_jsonl: &str, result: &RunResult) -> Result<Vec<u8>> {
+/// text, the training `curve` (the lines of its `metrics.jsonl`), and every score of `result` at
+/// its last step (`validation/accuracy`, `test/f1`, …).
+pub fn finetuning_events(
+    config: &impl Serialize,
+    curve: &[FinetuneStepMetrics],
+    result: &RunResult,
+) -> Result<Vec<u8>> {
     let mut events = Events::new();
     events.text(0, "config", &config_markdown(config)?);
-    for (i, line) in metrics_jsonl.lines().enumerate() {
-        let m: FinetuneStepMetrics =
-            serde_json::from_str(line).map_err(|e| Error::data("metrics.jsonl", i + 1, e.to_string()))?;
-        events.finetuning_step(&m);
+    for m in curve {
+        events.finetuning_step(m);
     }
     let scores: Vec<(String, f64)> = result
         .all_scores

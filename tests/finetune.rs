@@ -825,37 +825,27 @@ description = "my own reviews"
     let err = finetune(&builtin, &FinetuneOptions::default()).unwrap_err().to_string();
     assert!(err.contains("my_reviews"), "{err}");
 
+    // the error of a run with `set`, refused
+    let refused = |set: &str| -> anyhow::Result<String> {
+        let cfg = config(&ckpt, "my_reviews", &data, &out, &[set])?;
+        Ok(finetune(&cfg, &FinetuneOptions::default()).unwrap_err().to_string())
+    };
     // an unknown family: the registry file and its line are named
     let bad = write(dir.path(), "bad_family.toml", &entry("sentiment"));
     let set = format!("task.registry={}", bad.display());
-    let err = finetune(
-        &config(&ckpt, "my_reviews", &data, &out, &[&set])?,
-        &FinetuneOptions::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refused(&set)?;
     assert!(err.contains("bad_family.toml") && err.contains("sentiment"), "{err}");
     // a split file missing: named
     std::fs::rename(folder.join("validation.jsonl"), folder.join("dev.jsonl"))?;
     let set = format!("task.registry={}", registry.display());
-    let err = finetune(
-        &config(&ckpt, "my_reviews", &data, &out, &[&set])?,
-        &FinetuneOptions::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refused(&set)?;
     assert!(err.contains("validation.jsonl"), "{err}");
     std::fs::rename(folder.join("dev.jsonl"), folder.join("validation.jsonl"))?;
     // a label outside labels.json: the file, line and label are named
     let mut test = std::fs::read_to_string(folder.join("test.jsonl"))?;
     test.push_str("{\"text\": \"the film was odd\", \"label\": 7}\n");
     std::fs::write(folder.join("test.jsonl"), test)?;
-    let err = finetune(
-        &config(&ckpt, "my_reviews", &data, &out, &[&set])?,
-        &FinetuneOptions::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refused(&set)?;
     assert!(
         err.contains("test.jsonl") && err.contains("outside labels.json"),
         "{err}"

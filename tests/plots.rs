@@ -39,7 +39,7 @@ fn synthetic_tables(dir: &Path, systems: usize, datasets: usize) -> Vec<Table> {
 }
 
 fn figures_of(tables: &[Table]) -> Vec<Figure> {
-    figures(&PlotTables::of(tables).unwrap())
+    figures(&PlotTables::of(tables, Default::default()).unwrap())
 }
 
 fn table<'a>(tables: &'a [Table], name: &str) -> &'a Table {
@@ -291,11 +291,8 @@ fn intervals_are_drawn_within_the_score_range() -> anyhow::Result<()> {
     let ix = RunsIndex::new(&runs, &meta, NanPolicy::ImputeChance);
     let tables = build_tables(&ix, &ReportConfig::default())?;
     let ranges = ix.score_ranges();
-    let raw = figures(&PlotTables::of(&tables)?);
-    let clipped = figures(&PlotTables {
-        ranges: ranges.clone(),
-        ..PlotTables::of(&tables)?
-    });
+    let raw = figures(&PlotTables::of(&tables, Default::default())?);
+    let clipped = figures(&PlotTables::of(&tables, ranges.clone())?);
     // bounds outside the range, over the per-dataset figures (a panel is titled "DATASET (split)")
     let outside = |figs: &[Figure]| -> usize {
         figs[..4]

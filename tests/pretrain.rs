@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use common::sample_corpus;
+use common::{metrics, sample_corpus};
 use encoderlab::data::{pack_corpus, Corpus, PackConfig};
 use encoderlab::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
 use encoderlab::objectives::{clm_batch, loss, mlm_batch, MaskTokens, MaskingConfig, Objective};
 use encoderlab::rng::seeded;
 use encoderlab::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
 use encoderlab::train::checkpoint::{checkpoint_dir, list_checkpoints, load_weights};
-use encoderlab::train::{pretrain, AdamW, OptimConfig, PretrainConfig, RunOptions, StepMetrics};
+use encoderlab::train::{pretrain, AdamW, OptimConfig, PretrainConfig, RunOptions};
 
 /// A pack of a small English corpus (vocabulary 300, blocks of 32 tokens) in `dir/pack`.
 fn tiny_pack(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -66,14 +66,6 @@ schedule = {{ kind = "wsd", decay_steps = 3 }}
     std::fs::write(&path, text)?;
     let sets: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     Ok(PretrainConfig::load(&path, &sets)?)
-}
-
-fn metrics(run: &Path) -> Vec<StepMetrics> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Every tensor of a checkpoint's weights, by name.

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::tiny_checkpoint;
+use common::{metrics, tiny_checkpoint};
 use encoderlab::artifacts::{FinetuneStepMetrics, RunResult, StepMetrics};
 use encoderlab::train::{pretrain, PretrainConfig, RunOptions};
 use serde_json::Value;
@@ -46,14 +46,6 @@ fn series(tb: &Value, tag: &str) -> Vec<(u64, f64)> {
 /// `v` as TensorBoard stores it (a 32-bit float).
 fn f32_of(v: f64) -> f64 {
     v as f32 as f64
-}
-
-fn metrics(run: &Path) -> Vec<StepMetrics> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
@@ -143,7 +135,6 @@ fn a_finetuning_run_logs_its_curve_and_scores() -> anyhow::Result<()> {
             examples_per_s: 100.25,
         })
         .collect();
-    let jsonl: String = curve.iter().map(|m| serde_json::to_string(m).unwrap() + "\n").collect();
     let result: RunResult = serde_json::from_value(serde_json::json!({
         "run_id": "r", "model": "m", "objective": "clm", "family": "SC", "dataset": "d",
         "learning_rate": 1e-4, "pretrain_seed": 0, "seed": 0, "metric": "accuracy",
@@ -153,7 +144,7 @@ fn a_finetuning_run_logs_its_curve_and_scores() -> anyhow::Result<()> {
         "train_examples_per_s": 1.0, "eval_examples_per_s": 1.0, "wall_seconds": 1.0
     }))?;
     let config = serde_json::json!({"train": {"learning_rate": 1e-4}});
-    let bytes = encoderlab::tensorboard::finetuning_events(&config, &jsonl, &result)?;
+    let bytes = encoderlab::tensorboard::finetuning_events(&config, &curve, &result)?;
     std::fs::write(dir.path().join(encoderlab::tensorboard::event_file_name()), bytes)?;
     let Some(tb) = tensorboard_reads(dir.path()) else {
         return Ok(());

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::config::{FinetuneConfig, Init};
 pub use crate::artifacts::run_record::{InstanceRow, RunResult, Status};
-use crate::artifacts::{csv_text, RunRow};
+use crate::artifacts::{csv_text, FinetuneStepMetrics, RunRow};
 use crate::config::save_json;
 use crate::data::registry::TaskFamily;
 use crate::error::{IoContext, Result};
@@ -23,7 +23,7 @@ pub(crate) fn write_record(
     cfg: &FinetuneConfig,
     result: &RunResult,
     scores: &[(String, Vec<Scores>)],
-    metrics_jsonl: &str,
+    curve: &[FinetuneStepMetrics],
 ) -> Result<()> {
     let stage = StagingDir::create(dir)?;
     let p = stage.path();
@@ -49,11 +49,17 @@ pub(crate) fn write_record(
     }
     f.flush().at(&path)?;
     drop(f);
-    std::fs::write(p.join("metrics.jsonl"), metrics_jsonl).at(p.join("metrics.jsonl"))?;
+    let metrics = p.join("metrics.jsonl");
+    let mut jsonl = String::new();
+    for m in curve {
+        jsonl += &serde_json::to_string(m).map_err(|e| crate::error::Error::data(&metrics, 0, e.to_string()))?;
+        jsonl.push('\n');
+    }
+    std::fs::write(&metrics, jsonl).at(&metrics)?;
     if cfg.train.tensorboard {
         let board = p.join(crate::tensorboard::TENSORBOARD_DIR);
         std::fs::create_dir_all(&board).at(&board)?;
-        let events = crate::tensorboard::finetuning_events(cfg, metrics_jsonl, result)?;
+        let events = crate::tensorboard::finetuning_events(cfg, curve, result)?;
         let file = board.join(crate::tensorboard::event_file_name());
         std::fs::write(&file, events).at(&file)?;
     }
@@ -146,6 +152,6 @@ pub fn failed_record(cfg: &FinetuneConfig, reason: &str) -> Result<RunResult> {
         wall_seconds: 0.0,
     };
     std::fs::create_dir_all(&cfg.train.out_dir).at(&cfg.train.out_dir)?;
-    write_record(&cfg.run_dir()?, cfg, &result, &[], "")?;
+    write_record(&cfg.run_dir()?, cfg, &result, &[], &[])?;
     Ok(result)
 }

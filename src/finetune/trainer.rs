@@ -157,7 +157,7 @@ fn train_and_evaluate(
     model: &TaskModel,
     opt: &mut AdamW,
     dev: &Device,
-    log: &mut String,
+    log: &mut Vec<FinetuneStepMetrics>,
     bar: &ProgressBar,
 ) -> Result<Outcome> {
     let t = &cfg.train;
@@ -212,15 +212,13 @@ fn train_and_evaluate(
         out.examples += batch.len();
         if out.steps.is_multiple_of(t.log_every) || out.steps == total {
             let per_s = out.examples as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let line = FinetuneStepMetrics {
+            log.push(FinetuneStepMetrics {
                 step: out.steps,
                 loss: loss_sum,
                 lr: rate,
                 grad_norm: norm,
                 examples_per_s: (per_s * 100.0).round() / 100.0,
-            };
-            log.push_str(&serde_json::to_string(&line).map_err(|e| Error::config("metrics", e.to_string()))?);
-            log.push('\n');
+            });
             bar.set_message(format!("loss {loss_sum:.4}"));
         }
         bar.set_position(out.steps as u64);
@@ -332,7 +330,7 @@ pub(crate) fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reu
     std::fs::create_dir_all(&cfg.train.out_dir).at(&cfg.train.out_dir)?;
 
     let bar = progress_bar(opts.progress, 0, 0, "steps");
-    let mut log = String::new();
+    let mut log = Vec::new();
     let outcome = train_and_evaluate(cfg, task.as_ref(), &model, &mut opt, &dev, &mut log, &bar);
     bar.finish_and_clear();
     let outcome = outcome.unwrap_or_else(|e| Outcome::ended(Status::Failed, Some(e.to_string())));

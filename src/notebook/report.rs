@@ -95,10 +95,7 @@ impl Report {
 
     /// Every figure of the report.
     pub fn figures(&self) -> Result<Vec<Figure>> {
-        Ok(figures(&PlotTables {
-            ranges: self.ranges.clone(),
-            ..PlotTables::of(&self.tables)?
-        }))
+        Ok(figures(&PlotTables::of(&self.tables, self.ranges.clone())?))
     }
 
     /// The figure `name` (the report's display lists them).

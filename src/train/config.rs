@@ -191,9 +191,15 @@ impl PretrainConfig {
     /// Whether `other` describes the same run: equal but for what only changes the logs it
     /// writes (`train.tensorboard`), so that a resumed run may turn them on or off.
     pub fn same_run(&self, other: &Self) -> bool {
-        let mut other = other.clone();
-        other.train.tensorboard = self.train.tensorboard;
-        *self == other
+        self.identity() == other.identity()
+    }
+
+    /// The run this config describes: itself with what only changes the logs it writes
+    /// (`train.tensorboard`) at its default.
+    fn identity(&self) -> Self {
+        let mut run = self.clone();
+        run.train.tensorboard = true;
+        run
     }
 
     /// The model configuration: the preset, its overrides, and the tokenizer's vocabulary size
@@ -284,10 +290,7 @@ impl PretrainConfig {
 
     /// A short hash of the resolved configuration (the run's identity).
     pub fn run_id(&self) -> Result<String> {
-        // the logs a run writes are not the run: the id is that of the config with them on
-        let mut run = self.clone();
-        run.train.tensorboard = true;
-        crate::config::config_id(&run)
+        crate::config::config_id(&self.identity())
     }
 
     /// The run's folder.

@@ -109,3 +109,12 @@ schedule = {{ kind = "constant" }}
     encoderlab::train::pretrain(&cfg, &encoderlab::train::RunOptions::default())?;
     Ok(dir.join("runs/tinyclm/checkpoints/step-0000002"))
 }
+
+/// The lines of a pretraining run's `metrics.jsonl`.
+pub fn metrics(run: &Path) -> Vec<encoderlab::train::StepMetrics> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

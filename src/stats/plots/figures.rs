@@ -38,8 +38,8 @@ pub struct PlotTables {
 }
 
 impl PlotTables {
-    /// The rows of a report's tables, just built (no score ranges: set [`PlotTables::ranges`]).
-    pub fn of(tables: &[Table]) -> Result<Self> {
+    /// The rows of a report's tables, just built, and the datasets' score `ranges`.
+    pub fn of(tables: &[Table], ranges: ScoreRanges) -> Result<Self> {
         fn rows<R: ReportRow>(tables: &[Table], required: bool) -> Result<Vec<R>> {
             match tables.iter().find(|t| t.name == R::FILE) {
                 Some(t) => t.rows_of(),
@@ -58,13 +58,13 @@ impl PlotTables {
             expected_max: rows(tables, true)?,
             profile: rows(tables, true)?,
             hierarchical: rows(tables, false)?,
-            ranges: ScoreRanges::new(),
+            ranges,
         })
     }
 
-    /// The rows of the report folder `dir` (`tests_hierarchical.csv` where it has one; no score
-    /// ranges: set [`PlotTables::ranges`]).
-    pub fn read(dir: &Path) -> Result<Self> {
+    /// The rows of the report folder `dir` (`tests_hierarchical.csv` where it has one), and the
+    /// datasets' score `ranges`.
+    pub fn read(dir: &Path, ranges: ScoreRanges) -> Result<Self> {
         let hierarchical = match dir.join(HierarchicalTestRow::FILE).exists() {
             true => read_report(dir)?,
             false => Vec::new(),
@@ -76,7 +76,7 @@ impl PlotTables {
             expected_max: read_report(dir)?,
             profile: read_report(dir)?,
             hierarchical,
-            ranges: ScoreRanges::new(),
+            ranges,
         })
     }
 }

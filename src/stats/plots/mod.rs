@@ -113,9 +113,5 @@ pub fn render_all(figs: &[Figure]) -> Result<Vec<(String, Vec<u8>)>> {
 
 /// The plot files of a report's tables, intervals drawn within each dataset's score range.
 pub fn plot_tables(tables: &[Table], ranges: &ScoreRanges) -> Result<Vec<(String, Vec<u8>)>> {
-    let rows = PlotTables {
-        ranges: ranges.clone(),
-        ..PlotTables::of(tables)?
-    };
-    render_all(&figures(&rows))
+    render_all(&figures(&PlotTables::of(tables, ranges.clone())?))
 }
