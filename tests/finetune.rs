@@ -613,7 +613,7 @@ fn the_cli_runs_a_config_and_prints_the_record() -> anyhow::Result<()> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_encoderlab"))
         .args(["finetune", "--config"])
         .arg(&path)
-        .args(["--set", "train.seed=4", "--threads", "2"])
+        .args(["--set", "train.seed=4", "--threads", "2", "--save-model"])
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -630,6 +630,14 @@ fn the_cli_runs_a_config_and_prints_the_record() -> anyhow::Result<()> {
         .find_map(|l| l.strip_prefix("record: "))
         .expect("a record line");
     assert!(Path::new(record).join("runs.csv").exists());
+    // --save-model: the fine-tuned model beside the record, named for `export hf`
+    let model = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("model: "))
+        .and_then(|l| l.split(" (").next())
+        .expect("a model line");
+    assert!(Path::new(model).join("model.safetensors").exists(), "{model}");
+    assert_eq!(Path::new(model), Path::new(record).join("model"));
     // an unknown key is refused with its name, exit code 1
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_encoderlab"))
         .args(["finetune", "--config"])

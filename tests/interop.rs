@@ -14,7 +14,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use common::{tiny_checkpoint, write};
 use encoderlab::data::{PackedDataset, Split};
-use encoderlab::interop::export::export_hf;
+use encoderlab::interop::export::{export_hf, ExportOptions};
 use encoderlab::interop::gguf::{permute_rows, unpermute_rows};
 use encoderlab::interop::lm::{load_language_model, logits, perplexity};
 use encoderlab::interop::{import_model, ImportOptions};
@@ -50,7 +50,7 @@ fn export_writes_a_transformers_folder_with_the_same_weights() -> anyhow::Result
     let dir = tempfile::tempdir()?;
     let ckpt = tiny_checkpoint(dir.path())?;
     let out = dir.path().join("hf");
-    let report = export_hf(&ckpt, &out)?;
+    let report = export_hf(&ckpt, &out, &ExportOptions::default())?;
     for f in [
         "config.json",
         "model.safetensors",
@@ -92,7 +92,9 @@ fn export_writes_a_transformers_folder_with_the_same_weights() -> anyhow::Result
     let bad = dir.path().join("not_a_checkpoint");
     std::fs::create_dir_all(&bad)?;
     std::fs::copy(ckpt.join("config.json"), bad.join("config.json"))?;
-    let e = export_hf(&bad, &dir.path().join("hf2")).unwrap_err().to_string();
+    let e = export_hf(&bad, &dir.path().join("hf2"), &ExportOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no model.safetensors"), "{e}");
     assert!(!dir.path().join("hf2").exists());
     Ok(())
@@ -103,7 +105,7 @@ fn hf_import_single_and_sharded_gives_the_same_model() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let ckpt = tiny_checkpoint(dir.path())?;
     let hf = dir.path().join("hf");
-    export_hf(&ckpt, &hf)?;
+    export_hf(&ckpt, &hf, &ExportOptions::default())?;
     let reference = batch_logits(&ckpt, AttentionMode::Causal)?;
 
     let single = dir.path().join("single");
@@ -190,7 +192,7 @@ fn unsupported_architectures_and_mismatches_are_refused_by_name() -> anyhow::Res
     let dir = tempfile::tempdir()?;
     let ckpt = tiny_checkpoint(dir.path())?;
     let hf = dir.path().join("hf");
-    export_hf(&ckpt, &hf)?;
+    export_hf(&ckpt, &hf, &ExportOptions::default())?;
     let e = import_error_with(&hf, "model_type", serde_json::json!("qwen2"))?;
     assert!(e.contains("field `model_type`") && e.contains("qwen2"), "{e}");
     let e = import_error_with(
@@ -454,7 +456,7 @@ fn a_mask_token_is_added_and_mlm_continues_from_the_import() -> anyhow::Result<(
     let ckpt = tiny_checkpoint(dir.path())?;
     // a causal LM's tokenizer without a mask token: rename ours to a name no one reads as one
     let hf = dir.path().join("hf");
-    export_hf(&ckpt, &hf)?;
+    export_hf(&ckpt, &hf, &ExportOptions::default())?;
     let tok_path = hf.join("tokenizer.json");
     let text = std::fs::read_to_string(&tok_path)?.replace("<|mask|>", "<|reserved_0|>");
     std::fs::write(&tok_path, text)?;

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use encoderlab::data::{PackedDataset, Split};
+use encoderlab::interop::export::{export_hf, ExportOptions};
 use encoderlab::interop::lm::{
     check_pack_tokenizer, load_language_model, logits_file, perplexity, random_language_model,
 };
-use encoderlab::interop::{export::export_hf, import_model, ImportOptions};
-use encoderlab::model::ModelConfig;
+use encoderlab::interop::{import_model, ImportOptions};
+use encoderlab::model::{AttentionMode, ModelConfig};
 
 /// `import` subcommands.
 #[derive(Subcommand)]
@@ -37,18 +38,24 @@ pub struct ImportArgs {
 /// `export` subcommands.
 #[derive(Subcommand)]
 pub enum ExportCommand {
-    /// A checkpoint folder → a Hugging Face folder that transformers loads with no custom code
-    /// (LlamaForCausalLM; see its README.md for the bidirectional call).
+    /// A checkpoint folder or a fine-tuned model (runs/finetune/RUN/model) → a Hugging Face
+    /// folder: the stock Llama class where it computes the same (causal), else encoderlab's
+    /// bidirectional classes through auto_map (trust_remote_code=True); see its README.md.
     Hf(ExportArgs),
 }
 
 /// Arguments of `export hf`.
 #[derive(Args)]
 pub struct ExportArgs {
-    /// The checkpoint folder (runs/pretrain/NAME/checkpoints/step-N, or an imported model).
+    /// The checkpoint folder (runs/pretrain/NAME/checkpoints/step-N, or an imported model), or a
+    /// fine-tuned model (runs/finetune/RUN/model, written with --save-model).
     checkpoint: PathBuf,
     /// The folder to write (replaced only once complete).
     out_dir: PathBuf,
+    /// The attention the exported model runs with (default: the one it was last trained with).
+    /// A checkpoint only: e.g. a CLM model as the bidirectional encoder the paper fine-tunes.
+    #[arg(long, value_parser = ["causal", "bidirectional"])]
+    attention: Option<String>,
 }
 
 /// Arguments of `import hf` and `import gguf`.
@@ -75,7 +82,8 @@ pub enum EvalCommand {
     /// architecture) on a pack made with its tokenizer.
     Perplexity(PerplexityArgs),
     /// Logits of a checkpoint on a batch (safetensors: input_ids, attention_mask), causal and
-    /// bidirectional: what scripts/hf_parity.py compares with transformers.
+    /// bidirectional, or a fine-tuned model's outputs (`outputs`: its head's logits or its
+    /// embeddings): what scripts/hf_parity.py compares with transformers.
     Logits(LogitsArgs),
 }
 
@@ -108,12 +116,13 @@ pub struct PerplexityArgs {
 /// Arguments of `eval logits`.
 #[derive(Args)]
 pub struct LogitsArgs {
-    /// The checkpoint folder.
+    /// The checkpoint folder, or a fine-tuned model (runs/finetune/RUN/model).
     checkpoint: PathBuf,
     /// safetensors file with `input_ids` and `attention_mask`, both (B, T).
     #[arg(long)]
     batch: PathBuf,
-    /// safetensors file to write (`causal`, `bidirectional`: (B, T, V) f32).
+    /// safetensors file to write (`causal`, `bidirectional`: (B, T, V) f32; a fine-tuned model:
+    /// `outputs`).
     #[arg(long)]
     out: PathBuf,
 }
@@ -121,7 +130,14 @@ pub struct LogitsArgs {
 /// Runs `export hf`.
 pub fn export(cmd: &ExportCommand) -> Result<()> {
     let ExportCommand::Hf(a) = cmd;
-    let report = export_hf(&a.checkpoint, &a.out_dir)?;
+    let opts = ExportOptions {
+        attention: match a.attention.as_deref() {
+            Some("causal") => Some(AttentionMode::Causal),
+            Some(_) => Some(AttentionMode::Bidirectional),
+            None => None,
+        },
+    };
+    let report = export_hf(&a.checkpoint, &a.out_dir, &opts)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -48,6 +48,10 @@ pub struct FinetuneArgs {
     /// `task.registry`; default: the built-in configs/datasets.toml).
     #[arg(long)]
     pub registry: Option<PathBuf>,
+    /// Save the fine-tuned model in the record's `model/` folder, for `export hf` and `eval
+    /// logits` (the config key `train.save_model = true`).
+    #[arg(long)]
+    pub save_model: bool,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -97,12 +101,21 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     set_threads(args.threads);
     let mut cfg = FinetuneConfig::load(&args.config, &args.set)?;
     cfg.train.tensorboard &= !args.no_tensorboard;
+    cfg.train.save_model |= args.save_model;
     if let Some(registry) = &args.registry {
         cfg.task.registry = Some(registry.clone());
     }
     let result = encoderlab::finetune::finetune(&cfg, &FinetuneOptions { progress: true })?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     println!("record: {}", cfg.run_dir()?.display());
+    if cfg.train.save_model && result.status == Status::Ok {
+        let model = cfg.run_dir()?.join(encoderlab::finetune::saved::MODEL_DIR);
+        println!(
+            "model: {} (encoderlab export hf {} OUT)",
+            model.display(),
+            model.display()
+        );
+    }
     match result.status {
         Status::Ok => Ok(()),
         Status::Diverged => {

@@ -256,6 +256,11 @@ pub struct FinetuneTrainConfig {
     /// (default: on; `--no-tensorboard` turns it off).
     #[serde(default = "crate::config::yes", skip_serializing_if = "crate::config::is_true")]
     pub tensorboard: bool,
+    /// Save the fine-tuned model (backbone and head) in the run record's `model/` folder, for
+    /// `export hf` and `eval logits` (default: off; `--save-model` turns it on). Like the logs,
+    /// it leaves the run's id unchanged.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub save_model: bool,
 }
 
 impl FinetuneTrainConfig {
@@ -275,6 +280,7 @@ impl FinetuneTrainConfig {
             device: cpu(),
             out_dir: out_dir(),
             tensorboard: true,
+            save_model: false,
         }
     }
 }
@@ -333,9 +339,11 @@ impl FinetuneConfig {
 
     /// A short hash of the resolved configuration: the run's id and folder name.
     pub fn run_id(&self) -> Result<String> {
-        // the logs a run writes are not the run: the id is that of the config with them on
+        // the logs and the model a run writes are not the run: the id is that of the config
+        // with the logs on and the model not saved
         let mut run = self.clone();
         run.train.tensorboard = true;
+        run.train.save_model = false;
         crate::config::config_id(&run)
     }
 

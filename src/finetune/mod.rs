@@ -10,6 +10,7 @@ pub mod qa;
 pub mod record;
 pub mod retrieve;
 pub mod reuse;
+pub mod saved;
 pub mod tag;
 pub mod task;
 pub mod trainer;

@@ -1,12 +1,14 @@
 //! A fine-tuning run's record, written atomically as one folder `{out_dir}/{run_id}/`:
 //! `config.json` (resolved), `result.json`, `instances.jsonl` (per-instance scores of both
-//! splits, every metric), `metrics.jsonl` (training curve) and `runs.csv` (its rows of the
-//! project's runs table); the types of these files are in [`crate::artifacts`].
+//! splits, every metric), `metrics.jsonl` (training curve), `runs.csv` (its rows of the
+//! project's runs table), `tensorboard/` and, with `train.save_model`, `model/` (the fine-tuned
+//! model, [`super::saved`]); the types of these files are in [`crate::artifacts`].
 
 use std::io::Write;
 use std::path::Path;
 
 use super::config::{FinetuneConfig, Init};
+use super::saved::{save_task_model, ModelToSave, MODEL_DIR};
 pub use crate::artifacts::run_record::{InstanceRow, RunResult, Status};
 use crate::artifacts::{csv_text, FinetuneStepMetrics, RunRow};
 use crate::config::save_json;
@@ -17,16 +19,21 @@ use crate::fsutil::StagingDir;
 use crate::objectives::Objective;
 use crate::train::checkpoint::load_state;
 
-/// Writes the run folder `dir` (replacing an earlier one) in one rename.
+/// Writes the run folder `dir` (replacing an earlier one) in one rename, with the fine-tuned
+/// model in `model/` when one is given.
 pub(crate) fn write_record(
     dir: &Path,
     cfg: &FinetuneConfig,
     result: &RunResult,
     scores: &[(String, Vec<Scores>)],
     curve: &[FinetuneStepMetrics],
+    model: Option<&ModelToSave>,
 ) -> Result<()> {
     let stage = StagingDir::create(dir)?;
     let p = stage.path();
+    if let Some(m) = model {
+        save_task_model(&p.join(MODEL_DIR), m)?;
+    }
     save_json(cfg, &p.join("config.json"))?;
     save_json(result, &p.join("result.json"))?;
     let path = p.join("instances.jsonl");
@@ -152,6 +159,6 @@ pub fn failed_record(cfg: &FinetuneConfig, reason: &str) -> Result<RunResult> {
         wall_seconds: 0.0,
     };
     std::fs::create_dir_all(&cfg.train.out_dir).at(&cfg.train.out_dir)?;
-    write_record(&cfg.run_dir()?, cfg, &result, &[], &[])?;
+    write_record(&cfg.run_dir()?, cfg, &result, &[], &[], None)?;
     Ok(result)
 }

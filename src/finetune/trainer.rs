@@ -16,6 +16,7 @@ use super::qa::Qa;
 use super::record::{backbone_labels, backbone_pretrain_seed, write_record, RunResult, Status};
 use super::retrieve::Retrieval;
 use super::reuse::{Reuse, TaskKey};
+use super::saved::{ModelToSave, TaskHead};
 use super::tag::Tagging;
 use super::task::{split_plan, EvalSplit, Task, TaskInputs, ValidationSource};
 use crate::artifacts::FinetuneStepMetrics;
@@ -120,6 +121,17 @@ fn split_seed(registry: &Registry, cfg: &FinetuneConfig) -> Result<Option<u64>> 
         _ => split_plan(spec, &cfg.task.dataset)?.0 == ValidationSource::HeldOut,
     };
     Ok(held_out.then_some(cfg.train.seed))
+}
+
+/// The label names of a classification dataset, by index; none for QA and retrieval.
+fn label_names(registry: &Registry, cfg: &FinetuneConfig) -> Result<Vec<String>> {
+    let spec = registry.get(&cfg.task.dataset)?;
+    match spec.family {
+        TaskFamily::SequenceClassification | TaskFamily::TokenClassification => {
+            spec.labels(&cfg.task.dataset, &cfg.task.data_dir)
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// What training and evaluation produced.
@@ -373,6 +385,27 @@ pub(crate) fn finetune_reusing(cfg: &FinetuneConfig, opts: &FinetuneOptions, reu
         eval_examples_per_s: outcome.eval_instances as f64 / outcome.eval_seconds.max(1e-9),
         wall_seconds: started.elapsed().as_secs_f64(),
     };
-    write_record(&dir, cfg, &result, &outcome.scores, &log)?;
+    let saved = if cfg.train.save_model && result.status == Status::Ok {
+        let head = TaskHead {
+            head,
+            pooling: cfg.model.pooling,
+            attention: cfg.model.attention,
+            max_length: cfg.task.max_length,
+            sep_token_id: sep,
+            pad_token_id: pad,
+            labels: label_names(&registry, cfg)?,
+            dataset: cfg.task.dataset.clone(),
+            run_id: result.run_id.clone(),
+        };
+        Some(ModelToSave {
+            config: &model_cfg,
+            head,
+            map: &map,
+            tokenizer: &tok_path,
+        })
+    } else {
+        None
+    };
+    write_record(&dir, cfg, &result, &outcome.scores, &log, saved.as_ref())?;
     Ok(result)
 }

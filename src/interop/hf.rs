@@ -14,8 +14,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::model::{AttentionMode, ModelConfig};
 
 /// `model_type`s whose architecture is exactly ours (Llama: RMSNorm, SwiGLU, RoPE, GQA, no
-/// biases).
-const SUPPORTED_TYPES: [&str; 1] = ["llama"];
+/// biases); `encoderlab` is our own bidirectional export of it.
+const SUPPORTED_TYPES: [&str; 2] = ["llama", "encoderlab"];
 
 /// Refuses, naming the field, what our model does not implement.
 pub(crate) fn check_supported(config: &Value, path: &Path) -> Result<()> {

@@ -46,10 +46,12 @@ pub fn logits(model: &LanguageModel, input_ids: &Tensor, mask: Option<&Tensor>, 
 }
 
 /// Reads `input_ids` and `attention_mask` (B, T, any integer or float type) from the safetensors
-/// file `batch`, and writes `causal` and `bidirectional` logits (B, T, V, f32) to `out`.
+/// file `batch`, and writes to `out` a checkpoint's `causal` and `bidirectional` logits (B, T, V,
+/// f32), or a fine-tuned model's `outputs` (its head's logits, or its embeddings: see
+/// [`crate::finetune::saved::task_outputs`]).
 pub fn logits_file(checkpoint: &Path, batch: &Path, out: &Path) -> Result<()> {
     let dev = Device::Cpu;
-    let model = load_language_model(checkpoint, &dev)?;
+    let fine_tuned = crate::finetune::saved::TaskHead::read(&checkpoint.join("config.json"))?.is_some();
     let tensors = crate::train::checkpoint::read_safetensors(batch, &dev, "the input batch")?;
     let get = |name: &str| {
         tensors.get(name).ok_or_else(|| {
@@ -63,18 +65,28 @@ pub fn logits_file(checkpoint: &Path, batch: &Path, out: &Path) -> Result<()> {
     let ids = get("input_ids")?; // any integer type: `logits` casts it
     let mask = get("attention_mask")?.to_dtype(DType::F32)?;
     let mut outputs = std::collections::HashMap::new();
+    if fine_tuned {
+        let outs = crate::finetune::saved::task_outputs(checkpoint, ids, &mask)?;
+        outputs.insert("outputs".to_string(), outs);
+        return write_tensors(&outputs, out);
+    }
+    let model = load_language_model(checkpoint, &dev)?;
     for (name, mode) in [
         ("causal", AttentionMode::Causal),
         ("bidirectional", AttentionMode::Bidirectional),
     ] {
         outputs.insert(name.to_string(), logits(&model, ids, Some(&mask), mode)?);
     }
+    write_tensors(&outputs, out)
+}
+
+/// Writes `outputs` to the safetensors file `out`, atomically.
+fn write_tensors(outputs: &std::collections::HashMap<String, Tensor>, out: &Path) -> Result<()> {
     let mut names: Vec<&String> = outputs.keys().collect();
     names.sort();
     let bytes = safetensors::serialize(names.into_iter().map(|n| (n.as_str(), &outputs[n])), None)
         .map_err(|e| Error::data(out, 0, e.to_string()))?;
-    write_atomic(out, &bytes)?;
-    Ok(())
+    write_atomic(out, &bytes)
 }
 
 /// A held-out perplexity.

@@ -1,7 +1,9 @@
 //! Interoperability with the Hugging Face and llama.cpp ecosystems.
 //!
-//! - [`export::export_hf`]: one of our checkpoints → a folder `transformers` loads with no custom
-//!   code (`LlamaForCausalLM`), checked against our logits by `scripts/hf_parity.py`;
+//! - [`export::export_hf`]: one of our checkpoints or fine-tuned models → a folder `transformers`
+//!   loads as the model it was trained to be: the stock Llama class where it computes the same
+//!   thing, else ours through `auto_map` ([`hf_layout`]: bidirectional attention, our pooling),
+//!   checked against our outputs by `scripts/hf_parity.py`;
 //! - `hf::read_hf` and [`gguf::read_gguf`]: a Hugging Face Llama-family folder (single or
 //!   sharded safetensors) or a GGUF file (dequantized to f32 through candle's quantized support,
 //!   with the tokenizer rebuilt from its metadata) → a [`ModelFiles`] in memory;
@@ -13,6 +15,7 @@
 pub mod export;
 pub mod gguf;
 pub mod hf;
+pub mod hf_layout;
 pub mod lm;
 pub mod vocab;
 
