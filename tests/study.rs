@@ -158,6 +158,34 @@ fn grid_of(cfg: &StudyConfig, models: &[Model], dir: &Path) -> anyhow::Result<Ve
     Ok(encoderlab::sweep::SweepConfig::load(&sweep)?.expand()?)
 }
 
+/// A study can name a registry of the user's own: every run of its grid reads it
+/// (`task.registry`), and a registry that is not there is refused when the config is read.
+#[test]
+fn a_study_grid_reads_the_users_registry() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (registry, _, _) = common::own_dataset(dir.path())?;
+    let mut cfg = StudyConfig::preset("demo")?;
+    cfg.out = dir.path().join("study");
+    cfg.registry = Some(registry.clone());
+    cfg.finetune.datasets.truncate(1);
+    cfg.finetune.datasets[0].dataset = "my_reviews".into();
+    // as the study saves and reads it back
+    let cfg = StudyConfig::parse(&toml::to_string(&cfg)?, Path::new("study.toml"))?;
+    assert_eq!(cfg.registry()?.get("my_reviews")?.description, "my own reviews");
+    let specs = grid_of(&cfg, &models(&cfg), dir.path())?;
+    assert!(!specs.is_empty());
+    assert!(specs.iter().all(
+        |s| s.config.task.registry.as_deref() == Some(registry.as_path()) && s.config.task.dataset == "my_reviews"
+    ));
+    let mut missing = cfg.clone();
+    missing.registry = Some("nowhere.toml".into());
+    let e = StudyConfig::parse(&toml::to_string(&missing)?, Path::new("study.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("registry") && e.contains("nowhere.toml"), "{e}");
+    Ok(())
+}
+
 #[test]
 fn each_dataset_runs_its_own_learning_rates_steps_and_example_limits() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -657,6 +657,7 @@ fn damaged_records_are_reported_and_a_sweep_runs_once_at_a_time() -> anyhow::Res
         threads_per_worker: 1,
         retry_failed: false,
         progress: false,
+        registry: None,
     };
     let err = run_local(&cfg, &specs, &opts).unwrap_err().to_string();
     assert!(err.contains("another executor is running this sweep"), "{err}");
@@ -757,6 +758,7 @@ fn a_worker_that_dies_fails_its_run_and_is_replaced() -> anyhow::Result<()> {
         threads_per_worker: 1,
         retry_failed: false,
         progress: false,
+        registry: None,
     };
     let summary = run_local(&cfg, &specs, &opts)?;
     assert_eq!((summary.started, summary.done, summary.failed), (4, 0, 4));
@@ -769,5 +771,103 @@ fn a_worker_that_dies_fails_its_run_and_is_replaced() -> anyhow::Result<()> {
         assert!(reason.contains("exit status: 3"), "{reason}");
         assert!(reason.contains("out of luck on run"), "{reason}");
     }
+    Ok(())
+}
+
+/// A sweep over a dataset of the user's own registry: `sweep run --registry FILE` passes it to
+/// every worker process (each run's saved config names it), the sweep file's `registry` key
+/// does the same, a Slurm script passes it to each task, and a registry that is not there is
+/// refused before anything runs.
+#[test]
+fn a_sweep_finds_its_dataset_in_the_users_registry() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ckpt = tiny_checkpoint(dir.path())?;
+    let (registry, data, _) = common::own_dataset(dir.path())?;
+    write(
+        dir.path(),
+        "base.toml",
+        &format!(
+            r#"
+[model]
+checkpoint = "{}"
+[task]
+dataset = "my_reviews"
+data_dir = "{}"
+max_length = 32
+[train]
+learning_rate = 1e-3
+batch_size = 8
+max_steps = 3
+"#,
+            ckpt.display(),
+            data.display()
+        ),
+    );
+    let sweep_text = |name: &str, registry_line: &str| {
+        format!(
+            r#"
+name = "{name}"
+base = "{}"
+out_dir = "{}"
+{registry_line}
+[[axes]]
+key = "train.seed"
+values = [0, 1]
+"#,
+            dir.path().join("base.toml").display(),
+            dir.path().join("sweeps").display()
+        )
+    };
+    let sweep = write(dir.path(), "sweep.toml", &sweep_text("own", ""));
+    let out = Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args(["sweep", "run", "--workers", "2", "--config"])
+        .arg(&sweep)
+        .arg("--registry")
+        .arg(&registry)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs = records(&dir.path().join("sweeps/own/runs"));
+    assert_eq!(runs.len(), 2);
+    for run in &runs {
+        let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("result.json"))?)?;
+        assert_eq!(
+            (result["status"].as_str(), result["dataset"].as_str()),
+            (Some("ok"), Some("my_reviews"))
+        );
+        let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json"))?)?;
+        assert_eq!(config["task"]["registry"].as_str(), registry.to_str());
+    }
+    // the sweep file's key: the same runs (the same ids), so nothing is pending
+    let keyed = write(
+        dir.path(),
+        "sweep.toml",
+        &sweep_text("own", &format!("registry = \"{}\"", registry.display())),
+    );
+    let cfg = SweepConfig::load(&keyed)?;
+    let specs = cfg.expand()?;
+    assert!(specs
+        .iter()
+        .all(|s| s.config.task.registry.as_deref() == Some(registry.as_path())));
+    assert_eq!(plan(&specs, &cfg.runs_dir(), 1).pending, 0);
+    // a Slurm task gets it too (a sweep of its own, whose runs are pending)
+    let other = write(dir.path(), "other.toml", &sweep_text("own_slurm", ""));
+    let out = Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args(["sweep", "slurm", "--dry-run", "--config"])
+        .arg(&other)
+        .arg("--registry")
+        .arg(&registry)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let quoted = format!("--registry '{}'", std::fs::canonicalize(&registry)?.display());
+    assert_eq!(text.matches(&quoted).count(), 2, "run-one and mark-failed: {text}");
+    // a registry file that is not there: named, before any run
+    let missing = write(
+        dir.path(),
+        "sweep.toml",
+        &sweep_text("own", "registry = \"nowhere.toml\""),
+    );
+    let e = SweepConfig::load(&missing).unwrap_err().to_string();
+    assert!(e.contains("registry") && e.contains("nowhere.toml"), "{e}");
     Ok(())
 }

@@ -71,6 +71,10 @@ pub struct SweepArgs {
     /// The sweep file (configs/sweep/*.toml).
     #[arg(long)]
     pub config: PathBuf,
+    /// A dataset registry of your own that every run finds its dataset in (the sweep file's key
+    /// `registry`; passed on to the workers and the Slurm tasks).
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -146,7 +150,10 @@ pub fn sweep(cmd: &SweepCommand) -> Result<()> {
         SweepCommand::Slurm(a) => &a.sweep,
         SweepCommand::MarkFailed(a) => &a.sweep,
     };
-    let cfg = SweepConfig::load(&args.config)?;
+    let mut cfg = SweepConfig::load(&args.config)?;
+    if let Some(registry) = &args.registry {
+        cfg.registry = Some(registry.clone());
+    }
     let specs = cfg.expand()?;
     match cmd {
         SweepCommand::Plan(a) => print!("{}", plan(&specs, &cfg.runs_dir(), a.workers).summary(a.workers)),
@@ -162,6 +169,7 @@ pub fn sweep(cmd: &SweepCommand) -> Result<()> {
                 threads_per_worker: a.threads_per_worker.unwrap_or((cores / a.workers.max(1)).max(1)),
                 retry_failed: a.retry_failed,
                 progress: true,
+                registry: args.registry.clone(),
             };
             let summary = run_local(&cfg, &specs, &opts)?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -181,6 +189,7 @@ pub fn sweep(cmd: &SweepCommand) -> Result<()> {
                 cpus_per_task: a.cpus_per_task,
                 max_parallel: a.max_parallel,
                 retry_failed: a.retry_failed,
+                registry: args.registry.as_deref().map(std::fs::canonicalize).transpose()?,
             };
             let sub = submit(&cfg, &specs, &opts, a.dry_run)?;
             if sub.indices.is_empty() {

@@ -41,6 +41,8 @@ pub struct PrepareOptions {
     /// The pretraining datasets of the registry (default [`PRETRAINING_DATASETS`]); fetched ones
     /// are fetched where missing, shared ones must be there.
     pub datasets: Vec<String>,
+    /// A dataset registry of your own to find `datasets` in (default: the built-in one).
+    pub registry: Option<PathBuf>,
 }
 
 impl PrepareOptions {
@@ -53,6 +55,7 @@ impl PrepareOptions {
             seq_len: 128,
             seed: 0,
             datasets: PRETRAINING_DATASETS.iter().map(|s| s.to_string()).collect(),
+            registry: None,
         }
     }
 
@@ -100,7 +103,10 @@ fn existing(opts: &PrepareOptions, paths: &[PathBuf]) -> Option<PackMeta> {
 /// is there with the same settings).
 pub fn prepare_pretraining_data(opts: &PrepareOptions) -> Result<Prepared> {
     let pack = opts.pack_dir();
-    let registry = Registry::builtin()?;
+    let registry = match &opts.registry {
+        Some(path) => Registry::load(path)?,
+        None => Registry::builtin()?,
+    };
     let mut missing = Vec::new();
     for name in &opts.datasets {
         let spec = registry.get(name)?;

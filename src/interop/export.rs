@@ -59,7 +59,13 @@ pub struct ExportReport {
 }
 
 /// The model card of an export: what it is and how to load it.
-fn model_card(cfg: &ModelConfig, layout: &Layout, task: Option<&TaskHead>, source: &Path) -> String {
+fn model_card(
+    cfg: &ModelConfig,
+    layout: &Layout,
+    task: Option<&TaskHead>,
+    tok: &TextTokenizer,
+    source: &Path,
+) -> String {
     let what = match task {
         Some(t) => format!(
             "fine-tuned on `{}` (run `{}`) with {} attention",
@@ -98,9 +104,11 @@ fn model_card(cfg: &ModelConfig, layout: &Layout, task: Option<&TaskHead>, sourc
     };
     let inputs = match task {
         Some(t) => format!(
-            "\nThe tokenizer ends every input with token {} and joins a pair as `a <sep> b <sep>`, as \
+            "\nThe tokenizer ends every input with `{}` (id {}) and joins a pair as `a <sep> b <sep>`, as \
              fine-tuning did (inputs up to {} tokens; `truncation=True` cuts there).\n",
-            t.sep_token_id, t.max_length
+            tok.inner().id_to_token(t.sep_token_id).unwrap_or_default(),
+            t.sep_token_id,
+            t.max_length
         ),
         None => String::new(),
     };
@@ -353,7 +361,7 @@ pub fn export_hf(checkpoint: &Path, out_dir: &Path, opts: &ExportOptions) -> Res
     }
     write_atomic(
         p.join("README.md"),
-        model_card(&cfg, &layout, task.as_ref(), checkpoint).as_bytes(),
+        model_card(&cfg, &layout, task.as_ref(), &tok, checkpoint).as_bytes(),
     )?;
     stage.commit()?;
     Ok(ExportReport {

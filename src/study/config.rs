@@ -65,6 +65,11 @@ pub struct StudyConfig {
     /// Fetch the default datasets into `data_dir` where missing.
     #[serde(default)]
     pub fetch: bool,
+    /// A dataset registry of your own (the format of `configs/datasets.toml`) to find the
+    /// grid's and the tokenizer's datasets in, instead of the built-in one; every fine-tuning
+    /// run of the grid reads it (`task.registry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<PathBuf>,
     /// Where every artefact goes.
     pub out: PathBuf,
     /// Seed of the pretraining runs, the pack and the analysis.
@@ -91,6 +96,14 @@ fn yes() -> bool {
 }
 
 impl StudyConfig {
+    /// The registry the study's datasets are found in: `registry`'s file, else the built-in one.
+    pub fn registry(&self) -> Result<crate::data::Registry> {
+        match &self.registry {
+            Some(path) => crate::data::Registry::load(path),
+            None => crate::data::Registry::builtin(),
+        }
+    }
+
     /// A built-in preset.
     pub fn preset(name: &str) -> Result<Self> {
         let (_, text) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
@@ -166,6 +179,15 @@ impl StudyConfig {
 
 impl crate::config::ConfigFile for StudyConfig {
     fn validate(&self) -> Result<()> {
+        if let Some(path) = self.registry.as_ref().filter(|p| !p.is_file()) {
+            return Err(Error::config(
+                "registry",
+                format!(
+                    "{}: no such file (a dataset registry in the format of configs/datasets.toml)",
+                    path.display()
+                ),
+            ));
+        }
         let p = &self.pretrain;
         for size in self.sizes() {
             ModelConfig::preset(&size).map_err(|e| Error::config("pretrain.size", e.to_string()))?;

@@ -115,6 +115,7 @@ pub fn finetune_base(cfg: &StudyConfig, first: &Model) -> FinetuneConfig {
     model.pooling = f.pooling;
     let mut task = TaskConfig::new(&d.dataset);
     task.data_dir = cfg.data_dir.clone();
+    task.registry = cfg.registry.clone();
     task.max_length = d.max_length;
     task.max_train_examples = f.max_train_examples;
     task.max_eval_examples = f.max_eval_examples;
@@ -160,7 +161,7 @@ fn dataset_keys(d: &DatasetPlan, f: &FinetunePlan, steps: usize) -> Vec<(&'stati
 /// dataset at each probe learning rate, with a frozen backbone.
 fn probe_values(cfg: &StudyConfig) -> Vec<toml::Value> {
     let f = &cfg.finetune;
-    let (Some(p), Ok(registry)) = (&f.probe, crate::data::Registry::builtin()) else {
+    let (Some(p), Ok(registry)) = (&f.probe, cfg.registry()) else {
         return Vec::new();
     };
     let mut v = Vec::new();
@@ -246,6 +247,8 @@ pub fn sweep_config(cfg: &StudyConfig, models: &[Model], base: &Path, out_dir: &
         base: base.to_path_buf(),
         out_dir: out_dir.to_path_buf(),
         set: Vec::new(),
+        // the base config names it (`task.registry`)
+        registry: None,
         axes: vec![
             Axis {
                 key: None,

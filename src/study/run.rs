@@ -17,7 +17,6 @@ use crate::artifacts::{csv_text, TaskMetaRow};
 use crate::config::save_toml;
 use crate::data::fetch::{fetch, FetchOptions};
 use crate::data::prepare::{prepare_pretraining_data, PrepareOptions};
-use crate::data::Registry;
 use crate::error::{IoContext, Result};
 use crate::fsutil::write_atomic;
 use crate::stats::runs::builtin_meta;
@@ -86,6 +85,7 @@ pub fn run_study(cfg: &StudyConfig, opts: &StudyOptions) -> Result<StudyOutcome>
                     .max(1),
                 retry_failed: false,
                 progress: opts.progress,
+                registry: None,
             };
             run_local(&sweep, &specs, &local)?.started
         }
@@ -127,7 +127,7 @@ pub fn run_study(cfg: &StudyConfig, opts: &StudyOptions) -> Result<StudyOutcome>
 
 /// Fetches the default datasets where missing (when the study says so), then the pack.
 fn prepare_data(cfg: &StudyConfig) -> Result<()> {
-    let registry = Registry::builtin()?;
+    let registry = cfg.registry()?;
     if cfg.fetch {
         let missing = cfg
             .finetune
@@ -160,6 +160,7 @@ fn prepare_data(cfg: &StudyConfig) -> Result<()> {
         seq_len: cfg.tokenizer.seq_len,
         seed: cfg.seed,
         datasets: cfg.tokenizer.datasets.clone(),
+        registry: cfg.registry.clone(),
         ..PrepareOptions::new(&cfg.data_dir, &cfg.out)
     };
     prepare_pretraining_data(&opts)?;
@@ -242,7 +243,7 @@ fn write_sweep(cfg: &StudyConfig, models: &[Model]) -> Result<(SweepConfig, Vec<
 /// The task metadata of the grid's datasets (from the registry), as `analysis report --meta`
 /// reads it.
 fn write_meta(cfg: &StudyConfig, path: &Path) -> Result<()> {
-    let meta = builtin_meta(&Registry::builtin()?);
+    let meta = builtin_meta(&cfg.registry()?);
     let rows: Vec<TaskMetaRow> = cfg
         .finetune
         .datasets

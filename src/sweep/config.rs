@@ -53,6 +53,10 @@ pub struct SweepConfig {
     /// Overrides applied to every run (`key=value`).
     #[serde(default)]
     pub set: Vec<String>,
+    /// A dataset registry of your own that every run finds its dataset in (`task.registry`;
+    /// `sweep … --registry FILE` sets it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<PathBuf>,
     /// The axes, first slowest.
     #[serde(default)]
     pub axes: Vec<Axis>,
@@ -133,6 +137,10 @@ impl SweepConfig {
     pub fn expand(&self) -> Result<Vec<RunSpec>> {
         let text = std::fs::read_to_string(&self.base).at(&self.base)?;
         let mut base: toml::Table = parse_toml(&text, &self.base)?;
+        if let Some(registry) = &self.registry {
+            let value = toml::Value::String(registry.display().to_string());
+            crate::config::set_path(&mut base, "task.registry", value)?;
+        }
         for o in &self.set {
             set_override(&mut base, o)?;
         }
@@ -189,6 +197,15 @@ impl SweepConfig {
 impl crate::config::ConfigFile for SweepConfig {
     fn validate(&self) -> Result<()> {
         crate::config::check_folder_name("name", &self.name)?;
+        if let Some(path) = self.registry.as_ref().filter(|p| !p.is_file()) {
+            return Err(Error::config(
+                "registry",
+                format!(
+                    "{}: no such file (a dataset registry in the format of configs/datasets.toml)",
+                    path.display()
+                ),
+            ));
+        }
         for (i, axis) in self.axes.iter().enumerate() {
             if axis.values.is_empty() {
                 return Err(Error::config(

@@ -36,6 +36,9 @@ pub struct LocalOptions {
     pub retry_failed: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// `--registry`, passed on to each worker (the sweep file's own `registry` needs no
+    /// passing).
+    pub registry: Option<PathBuf>,
 }
 
 /// What a call did.
@@ -117,10 +120,15 @@ fn spawn_worker<'a>(
         .append(true)
         .open(&log)
         .at(&log)?;
-    let mut child = Command::new(&opts.exe)
+    let mut command = Command::new(&opts.exe);
+    command
         .args(["sweep", "worker", "--config"])
         .arg(&opts.sweep_file)
-        .args(["--threads", &opts.threads_per_worker.to_string(), "--die-with-parent"])
+        .args(["--threads", &opts.threads_per_worker.to_string(), "--die-with-parent"]);
+    if let Some(registry) = &opts.registry {
+        command.arg("--registry").arg(registry);
+    }
+    let mut child = command
         // the error's message, not a backtrace, is what the failed record should keep
         .env("RUST_LIB_BACKTRACE", "0")
         .env("RUST_BACKTRACE", "0")

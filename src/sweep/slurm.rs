@@ -36,6 +36,8 @@ pub struct SlurmOptions {
     pub max_parallel: Option<usize>,
     /// Also resubmit the runs recorded `failed`.
     pub retry_failed: bool,
+    /// `--registry`, passed on to each task (the sweep file's own `registry` needs no passing).
+    pub registry: Option<PathBuf>,
 }
 
 /// What a submission did (or would do).
@@ -101,7 +103,10 @@ pub(crate) fn batch_script(
     if let Some(g) = opts.gpus_per_task {
         s.push_str(&format!("#SBATCH --gpus-per-task={g}\n"));
     }
-    let (exe, sweep) = (shell_quote(&opts.exe), shell_quote(&opts.sweep_file));
+    let (exe, mut sweep) = (shell_quote(&opts.exe), shell_quote(&opts.sweep_file));
+    if let Some(registry) = &opts.registry {
+        sweep = format!("{sweep} --registry {}", shell_quote(registry));
+    }
     s.push_str(&format!(
         r#"# written by `encoderlab sweep slurm`; one task = one run of the sweep
 set -u

@@ -118,3 +118,45 @@ pub fn metrics(run: &Path) -> Vec<encoderlab::train::StepMetrics> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A sentence-classification dataset of the user's own (JSONL splits, `labels.json`, a registry
+/// file): returns (registry, data folder, test split file).
+pub fn own_dataset(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    let data = dir.join("mydata");
+    let folder = data.join("reviews");
+    std::fs::create_dir_all(&folder)?;
+    let words = ["good", "great", "fine", "bad", "awful", "poor"];
+    for (split, n) in [("train", 32), ("validation", 8), ("test", 16)] {
+        let lines: String = (0..n)
+            .map(|i| {
+                let label = i % 2;
+                let text = format!(
+                    "the film was {} and {}",
+                    words[label * 3 + i % 3],
+                    words[label * 3 + (i + 1) % 3]
+                );
+                let name = ["positive", "negative"][label];
+                serde_json::json!({"idx": i, "text": text, "label": name}).to_string() + "\n"
+            })
+            .collect();
+        std::fs::write(folder.join(format!("{split}.jsonl")), lines)?;
+    }
+    std::fs::write(folder.join("labels.json"), r#"["positive", "negative"]"#)?;
+    let registry = write(
+        dir,
+        "registry.toml",
+        r#"[my_reviews]
+family = "sequence_classification"
+origin = "fetched"
+path = "reviews"
+splits = { train = "train.jsonl", validation = "validation.jsonl", test = "test.jsonl" }
+text_field = "text"
+label_field = "label"
+labels_file = "labels.json"
+metric = "accuracy"
+chance_score = 0.5
+description = "my own reviews"
+"#,
+    );
+    Ok((registry, data, folder.join("test.jsonl")))
+}
