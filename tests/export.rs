@@ -21,35 +21,12 @@ use encoderlab::interop::export::{export_hf, ExportOptions};
 use encoderlab::model::AttentionMode;
 use serde_json::Value;
 
-/// A fine-tuning config of the checkpoint `ckpt` on `dataset`, records under `out`, the model
-/// saved.
+/// The tests' fine-tuning config of `ckpt` on `dataset` ([`common::finetune_config`]), with the
+/// model saved.
 fn config(ckpt: &Path, dataset: &str, data_dir: &Path, out: &Path, sets: &[&str]) -> anyhow::Result<FinetuneConfig> {
-    let text = format!(
-        r#"
-[model]
-checkpoint = "{}"
-[task]
-dataset = "{dataset}"
-data_dir = "{}"
-max_length = 48
-max_question_tokens = 16
-doc_stride = 8
-max_train_examples = 32
-max_eval_examples = 12
-[train]
-learning_rate = 1e-3
-batch_size = 8
-max_steps = 4
-eval_batch_size = 16
-out_dir = "{}"
-save_model = true
-"#,
-        ckpt.display(),
-        data_dir.display(),
-        out.display()
-    );
-    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    Ok(FinetuneConfig::parse(&text, Path::new("test.toml"), &sets)?)
+    let mut sets = sets.to_vec();
+    sets.push("train.save_model=true");
+    common::finetune_config(ckpt, dataset, data_dir, out, &sets)
 }
 
 fn json(path: &Path) -> anyhow::Result<Value> {

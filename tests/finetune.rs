@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use common::{sample_corpus, shared_data, tiny_checkpoint, write};
+use common::{finetune_config as config, sample_corpus, shared_data, tiny_checkpoint, write};
 use encoderlab::data::corpus::Corpus;
 use encoderlab::data::tasks::{Answer, QaExample};
 use encoderlab::eval::Counts;
@@ -21,36 +21,6 @@ use encoderlab::model::{sorted_vars, ModelConfig};
 use encoderlab::rng::seeded;
 use encoderlab::stats::runs::read_runs;
 use encoderlab::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
-
-/// A fine-tuning config of the tiny checkpoint on `dataset`, records under `out`.
-fn config(ckpt: &Path, dataset: &str, data_dir: &Path, out: &Path, sets: &[&str]) -> anyhow::Result<FinetuneConfig> {
-    let text = format!(
-        r#"
-[model]
-checkpoint = "{}"
-[task]
-dataset = "{dataset}"
-data_dir = "{}"
-max_length = 48
-max_question_tokens = 16
-doc_stride = 8
-max_train_examples = 32
-max_eval_examples = 12
-[train]
-learning_rate = 1e-3
-batch_size = 8
-max_steps = 3
-eval_batch_size = 16
-log_every = 1
-out_dir = "{}"
-"#,
-        ckpt.display(),
-        data_dir.display(),
-        out.display()
-    );
-    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    Ok(FinetuneConfig::parse(&text, Path::new("test.toml"), &sets)?)
-}
 
 fn losses(run: &Path) -> Vec<f64> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
@@ -785,42 +755,9 @@ fn a_linear_probe_trains_the_head_alone_and_is_its_own_system() -> anyhow::Resul
 fn a_dataset_of_ones_own_registry_fine_tunes_and_its_mistakes_are_named() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let ckpt = tiny_checkpoint(dir.path())?;
-    let data = dir.path().join("mydata");
-    let folder = data.join("reviews");
-    std::fs::create_dir_all(&folder)?;
-    let words = ["good", "great", "fine", "bad", "awful", "poor"];
-    for (split, n) in [("train", 24), ("validation", 8), ("test", 8)] {
-        let lines: String = (0..n)
-            .map(|i| {
-                let label = i % 2;
-                let text = format!(
-                    "the film was {} and {}",
-                    words[label * 3 + i % 3],
-                    words[label * 3 + (i + 1) % 3]
-                );
-                serde_json::json!({"text": text, "label": label}).to_string() + "\n"
-            })
-            .collect();
-        std::fs::write(folder.join(format!("{split}.jsonl")), lines)?;
-    }
-    std::fs::write(folder.join("labels.json"), r#"["positive", "negative"]"#)?;
-    let entry = |family: &str| {
-        format!(
-            r#"[my_reviews]
-family = "{family}"
-origin = "fetched"
-path = "reviews"
-splits = {{ train = "train.jsonl", validation = "validation.jsonl", test = "test.jsonl" }}
-text_field = "text"
-label_field = "label"
-labels_file = "labels.json"
-metric = "accuracy"
-chance_score = 0.5
-description = "my own reviews"
-"#
-        )
-    };
-    let registry = write(dir.path(), "registry.toml", &entry("sequence_classification"));
+    let (registry, data, test_split) = common::own_dataset(dir.path())?;
+    let folder = test_split.parent().expect("the dataset's folder").to_path_buf();
+    let registry_text = std::fs::read_to_string(&registry)?;
     let out = dir.path().join("records");
     let set = format!("task.registry={}", registry.display());
     let cfg = config(&ckpt, "my_reviews", &data, &out, &[&set])?;
@@ -839,7 +776,11 @@ description = "my own reviews"
         Ok(finetune(&cfg, &FinetuneOptions::default()).unwrap_err().to_string())
     };
     // an unknown family: the registry file and its line are named
-    let bad = write(dir.path(), "bad_family.toml", &entry("sentiment"));
+    let bad = write(
+        dir.path(),
+        "bad_family.toml",
+        &registry_text.replace("sequence_classification", "sentiment"),
+    );
     let set = format!("task.registry={}", bad.display());
     let err = refused(&set)?;
     assert!(err.contains("bad_family.toml") && err.contains("sentiment"), "{err}");

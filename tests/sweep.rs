@@ -12,9 +12,9 @@ use common::{shared_data, tiny_checkpoint, write};
 use encoderlab::stats::runs::read_runs;
 use encoderlab::sweep::{plan, SweepConfig};
 
-/// A base fine-tuning config (tiny checkpoint, SST-2, `steps` steps) and a sweep over
-/// learning rates × seeds (`lrs` × `seeds`) in `dir`; returns the sweep file.
-fn sweep_files(dir: &Path, ckpt: &Path, data: &Path, steps: usize, lrs: &str, seeds: &str) -> PathBuf {
+/// The base fine-tuning config of the sweeps here (the tiny checkpoint on `dataset`, `steps`
+/// steps), written to `dir/base.toml`.
+fn base_file(dir: &Path, ckpt: &Path, data: &Path, dataset: &str, steps: usize) -> PathBuf {
     write(
         dir,
         "base.toml",
@@ -23,7 +23,7 @@ fn sweep_files(dir: &Path, ckpt: &Path, data: &Path, steps: usize, lrs: &str, se
 [model]
 checkpoint = "{}"
 [task]
-dataset = "sst2"
+dataset = "{dataset}"
 data_dir = "{}"
 max_length = 32
 max_train_examples = 64
@@ -36,7 +36,13 @@ max_steps = {steps}
             ckpt.display(),
             data.display()
         ),
-    );
+    )
+}
+
+/// A base fine-tuning config (tiny checkpoint, SST-2, `steps` steps) and a sweep over
+/// learning rates × seeds (`lrs` × `seeds`) in `dir`; returns the sweep file.
+fn sweep_files(dir: &Path, ckpt: &Path, data: &Path, steps: usize, lrs: &str, seeds: &str) -> PathBuf {
+    base_file(dir, ckpt, data, "sst2", steps);
     write(
         dir,
         "sweep.toml",
@@ -783,26 +789,7 @@ fn a_sweep_finds_its_dataset_in_the_users_registry() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let ckpt = tiny_checkpoint(dir.path())?;
     let (registry, data, _) = common::own_dataset(dir.path())?;
-    write(
-        dir.path(),
-        "base.toml",
-        &format!(
-            r#"
-[model]
-checkpoint = "{}"
-[task]
-dataset = "my_reviews"
-data_dir = "{}"
-max_length = 32
-[train]
-learning_rate = 1e-3
-batch_size = 8
-max_steps = 3
-"#,
-            ckpt.display(),
-            data.display()
-        ),
-    );
+    base_file(dir.path(), &ckpt, &data, "my_reviews", 3);
     let sweep_text = |name: &str, registry_line: &str| {
         format!(
             r#"

@@ -38,10 +38,7 @@ pub struct DataDir {
 
 impl DataDir {
     fn registry(&self) -> Result<Registry> {
-        Ok(match &self.registry {
-            Some(path) => Registry::load(path)?,
-            None => Registry::builtin()?,
-        })
+        Ok(Registry::of_key(self.registry.as_deref())?)
     }
 }
 

@@ -103,10 +103,7 @@ fn existing(opts: &PrepareOptions, paths: &[PathBuf]) -> Option<PackMeta> {
 /// is there with the same settings).
 pub fn prepare_pretraining_data(opts: &PrepareOptions) -> Result<Prepared> {
     let pack = opts.pack_dir();
-    let registry = match &opts.registry {
-        Some(path) => Registry::load(path)?,
-        None => Registry::builtin()?,
-    };
+    let registry = Registry::of_key(opts.registry.as_deref())?;
     let mut missing = Vec::new();
     for name in &opts.datasets {
         let spec = registry.get(name)?;

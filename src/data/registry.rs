@@ -254,6 +254,29 @@ impl Registry {
         Ok(reg)
     }
 
+    /// The registry of a config's `registry` key: that file, else the built-in one.
+    pub fn of_key(registry: Option<&Path>) -> Result<Self> {
+        match registry {
+            Some(path) => Self::load(path),
+            None => Self::builtin(),
+        }
+    }
+
+    /// Checks, when a config is read, that its `registry` key (named `field` in the error)
+    /// names a file.
+    pub fn check_key(field: &str, registry: Option<&Path>) -> Result<()> {
+        match registry.filter(|p| !p.is_file()) {
+            Some(path) => Err(Error::config(
+                field,
+                format!(
+                    "{}: no such file (a dataset registry in the format of configs/datasets.toml)",
+                    path.display()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Parses registry text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
         let reg: Self = parse_toml(text, origin)?;

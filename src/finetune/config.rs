@@ -135,10 +135,7 @@ pub struct TaskConfig {
 impl TaskConfig {
     /// The registry `dataset` is looked up in: `registry`'s file, else the built-in one.
     pub fn registry(&self) -> Result<Registry> {
-        match &self.registry {
-            Some(path) => Registry::load(path),
-            None => Registry::builtin(),
-        }
+        Registry::of_key(self.registry.as_deref())
     }
 
     /// The dataset `dataset`, every other field at its default.
@@ -413,15 +410,7 @@ impl crate::config::ConfigFile for FinetuneConfig {
                 format!("{} tokens is too short", k.max_length),
             ));
         }
-        if let Some(path) = k.registry.as_ref().filter(|p| !p.is_file()) {
-            return Err(Error::config(
-                "task.registry",
-                format!(
-                    "{}: no such file (a dataset registry in the format of configs/datasets.toml)",
-                    path.display()
-                ),
-            ));
-        }
+        Registry::check_key("task.registry", k.registry.as_deref())?;
         if t.device != "cpu" && !t.device.starts_with("cuda") {
             return Err(Error::config(
                 "train.device",

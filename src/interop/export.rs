@@ -159,7 +159,9 @@ fn hf_config(cfg: &ModelConfig, tok: &TextTokenizer, layout: &Layout, task: Opti
                 map.insert(layout.auto_class.into(), json!(format!("{module}.{}", layout.class)));
             }
             obj.insert("auto_map".into(), Value::Object(map));
-            obj.insert("pooling".into(), json!(task.map(|t| t.pooling)));
+            if let Some(t) = task {
+                obj.insert("pooling".into(), json!(t.pooling));
+            }
         }
         if let Some(t) = task.filter(|t| !t.labels.is_empty()) {
             let id2label: serde_json::Map<String, Value> = t
@@ -334,7 +336,7 @@ pub fn export_hf(checkpoint: &Path, out_dir: &Path, opts: &ExportOptions) -> Res
     let stage = OwnedDir::create(out_dir, "export hf")?;
     let p = stage.path();
     save_json(&hf_config(&cfg, &tok, &layout, task.as_ref()), &p.join("config.json"))?;
-    let weights = hf_weights(weights, &cfg, &layout)?;
+    let weights = hf_weights(weights, &cfg, &layout);
     let mut names: Vec<&String> = weights.keys().collect();
     names.sort();
     let tensors: Vec<(&String, Tensor)> = names

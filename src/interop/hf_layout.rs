@@ -95,11 +95,7 @@ impl Layout {
 /// The weights under the names `layout`'s class reads: transformers' `LlamaForQuestionAnswering`
 /// keeps its backbone under `transformer.`; our masked LM reads `lm_head.weight` even when it is
 /// tied to the embeddings.
-pub fn hf_weights(
-    mut weights: HashMap<String, Tensor>,
-    cfg: &ModelConfig,
-    layout: &Layout,
-) -> Result<HashMap<String, Tensor>> {
+pub fn hf_weights(mut weights: HashMap<String, Tensor>, cfg: &ModelConfig, layout: &Layout) -> HashMap<String, Tensor> {
     if layout.class == "LlamaForQuestionAnswering" {
         weights = weights
             .into_iter()
@@ -114,7 +110,7 @@ pub fn hf_weights(
             weights.insert("lm_head.weight".into(), embed);
         }
     }
-    Ok(weights)
+    weights
 }
 
 /// sentence-transformers' files for an embedding model (`modules.json`: the transformer, mean

@@ -98,10 +98,7 @@ fn yes() -> bool {
 impl StudyConfig {
     /// The registry the study's datasets are found in: `registry`'s file, else the built-in one.
     pub fn registry(&self) -> Result<crate::data::Registry> {
-        match &self.registry {
-            Some(path) => crate::data::Registry::load(path),
-            None => crate::data::Registry::builtin(),
-        }
+        crate::data::Registry::of_key(self.registry.as_deref())
     }
 
     /// A built-in preset.
@@ -179,15 +176,7 @@ impl StudyConfig {
 
 impl crate::config::ConfigFile for StudyConfig {
     fn validate(&self) -> Result<()> {
-        if let Some(path) = self.registry.as_ref().filter(|p| !p.is_file()) {
-            return Err(Error::config(
-                "registry",
-                format!(
-                    "{}: no such file (a dataset registry in the format of configs/datasets.toml)",
-                    path.display()
-                ),
-            ));
-        }
+        crate::data::Registry::check_key("registry", self.registry.as_deref())?;
         let p = &self.pretrain;
         for size in self.sizes() {
             ModelConfig::preset(&size).map_err(|e| Error::config("pretrain.size", e.to_string()))?;

@@ -197,15 +197,7 @@ impl SweepConfig {
 impl crate::config::ConfigFile for SweepConfig {
     fn validate(&self) -> Result<()> {
         crate::config::check_folder_name("name", &self.name)?;
-        if let Some(path) = self.registry.as_ref().filter(|p| !p.is_file()) {
-            return Err(Error::config(
-                "registry",
-                format!(
-                    "{}: no such file (a dataset registry in the format of configs/datasets.toml)",
-                    path.display()
-                ),
-            ));
-        }
+        crate::data::Registry::check_key("registry", self.registry.as_deref())?;
         for (i, axis) in self.axes.iter().enumerate() {
             if axis.values.is_empty() {
                 return Err(Error::config(

@@ -160,3 +160,43 @@ description = "my own reviews"
     );
     Ok((registry, data, folder.join("test.jsonl")))
 }
+
+/// A fine-tuning config of the tiny checkpoint on `dataset`, records under `out`.
+pub fn finetune_config(
+    ckpt: &Path,
+    dataset: &str,
+    data_dir: &Path,
+    out: &Path,
+    sets: &[&str],
+) -> anyhow::Result<encoderlab::finetune::FinetuneConfig> {
+    let text = format!(
+        r#"
+[model]
+checkpoint = "{}"
+[task]
+dataset = "{dataset}"
+data_dir = "{}"
+max_length = 48
+max_question_tokens = 16
+doc_stride = 8
+max_train_examples = 32
+max_eval_examples = 12
+[train]
+learning_rate = 1e-3
+batch_size = 8
+max_steps = 3
+eval_batch_size = 16
+log_every = 1
+out_dir = "{}"
+"#,
+        ckpt.display(),
+        data_dir.display(),
+        out.display()
+    );
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Ok(encoderlab::finetune::FinetuneConfig::parse(
+        &text,
+        Path::new("test.toml"),
+        &sets,
+    )?)
+}
