@@ -33,14 +33,16 @@ pub mod train;
 
 pub use error::{Error, Result};
 
-/// The names a notebook or a script needs most (26): data preparation, the three journeys'
-/// configs and entry points, their results, and the notebook displays. Everything else is one
-/// module path away.
+/// The names a notebook or a script needs most (29): data preparation, the three journeys'
+/// configs and entry points, their results, the export of a model to `transformers`, and the
+/// notebook displays. Everything else is one module path away.
 pub mod prelude {
     pub use crate::data::prepare::{prepare_pretraining_data, PrepareOptions};
     pub use crate::data::{Registry, TaskFamily};
     pub use crate::error::{Error, Result};
+    pub use crate::finetune::saved::MODEL_DIR;
     pub use crate::finetune::{finetune, FinetuneConfig, RunResult, Status};
+    pub use crate::interop::export::{export_hf, ExportOptions};
     #[cfg(feature = "notebook")]
     pub use crate::notebook::{attention_demo, compare, notebook_setup, results_table, History, Report};
     pub use crate::stats::report::{ReportConfig, Table};

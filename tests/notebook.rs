@@ -255,3 +255,97 @@ fn notebooks_02_and_03_read_only_fetched_and_shipped_data() -> anyhow::Result<()
     assert_eq!(paper.datasets, ["sst2", "conll2003_en"]);
     Ok(())
 }
+
+/// Each notebook's code path on fetched data (`data/`, what `encoderlab data fetch` or the quick
+/// start's `study` writes; SKIPPED where it is missing), at a sliver of the notebooks' budgets:
+/// notebook 01 packs the fetched pretraining text and pretrains its three configs; notebook 02
+/// runs its own grid file (its three fetched datasets, one per family it has) on those
+/// checkpoints, then saves one model and exports it; notebook 03 reads the shipped paper runs
+/// (`the_report_of_the_papers_runs_gives_its_tables_and_plots`). CI runs the notebooks
+/// themselves, at full size, after this.
+#[test]
+fn the_notebooks_code_paths_run_on_fetched_data() -> anyhow::Result<()> {
+    use encoderlab::data::prepare::{prepare_pretraining_data, PrepareOptions, PRETRAINING_DATASETS};
+    use encoderlab::train::{pretrain, PretrainConfig, RunOptions};
+    let registry = encoderlab::data::Registry::builtin()?;
+    let data = std::path::Path::new("data");
+    let needed = ["bbc_news", "brown_pos", "bbc_news_retrieval"];
+    let missing: Vec<&str> = needed
+        .iter()
+        .chain(PRETRAINING_DATASETS.iter())
+        .copied()
+        .filter(|n| registry.get(n).map_or(true, |s| !s.is_present(data)))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("SKIPPED: {missing:?} not fetched into data/ (encoderlab data fetch)");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    // notebook 01: the fetched text packed, the three objectives pretrained
+    let prepared = prepare_pretraining_data(&PrepareOptions {
+        vocab_size: 512,
+        seq_len: 32,
+        ..PrepareOptions::new("data", dir.path())
+    })?;
+    let pretrained = dir.path().join("pretrain");
+    let mut checkpoints = Vec::new();
+    for name in ["tiny_clm", "tiny_mlm40", "tiny_clm50_mlm40"] {
+        let mut cfg = PretrainConfig::load(format!("configs/pretrain/{name}.toml"), &[])?;
+        cfg.data.pack = prepared.pack.clone();
+        cfg.data.eval_blocks = 4;
+        for phase in &mut cfg.train.phases {
+            phase.steps = 2;
+        }
+        cfg.train.eval_every_steps = 2;
+        cfg.train.checkpoint_every_steps = 2;
+        cfg.train.milestones = Vec::new();
+        cfg.train.out_dir = pretrained.clone();
+        cfg.lr.warmup_steps = 1;
+        // the decay fits the shortened run: through the file, so the config is validated
+        let text = toml::to_string(&cfg)?.replace("decay_steps = 60", "decay_steps = 1");
+        let cfg = PretrainConfig::load(write(dir.path(), &format!("{name}.toml"), &text), &[])?;
+        let summary = pretrain(&cfg, &RunOptions::default())?;
+        assert_eq!(summary.status, "completed", "{name}");
+        let run = pretrained.join(name).join("checkpoints");
+        let last = std::fs::read_dir(&run)?
+            .flatten()
+            .map(|e| e.path())
+            .max()
+            .expect("a checkpoint");
+        checkpoints.push(toml::Value::String(last.display().to_string()));
+    }
+    // notebook 02: its grid file, on those checkpoints, one learning rate and one seed
+    let mut sweep = SweepConfig::load("configs/sweep/notebook_02.toml")?;
+    sweep.out_dir = dir.path().join("sweeps");
+    sweep.axes[0].values = checkpoints;
+    for axis in &mut sweep.axes[2..] {
+        axis.values.truncate(1);
+    }
+    sweep.set.extend(
+        [
+            "train.max_steps=2",
+            "task.max_train_examples=32",
+            "task.max_eval_examples=8",
+        ]
+        .map(String::from),
+    );
+    let results = sweep.run_inline()?;
+    assert_eq!(results.len(), 9);
+    assert!(results.iter().all(|r| r.status == Status::Ok), "{results:?}");
+    let families: std::collections::BTreeSet<&str> = results.iter().map(|r| r.family.as_str()).collect();
+    assert_eq!(families.len(), 3, "{families:?}");
+    // its last cell: the first run again with its model saved, exported
+    let mut cfg = sweep.expand()?[0].config.clone();
+    cfg.train.save_model = true;
+    cfg.train.out_dir = dir.path().join("saved");
+    let saved = encoderlab::finetune::finetune(&cfg, &Default::default())?;
+    // the grid's run again (its record elsewhere), its model kept: the same test score
+    assert_eq!(saved.test, results[0].test);
+    let report = encoderlab::interop::export::export_hf(
+        &cfg.run_dir()?.join(encoderlab::finetune::saved::MODEL_DIR),
+        &dir.path().join("exported"),
+        &Default::default(),
+    )?;
+    assert_eq!(report.class, "EncoderlabForSequenceClassification");
+    Ok(())
+}
