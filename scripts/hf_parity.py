@@ -84,19 +84,24 @@ def transformers_logits(model, ids, mask, dtype=torch.float32):
     return {"causal": causal, "bidirectional": bidirectional}
 
 
+def compare_one(a, b, mask, tolerance, label, verdict=True):
+    """max |a - b| over the non-padding positions of `mask` (None: an output per sequence, every
+    row), printed and judged against `tolerance` (or, without `verdict`, printed for information)."""
+    v = min(a.shape[-1], b.shape[-1])
+    diff, scale = np.abs(a[..., :v] - b[..., :v]), np.abs(b[..., :v])
+    if mask is not None:
+        keep = mask.astype(bool)
+        diff, scale = diff[keep], scale[keep]
+    d, good = diff.max(), diff.max() <= tolerance
+    judged = f"{'OK' if good else 'ABOVE'} (tolerance {tolerance:g})" if verdict else "(for information)"
+    print(f"{label:<40} max |ours - transformers| = {d:.3e} (outputs up to {scale.max():.2f}) {judged}")
+    return bool(good)
+
+
 def compare(ours, theirs, mask, tolerance, label, verdict=True):
-    ok = True
-    keep = mask.astype(bool)
-    for mode in ("causal", "bidirectional"):
-        a, b = ours[mode], theirs[mode]
-        v = min(a.shape[-1], b.shape[-1])
-        diff = np.abs(a[..., :v] - b[..., :v])[keep].max()
-        scale = np.abs(b[..., :v][keep]).max()
-        good = diff <= tolerance
-        ok &= bool(good)
-        judged = f"{'OK' if good else 'ABOVE'} (tolerance {tolerance:g})" if verdict else "(for information)"
-        print(f"{label} {mode:<13} max |ours - transformers| = {diff:.3e} (logits up to {scale:.2f}) {judged}")
-    return ok
+    """compare_one for the causal and the bidirectional logits."""
+    return all([compare_one(ours[m], theirs[m], mask, tolerance, f"{label} {m}", verdict)
+                for m in ("causal", "bidirectional")])
 
 
 def float64_copy(model):
@@ -119,16 +124,19 @@ def float64_check(model, ours, theirs32, ids, mask, args, label):
     our distance to a float64 run of transformers' model against transformers' own float32
     distance to it."""
     reference = transformers_logits(float64_copy(model), ids, mask, torch.float64)
+    return all([judge_float64(ours[m], theirs32[m], reference[m], mask, args, f"{label} {m}")
+                for m in ("causal", "bidirectional")])
+
+
+def judge_float64(ours, theirs32, exact, mask, args, label):
+    """Our distance to a float64 run against transformers' own float32 distance to it: at most
+    max(tolerance, f32_factor x transformers')."""
     keep = mask.astype(bool)
-    ok = True
-    for mode in ("causal", "bidirectional"):
-        mine = np.abs(ours[mode] - reference[mode])[keep].max()
-        hf = np.abs(theirs32[mode] - reference[mode])[keep].max()
-        good = mine <= max(args.tolerance, args.f32_factor * hf)
-        ok &= bool(good)
-        print(f"{label} {mode:<13} vs float64: ours {mine:.3e}, transformers float32 {hf:.3e} "
-              f"{'OK' if good else 'FAIL'} (at most max({args.tolerance:g}, {args.f32_factor:g} x transformers'))")
-    return ok
+    mine, hf = np.abs(ours - exact)[keep].max(), np.abs(theirs32 - exact)[keep].max()
+    good = mine <= max(args.tolerance, args.f32_factor * hf)
+    print(f"{label} vs float64: ours {mine:.3e}, transformers float32 {hf:.3e} {'OK' if good else 'FAIL'} "
+          f"(at most max({args.tolerance:g}, {args.f32_factor:g} x transformers'))")
+    return bool(good)
 
 
 def our_logits(encoderlab, checkpoint, ids, mask, work):
@@ -161,6 +169,13 @@ def refuses_without_remote_code(out):
     return False
 
 
+def masked_lm_logits(model, ids, mask):
+    """A bidirectional export's logits: its default call with the usual 2D mask."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits
+    return {"bidirectional": logits.numpy()}
+
+
 def check_pretrained(args, out, config, work):
     import transformers
 
@@ -169,51 +184,26 @@ def check_pretrained(args, out, config, work):
     custom = config.get("model_type") == "encoderlab"
     ok = refuses_without_remote_code(out) if custom else True
     for impl in ("eager", "sdpa"):
+        label = f"export/{impl}"
         if custom:
             model = transformers.AutoModelForMaskedLM.from_pretrained(
                 out, dtype=torch.float32, attn_implementation=impl, trust_remote_code=True).eval()
-            print(f"export/{impl}: {type(model).__name__}, the default call with a 2D mask")
-            with torch.no_grad():
-                theirs = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
-            good = compare_one(ours["bidirectional"], theirs, mask, args.tolerance, f"export/{impl} bidirectional")
-            if not good:
-                print(f"export/{impl}: above {args.tolerance:g}; judged against a float64 run instead")
-                reference = model.double()
-                with torch.no_grad():
-                    exact = reference(input_ids=torch.from_numpy(ids),
-                                      attention_mask=torch.from_numpy(mask)).logits.numpy()
-                good = judge_float64(ours["bidirectional"], theirs, exact, mask, args, f"export/{impl} bidirectional")
-            ok &= good
+            print(f"{label}: {type(model).__name__}, the default call with a 2D mask")
+            theirs = masked_lm_logits(model, ids, mask)
+            exact = lambda: masked_lm_logits(model.double(), ids, mask)
+        else:
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                out, dtype=torch.float32, attn_implementation=impl).eval()
+            theirs = transformers_logits(model, ids, mask)
+            exact = lambda: transformers_logits(float64_copy(model), ids, mask, torch.float64)
+        if all([compare_one(ours[m], theirs[m], mask, args.tolerance, f"{label} {m}") for m in theirs]):
             continue
-        model = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation=impl)
-        model.eval()
-        theirs = transformers_logits(model, ids, mask)
-        if not compare(ours, theirs, mask, args.tolerance, f"export/{impl}"):
-            # a deep model (an imported SmolLM2, say) can exceed 1e-4 in float32 in either
-            # implementation: then judge both against float64
-            print(f"export/{impl}: above {args.tolerance:g}; judged against a float64 run instead")
-            ok &= float64_check(model, ours, theirs, ids, mask, args, f"export/{impl}")
+        # a deep model (an imported SmolLM2, say) can exceed 1e-4 in float32 in either
+        # implementation: then judge both against float64
+        print(f"{label}: above {args.tolerance:g}; judged against a float64 run instead")
+        reference = exact()
+        ok &= all([judge_float64(ours[m], theirs[m], reference[m], mask, args, f"{label} {m}") for m in theirs])
     return ok
-
-
-def compare_one(a, b, mask, tolerance, label):
-    """max |a - b| over the non-padding positions (per-sequence outputs: every row)."""
-    keep = mask.astype(bool)
-    diff = np.abs(a - b)
-    diff = diff[keep] if diff.ndim >= 2 and diff.shape[:2] == keep.shape else diff
-    d, scale = diff.max(), np.abs(b).max()
-    good = d <= tolerance
-    print(f"{label:<40} max |ours - transformers| = {d:.3e} (outputs up to {scale:.2f}) "
-          f"{'OK' if good else 'ABOVE'} (tolerance {tolerance:g})")
-    return bool(good)
-
-
-def judge_float64(ours, theirs32, exact, mask, args, label):
-    keep = mask.astype(bool)
-    mine, hf = np.abs(ours - exact)[keep].max(), np.abs(theirs32 - exact)[keep].max()
-    good = mine <= max(args.tolerance, args.f32_factor * hf)
-    print(f"{label} vs float64: ours {mine:.3e}, transformers float32 {hf:.3e} {'OK' if good else 'FAIL'}")
-    return bool(good)
 
 
 AUTO_CLASSES = {
@@ -253,7 +243,9 @@ def check_finetuned(args, out, config, work):
         model = auto.from_pretrained(out, dtype=torch.float32, attn_implementation=impl,
                                      trust_remote_code=custom).eval()
         theirs = task_outputs(model, kind, ids, mask)
-        ok &= compare_one(ours, theirs, mask, args.tolerance, f"export/{impl} {type(model).__name__}")
+        per_token = kind in ("TokenClassification", "QuestionAnswering")
+        ok &= compare_one(ours, theirs, mask if per_token else None, args.tolerance,
+                          f"export/{impl} {type(model).__name__}")
     if kind == "Model":
         try:
             from sentence_transformers import SentenceTransformer
@@ -267,7 +259,7 @@ def check_finetuned(args, out, config, work):
             mine = our_logits(args.encoderlab, args.checkpoint, batch["input_ids"].astype(np.int64),
                               batch["attention_mask"].astype(np.int64), work)["outputs"]
             theirs = st.encode(texts, convert_to_numpy=True, normalize_embeddings=False)
-            ok &= compare_one(mine, theirs, np.ones((len(texts), 1)), args.tolerance,
+            ok &= compare_one(mine, theirs, None, args.tolerance,
                               "sentence-transformers embeddings")
     if args.examples and kind == "SequenceClassification":
         ok &= check_predictions(args, out, config, auto, custom)

@@ -139,10 +139,20 @@ pub fn train_bpe(corpus: &Corpus, vocab_size: usize, min_frequency: u64) -> Resu
 /// Writes `tokenizer` to `path` (a Hugging Face `tokenizer.json`) and, beside it, a
 /// `tokenizer_config.json` naming the special tokens for transformers' `AutoTokenizer`.
 pub fn save_tokenizer(tokenizer: &Tokenizer, path: &Path) -> Result<()> {
+    save_tokenizer_with(tokenizer, path, serde_json::Map::new())
+}
+
+/// [`save_tokenizer`], with `extra` keys set in `tokenizer_config.json` (a fine-tuned model's
+/// export: its padding and separator tokens, its input length).
+pub fn save_tokenizer_with(
+    tokenizer: &Tokenizer,
+    path: &Path,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
     let text = tokenizer.to_string(true).map_err(tok_err(path))?;
     write_atomic(path, text.as_bytes())?;
     let name = |ids: &[&str]| find(tokenizer, ids).and_then(|id| tokenizer.id_to_token(id));
-    let config = json!({
+    let mut config = json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": name(&BOS_NAMES),
         "eos_token": name(&EOS_NAMES),
@@ -151,6 +161,9 @@ pub fn save_tokenizer(tokenizer: &Tokenizer, path: &Path) -> Result<()> {
         "model_max_length": 1_000_000_000_000_000_000u64,
         "clean_up_tokenization_spaces": false,
     });
+    if let Some(obj) = config.as_object_mut() {
+        obj.extend(extra);
+    }
     let config_path = path.with_file_name("tokenizer_config.json");
     let mut text = serde_json::to_string_pretty(&config).map_err(|e| Error::data(&config_path, 0, e.to_string()))?;
     text.push('\n');

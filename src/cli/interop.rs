@@ -54,8 +54,13 @@ pub struct ExportArgs {
     out_dir: PathBuf,
     /// The attention the exported model runs with (default: the one it was last trained with).
     /// A checkpoint only: e.g. a CLM model as the bidirectional encoder the paper fine-tunes.
-    #[arg(long, value_parser = ["causal", "bidirectional"])]
-    attention: Option<String>,
+    #[arg(long, value_parser = parse_attention)]
+    attention: Option<AttentionMode>,
+}
+
+/// `causal` or `bidirectional`, as the configs write it.
+fn parse_attention(text: &str) -> Result<AttentionMode> {
+    Ok(serde_json::from_value(serde_json::Value::String(text.into()))?)
 }
 
 /// Arguments of `import hf` and `import gguf`.
@@ -130,13 +135,7 @@ pub struct LogitsArgs {
 /// Runs `export hf`.
 pub fn export(cmd: &ExportCommand) -> Result<()> {
     let ExportCommand::Hf(a) = cmd;
-    let opts = ExportOptions {
-        attention: match a.attention.as_deref() {
-            Some("causal") => Some(AttentionMode::Causal),
-            Some(_) => Some(AttentionMode::Bidirectional),
-            None => None,
-        },
-    };
+    let opts = ExportOptions { attention: a.attention };
     let report = export_hf(&a.checkpoint, &a.out_dir, &opts)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -169,7 +169,6 @@ pub fn sweep(cmd: &SweepCommand) -> Result<()> {
                 threads_per_worker: a.threads_per_worker.unwrap_or((cores / a.workers.max(1)).max(1)),
                 retry_failed: a.retry_failed,
                 progress: true,
-                registry: args.registry.clone(),
             };
             let summary = run_local(&cfg, &specs, &opts)?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -189,7 +188,6 @@ pub fn sweep(cmd: &SweepCommand) -> Result<()> {
                 cpus_per_task: a.cpus_per_task,
                 max_parallel: a.max_parallel,
                 retry_failed: a.retry_failed,
-                registry: args.registry.as_deref().map(std::fs::canonicalize).transpose()?,
             };
             let sub = submit(&cfg, &specs, &opts, a.dry_run)?;
             if sub.indices.is_empty() {

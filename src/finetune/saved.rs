@@ -78,15 +78,16 @@ pub(crate) struct ModelToSave<'a> {
 }
 
 /// Writes the fine-tuned model `m` to `dir` (a folder inside a staging folder):
-/// `model.safetensors`, `config.json` (the backbone's HF fields, the head's class and
-/// `encoderlab_task`), and the tokenizer with its `tokenizer_config.json`.
+/// `model.safetensors`, `config.json` (the backbone's HF fields and `encoderlab_task`; no
+/// `transformers` class: `export hf` chooses it), and the tokenizer with its `tokenizer_config.json`.
 pub(crate) fn save_task_model(dir: &Path, m: &ModelToSave) -> Result<()> {
     let (cfg, head, map, tokenizer) = (m.config, &m.head, m.map, m.tokenizer);
     std::fs::create_dir_all(dir).at(dir)?;
     candle_core::safetensors::save(&weights(map)?, dir.join("model.safetensors"))?;
     let mut config = cfg.to_hf_json();
     if let Some(obj) = config.as_object_mut() {
-        obj.insert("architectures".into(), serde_json::json!([hf_class(head)]));
+        // not a `transformers` folder (`export hf` makes one): no class to name
+        obj.remove("architectures");
         obj.insert(
             TASK_KEY.into(),
             serde_json::to_value(head).map_err(|e| Error::data(dir, 0, e.to_string()))?,
@@ -103,19 +104,8 @@ pub(crate) fn save_task_model(dir: &Path, m: &ModelToSave) -> Result<()> {
     Ok(())
 }
 
-/// The `transformers` class (Llama family) a model with `head` corresponds to; the embedding
-/// model is the bare backbone.
-pub fn hf_class(head: &TaskHead) -> &'static str {
-    match head.head {
-        HeadKind::Sequence { .. } => "LlamaForSequenceClassification",
-        HeadKind::Token { .. } => "LlamaForTokenClassification",
-        HeadKind::Span => "LlamaForQuestionAnswering",
-        HeadKind::Embedding => "LlamaModel",
-    }
-}
-
 /// Loads the fine-tuned model folder `dir` (what `train.save_model` wrote).
-pub fn load_task_model(dir: &Path, dev: &Device) -> Result<(TaskModel, TaskHead, ModelConfig)> {
+pub fn load_task_model(dir: &Path, dev: &Device) -> Result<TaskModel> {
     let config_path = dir.join("config.json");
     let cfg = ModelConfig::from_hf_json(&config_path)?;
     let head = TaskHead::read(&config_path)?.ok_or_else(|| {
@@ -131,13 +121,13 @@ pub fn load_task_model(dir: &Path, dev: &Device) -> Result<(TaskModel, TaskHead,
     let vb = VarBuilder::from_varmap(&map, DType::F32, dev);
     let model = TaskModel::new(&cfg, head.head, head.pooling, head.attention, vb)?;
     load_weights(dir, &map, dev)?;
-    Ok((model, head, cfg))
+    Ok(model)
 }
 
 /// The output of the fine-tuned model at `dir` on `input_ids` (B, T) with padding `mask` (B, T;
 /// 1 = token): the head's logits (sequence: (B, labels); token: (B, T, labels); span: (B, T, 2))
 /// or the embeddings (B, H).
 pub fn task_outputs(dir: &Path, input_ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    let (model, _, _) = load_task_model(dir, &Device::Cpu)?;
+    let model = load_task_model(dir, &Device::Cpu)?;
     Ok(model.forward(&input_ids.to_dtype(DType::U32)?, &mask.to_dtype(DType::F32)?, false)?)
 }

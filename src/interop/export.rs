@@ -23,14 +23,14 @@ use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::check_weights;
+use super::check_shapes;
 use super::hf_layout::{hf_weights, write_sentence_transformers, Layout, MODELING_FILE, MODELING_SOURCE};
 use crate::config::save_json;
 use crate::error::{Error, Result};
 use crate::finetune::saved::TaskHead;
 use crate::fsutil::{write_atomic, OwnedDir};
-use crate::model::{AttentionMode, ModelConfig};
-use crate::tokenizer::{save_tokenizer, TextTokenizer};
+use crate::model::{parameter_shapes, AttentionMode, ModelConfig};
+use crate::tokenizer::{save_tokenizer, save_tokenizer_with, TextTokenizer};
 
 /// How to export.
 #[derive(Debug, Clone, Default)]
@@ -164,18 +164,11 @@ fn hf_config(cfg: &ModelConfig, tok: &TextTokenizer, layout: &Layout, task: Opti
             }
         }
         if let Some(t) = task.filter(|t| !t.labels.is_empty()) {
-            let id2label: serde_json::Map<String, Value> = t
-                .labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (i.to_string(), json!(l)))
-                .collect();
-            let label2id: serde_json::Map<String, Value> = t
-                .labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.clone(), json!(i)))
-                .collect();
+            let (mut id2label, mut label2id) = (serde_json::Map::new(), serde_json::Map::new());
+            for (i, label) in t.labels.iter().enumerate() {
+                id2label.insert(i.to_string(), json!(label));
+                label2id.insert(label.clone(), json!(i));
+            }
             obj.insert("num_labels".into(), json!(t.labels.len()));
             obj.insert("id2label".into(), Value::Object(id2label));
             obj.insert("label2id".into(), Value::Object(label2id));
@@ -230,24 +223,20 @@ fn save_task_tokenizer(tok: &TextTokenizer, task: &TaskHead, dir: &Path) -> Resu
     value["post_processor"] = processor;
     let text = serde_json::to_string(&value).map_err(|e| err(e.to_string()))?;
     // the tokenizers library reads it back, or the export stops here
-    tokenizers::Tokenizer::from_bytes(text.as_bytes()).map_err(|e| err(e.to_string()))?;
-    write_atomic(&path, text.as_bytes())?;
-    let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i));
-    let s = tok.special();
-    let config = json!({
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": name(s.bos),
-        "eos_token": name(s.eos),
-        "pad_token": name(Some(task.pad_token_id)),
-        "sep_token": name(Some(task.sep_token_id)),
-        "mask_token": name(s.mask),
-        "model_max_length": task.max_length,
-        "padding_side": "right",
-        "truncation_side": "right",
-        "model_input_names": ["input_ids", "attention_mask"],
-        "clean_up_tokenization_spaces": false,
-    });
-    save_json(&config, &dir.join("tokenizer_config.json"))
+    let with_sep = tokenizers::Tokenizer::from_bytes(text.as_bytes()).map_err(|e| err(e.to_string()))?;
+    let name = |id: u32| tok.inner().id_to_token(id);
+    let extra = [
+        ("pad_token", json!(name(task.pad_token_id))),
+        ("sep_token", json!(name(task.sep_token_id))),
+        ("model_max_length", json!(task.max_length)),
+        ("padding_side", json!("right")),
+        ("truncation_side", json!("right")),
+        ("model_input_names", json!(["input_ids", "attention_mask"])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    save_tokenizer_with(&with_sep, &path, extra)
 }
 
 /// Reads the weights of `checkpoint` and checks them against the backbone `cfg` and, for a
@@ -266,44 +255,16 @@ fn read_checked_weights(
         ));
     }
     let mut weights = crate::train::checkpoint::read_safetensors(&weights_path, &Device::Cpu, "the model's weights")?;
-    match task {
-        None => check_weights(cfg, &mut weights, &weights_path)?,
-        Some(t) => {
-            // a backbone without its LM head, and the task head
-            let backbone = ModelConfig {
-                tie_word_embeddings: true,
-                ..cfg.clone()
-            };
-            let mut head: HashMap<String, Tensor> = weights
-                .iter()
-                .filter(|(n, _)| !n.starts_with("model."))
-                .map(|(n, w)| (n.clone(), w.clone()))
-                .collect();
-            weights.retain(|n, _| n.starts_with("model."));
-            check_weights(&backbone, &mut weights, &weights_path)?;
-            for (name, shape) in t.head.parameters(cfg.hidden_size) {
-                match head.remove(&name) {
-                    Some(w) if w.dims() == shape.as_slice() => {
-                        weights.insert(name, w);
-                    }
-                    Some(w) => {
-                        return Err(Error::data(
-                            &weights_path,
-                            0,
-                            format!("`{name}` has shape {:?}, the head {shape:?}", w.dims()),
-                        ))
-                    }
-                    None => {
-                        return Err(Error::data(
-                            &weights_path,
-                            0,
-                            format!("the head's `{name}` is missing: not the model `config.json` describes"),
-                        ))
-                    }
-                }
-            }
-        }
-    }
+    let shapes = match task {
+        None => parameter_shapes(cfg),
+        // the backbone without its LM head, and the task head
+        Some(t) => parameter_shapes(cfg)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("model."))
+            .chain(t.head.parameters(cfg.hidden_size))
+            .collect(),
+    };
+    check_shapes(&shapes, &mut weights, &weights_path)?;
     Ok(weights)
 }
 

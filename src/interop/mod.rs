@@ -98,7 +98,16 @@ impl ImportReport {
 /// not use (HF's `rotary_emb.inv_freq`, say) are dropped. The error names `origin` and the
 /// missing or misshapen tensors.
 pub(crate) fn check_weights(cfg: &ModelConfig, weights: &mut HashMap<String, Tensor>, origin: &Path) -> Result<()> {
-    let shapes = parameter_shapes(cfg);
+    check_shapes(&parameter_shapes(cfg), weights, origin)
+}
+
+/// [`check_weights`] against the parameters `shapes` (HF name, shape) of any model: a backbone
+/// and its task head, say.
+pub(crate) fn check_shapes(
+    shapes: &[(String, Vec<usize>)],
+    weights: &mut HashMap<String, Tensor>,
+    origin: &Path,
+) -> Result<()> {
     let missing: Vec<&str> = shapes
         .iter()
         .filter(|(n, _)| !weights.contains_key(n))
@@ -117,7 +126,7 @@ pub(crate) fn check_weights(cfg: &ModelConfig, weights: &mut HashMap<String, Ten
             ),
         ));
     }
-    for (name, shape) in &shapes {
+    for (name, shape) in shapes {
         let t = &weights[name];
         if t.dims() != shape.as_slice() {
             return Err(Error::data(

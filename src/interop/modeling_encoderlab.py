@@ -99,7 +99,16 @@ class EncoderlabModel(LlamaModel):
 
 
 class EncoderlabPreTrainedModel(LlamaPreTrainedModel):
+    """What the heads share: the backbone under `model`, and its last hidden states."""
+
     config_class = EncoderlabConfig
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def last_hidden_state(self, input_ids, attention_mask, inputs_embeds, **kwargs):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                          **kwargs).last_hidden_state
 
 
 class EncoderlabForMaskedLM(EncoderlabPreTrainedModel):
@@ -111,15 +120,11 @@ class EncoderlabForMaskedLM(EncoderlabPreTrainedModel):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.embed_tokens
-
     def get_output_embeddings(self):
         return self.lm_head
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, **kwargs):
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                            **kwargs).last_hidden_state
+        hidden = self.last_hidden_state(input_ids, attention_mask, inputs_embeds, **kwargs)
         logits = self.lm_head(hidden)
         loss = None
         if labels is not None:
@@ -138,13 +143,9 @@ class EncoderlabForSequenceClassification(EncoderlabPreTrainedModel):
         self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.embed_tokens
-
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, **kwargs):
         mask = padding_mask(attention_mask, input_ids, inputs_embeds)
-        hidden = self.model(input_ids=input_ids, attention_mask=mask, inputs_embeds=inputs_embeds,
-                            **kwargs).last_hidden_state
+        hidden = self.last_hidden_state(input_ids, mask, inputs_embeds, **kwargs)
         logits = self.score(pool(hidden, mask, getattr(self.config, "pooling", "mean")))
         loss = None
         if labels is not None:
@@ -162,12 +163,8 @@ class EncoderlabForTokenClassification(EncoderlabPreTrainedModel):
         self.score = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.embed_tokens
-
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, **kwargs):
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                            **kwargs).last_hidden_state
+        hidden = self.last_hidden_state(input_ids, attention_mask, inputs_embeds, **kwargs)
         logits = self.score(hidden)
         loss = None
         if labels is not None:
@@ -185,13 +182,9 @@ class EncoderlabForQuestionAnswering(EncoderlabPreTrainedModel):
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.embed_tokens
-
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, start_positions=None,
                 end_positions=None, **kwargs):
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
-                            **kwargs).last_hidden_state
+        hidden = self.last_hidden_state(input_ids, attention_mask, inputs_embeds, **kwargs)
         start_logits, end_logits = (x.squeeze(-1).contiguous() for x in self.qa_outputs(hidden).split(1, dim=-1))
         loss = None
         if start_positions is not None and end_positions is not None:

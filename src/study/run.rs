@@ -85,7 +85,6 @@ pub fn run_study(cfg: &StudyConfig, opts: &StudyOptions) -> Result<StudyOutcome>
                     .max(1),
                 retry_failed: false,
                 progress: opts.progress,
-                registry: None,
             };
             run_local(&sweep, &specs, &local)?.started
         }

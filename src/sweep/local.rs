@@ -36,9 +36,6 @@ pub struct LocalOptions {
     pub retry_failed: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
-    /// `--registry`, passed on to each worker (the sweep file's own `registry` needs no
-    /// passing).
-    pub registry: Option<PathBuf>,
 }
 
 /// What a call did.
@@ -107,9 +104,12 @@ enum Event {
     },
 }
 
+/// Starts worker `slot` (its `generation`-th process) on the sweep file, with the sweep's
+/// `registry` as resolved here (a `--registry` given to `sweep run` included).
 fn spawn_worker<'a>(
     slot: usize,
     generation: usize,
+    registry: Option<&Path>,
     opts: &LocalOptions,
     logs: &Path,
     events: &Sender<Event>,
@@ -125,7 +125,7 @@ fn spawn_worker<'a>(
         .args(["sweep", "worker", "--config"])
         .arg(&opts.sweep_file)
         .args(["--threads", &opts.threads_per_worker.to_string(), "--die-with-parent"]);
-    if let Some(registry) = &opts.registry {
+    if let Some(registry) = registry {
         command.arg("--registry").arg(registry);
     }
     let mut child = command
@@ -203,7 +203,7 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
     let (tx, rx) = channel();
     let mut workers: Vec<Worker> = Vec::new();
     for slot in 0..opts.workers.max(1).min(queue.len()) {
-        workers.push(spawn_worker(slot, 0, opts, &logs, &tx)?);
+        workers.push(spawn_worker(slot, 0, cfg.registry.as_deref(), opts, &logs, &tx)?);
     }
     let finish = |spec: &RunSpec, death: Option<(ExitStatus, &Path)>, summary: &mut LocalSummary| -> Result<()> {
         match (state(spec, &runs_dir), death) {
@@ -264,7 +264,7 @@ pub fn run_local(cfg: &SweepConfig, specs: &[RunSpec], opts: &LocalOptions) -> R
                     workers[slot].generation += 1;
                 } else {
                     // a new worker in its place for what is left
-                    workers[slot] = spawn_worker(slot, generation + 1, opts, &logs, &tx)?;
+                    workers[slot] = spawn_worker(slot, generation + 1, cfg.registry.as_deref(), opts, &logs, &tx)?;
                 }
             }
         }

@@ -36,8 +36,6 @@ pub struct SlurmOptions {
     pub max_parallel: Option<usize>,
     /// Also resubmit the runs recorded `failed`.
     pub retry_failed: bool,
-    /// `--registry`, passed on to each task (the sweep file's own `registry` needs no passing).
-    pub registry: Option<PathBuf>,
 }
 
 /// What a submission did (or would do).
@@ -104,7 +102,8 @@ pub(crate) fn batch_script(
         s.push_str(&format!("#SBATCH --gpus-per-task={g}\n"));
     }
     let (exe, mut sweep) = (shell_quote(&opts.exe), shell_quote(&opts.sweep_file));
-    if let Some(registry) = &opts.registry {
+    // the registry as resolved here (a `--registry` given to this command included)
+    if let Some(registry) = &cfg.registry {
         sweep = format!("{sweep} --registry {}", shell_quote(registry));
     }
     s.push_str(&format!(
