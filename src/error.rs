@@ -66,6 +66,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A process of a data-parallel world could not work with the others (a collective timed
+    /// out, the MPI library is missing, the ranks disagree on the run).
+    #[error("rank {rank} of {size}: {reason}")]
+    Distributed {
+        /// This process's rank.
+        rank: usize,
+        /// Processes in the world.
+        size: usize,
+        /// What happened and what to do.
+        reason: String,
+    },
+
     /// The tokenizers library failed.
     #[error("tokenizer {path}: {reason}")]
     Tokenizer {

@@ -11,6 +11,7 @@ pub mod artifacts;
 pub mod config;
 pub mod csvcell;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod eval;
 pub mod finetune;

@@ -28,9 +28,15 @@ pub struct PretrainArgs {
     /// Write no TensorBoard event files (the config key `train.tensorboard = false`).
     #[arg(long)]
     pub no_tensorboard: bool,
-    /// CPU threads (default: all cores).
+    /// CPU threads (default: all cores; under mpirun or srun, the cores shared between this
+    /// machine's processes).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Under mpirun or srun: seconds a rank waits for the others at a collective before it ends
+    /// the job with an error (default 600; the environment variable
+    /// ENCODERLAB_COLLECTIVE_TIMEOUT).
+    #[arg(long, value_name = "SECONDS")]
+    pub collective_timeout: Option<f64>,
 }
 
 #[derive(Args)]
@@ -60,7 +66,16 @@ pub struct FinetuneArgs {
 /// Runs (or resumes, or continues) a pretraining run.
 pub fn pretrain(args: &PretrainArgs) -> Result<()> {
     use encoderlab::train::{checkpoint::load_state, PretrainConfig, RunOptions};
-    set_threads(args.threads);
+    if let Some(s) = args.collective_timeout {
+        std::env::set_var(encoderlab::dist::TIMEOUT_ENV, s.to_string());
+    }
+    // the threads first (before MPI starts any of its own), then the world
+    let launched = encoderlab::dist::launch_from(|k| std::env::var(k).ok())? != encoderlab::dist::Launch::Alone;
+    set_threads(
+        args.threads
+            .or_else(|| launched.then(encoderlab::dist::default_threads)),
+    );
+    let world = encoderlab::dist::world()?;
     let mut cfg = match (&args.resume, &args.config) {
         (Some(dir), _) => {
             if !args.set.is_empty() {
@@ -85,7 +100,9 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         };
         encoderlab::train::pretrain(&cfg, &opts)?
     };
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if world.rank() == 0 {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
     if summary.status == "diverged" {
         bail!(
             "the run diverged at step {} (non-finite loss or gradient); its last checkpoint is intact",

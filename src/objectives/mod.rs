@@ -78,8 +78,21 @@ const HEAD_CHUNK_FLOATS: usize = 1 << 25;
 /// the scored positions go through the LM head when they are few (an MLM batch at 40 % computes
 /// 40 % of the logits), in chunks of rows.
 pub fn loss(model: &LanguageModel, batch: &TrainBatch, device: &Device, train: bool) -> Result<Tensor> {
+    partial_loss(model, batch, device, train, batch.scored())
+}
+
+/// The summed loss of `batch`'s scored positions divided by `denominator`: the scored
+/// positions of the whole batch this one is a part of (a data-parallel rank's rows), so that
+/// the parts' losses, and their gradients, add up to the whole batch's mean.
+pub fn partial_loss(
+    model: &LanguageModel,
+    batch: &TrainBatch,
+    device: &Device,
+    train: bool,
+    denominator: usize,
+) -> Result<Tensor> {
     let chunk = (HEAD_CHUNK_FLOATS / model.config.vocab_size).max(1);
-    loss_in_chunks(model, batch, device, train, chunk)
+    chunked_loss(model, batch, device, train, chunk, denominator)
 }
 
 /// [`loss()`] with the LM head run over `chunk` rows at a time.
@@ -89,6 +102,17 @@ pub fn loss_in_chunks(
     device: &Device,
     train: bool,
     chunk: usize,
+) -> Result<Tensor> {
+    chunked_loss(model, batch, device, train, chunk, batch.scored())
+}
+
+fn chunked_loss(
+    model: &LanguageModel,
+    batch: &TrainBatch,
+    device: &Device,
+    train: bool,
+    chunk: usize,
+    denominator: usize,
 ) -> Result<Tensor> {
     let chunk = chunk.max(1);
     let (b, t) = batch.shape;
@@ -131,7 +155,7 @@ pub fn loss_in_chunks(
         });
     }
     match total {
-        Some(t) => t / scored.len() as f64,
+        Some(t) => t / denominator.max(1) as f64,
         None => candle_core::bail!("no scored position"),
     }
 }

@@ -183,6 +183,15 @@ impl AdamW {
             .map(Grads)
     }
 
+    /// Zero gradients for every parameter (a data-parallel rank that had no rows this step).
+    pub fn zero_grads(&self) -> Result<Grads> {
+        self.slots
+            .iter()
+            .map(|s| Ok(s.var.as_tensor().zeros_like()?))
+            .collect::<Result<_>>()
+            .map(Grads)
+    }
+
     /// Adds `other` to `acc` (gradient accumulation).
     pub fn accumulate(acc: Option<Grads>, other: Grads) -> Result<Grads> {
         match acc {

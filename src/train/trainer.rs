@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 pub use crate::artifacts::StepMetrics;
 use crate::config::{load_json, save_json};
 use crate::data::{BlockSampler, PackedDataset, Split};
+use crate::dist::{shard, Communicator};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{remove_stale_staging, sha256_file};
 use crate::model::init::INIT_STREAM;
 use crate::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
-use crate::objectives::{clm_batch, loss, mlm_batch, MaskTokens, Objective, TrainBatch};
+use crate::objectives::{clm_batch, loss, mlm_batch, partial_loss, MaskTokens, Objective, TrainBatch};
 use crate::rng::seeded;
 use crate::runtime::{device, progress_bar};
 use crate::schedule::{lr_at, phase_at, phase_start};
@@ -27,7 +28,7 @@ use crate::train::checkpoint::{
     TrainerState,
 };
 use crate::train::config::PretrainConfig;
-use crate::train::heldout::held_out_losses;
+use crate::train::heldout::held_out_losses_on;
 use crate::train::AdamW;
 
 /// First stream of the MLM masks (one stream per micro-batch).
@@ -72,6 +73,16 @@ pub struct RunSummary {
     pub checkpoint: Option<PathBuf>,
     /// Wall time of this call.
     pub seconds: f64,
+    /// Processes that trained together (data parallel); 1 for a single process.
+    #[serde(default = "one_rank", skip_serializing_if = "is_one_rank")]
+    pub ranks: usize,
+}
+
+fn one_rank() -> usize {
+    1
+}
+fn is_one_rank(n: &usize) -> bool {
+    *n == 1
 }
 
 /// The pack's tokenizer (`tokenizer.json` inside the pack, else the path it was packed with),
@@ -106,18 +117,134 @@ fn mask_tokens(tok: &TextTokenizer, vocab_size: usize) -> Result<MaskTokens> {
     })
 }
 
-/// Mean held-out CLM and MLM losses over the first `n` validation blocks.
+/// Mean held-out CLM and MLM losses over the first `n` validation blocks, the blocks shared
+/// between the ranks of `world`.
 fn evaluate(
     model: &LanguageModel,
     data: &PackedDataset,
-    n: usize,
     cfg: &PretrainConfig,
     tokens: &MaskTokens,
     dev: &Device,
+    world: &dyn Communicator,
 ) -> Result<(f64, f64)> {
-    held_out_losses(data, n, cfg.data.batch_size, &cfg.masking, tokens, |batch| {
-        scalar(&loss(model, batch, dev, false)?)
-    })
+    held_out_losses_on(
+        data,
+        cfg.data.eval_blocks,
+        cfg.data.batch_size,
+        &cfg.masking,
+        tokens,
+        world,
+        |batch| scalar(&loss(model, batch, dev, false)?),
+    )
+}
+
+/// The loss of this rank's rows of `batch` (all of them in a world of one), divided by the
+/// whole batch's scored positions and by `accum`, so that the ranks' parts add up to the
+/// batch's mean; `None` when this rank has no rows of it.
+fn rank_loss(
+    model: &LanguageModel,
+    batch: &TrainBatch,
+    accum: usize,
+    dev: &Device,
+    world: &dyn Communicator,
+) -> Result<Option<candle_core::Tensor>> {
+    let l = if world.size() == 1 {
+        loss(model, batch, dev, true)?
+    } else {
+        let part = shard::rows(batch, shard::share(batch.shape.0, world.rank(), world.size()));
+        if part.shape.0 == 0 {
+            return Ok(None);
+        }
+        partial_loss(model, &part, dev, true, batch.scored())?
+    };
+    Ok(Some((l / accum as f64)?))
+}
+
+/// What every rank must agree on before training together: the run (its resolved
+/// configuration), the data (the pack's `meta.json` and token file sizes) and the start (the
+/// step, and the checkpoint's state and weights file). Refuses, naming the ranks and what
+/// differs, when they do not.
+fn agree_on_start(
+    world: &dyn Communicator,
+    cfg: &PretrainConfig,
+    data: &PackedDataset,
+    resume: Option<&Path>,
+    step: usize,
+) -> Result<()> {
+    if world.size() == 1 {
+        return Ok(());
+    }
+    use sha2::{Digest, Sha256};
+    let file_facts = |path: &Path| -> String {
+        let len = std::fs::metadata(path).map(|m| m.len()).ok();
+        let bytes = if len.is_some_and(|l| l < 1 << 20) {
+            std::fs::read(path).ok()
+        } else {
+            None
+        };
+        format!("{len:?} {:?}", bytes.map(|b| format!("{:x}", Sha256::digest(b))))
+    };
+    let pack = data.dir();
+    let facts = [
+        (
+            "configuration",
+            format!("{} {}", cfg.run_id()?, serde_json::to_string(cfg).unwrap_or_default()),
+        ),
+        (
+            "pack",
+            ["meta.json", &data.meta().train.file, &data.meta().validation.file]
+                .iter()
+                .map(|f| file_facts(&pack.join(f)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        (
+            "starting point",
+            format!(
+                "step {step} {}",
+                resume.map_or(String::new(), |d| [
+                    "trainer_state.json",
+                    "model.safetensors",
+                    "optimizer.safetensors"
+                ]
+                .iter()
+                .map(|f| file_facts(&d.join(f)))
+                .collect::<Vec<_>>()
+                .join(" "))
+            ),
+        ),
+    ];
+    let mut mine = Vec::new();
+    for (_, text) in &facts {
+        mine.extend_from_slice(&Sha256::digest(text.as_bytes()));
+    }
+    let all = world.gather_bytes("the start's agreement (configuration, pack, checkpoint)", &mine)?;
+    let per_rank: Vec<&[u8]> = all.chunks(mine.len()).collect();
+    let mut differing = Vec::new();
+    for (k, (what, _)) in facts.iter().enumerate() {
+        let of = |r: &[u8]| r[k * 32..(k + 1) * 32].to_vec();
+        let ranks: Vec<String> = (1..per_rank.len())
+            .filter(|&r| of(per_rank[r]) != of(per_rank[0]))
+            .map(|r| r.to_string())
+            .collect();
+        if !ranks.is_empty() {
+            differing.push(format!("the {what} of rank {} differs from rank 0's", ranks.join(", ")));
+        }
+    }
+    if differing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::config(
+        "launch",
+        format!(
+            "{} (rank {} of {}; pack {}{}): every rank must run the same configuration on the same pack from the same checkpoint (one shared file system, the same command)",
+            differing.join("; "),
+            world.rank(),
+            world.size(),
+            pack.display(),
+            resume.map_or(String::new(), |d| format!(", checkpoint {}", d.display()))
+        ),
+    ))
 }
 
 fn scalar(t: &candle_core::Tensor) -> Result<f64> {
@@ -234,6 +361,9 @@ fn starting_weights(
 /// last checkpoint at the final step) is not redone: that run's summary is returned.
 pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
+    let world = crate::dist::world()?;
+    // rank 0 writes the run folder (metrics, checkpoints, logs); the others only compute
+    let writer = world.rank() == 0;
     let dev = device(&cfg.train.device)?;
     let data = PackedDataset::open(&cfg.data.pack)?;
     let (tok_path, tokenizer) = pack_tokenizer(&data)?;
@@ -296,31 +426,38 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         }
         _ => (0, 0, BlockSampler::new(train_blocks, cfg.train.seed)?),
     };
-    std::fs::create_dir_all(&run_dir).at(&run_dir)?;
-    // checkpoints a kill interrupted while they were written (`.step-N.tmp-*`) are ours to remove
-    for stale in remove_stale_staging(&run_dir.join("checkpoints"), "step-")? {
-        tracing::info!(
-            "removed {}, a checkpoint interrupted while it was written",
-            stale.display()
+    // every rank has read what it starts from; they must be the same before rank 0 writes
+    agree_on_start(world, cfg, &data, opts.resume.as_deref(), step)?;
+    let mut metrics_file = None;
+    let mut board = None;
+    if writer {
+        std::fs::create_dir_all(&run_dir).at(&run_dir)?;
+        // checkpoints a kill interrupted while they were written (`.step-N.tmp-*`) are ours to remove
+        for stale in remove_stale_staging(&run_dir.join("checkpoints"), "step-")? {
+            tracing::info!(
+                "removed {}, a checkpoint interrupted while it was written",
+                stale.display()
+            );
+        }
+        truncate_metrics(&metrics_path, step)?;
+        save_json(cfg, &run_dir.join("config.json"))?;
+        if cfg.train.tensorboard {
+            board = Some(crate::tensorboard::start_pretraining(&run_dir, cfg, step as u64)?);
+        }
+        metrics_file = Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&metrics_path)
+                .at(&metrics_path)?,
         );
     }
-    truncate_metrics(&metrics_path, step)?;
-    save_json(cfg, &run_dir.join("config.json"))?;
-    let mut board = match cfg.train.tensorboard {
-        true => Some(crate::tensorboard::start_pretraining(&run_dir, cfg, step as u64)?),
-        false => None,
-    };
 
     let total = cfg.total_steps();
     let end = opts.stop_after.map_or(total, |s| s.min(total));
     let phases = &cfg.train.phases;
     let per_step = (cfg.data.batch_size * cfg.data.grad_accum * data.seq_len()) as u64;
-    let bar = progress_bar(opts.progress, total, step, "steps");
-    let mut metrics_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .at(&metrics_path)?;
+    let bar = progress_bar(opts.progress && writer, total, step, "steps");
     let unigram =
         super::unigram::unigram_losses(&data, cfg.data.eval_blocks, cfg.data.batch_size, &cfg.masking, &tokens)?;
     let mut summary = RunSummary {
@@ -335,6 +472,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         tokens_seen,
         checkpoint: opts.resume.clone(),
         seconds: 0.0,
+        ranks: world.size(),
     };
 
     while step < end {
@@ -347,7 +485,8 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         model_cfg.attention = phase.objective.attention();
         let lr = lr_at(&cfg.lr, step, total);
 
-        // forward and backward over the micro-batches, gradients summed
+        // forward and backward over the micro-batches (this rank's rows of each), gradients
+        // summed, then summed over the ranks
         let (mut grads, mut step_loss) = (None, 0.0);
         for micro in 0..cfg.data.grad_accum {
             let blocks = sampler
@@ -369,11 +508,20 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
                     )
                 }
             };
-            let l = (loss(&model, &batch, &dev, true)? / cfg.data.grad_accum as f64)?;
+            let Some(l) = rank_loss(&model, &batch, cfg.data.grad_accum, &dev, world)? else {
+                continue;
+            };
             step_loss += scalar(&l)?;
             grads = Some(AdamW::accumulate(grads, opt.grads(&l.backward()?)?)?);
         }
-        let Some(grads) = grads else { break };
+        let grads = match grads {
+            Some(g) => g,
+            None => opt.zero_grads()?,
+        };
+        let grads = world.sum_grads(&grads)?;
+        let mut summed = [step_loss];
+        world.sum_f64("the step loss's all-reduce", &mut summed)?;
+        let step_loss = summed[0];
         let norm = AdamW::grad_norm(&grads)?;
 
         // a non-finite loss or gradient stops the run; the last checkpoint stays as it was
@@ -389,7 +537,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
 
         let evaluate_now = step % cfg.train.eval_every_steps == 0 || step == total;
         let (eval_clm, eval_mlm) = if evaluate_now {
-            let (c, m) = evaluate(&model, &data, cfg.data.eval_blocks, cfg, &tokens, &dev)?;
+            let (c, m) = evaluate(&model, &data, cfg, &tokens, &dev, world)?;
             (Some(c), Some(m))
         } else {
             (None, None)
@@ -406,8 +554,10 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
             tokens_seen,
             tokens_per_s,
         };
-        let line = serde_json::to_string(&record).map_err(|e| Error::data(&metrics_path, 0, e.to_string()))?;
-        writeln!(metrics_file, "{line}").at(&metrics_path)?;
+        if let Some(file) = &mut metrics_file {
+            let line = serde_json::to_string(&record).map_err(|e| Error::data(&metrics_path, 0, e.to_string()))?;
+            writeln!(file, "{line}").at(&metrics_path)?;
+        }
         if let Some(board) = &mut board {
             board.events().pretraining_step(&record);
             board.flush()?;
@@ -420,7 +570,9 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
         bar.set_message(format!("{:?} loss {step_loss:.3}", phase.objective));
         bar.set_position(step as u64);
 
-        if step % cfg.train.checkpoint_every_steps == 0 || step == end || cfg.train.milestones.contains(&step) {
+        let checkpoint_now =
+            step % cfg.train.checkpoint_every_steps == 0 || step == end || cfg.train.milestones.contains(&step);
+        if checkpoint_now && writer {
             let dir = checkpoint_dir(&run_dir, step);
             let state = TrainerState {
                 step,
@@ -438,6 +590,8 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
             save_checkpoint(&dir, &map, &model_cfg, &tok_path, &opt, &state)?;
             prune_checkpoints(&run_dir, cfg.train.keep_last, &cfg.train.milestones)?;
             summary.checkpoint = Some(dir);
+        } else if checkpoint_now {
+            summary.checkpoint = Some(checkpoint_dir(&run_dir, step));
         }
     }
     bar.finish_and_clear();
@@ -447,6 +601,8 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     summary.steps = step;
     summary.tokens_seen = tokens_seen;
     summary.seconds = started.elapsed().as_secs_f64();
-    save_json(&summary, &run_dir.join("summary.json"))?;
+    if writer {
+        save_json(&summary, &run_dir.join("summary.json"))?;
+    }
     Ok(summary)
 }
