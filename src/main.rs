@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
         // otherwise wait for this one until their collective timeout
         Err(e) => {
             if let Some(world) = encoderlab::dist::joined().filter(|w| w.size() > 1) {
-                eprintln!("Error (rank {} of {}): {e:#}", world.rank(), world.size());
+                eprintln!("Error (rank {} of {}): {e}", world.rank(), world.size());
                 encoderlab::dist::abort_job(1);
             }
         }

@@ -403,3 +403,61 @@ fn a_missing_mpi_library_is_a_clear_error() -> anyhow::Result<()> {
     assert!(stderr.contains("apt-get install openmpi-bin"), "{stderr}");
     Ok(())
 }
+
+/// Whether a Slurm controller answers (`scripts/slurm.sh start` runs one); says SKIPPED when
+/// not.
+fn slurm_running() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !up {
+        eprintln!("SKIPPED: no Slurm answers (start one with scripts/slurm.sh start)");
+    }
+    up
+}
+
+/// `pretrain --slurm` writes and submits a job whose `srun --mpi=pmix` starts two ranks on a
+/// real Slurm: the run ends with the very weights of `mpirun -np 2`.
+#[test]
+fn a_slurm_job_of_two_ranks_trains_what_mpirun_trains() -> anyhow::Result<()> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !mpi_here() || !slurm_running() {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let pack = tiny_pack(dir.path())?;
+    let (slurm, mpi) = (dir.path().join("slurm"), dir.path().join("mpi"));
+    let c = config(dir.path(), &pack, &slurm, 4, 4, 4);
+    let o = ok(Command::new(env!("CARGO_BIN_EXE_encoderlab"))
+        .args([
+            "pretrain",
+            "--config",
+            c.to_str().unwrap(),
+            "--slurm",
+            "--tasks-per-node",
+            "2",
+        ])
+        .output()?);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("submitted job"), "{said}");
+    let script = std::fs::read_to_string(slurm.join("dp/slurm/pretrain.sbatch"))?;
+    assert!(script.contains("#SBATCH --ntasks-per-node=2\n"), "{script}");
+    let t0 = Instant::now();
+    while !slurm.join("dp/summary.json").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "the Slurm job did not finish in 180 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(slurm.join("dp/summary.json"))?)?;
+    assert_eq!(
+        (summary["status"].as_str(), summary["ranks"].as_u64()),
+        (Some("completed"), Some(2))
+    );
+    let c = config(dir.path(), &pack, &mpi, 4, 4, 4);
+    ok(mpirun(2, &["pretrain", "--config", c.to_str().unwrap()]).output()?);
+    assert!(final_weights(&slurm.join("dp"))? == final_weights(&mpi.join("dp"))?);
+    Ok(())
+}

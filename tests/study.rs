@@ -870,6 +870,15 @@ fn the_paper_preset_emits_rerunnable_slurm_jobs_and_a_sweep_that_expands() -> an
         "{first}"
     );
     assert!(first.contains("pretrain --continue --config"));
+    // each arm is a data-parallel job of one 8-GPU node, a rank per GPU, started through PMIx
+    for line in [
+        "#SBATCH --nodes=1\n",
+        "#SBATCH --ntasks-per-node=8\n",
+        "#SBATCH --gpus-per-task=1\n",
+        "srun --mpi=pmix",
+    ] {
+        assert!(first.contains(line), "{line} not in {first}");
+    }
     let submit = std::fs::read_to_string(cfg.out.join("slurm/submit.sh"))?;
     assert!(submit.contains("--dependency=afterok:$p "), "{submit}");
     assert!(submit.contains("sweep slurm --config"));

@@ -32,6 +32,32 @@ pub struct PretrainArgs {
     /// machine's processes).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Write a Slurm batch script that runs this configuration data parallel over
+    /// --nodes × --tasks-per-node ranks (`srun --mpi=pmix`), under the run's folder
+    /// (`slurm/pretrain.sbatch`), and submit it (not with --dry-run).
+    #[arg(long, conflicts_with_all = ["resume", "stop_after", "continue_run"])]
+    pub slurm: bool,
+    /// With --slurm: write the script without submitting it.
+    #[arg(long, requires = "slurm")]
+    pub dry_run: bool,
+    /// With --slurm: machines.
+    #[arg(long, default_value_t = 1, requires = "slurm")]
+    pub nodes: usize,
+    /// With --slurm: ranks per machine (one per GPU on GPU nodes).
+    #[arg(long, default_value_t = 1, requires = "slurm")]
+    pub tasks_per_node: usize,
+    /// With --slurm: GPUs per rank (none: a CPU job).
+    #[arg(long, requires = "slurm")]
+    pub gpus_per_task: Option<usize>,
+    /// With --slurm: CPU cores per rank (its threads).
+    #[arg(long, default_value_t = 1, requires = "slurm")]
+    pub cpus_per_task: usize,
+    /// With --slurm: the partition.
+    #[arg(long, requires = "slurm")]
+    pub partition: Option<String>,
+    /// With --slurm: the time limit (HH:MM:SS or D-HH).
+    #[arg(long, requires = "slurm")]
+    pub time: Option<String>,
     /// Under mpirun or srun: seconds a rank waits for the others at a collective before it ends
     /// the job with an error (default 600; the environment variable
     /// ENCODERLAB_COLLECTIVE_TIMEOUT).
@@ -90,6 +116,28 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
         (None, None) => bail!("give --config FILE or --resume CHECKPOINT"),
     };
     cfg.train.tensorboard &= !args.no_tensorboard;
+    if args.slurm {
+        let shape = encoderlab::dist::slurm::JobShape {
+            nodes: args.nodes,
+            tasks_per_node: args.tasks_per_node,
+            gpus_per_task: args.gpus_per_task,
+            cpus_per_task: args.cpus_per_task,
+            partition: args.partition.clone(),
+            time: args.time.clone(),
+        };
+        let script = encoderlab::dist::slurm::write_pretrain_job(&cfg, &shape, &std::env::current_exe()?)?;
+        println!("wrote {} ({} rank(s))", script.display(), shape.ranks());
+        if !args.dry_run {
+            let id = encoderlab::sweep::slurm::sbatch(&script)?;
+            println!(
+                "submitted job {id}; its output goes to {}",
+                script
+                    .with_file_name(format!("pretrain-{}_{id}.out", cfg.name))
+                    .display()
+            );
+        }
+        return Ok(());
+    }
     let summary = if args.continue_run {
         encoderlab::train::pretrain_resumable(&cfg, true)?.0
     } else {

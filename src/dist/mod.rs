@@ -14,6 +14,7 @@
 
 pub mod mpi;
 pub mod shard;
+pub mod slurm;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -188,6 +189,47 @@ pub fn local_ranks() -> usize {
         .max(1)
 }
 
+/// This process's rank among the job's processes on this machine (0 when alone).
+pub fn local_rank() -> usize {
+    let vars = |k: &str| std::env::var(k).ok();
+    if matches!(launch_from(vars), Ok(Launch::Alone)) {
+        return 0;
+    }
+    ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"]
+        .iter()
+        .find_map(|k| env_usize(&vars, k))
+        .unwrap_or(0)
+}
+
+/// The device a rank trains on, for the configured `name`: on the CPU the CPU; `cuda:N` for
+/// local rank l is GPU (N + l) mod the GPUs this process sees (`visible`, from
+/// `CUDA_VISIBLE_DEVICES`; `None` when unset): so `cuda:0` spreads the ranks of a machine over
+/// its GPUs under `mpirun`, and is each rank's own GPU under `srun --gpus-per-task=1`.
+pub fn rank_device(name: &str, local_rank: usize, visible: Option<usize>) -> String {
+    let ordinal = match name {
+        "cuda" => Some(0),
+        n => n.strip_prefix("cuda:").and_then(|o| o.parse::<usize>().ok()),
+    };
+    match ordinal {
+        Some(n) => {
+            let k = n + local_rank;
+            format!("cuda:{}", visible.filter(|v| *v > 0).map_or(k, |v| k % v))
+        }
+        None => name.to_string(),
+    }
+}
+
+/// [`rank_device`] for this process, in a world of `size`: the configured name when alone.
+pub fn this_rank_device(name: &str, size: usize) -> String {
+    if size == 1 {
+        return name.to_string();
+    }
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES")
+        .ok()
+        .map(|v| v.split(',').filter(|d| !d.trim().is_empty()).count());
+    rank_device(name, local_rank(), visible)
+}
+
 /// The CPU threads a rank uses when none are asked for: the cores this process may run on,
 /// shared between this machine's ranks.
 pub fn default_threads() -> usize {
@@ -283,6 +325,18 @@ mod tests {
             launch_from(vars(&[("SLURM_STEP_NUM_TASKS", "1")])).unwrap(),
             Launch::Alone
         );
+    }
+
+    #[test]
+    fn ranks_of_a_machine_spread_over_its_gpus() {
+        assert_eq!(rank_device("cpu", 3, Some(8)), "cpu");
+        // mpirun on an 8-GPU node: rank l on GPU l
+        assert_eq!(rank_device("cuda:0", 5, None), "cuda:5");
+        assert_eq!(rank_device("cuda", 5, Some(8)), "cuda:5");
+        // srun --gpus-per-task=1: every rank sees its own GPU as its only one
+        assert_eq!(rank_device("cuda:0", 5, Some(1)), "cuda:0");
+        // two GPUs per rank asked as cuda:1 of 2 visible
+        assert_eq!(rank_device("cuda:1", 0, Some(2)), "cuda:1");
     }
 
     #[test]

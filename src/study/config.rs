@@ -47,9 +47,17 @@ pub struct ClusterPlan {
     pub mfu: f64,
     /// Tokens per fine-tuning example (padding included).
     pub finetune_tokens_per_example: usize,
-    /// Slurm partition of the sweep.
+    /// Slurm partition of the sweep (and of the pretraining jobs unless their shape names one).
     #[serde(default)]
     pub partition: Option<String>,
+    /// The processes of each pretraining arm's job (data parallel: nodes × ranks per node, a
+    /// GPU per rank); default one rank.
+    #[serde(default, skip_serializing_if = "is_default_shape")]
+    pub pretrain_job: crate::dist::slurm::JobShape,
+}
+
+fn is_default_shape(s: &crate::dist::slurm::JobShape) -> bool {
+    *s == crate::dist::slurm::JobShape::default()
 }
 
 /// A study.

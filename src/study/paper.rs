@@ -185,6 +185,24 @@ pub fn describe(cfg: &StudyConfig) -> Result<String> {
             );
         }
         let _ = writeln!(s, "  total {:.0} GPU-hours", e.total_gpu_hours);
+        if let Some(c) = &cfg.cluster {
+            let job = &c.pretrain_job;
+            let gpus = job.ranks() * job.gpus_per_task.unwrap_or(1);
+            let arm_count = arms.len().max(1) as f64;
+            let pretrain_hours: f64 = e
+                .lines
+                .iter()
+                .filter(|l| l.what.starts_with("pretraining"))
+                .map(|l| l.gpu_hours)
+                .sum();
+            let _ = writeln!(
+                s,
+                "  each pretraining arm on {} node(s) x {} rank(s) = {gpus} GPU(s): about {:.1} days of wall time per arm at linear scaling",
+                job.nodes,
+                job.tasks_per_node,
+                pretrain_hours / arm_count / gpus.max(1) as f64 / 24.0
+            );
+        }
     }
     Ok(s)
 }
@@ -215,25 +233,23 @@ pub fn emit(cfg: &StudyConfig, exe: &Path) -> Result<Vec<PathBuf>> {
     // the sweep must expand (every generated config parses)
     sweep.expand()?;
     let slurm = cfg.out.join("slurm");
-    let partition = cfg
-        .cluster
-        .as_ref()
-        .and_then(|c| c.partition.clone())
-        .map_or(String::new(), |p| format!("#SBATCH --partition={p}\n"));
     let (first, then): (Vec<&ArmConfig>, Vec<&ArmConfig>) = written
         .iter()
         .partition(|w| !matches!(w.arm.kind, ArmKind::Continued { .. }));
+    // one array task per arm, each a data-parallel job of the cluster's shape
+    let mut shape = cfg.cluster.as_ref().map(|c| c.pretrain_job.clone()).unwrap_or_default();
+    if shape.gpus_per_task.is_none() && shape == crate::dist::slurm::JobShape::default() {
+        shape.gpus_per_task = Some(1);
+        shape.cpus_per_task = 8;
+    }
+    if shape.partition.is_none() {
+        shape.partition = cfg.cluster.as_ref().and_then(|c| c.partition.clone());
+    }
+    shape.validate()?;
+    let cwd = std::env::current_dir().unwrap_or_default();
     let array = |name: &str, set: &[&ArmConfig]| -> String {
-        let configs: Vec<String> = set.iter().map(|w| quote(&w.path)).collect();
-        format!(
-            "#!/bin/bash\n#SBATCH --job-name={}-{name}\n#SBATCH --array=0-{}\n#SBATCH --gpus-per-task=1\n#SBATCH --cpus-per-task=8\n#SBATCH --output={}/%x_%A_%a.out\n{partition}# written by `encoderlab study`: one task = one pretraining arm; rerunning resumes from the last checkpoint\nset -eu\ncd {}\nconfigs=({})\n{} pretrain --continue --config \"${{configs[$SLURM_ARRAY_TASK_ID]}}\"\n",
-            cfg.name,
-            set.len().saturating_sub(1),
-            quote(&slurm),
-            quote(&std::env::current_dir().unwrap_or_default()),
-            configs.join(" "),
-            quote(exe),
-        )
+        let configs: Vec<PathBuf> = set.iter().map(|w| w.path.clone()).collect();
+        crate::dist::slurm::pretrain_script(&format!("{}-{name}", cfg.name), &configs, &shape, exe, &cwd, &slurm)
     };
     write_atomic(slurm.join("pretrain.sbatch"), array("pretrain", &first).as_bytes())?;
     files.push(slurm.join("pretrain.sbatch"));

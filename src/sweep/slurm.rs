@@ -199,9 +199,19 @@ pub fn submit(cfg: &SweepConfig, specs: &[RunSpec], opts: &SlurmOptions, dry_run
             job_id: None,
         });
     }
+    let id = sbatch(&script)?;
+    Ok(Submission {
+        indices,
+        script,
+        job_id: Some(id),
+    })
+}
+
+/// Submits the batch script `script` (`sbatch --parsable`) and returns the job's id.
+pub fn sbatch(script: &Path) -> Result<String> {
     let out = Command::new("sbatch")
         .arg("--parsable")
-        .arg(&script)
+        .arg(script)
         .output()
         .map_err(|e| Error::Tool {
             tool: "sbatch".into(),
@@ -213,15 +223,10 @@ pub fn submit(cfg: &SweepConfig, specs: &[RunSpec], opts: &SlurmOptions, dry_run
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    let id = String::from_utf8_lossy(&out.stdout)
+    Ok(String::from_utf8_lossy(&out.stdout)
         .trim()
         .split(';')
         .next()
         .unwrap_or("")
-        .to_string();
-    Ok(Submission {
-        indices,
-        script,
-        job_id: Some(id),
-    })
+        .to_string())
 }

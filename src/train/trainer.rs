@@ -364,7 +364,7 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     let world = crate::dist::world()?;
     // rank 0 writes the run folder (metrics, checkpoints, logs); the others only compute
     let writer = world.rank() == 0;
-    let dev = device(&cfg.train.device)?;
+    let dev = device(&crate::dist::this_rank_device(&cfg.train.device, world.size()))?;
     let data = PackedDataset::open(&cfg.data.pack)?;
     let (tok_path, tokenizer) = pack_tokenizer(&data)?;
     let mut model_cfg = cfg.resolve_model(data.meta().tokenizer.vocab_size)?;
