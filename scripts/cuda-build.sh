@@ -4,15 +4,18 @@
 # (driver 580+). With a CUDA 13 toolkit installed (nvcc on PATH), plain
 # `CUDA_COMPUTE_CAP=90 cargo build --release --features cuda` does the same.
 #
-#   scripts/cuda-build.sh [COMPUTE_CAP]      # default 90 (H100/H200); 80 for A100
+#   scripts/cuda-build.sh [COMPUTE_CAP] [FEATURES]   # default 90 (H100/H200; 80 for A100) and
+#                                                    # cuda,nccl (NCCL for data-parallel GPU ranks)
 #
 # Leaves target-cuda/release/encoderlab. At run time it needs libcuda (the driver) and
 # libcublas/libcublasLt/libcurand/libcudart 13 (a PyTorch cu13 environment has them under
-# site-packages/nvidia/cu13/lib: add that folder to LD_LIBRARY_PATH).
+# site-packages/nvidia/cu13/lib: add that folder to LD_LIBRARY_PATH), and with `nccl` libnccl.so.2
+# (site-packages/nvidia/nccl/lib; `pip install nvidia-nccl-cu13`).
 # Measured here: a clean build took about an hour on 2 cores shared with other work (candle's
 # CUDA kernels, compiled by nvcc, take most of it).
 set -euo pipefail
 cap=${1:-90}
+features=${2:-cuda,nccl}
 root=$(cd "$(dirname "$0")/.." && pwd)
 kit=$root/target-cuda/toolkit
 if [ ! -x "$kit/nvidia/cu13/bin/nvcc" ]; then
@@ -25,10 +28,17 @@ if [ ! -x "$kit/nvidia/cu13/bin/nvcc" ]; then
   chmod +x "$kit"/nvidia/cu13/bin/* "$kit"/nvidia/cu13/nvvm/bin/*
   rm -rf "$kit/wheels"
 fi
+if [[ ",$features," == *",nccl,"* ]] && [ ! -e "$kit/nvidia/nccl/lib/libnccl.so.2" ]; then
+  mkdir -p "$kit/wheels"
+  python3 -m pip download --no-deps -q -d "$kit/wheels" "nvidia-nccl-cu13"
+  for w in "$kit"/wheels/*.whl; do python3 -m zipfile -e "$w" "$kit"; done
+  rm -rf "$kit/wheels"
+fi
 cu=$kit/nvidia/cu13
 # the linker wants unversioned names
 for l in cublas cublasLt cudart nvrtc; do ln -sf "lib$l.so.13" "$cu/lib/lib$l.so"; done
 ln -sf libcurand.so.10 "$cu/lib/libcurand.so"
+if [ -e "$kit/nvidia/nccl/lib/libnccl.so.2" ]; then ln -sf "$kit/nvidia/nccl/lib/libnccl.so.2" "$cu/lib/libnccl.so"; fi
 # libcuda comes with the driver, absent here: link against a stub exporting the driver API
 # symbols cudarc declares; the GPU machine's real libcuda.so.1 is loaded at run time
 stub=$kit/stub
@@ -39,5 +49,5 @@ grep -ohE '\bfn (cu[A-Z][A-Za-z0-9_]*)\(' "$src" | sed -E 's/fn (.*)\(/void \1(v
 gcc -shared -fPIC -Wl,-soname,libcuda.so.1 "$stub/libcuda.c" -o "$stub/libcuda.so"
 export PATH=$cu/bin:$PATH CUDA_ROOT=$cu CUDA_PATH=$cu CUDA_HOME=$cu CUDA_COMPUTE_CAP=$cap
 export LIBRARY_PATH=$stub:$cu/lib RUSTFLAGS="-L $stub -L $cu/lib" CARGO_TARGET_DIR=$root/target-cuda
-cd "$root" && cargo build --release --features cuda --bin encoderlab
-echo "built $CARGO_TARGET_DIR/release/encoderlab (sm_$cap)"
+cd "$root" && cargo build --release --features "$features" --bin encoderlab
+echo "built $CARGO_TARGET_DIR/release/encoderlab (sm_$cap, features $features)"

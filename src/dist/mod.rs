@@ -12,7 +12,10 @@
 //! and each waits at most the collective timeout ([`timeout`]) for the other ranks: a rank that
 //! died or hangs ends the job with an error rather than a hang.
 
+pub(crate) mod agree;
 pub mod mpi;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 pub mod shard;
 pub mod slurm;
 
@@ -264,6 +267,27 @@ pub fn world() -> Result<&'static dyn Communicator> {
         Launch::Mpi { size, launcher } => Box::new(mpi::Mpi::join(size, &launcher, timeout()?)?),
     };
     Ok(WORLD.get_or_init(|| comm).as_ref())
+}
+
+/// The environment variable that asks for NCCL on a single GPU (`1`), where it is otherwise
+/// used only between several ranks: to check the NCCL path on one card.
+pub const NCCL_ENV: &str = "ENCODERLAB_NCCL";
+
+/// The communicator of a run on `device`: with the `nccl` feature, GPU ranks sum their
+/// gradients on the device by NCCL (and a single GPU does with `ENCODERLAB_NCCL=1`); otherwise
+/// `None`: `world` itself, which sums on the host.
+pub fn device_world(
+    world: &'static dyn Communicator,
+    device: &candle_core::Device,
+) -> Result<Option<Box<dyn Communicator>>> {
+    #[cfg(feature = "nccl")]
+    if device.is_cuda() && (world.size() > 1 || std::env::var(NCCL_ENV).is_ok_and(|v| v == "1")) {
+        return Ok(Some(Box::new(nccl::Nccl::join(world, device, timeout()?)?)));
+    }
+    if device.is_cuda() && world.size() > 1 {
+        tracing::warn!("GPU ranks without the `nccl` feature: gradients are summed through the host (slow at scale)");
+    }
+    Ok(None)
 }
 
 /// This process's world if it has joined one (`None` before the first [`world`]).

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::artifacts::StepMetrics;
 use crate::config::{load_json, save_json};
 use crate::data::{BlockSampler, PackedDataset, Split};
+use crate::dist::agree::{agree_on_start, check_same_weights};
 use crate::dist::{shard, Communicator};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{remove_stale_staging, sha256_file};
@@ -160,93 +161,6 @@ fn rank_loss(
     Ok(Some((l / accum as f64)?))
 }
 
-/// What every rank must agree on before training together: the run (its resolved
-/// configuration), the data (the pack's `meta.json` and token file sizes) and the start (the
-/// step, and the checkpoint's state and weights file). Refuses, naming the ranks and what
-/// differs, when they do not.
-fn agree_on_start(
-    world: &dyn Communicator,
-    cfg: &PretrainConfig,
-    data: &PackedDataset,
-    resume: Option<&Path>,
-    step: usize,
-) -> Result<()> {
-    if world.size() == 1 {
-        return Ok(());
-    }
-    use sha2::{Digest, Sha256};
-    let file_facts = |path: &Path| -> String {
-        let len = std::fs::metadata(path).map(|m| m.len()).ok();
-        let bytes = if len.is_some_and(|l| l < 1 << 20) {
-            std::fs::read(path).ok()
-        } else {
-            None
-        };
-        format!("{len:?} {:?}", bytes.map(|b| format!("{:x}", Sha256::digest(b))))
-    };
-    let pack = data.dir();
-    let facts = [
-        (
-            "configuration",
-            format!("{} {}", cfg.run_id()?, serde_json::to_string(cfg).unwrap_or_default()),
-        ),
-        (
-            "pack",
-            ["meta.json", &data.meta().train.file, &data.meta().validation.file]
-                .iter()
-                .map(|f| file_facts(&pack.join(f)))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        (
-            "starting point",
-            format!(
-                "step {step} {}",
-                resume.map_or(String::new(), |d| [
-                    "trainer_state.json",
-                    "model.safetensors",
-                    "optimizer.safetensors"
-                ]
-                .iter()
-                .map(|f| file_facts(&d.join(f)))
-                .collect::<Vec<_>>()
-                .join(" "))
-            ),
-        ),
-    ];
-    let mut mine = Vec::new();
-    for (_, text) in &facts {
-        mine.extend_from_slice(&Sha256::digest(text.as_bytes()));
-    }
-    let all = world.gather_bytes("the start's agreement (configuration, pack, checkpoint)", &mine)?;
-    let per_rank: Vec<&[u8]> = all.chunks(mine.len()).collect();
-    let mut differing = Vec::new();
-    for (k, (what, _)) in facts.iter().enumerate() {
-        let of = |r: &[u8]| r[k * 32..(k + 1) * 32].to_vec();
-        let ranks: Vec<String> = (1..per_rank.len())
-            .filter(|&r| of(per_rank[r]) != of(per_rank[0]))
-            .map(|r| r.to_string())
-            .collect();
-        if !ranks.is_empty() {
-            differing.push(format!("the {what} of rank {} differs from rank 0's", ranks.join(", ")));
-        }
-    }
-    if differing.is_empty() {
-        return Ok(());
-    }
-    Err(Error::config(
-        "launch",
-        format!(
-            "{} (rank {} of {}; pack {}{}): every rank must run the same configuration on the same pack from the same checkpoint (one shared file system, the same command)",
-            differing.join("; "),
-            world.rank(),
-            world.size(),
-            pack.display(),
-            resume.map_or(String::new(), |d| format!(", checkpoint {}", d.display()))
-        ),
-    ))
-}
-
 fn scalar(t: &candle_core::Tensor) -> Result<f64> {
     Ok(f64::from(t.to_dtype(DType::F32)?.to_scalar::<f32>()?))
 }
@@ -365,6 +279,9 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     // rank 0 writes the run folder (metrics, checkpoints, logs); the others only compute
     let writer = world.rank() == 0;
     let dev = device(&crate::dist::this_rank_device(&cfg.train.device, world.size()))?;
+    // GPU ranks: gradients summed on the device where the build has NCCL
+    let device_world = crate::dist::device_world(world, &dev)?;
+    let world: &dyn Communicator = device_world.as_deref().unwrap_or(world);
     let data = PackedDataset::open(&cfg.data.pack)?;
     let (tok_path, tokenizer) = pack_tokenizer(&data)?;
     let mut model_cfg = cfg.resolve_model(data.meta().tokenizer.vocab_size)?;
@@ -572,6 +489,9 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
 
         let checkpoint_now =
             step % cfg.train.checkpoint_every_steps == 0 || step == end || cfg.train.milestones.contains(&step);
+        if checkpoint_now {
+            check_same_weights(world, &map, step)?;
+        }
         if checkpoint_now && writer {
             let dir = checkpoint_dir(&run_dir, step);
             let state = TrainerState {
