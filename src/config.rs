@@ -51,6 +51,11 @@ pub(crate) fn is_true(v: &bool) -> bool {
     *v
 }
 
+/// Whether a switch is off (such a switch is written only when on, for the same reason).
+pub(crate) fn is_false(v: &bool) -> bool {
+    !*v
+}
+
 /// A short hash of a resolved configuration (its JSON): the id of the run it describes.
 pub fn config_id<T: Serialize>(cfg: &T) -> Result<String> {
     let json = serde_json::to_vec(cfg).map_err(|e| Error::config("config", e.to_string()))?;

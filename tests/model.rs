@@ -178,6 +178,42 @@ fn every_weight_receives_a_gradient_in_both_modes() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issue 24, item 4: activation checkpointing recomputes each block in the backward and gives
+/// the very logits and gradients of the plain forward, on the fused CPU block (f32) and on the
+/// composed ops (bf16 compute), in both attention modes.
+#[test]
+fn activation_checkpointing_gives_the_same_bits() -> anyhow::Result<()> {
+    let input = Tensor::new(&[[5u32, 9, 200, 31, 7, 64], [1, 2, 3, 4, 5, 6]], &Device::Cpu)?;
+    let targets = Tensor::new(&[[9u32, 200, 31, 7, 64, 2], [2, 3, 4, 5, 6, 7]], &Device::Cpu)?;
+    for dtype in [DType::F32, DType::BF16] {
+        for mode in [AttentionMode::Causal, AttentionMode::Bidirectional] {
+            let mut runs = Vec::new();
+            for checkpoint in [false, true] {
+                let (map, model) = tiny(3)?;
+                let model = model
+                    .with_compute_dtype(dtype)
+                    .with_activation_checkpointing(checkpoint);
+                let logits = model.forward_t(&input, None, mode, true)?.to_dtype(DType::F32)?;
+                let loss = candle_nn::loss::cross_entropy(&logits.flatten_to(1)?, &targets.flatten_all()?)?;
+                let grads = loss.backward()?;
+                let mut all = vec![logits.flatten_all()?.to_vec1::<f32>()?];
+                for (name, var) in sorted_vars(&map)? {
+                    let g = grads
+                        .get(var.as_tensor())
+                        .unwrap_or_else(|| panic!("no gradient for {name} (checkpointing {checkpoint})"));
+                    all.push(g.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+                }
+                runs.push(all);
+            }
+            assert!(
+                runs[0] == runs[1],
+                "{dtype:?} {mode:?}: checkpointing changed the logits or a gradient"
+            );
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn causal_outputs_ignore_later_tokens_and_bidirectional_ones_do_not() -> anyhow::Result<()> {
     let (_, model) = tiny(1)?;

@@ -164,10 +164,6 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 /// The `model` column of a linear probe of `model` (`train.freeze_backbone`).
 pub(crate) fn probe_name(model: &str) -> String {
     format!("{model}:probe")
@@ -232,7 +228,7 @@ pub struct FinetuneTrainConfig {
     /// A linear probe: the backbone's weights stay as loaded and only the head trains, on the
     /// backbone's features (no gradient flows into it). Sequence and token classification
     /// only. The run's `model` column gets `:probe` appended, so that it is its own system.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "crate::config::is_false")]
     pub freeze_backbone: bool,
     /// Share of the steps spent warming up (then linear decay to 0).
     #[serde(default = "warmup_ratio")]
@@ -256,7 +252,7 @@ pub struct FinetuneTrainConfig {
     /// Save the fine-tuned model (backbone and head) in the run record's `model/` folder, for
     /// `export hf` and `eval logits` (default: off; `--save-model` turns it on). Like the logs,
     /// it leaves the run's id unchanged.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "crate::config::is_false")]
     pub save_model: bool,
 }
 

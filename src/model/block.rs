@@ -6,6 +6,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::attention::Attention;
+use super::checkpointing::checkpointed;
 use super::config::ModelConfig;
 use super::kernels::cpu::fused_ok;
 use super::kernels::fused_block::{block, BlockSpec, BlockWeights};
@@ -58,5 +59,28 @@ impl Block {
         }
         let x = (x + self.self_attn.forward(&self.input_layernorm.forward(x)?, rope, mask)?)?;
         &x + self.mlp.forward(&self.post_attention_layernorm.forward(&x)?)?
+    }
+
+    /// [`Block::forward`] with activation checkpointing: no activation kept for the backward,
+    /// which runs the forward again (`checkpointing.rs`). The same values and gradients.
+    pub fn forward_checkpointed(&self, x: &Tensor, rope: &RotaryEmbedding, mask: &AttentionMask) -> Result<Tensor> {
+        let [q, k, v, o] = self.self_attn.weights();
+        let [gate, up, down] = self.mlp.weights();
+        let weights = [
+            &self.input_layernorm.weight,
+            q,
+            k,
+            v,
+            o,
+            &self.post_attention_layernorm.weight,
+            gate,
+            up,
+            down,
+        ]
+        .into_iter()
+        .cloned()
+        .collect();
+        let (block, rope, mask) = (self.clone(), rope.clone(), mask.clone());
+        checkpointed(x, weights, std::sync::Arc::new(move |x| block.forward(x, &rope, &mask)))
     }
 }

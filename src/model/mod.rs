@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod block;
+pub(crate) mod checkpointing;
 pub mod config;
 pub mod init;
 pub mod kernels;

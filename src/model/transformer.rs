@@ -22,6 +22,8 @@ pub struct Transformer {
     rope: RotaryEmbedding,
     max_positions: usize,
     compute: DType,
+    /// Recompute each block's activations in the backward instead of keeping them.
+    checkpoint_activations: bool,
 }
 
 impl Transformer {
@@ -38,6 +40,7 @@ impl Transformer {
             rope: RotaryEmbedding::new(cfg.head_dim(), cfg.max_position_embeddings, cfg.rope_theta, vb.device())?,
             max_positions: cfg.max_position_embeddings,
             compute: DType::F32,
+            checkpoint_activations: false,
         })
     }
 
@@ -46,8 +49,9 @@ impl Transformer {
         self.embed_tokens.embeddings()
     }
 
-    /// Hidden states of the last layer, after the final norm. `train` is accepted for the
-    /// house signature: the model has no dropout, so train and eval forwards are the same.
+    /// Hidden states of the last layer, after the final norm. The model has no dropout, so
+    /// train and eval forwards compute the same; `train` turns on activation checkpointing
+    /// where the model has it ([`LanguageModel::with_activation_checkpointing`]).
     ///
     /// # Shapes
     /// `input_ids`: (B, T) u32; `padding`: (B, T), 1 = token, 0 = padding → (B, T, H).
@@ -56,7 +60,7 @@ impl Transformer {
         input_ids: &Tensor,
         padding: Option<&Tensor>,
         mode: AttentionMode,
-        _train: bool,
+        train: bool,
     ) -> Result<Tensor> {
         let (_, t) = input_ids.dims2()?;
         if t > self.max_positions {
@@ -65,7 +69,10 @@ impl Transformer {
         let mask = AttentionMask::new(mode, padding, t, input_ids.device())?;
         let mut x = self.embed_tokens.forward(input_ids)?.to_dtype(self.compute)?;
         for layer in &self.layers {
-            x = layer.forward(&x, &self.rope, &mask)?;
+            x = match train && self.checkpoint_activations {
+                true => layer.forward_checkpointed(&x, &self.rope, &mask)?,
+                false => layer.forward(&x, &self.rope, &mask)?,
+            };
         }
         self.norm.forward(&x)
     }
@@ -115,6 +122,13 @@ impl LanguageModel {
     /// their dtype and the loss casts them to f32.
     pub fn with_compute_dtype(mut self, dtype: DType) -> Self {
         self.model.compute = dtype;
+        self
+    }
+
+    /// The model recomputing each block's activations in the backward of a training forward
+    /// instead of keeping them (less memory, one more forward per block; the same gradients).
+    pub fn with_activation_checkpointing(mut self, on: bool) -> Self {
+        self.model.checkpoint_activations = on;
         self
     }
 

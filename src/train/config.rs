@@ -103,6 +103,12 @@ pub struct TrainConfig {
     /// `metrics.jsonl` (default: on; `--no-tensorboard` turns it off).
     #[serde(default = "crate::config::yes", skip_serializing_if = "crate::config::is_true")]
     pub tensorboard: bool,
+    /// Recompute each block's activations in the backward instead of keeping them: less
+    /// memory (a block's input and output kept instead of all its intermediates), one more
+    /// forward per block, the same weights bit for bit (so it is not part of the run's
+    /// identity, and a resumed run may turn it on or off).
+    #[serde(default, skip_serializing_if = "crate::config::is_false")]
+    pub activation_checkpointing: bool,
 }
 
 /// The compute dtype of a run.
@@ -143,6 +149,7 @@ impl TrainConfig {
             dtype: Precision::default(),
             out_dir: out_dir(),
             tensorboard: true,
+            activation_checkpointing: false,
         }
     }
 }
@@ -189,16 +196,19 @@ impl PretrainConfig {
     }
 
     /// Whether `other` describes the same run: equal but for what only changes the logs it
-    /// writes (`train.tensorboard`), so that a resumed run may turn them on or off.
+    /// writes (`train.tensorboard`) or how it computes the same bits
+    /// (`train.activation_checkpointing`), so that a resumed run may turn them on or off.
     pub fn same_run(&self, other: &Self) -> bool {
         self.identity() == other.identity()
     }
 
     /// The run this config describes: itself with what only changes the logs it writes
-    /// (`train.tensorboard`) at its default.
+    /// (`train.tensorboard`) or the memory it takes (`train.activation_checkpointing`) at
+    /// their defaults.
     fn identity(&self) -> Self {
         let mut run = self.clone();
         run.train.tensorboard = true;
+        run.train.activation_checkpointing = false;
         run
     }
 

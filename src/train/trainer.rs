@@ -329,7 +329,8 @@ pub fn pretrain(cfg: &PretrainConfig, opts: &RunOptions) -> Result<RunSummary> {
     // call leaves the folder (its metrics.jsonl included) as it was
     let map = starting_weights(cfg, &model_cfg, opts.resume.as_deref(), &dev)?;
     let model = LanguageModel::new(&model_cfg, VarBuilder::from_varmap(&map, DType::F32, &dev))?
-        .with_compute_dtype(cfg.train.dtype.dtype());
+        .with_compute_dtype(cfg.train.dtype.dtype())
+        .with_activation_checkpointing(cfg.train.activation_checkpointing);
     let mut opt = AdamW::new(sorted_vars(&map)?, &cfg.optim)?;
     let train_blocks = data.blocks(Split::Train);
     let (mut step, mut tokens_seen, mut sampler) = match (&resumed, &opts.resume) {
