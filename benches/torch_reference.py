@@ -5,6 +5,12 @@ rows only, as the Rust side does. Prints tokens/s and GFLOP/s with the same FLOP
 
     pip install torch   # CPU wheels are enough
     python3 benches/torch_reference.py [PRESET BATCH SEQ STEPS] [--threads N] [--no-bf16]
+
+On a GPU (`--device cuda`), attention is `scaled_dot_product_attention` (flash or memory-efficient
+kernels; `--no-sdpa` for the explicit softmax) and the runs are bf16 autocast (CLM and MLM),
+f32 weights and optimizer, as `encoderlab` with `train.dtype = "bf16"`:
+
+    python3 benches/torch_reference.py 210m 4 2048 10 --device cuda
 """
 import math, platform, statistics, sys, time
 
@@ -54,7 +60,7 @@ class Model(torch.nn.Module):
         h = self.HD // 2
         return torch.cat([-x[..., h:], x[..., :h]], -1)
 
-    def forward(self, ids, causal):
+    def forward(self, ids, causal, sdpa=False):
         B, T = ids.shape
         x = self.embed(ids)
         for l in self.layers:
@@ -64,10 +70,14 @@ class Model(torch.nn.Module):
             v = l.v(h).view(B, T, self.NKV, self.HD).transpose(1, 2)
             q, k = q * self.cos + self.rot(q) * self.sin, k * self.cos + self.rot(k) * self.sin
             k, v = k.repeat_interleave(self.NH // self.NKV, 1), v.repeat_interleave(self.NH // self.NKV, 1)
-            s = q @ k.transpose(-1, -2) / math.sqrt(self.HD)
-            if causal:
-                s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
-            x = x + l.o((s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, self.H))
+            if sdpa:
+                a = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            else:
+                s = q @ k.transpose(-1, -2) / math.sqrt(self.HD)
+                if causal:
+                    s = s.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool, device=s.device), 1), float("-inf"))
+                a = s.softmax(-1) @ v
+            x = x + l.o(a.transpose(1, 2).reshape(B, T, self.H))
             h = self.rms(x, l.n2)
             x = x + l.down(torch.nn.functional.silu(l.gate(h)) * l.up(h))
         return self.rms(x, self.norm)
@@ -84,38 +94,53 @@ def main():
     threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
     if "--threads" in sys.argv:
         args.remove(str(threads))
+    device = sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else "cpu"
+    if "--device" in sys.argv:
+        args.remove(device)
+    gpu = device.startswith("cuda")
+    sdpa = (gpu and "--no-sdpa" not in sys.argv) or "--sdpa" in sys.argv
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     preset = args[0] if args else "small"
     B, T, steps = (int(args[1]), int(args[2]), int(args[3])) if len(args) > 3 else (16, 128, 6)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     V, H, L, NH, NKV, I = PRESETS[preset]
-    a = torch.ones(1024, 1024)
+    n = 8192 if gpu else 1024
+    a = torch.ones(n, n, device=device, dtype=torch.bfloat16 if gpu else torch.float32)
     a @ a
+    sync()
     t = time.perf_counter()
     for _ in range(10):
         a @ a
-    peak = 10 * 2 * 1024**3 / (time.perf_counter() - t) / 1e9
-    model = Model(V, H, L, NH, NKV, I, T)
+    sync()
+    peak = 10 * 2 * n**3 / (time.perf_counter() - t) / 1e9
+    model = Model(V, H, L, NH, NKV, I, T).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
     no_decay = [p for n, p in model.named_parameters() if p.dim() == 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-4, betas=(0.9, 0.95), eps=1e-5)
-    ids = torch.randint(4, V, (B, T))
-    targets = torch.randint(4, V, (B, T))
-    scored = torch.randperm(B * T)[: int(0.4 * B * T)].sort().values
+    ids = torch.randint(4, V, (B, T), device=device)
+    targets = torch.randint(4, V, (B, T), device=device)
+    scored = torch.randperm(B * T, device=device)[: int(0.4 * B * T)].sort().values
     name, cpu = cpu_summary()
+    if gpu:
+        cpu = f"{torch.cuda.get_device_name(device)}, {'sdpa' if sdpa else 'explicit softmax'}"
     print(f"CPU: {name}: {cpu}")
     print(f"{preset}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, batch {B} x {T} tokens, "
-          f"{threads} threads, torch {torch.__version__}; f32 matmul 1024^3: {peak:.0f} GFLOP/s [{cpu}]")
-    runs = [("clm f32", True, None), ("mlm f32", False, None)]
-    if "--no-bf16" not in sys.argv:
-        runs.append(("clm bf16 autocast", True, torch.bfloat16))
+          f"{threads} threads, torch {torch.__version__}, {device}; {'bf16' if gpu else 'f32'} matmul {n}^3: {peak:.0f} GFLOP/s [{cpu}]")
+    if gpu:
+        runs = [("clm bf16 autocast", True, torch.bfloat16), ("mlm bf16 autocast", False, torch.bfloat16)]
+    else:
+        runs = [("clm f32", True, None), ("mlm f32", False, None)]
+        if "--no-bf16" not in sys.argv:
+            runs.append(("clm bf16 autocast", True, torch.bfloat16))
     for name, causal, dtype in runs:
         times = []
         for step in range(steps + 1):
+            sync()
             t = time.perf_counter()
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-                hidden = model(ids, causal).reshape(B * T, H)
+            with torch.autocast("cuda" if gpu else "cpu", dtype=dtype, enabled=dtype is not None):
+                hidden = model(ids, causal, sdpa).reshape(B * T, H)
                 # CLM scores every position; MLM only the masked 40 %, whose rows alone go
                 # through the head (as the Rust side does)
                 logits = model.head(hidden if causal else hidden[scored])
@@ -124,6 +149,7 @@ def main():
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            sync()
             if step > 0:
                 times.append(time.perf_counter() - t)
         med = statistics.median(times)

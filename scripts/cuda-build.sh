@@ -51,3 +51,8 @@ export PATH=$cu/bin:$PATH CUDA_ROOT=$cu CUDA_PATH=$cu CUDA_HOME=$cu CUDA_COMPUTE
 export LIBRARY_PATH=$stub:$cu/lib RUSTFLAGS="-L $stub -L $cu/lib" CARGO_TARGET_DIR=$root/target-cuda
 cd "$root" && cargo build --release --features "$features" --bin encoderlab
 echo "built $CARGO_TARGET_DIR/release/encoderlab (sm_$cap, features $features)"
+# BENCH=1: the pretraining bench too (benches/gpu_side_by_side.sh runs it)
+if [ "${BENCH:-0}" = 1 ]; then
+  cargo build --release --features "$features" --bench pretrain
+  echo "built $(ls -t "$CARGO_TARGET_DIR"/release/deps/pretrain-* | grep -v '\.d$' | head -1)"
+fi
