@@ -45,7 +45,9 @@ fn mpirun(n: usize, args: &[&str]) -> Command {
         .args(args)
         .args(["--threads", "1"])
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        // shared memory without cross-memory attach, which containers often forbid
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none");
     c
 }
 
@@ -376,6 +378,7 @@ fn ranks_that_disagree_are_refused_at_start() -> anyhow::Result<()> {
         .args(["--set", "train.seed=5"])
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
         .output()?;
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
