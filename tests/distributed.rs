@@ -441,6 +441,8 @@ fn a_slurm_job_of_two_ranks_trains_what_mpirun_trains() -> anyhow::Result<()> {
             "--tasks-per-node",
             "2",
         ])
+        // sbatch passes the environment on to the ranks
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
         .output()?);
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("submitted job"), "{said}");
