@@ -466,3 +466,36 @@ fn a_slurm_job_of_two_ranks_trains_what_mpirun_trains() -> anyhow::Result<()> {
     assert!(final_weights(&slurm.join("dp"))? == final_weights(&mpi.join("dp"))?);
     Ok(())
 }
+
+/// An MPICH-family library (Debian's `mpich`, the ABI of Intel MPI and Cray MPICH) under its own
+/// `mpiexec` trains the weights OpenMPI's ranks train; SKIPPED where MPICH is not installed.
+#[test]
+fn mpich_ranks_train_the_weights_openmpi_ranks_train() -> anyhow::Result<()> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if Command::new("mpiexec.mpich").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: MPICH's mpiexec.mpich is missing (apt-get install mpich)");
+        return Ok(());
+    }
+    if !mpi_here() {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let pack = tiny_pack(dir.path())?;
+    let (mpich, open) = (dir.path().join("mpich"), dir.path().join("open"));
+    let c = config(dir.path(), &pack, &mpich, 4, 4, 4);
+    let o = ok(Command::new("mpiexec.mpich")
+        .args(["-n", "2", env!("CARGO_BIN_EXE_encoderlab"), "pretrain", "--config"])
+        .arg(&c)
+        .args(["--threads", "1"])
+        .output()?);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("MPICH ABI"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let c = config(dir.path(), &pack, &open, 4, 4, 4);
+    ok(mpirun(2, &["pretrain", "--config", c.to_str().unwrap()]).output()?);
+    // two ranks: each element is one addition of the same two values, whichever library sums it
+    assert!(final_weights(&mpich.join("dp"))? == final_weights(&open.join("dp"))?);
+    Ok(())
+}

@@ -102,6 +102,9 @@ pub fn pretrain(args: &PretrainArgs) -> Result<()> {
             .or_else(|| launched.then(encoderlab::dist::default_threads)),
     );
     let world = encoderlab::dist::world()?;
+    if world.size() > 1 && world.rank() == 0 {
+        eprintln!("data parallel: {}", world.describe());
+    }
     let mut cfg = match (&args.resume, &args.config) {
         (Some(dir), _) => {
             if !args.set.is_empty() {
