@@ -11,9 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use common::{metrics, sample_corpus};
-use encoderlab::data::{pack_corpus, Corpus, PackConfig};
-use encoderlab::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
+use common::{metrics, tiny_pack};
 use encoderlab::train::checkpoint::{checkpoint_dir, list_checkpoints};
 
 /// The tests share two cores and time their faults: one at a time.
@@ -65,22 +63,6 @@ fn ok(o: Output) -> Output {
         String::from_utf8_lossy(&o.stderr)
     );
     o
-}
-
-/// A 300-id tokenizer and a pack of 32-token blocks under `dir`.
-fn tiny_pack(dir: &Path) -> anyhow::Result<PathBuf> {
-    let corpus = Corpus::open(&[sample_corpus(dir, 400)], "text")?;
-    let tok_path = dir.join("tokenizer.json");
-    save_tokenizer(&train_bpe(&corpus, 300, 2)?, &tok_path)?;
-    let cfg = PackConfig {
-        seq_len: 32,
-        validation_fraction: 0.05,
-        seed: 0,
-        ..PackConfig::default()
-    };
-    let out = dir.join("pack");
-    pack_corpus(&corpus, &TextTokenizer::load(&tok_path)?, &cfg, &out)?;
-    Ok(out)
 }
 
 /// A tiny-model run over `pack` into `out`: `clm` CLM steps then `mlm` MLM steps at 40 %,

@@ -3,35 +3,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use common::{metrics, sample_corpus};
-use encoderlab::data::{pack_corpus, Corpus, PackConfig};
+use common::{metrics, tiny_pack};
 use encoderlab::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
 use encoderlab::objectives::{clm_batch, loss, mlm_batch, MaskTokens, MaskingConfig, Objective};
 use encoderlab::rng::seeded;
-use encoderlab::tokenizer::{save_tokenizer, train_bpe, TextTokenizer};
 use encoderlab::train::checkpoint::{checkpoint_dir, list_checkpoints, load_weights};
 use encoderlab::train::{pretrain, AdamW, OptimConfig, PretrainConfig, RunOptions};
-
-/// A pack of a small English corpus (vocabulary 300, blocks of 32 tokens) in `dir/pack`.
-fn tiny_pack(dir: &Path) -> anyhow::Result<PathBuf> {
-    let corpus = Corpus::open(&[sample_corpus(dir, 400)], "text")?;
-    let tok_path = dir.join("tokenizer.json");
-    save_tokenizer(&train_bpe(&corpus, 300, 2)?, &tok_path)?;
-    let tok = TextTokenizer::load(&tok_path)?;
-    let cfg = PackConfig {
-        seq_len: 32,
-        validation_fraction: 0.05,
-        seed: 0,
-        ..PackConfig::default()
-    };
-    let out = dir.join("pack");
-    pack_corpus(&corpus, &tok, &cfg, &out)?;
-    Ok(out)
-}
 
 /// A tiny-model config over `pack`, 4 CLM then 4 MLM steps, runs under `out`.
 fn config(pack: &Path, out: &Path, extra: &[&str]) -> anyhow::Result<PretrainConfig> {

@@ -67,17 +67,9 @@ pub trait Communicator: Send + Sync {
             return Ok(Grads(grads.0.clone()));
         }
         let mut out = Vec::with_capacity(grads.0.len());
-        let mut start = 0;
-        while start < grads.0.len() {
-            // a bucket: whole tensors up to BUCKET_FLOATS (at least one)
-            let mut end = start + 1;
-            let mut floats = grads.0[start].elem_count();
-            while end < grads.0.len() && floats + grads.0[end].elem_count() <= BUCKET_FLOATS {
-                floats += grads.0[end].elem_count();
-                end += 1;
-            }
-            let part = &grads.0[start..end];
-            let mut flat = Vec::with_capacity(floats);
+        for bucket in buckets(&grads.0) {
+            let part = &grads.0[bucket];
+            let mut flat = Vec::with_capacity(part.iter().map(|g| g.elem_count()).sum());
             for g in part {
                 flat.extend(g.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
             }
@@ -89,10 +81,26 @@ pub trait Communicator: Send + Sync {
                 out.push(t);
                 at += n;
             }
-            start = end;
         }
         Ok(Grads(out))
     }
+}
+
+/// The gradients' buckets: consecutive runs of whole tensors of at most [`BUCKET_FLOATS`]
+/// values (a larger tensor alone).
+pub(crate) fn buckets(tensors: &[Tensor]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < tensors.len() {
+        let (mut end, mut floats) = (start + 1, tensors[start].elem_count());
+        while end < tensors.len() && floats + tensors[end].elem_count() <= BUCKET_FLOATS {
+            floats += tensors[end].elem_count();
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
 }
 
 /// A world of one process: every collective is the identity.
@@ -369,6 +377,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--mpi=pmix"), "{e}");
+    }
+
+    #[test]
+    fn buckets_hold_whole_tensors_up_to_the_limit() {
+        let t = |n: usize| Tensor::zeros(n, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+        let half = BUCKET_FLOATS / 2;
+        let tensors = [t(half), t(half), t(1), t(BUCKET_FLOATS * 2), t(3)];
+        assert_eq!(buckets(&tensors), [0..2, 2..3, 3..4, 4..5]);
+        assert!(buckets(&[]).is_empty());
     }
 
     #[test]

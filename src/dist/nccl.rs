@@ -14,7 +14,7 @@ use candle_core::cuda_backend::cudarc::nccl::{Comm, Id, ReduceOp};
 use candle_core::cuda_backend::CudaStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 
-use super::{Communicator, BUCKET_FLOATS};
+use super::Communicator;
 use crate::error::{Error, Result};
 use crate::train::Grads;
 
@@ -169,7 +169,7 @@ impl Communicator for Nccl {
     }
 
     /// The gradients summed on the device: each bucket of whole tensors (up to
-    /// [`BUCKET_FLOATS`]) flattened into one f32 tensor, all-reduced by NCCL, cut back.
+    /// [`super::BUCKET_FLOATS`]) flattened into one f32 tensor, all-reduced by NCCL, cut back.
     fn sum_grads(&self, grads: &Grads) -> Result<Grads> {
         if self.broken.load(Ordering::SeqCst) {
             return Err(Error::Distributed {
@@ -179,15 +179,8 @@ impl Communicator for Nccl {
             });
         }
         let mut out = Vec::with_capacity(grads.0.len());
-        let mut start = 0;
-        while start < grads.0.len() {
-            let mut end = start + 1;
-            let mut floats = grads.0[start].elem_count();
-            while end < grads.0.len() && floats + grads.0[end].elem_count() <= BUCKET_FLOATS {
-                floats += grads.0[end].elem_count();
-                end += 1;
-            }
-            let part = &grads.0[start..end];
+        for bucket in super::buckets(&grads.0) {
+            let part = &grads.0[bucket];
             let flat: Vec<Tensor> = part
                 .iter()
                 .map(|g| g.to_dtype(DType::F32)?.flatten_all())
@@ -199,7 +192,6 @@ impl Communicator for Nccl {
                 out.push(summed.narrow(0, at, n)?.reshape(g.shape())?.to_dtype(g.dtype())?);
                 at += n;
             }
-            start = end;
         }
         self.wait("the gradients' all-reduce")?;
         Ok(Grads(out))

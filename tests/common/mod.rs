@@ -74,6 +74,17 @@ pub fn pack32(
     Ok(())
 }
 
+/// A 300-id tokenizer trained on 400 sample documents and their pack of 32-token blocks, under
+/// `dir` (`tokenizer.json`, `pack/`); returns the pack's folder.
+pub fn tiny_pack(dir: &Path) -> anyhow::Result<PathBuf> {
+    let corpus = encoderlab::data::corpus::Corpus::open(&[sample_corpus(dir, 400)], "text")?;
+    let tok_path = dir.join("tokenizer.json");
+    encoderlab::tokenizer::save_tokenizer(&encoderlab::tokenizer::train_bpe(&corpus, 300, 2)?, &tok_path)?;
+    let out = dir.join("pack");
+    pack32(&corpus, &encoderlab::tokenizer::TextTokenizer::load(&tok_path)?, &out)?;
+    Ok(out)
+}
+
 /// A tiny CLM checkpoint (vocabulary 300, 2 steps) under `dir`.
 pub fn tiny_checkpoint(dir: &Path) -> anyhow::Result<PathBuf> {
     let corpus = encoderlab::data::corpus::Corpus::open(&[sample_corpus(dir, 200)], "text")?;

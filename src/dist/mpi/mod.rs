@@ -187,8 +187,35 @@ impl Mpi {
             std::mem::forget((send, mine, all));
             return Err(e);
         }
+        if let Err(e) = self.all_gather(api, what, &mine, &mut all) {
+            std::mem::forget((send, mine, all));
+            return Err(e);
+        }
+        let n = values.len();
+        values.copy_from_slice(&all[..n]);
+        Ok(())
+    }
+
+    /// Every rank's `mine` (of one length), concatenated in rank order.
+    fn gather<T: Element, H: Handle>(&self, api: &Api<H>, what: &str, mine: &[T]) -> Result<Vec<T>> {
+        self.check(what)?;
+        let send = mine.to_vec();
+        let mut all = vec![T::default(); mine.len() * self.size];
+        if let Err(e) = self.all_gather(api, what, &send, &mut all) {
+            std::mem::forget((send, all));
+            return Err(e);
+        }
+        Ok(all)
+    }
+
+    /// Gathers every rank's `mine` into `all` (`mine.len()` × size). On an error the buffers
+    /// belong to MPI for good: the caller must leak them.
+    fn all_gather<T: Element, H: Handle>(&self, api: &Api<H>, what: &str, mine: &[T], all: &mut [T]) -> Result<()> {
+        let count = self.count(what, mine.len())?;
+        let dtype = T::datatype(api);
         let mut request = H::null();
-        // SAFETY: as above, `mine` holds block elements and `all` block·size
+        // SAFETY: `mine` holds count elements of `dtype` and `all` count·size; the caller keeps
+        // both alive until the request completes (or leaks them)
         unsafe {
             (api.all_gather)(
                 mine.as_ptr().cast::<c_void>(),
@@ -201,42 +228,7 @@ impl Mpi {
                 &mut request,
             )
         };
-        if let Err(e) = self.wait(api, request, what) {
-            std::mem::forget((send, mine, all));
-            return Err(e);
-        }
-        let n = values.len();
-        values.copy_from_slice(&all[..n]);
-        Ok(())
-    }
-
-    /// Every rank's `mine` (of one length), concatenated in rank order.
-    fn gather<T: Element, H: Handle>(&self, api: &Api<H>, what: &str, mine: &[T]) -> Result<Vec<T>> {
-        self.check(what)?;
-        let count = self.count(what, mine.len())?;
-        let send = mine.to_vec();
-        let mut all = vec![T::default(); mine.len() * self.size];
-        let dtype = T::datatype(api);
-        let mut request = H::null();
-        // SAFETY: `send` holds count elements of `dtype` and `all` count·size; both outlive the
-        // request (leaked below if it does not complete)
-        unsafe {
-            (api.all_gather)(
-                send.as_ptr().cast::<c_void>(),
-                count,
-                dtype,
-                all.as_mut_ptr().cast::<c_void>(),
-                count,
-                dtype,
-                api.world,
-                &mut request,
-            )
-        };
-        if let Err(e) = self.wait(api, request, what) {
-            std::mem::forget((send, all));
-            return Err(e);
-        }
-        Ok(all)
+        self.wait(api, request, what)
     }
 }
 
