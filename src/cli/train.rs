@@ -28,8 +28,8 @@ pub struct PretrainArgs {
     /// Write no TensorBoard event files (the config key `train.tensorboard = false`).
     #[arg(long)]
     pub no_tensorboard: bool,
-    /// CPU threads (default: all cores; under mpirun or srun, the cores shared between this
-    /// machine's processes).
+    /// CPU threads (default: all cores; under mpirun or srun, the cores the launcher bound
+    /// this process to, else the machine's cores shared between its processes).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Write a Slurm batch script that runs this configuration data parallel over

@@ -241,11 +241,38 @@ pub fn this_rank_device(name: &str, size: usize) -> String {
     rank_device(name, local_rank(), visible)
 }
 
-/// The CPU threads a rank uses when none are asked for: the cores this process may run on,
-/// shared between this machine's ranks.
+/// The CPU threads a rank uses when none are asked for: the cores this process may run on
+/// when the launcher bound it to some (`srun --cpus-per-task`, `mpirun --map-by …:PE=N`; note
+/// that OpenMPI's `mpirun -np 2` binds each rank to one core), else the machine's cores shared
+/// between its ranks.
 pub fn default_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / local_ranks()).max(1)
+    let usable = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| count_cpus(&s))
+        .unwrap_or(usable);
+    threads_for(usable, online, local_ranks())
+}
+
+/// [`default_threads`] from the cores this process may use, the machine's, and its ranks.
+fn threads_for(usable: usize, online: usize, local_ranks: usize) -> usize {
+    match usable < online {
+        true => usable,
+        false => usable / local_ranks.max(1),
+    }
+    .max(1)
+}
+
+/// The CPUs of a Linux CPU list (`0-3,8-11`).
+fn count_cpus(list: &str) -> Option<usize> {
+    let mut n = 0;
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        n += match part.split_once('-') {
+            Some((a, b)) => b.trim().parse::<usize>().ok()? + 1 - a.trim().parse::<usize>().ok()?,
+            None => part.trim().parse::<usize>().map(|_| 1).ok()?,
+        };
+    }
+    Some(n)
 }
 
 /// The collective timeout: [`TIMEOUT_ENV`] seconds, else [`DEFAULT_TIMEOUT_S`].
@@ -377,6 +404,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--mpi=pmix"), "{e}");
+    }
+
+    #[test]
+    fn a_bound_rank_uses_its_cores_an_unbound_one_its_share() {
+        assert_eq!(count_cpus("0-15\n"), Some(16));
+        assert_eq!(count_cpus("0-3,8-11"), Some(8));
+        assert_eq!(count_cpus("0"), Some(1));
+        assert_eq!(count_cpus("x"), None);
+        // srun --cpus-per-task=8 on a 64-core node with 8 ranks: its own 8 cores
+        assert_eq!(threads_for(8, 64, 8), 8);
+        // mpirun --bind-to none, 4 ranks on 32 cores: a quarter each
+        assert_eq!(threads_for(32, 32, 4), 8);
+        // mpirun -np 2 binds each rank to one core
+        assert_eq!(threads_for(1, 2, 2), 1);
     }
 
     #[test]
