@@ -645,6 +645,69 @@ fn fused_norm_and_swiglu_match_the_composed_ops() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// candle's fused forward kernels with our analytic backward (`device_fused.rs`, what a GPU
+/// runs for RMSNorm and the attention's softmax) train like the composed ops: in f32, output
+/// and gradients to 1e-5 relative of the composed ops'; with a bf16 input to the norm, as close
+/// to the f32 result of the same inputs as the composed bf16 ops are (or within 1e-2 relative:
+/// the backward runs in f32), here on candle's CPU versions of the same ops.
+#[test]
+fn candles_fused_forwards_train_like_the_composed_ops() -> anyhow::Result<()> {
+    use encoderlab::model::kernels::device_fused;
+    use encoderlab::model::kernels::fused::softmax_composed;
+    use encoderlab::model::kernels::fused_norm::rms_norm_composed;
+    let dev = Device::Cpu;
+    let rand = |shape: &[usize], seed: u64, dtype: DType| -> anyhow::Result<Var> {
+        let t = encoderlab::model::init::normal_tensor(shape, 1.5, &mut seeded(seed, 0), &dev)?;
+        Ok(Var::from_tensor(&t.to_dtype(dtype)?)?)
+    };
+    // norm, softmax of the norm, the gradients of x and w, by the candle-fused ops or the
+    // composed ones, with x in `dtype`
+    let run = |fused: bool, dtype: DType| -> anyhow::Result<Vec<Vec<f32>>> {
+        let x = Var::from_tensor(&rand(&[3, 50, 24], 1, DType::BF16)?.as_tensor().to_dtype(dtype)?)?;
+        let w = rand(&[24], 2, DType::F32)?;
+        let y = match fused {
+            true => device_fused::rms_norm(x.as_tensor(), w.as_tensor(), 1e-5)?,
+            false => rms_norm_composed(x.as_tensor(), w.as_tensor(), 1e-5)?,
+        };
+        // the attention's softmax runs in f32 whatever the compute dtype
+        let s = match fused {
+            true => device_fused::softmax_last_dim(&y.to_dtype(DType::F32)?)?,
+            false => softmax_composed(&y.to_dtype(DType::F32)?)?,
+        };
+        let c = rand(s.dims(), 3, DType::F32)?;
+        let loss = ((&y.to_dtype(DType::F32)? + &s.to_dtype(DType::F32)?)? * c.as_tensor())?.sum_all()?;
+        let grads = loss.backward()?;
+        let mut out = Vec::new();
+        for t in [
+            &y,
+            &s,
+            grads.get(x.as_tensor()).expect("a gradient"),
+            grads.get(w.as_tensor()).expect("a gradient"),
+        ] {
+            out.push(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    };
+    let worst = |p: &[f32], q: &[f32]| p.iter().zip(q).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let parts = ["norm", "softmax", "grad x", "grad w"];
+    let truth = run(false, DType::F32)?;
+    let fused32 = run(true, DType::F32)?;
+    let (fused16, composed16) = (run(true, DType::BF16)?, run(false, DType::BF16)?);
+    for (k, what) in parts.iter().enumerate() {
+        let size = truth[k].iter().map(|v| v.abs()).fold(1f32, f32::max);
+        let d = worst(&fused32[k], &truth[k]);
+        assert!(d < 1e-5 * size, "f32 {what}: differs by {d} (size {size})");
+        assert!(truth[k].iter().any(|v| v.abs() > 1e-3), "{what}: trivially zero");
+        let (ours, theirs) = (worst(&fused16[k], &truth[k]), worst(&composed16[k], &truth[k]));
+        eprintln!("{what}: f32 {d:.2e}; bf16 input: {ours:.2e} from f32 (composed ops: {theirs:.2e}), size {size:.1}");
+        assert!(
+            ours <= theirs.max(1e-2 * size),
+            "bf16 {what}: {ours} from f32, the composed ops {theirs}"
+        );
+    }
+    Ok(())
+}
+
 /// The fused MLP (one op for gate, up, SwiGLU and down) computes what the composed ops compute:
 /// the output and the gradients of the input and of all three weights, to 1e-5 relative; a
 /// second backward through the same graph gives the same gradients (the op keeps its gate/up

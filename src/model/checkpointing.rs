@@ -25,18 +25,71 @@ struct Recompute {
     forward: BlockForward,
 }
 
-impl Recompute {
-    /// The output's storage, for the op's result.
-    fn output_storage(&self) -> Result<(Storage, Shape)> {
-        let (storage, layout) = self.output.storage_and_layout();
-        let copy = match &*storage {
-            Storage::Cpu(s) => Storage::Cpu(s.try_clone(layout)?),
-            #[cfg(feature = "cuda")]
-            Storage::Cuda(s) => Storage::Cuda(s.try_clone(layout)?),
-            #[allow(unreachable_patterns)]
-            _ => candle_core::bail!("activation checkpointing: a CPU or CUDA tensor expected"),
-        };
-        Ok((copy, layout.shape().clone()))
+/// The storage of `t` (a copy that an op can return as its result) and its shape: how an op
+/// whose output was computed beforehand, at tensor level, hands it to candle's graph.
+pub(crate) fn storage_of(t: &Tensor) -> Result<(Storage, Shape)> {
+    // cloning a storage copies all of it: a view (an offset, a part) is made whole first
+    let whole = {
+        let (storage, layout) = t.storage_and_layout();
+        layout.is_contiguous()
+            && layout.start_offset() == 0
+            && storage_len(&storage) == Some(layout.shape().elem_count())
+    };
+    let t = if whole { t.clone() } else { t.force_contiguous()? };
+    let (storage, layout) = t.storage_and_layout();
+    let copy = match &*storage {
+        Storage::Cpu(s) => Storage::Cpu(s.try_clone(layout)?),
+        #[cfg(feature = "cuda")]
+        Storage::Cuda(s) => Storage::Cuda(s.try_clone(layout)?),
+        #[allow(unreachable_patterns)]
+        _ => candle_core::bail!("a CPU or CUDA tensor expected"),
+    };
+    Ok((copy, layout.shape().clone()))
+}
+
+/// Elements of a storage of the usual dtypes (`None`: another).
+fn storage_len(s: &Storage) -> Option<usize> {
+    match s {
+        Storage::Cpu(c) => match c {
+            CpuStorage::F32(v) => Some(v.len()),
+            CpuStorage::BF16(v) => Some(v.len()),
+            CpuStorage::F16(v) => Some(v.len()),
+            CpuStorage::F64(v) => Some(v.len()),
+            CpuStorage::U32(v) => Some(v.len()),
+            _ => None,
+        },
+        #[cfg(feature = "cuda")]
+        Storage::Cuda(c) => {
+            use candle_core::cuda_backend::cudarc::driver::DeviceSlice;
+            use candle_core::cuda_backend::CudaStorageSlice as S;
+            match &c.slice {
+                S::F32(v) => Some(v.len()),
+                S::BF16(v) => Some(v.len()),
+                S::F16(v) => Some(v.len()),
+                S::F64(v) => Some(v.len()),
+                S::U32(v) => Some(v.len()),
+                _ => None,
+            }
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// The CPU storage of a precomputed output, for an op's `cpu_fwd`.
+pub(crate) fn cpu_result(t: &Tensor, op: &str) -> Result<(CpuStorage, Shape)> {
+    match storage_of(t)? {
+        (Storage::Cpu(s), shape) => Ok((s, shape)),
+        _ => candle_core::bail!("{op}: the output is not on the CPU"),
+    }
+}
+
+/// The GPU storage of a precomputed output, for an op's `cuda_fwd`.
+#[cfg(feature = "cuda")]
+pub(crate) fn cuda_result(t: &Tensor, op: &str) -> Result<(candle_core::CudaStorage, Shape)> {
+    match storage_of(t)? {
+        (Storage::Cuda(s), shape) => Ok((s, shape)),
+        _ => candle_core::bail!("{op}: the output is not on the GPU"),
     }
 }
 
@@ -46,10 +99,7 @@ impl CustomOp2 for Recompute {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        match self.output_storage()? {
-            (Storage::Cpu(s), shape) => Ok((s, shape)),
-            _ => candle_core::bail!("checkpointed-block: the output is not on the CPU"),
-        }
+        cpu_result(&self.output, self.name())
     }
 
     #[cfg(feature = "cuda")]
@@ -60,10 +110,7 @@ impl CustomOp2 for Recompute {
         _: &candle_core::CudaStorage,
         _: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        match self.output_storage()? {
-            (Storage::Cuda(s), shape) => Ok((s, shape)),
-            _ => candle_core::bail!("checkpointed-block: the output is not on the GPU"),
-        }
+        cuda_result(&self.output, self.name())
     }
 
     fn bwd(&self, x: &Tensor, _: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {

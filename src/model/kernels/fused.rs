@@ -90,6 +90,9 @@ impl CustomOp2 for SoftmaxGrad {
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     if fused_ok(&[x]) {
         x.apply_op1(Softmax)
+    } else if x.device().is_cuda() {
+        // candle's fused kernel, with our backward
+        super::device_fused::softmax_last_dim(x)
     } else {
         softmax_composed(x)
     }

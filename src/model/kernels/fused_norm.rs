@@ -17,6 +17,9 @@ const ROWS: usize = 64;
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     if fused_ok(&[x, weight]) && weight.dims1()? == x.dim(candle_core::D::Minus1)? {
         x.apply_op2(weight, RmsNorm { eps: eps as f32 })
+    } else if x.device().is_cuda() {
+        // candle's fused kernel, with our backward
+        super::device_fused::rms_norm(x, weight, eps)
     } else {
         rms_norm_composed(x, weight, eps)
     }
