@@ -646,7 +646,7 @@ fn fused_norm_and_swiglu_match_the_composed_ops() -> anyhow::Result<()> {
 }
 
 /// candle's fused forward kernels with our analytic backward (`device_fused.rs`, what a GPU
-/// runs for RMSNorm and the attention's softmax) train like the composed ops: in f32, output
+/// runs for RMSNorm, RoPE and the attention's softmax) train like the composed ops: in f32, output
 /// and gradients to 1e-5 relative of the composed ops'; with a bf16 input to the norm, as close
 /// to the f32 result of the same inputs as the composed bf16 ops are (or within 1e-2 relative:
 /// the backward runs in f32), here on candle's CPU versions of the same ops.
@@ -674,13 +674,24 @@ fn candles_fused_forwards_train_like_the_composed_ops() -> anyhow::Result<()> {
             true => device_fused::softmax_last_dim(&y.to_dtype(DType::F32)?)?,
             false => softmax_composed(&y.to_dtype(DType::F32)?)?,
         };
+        // and RoPE of the norm's output seen as (B = 3, 2 heads, T = 25, 24)
+        let heads = y.reshape((3, 25, 2, 24))?.transpose(1, 2)?;
+        let rope = encoderlab::model::rope::RotaryEmbedding::new(24, 64, 10_000.0, &dev)?;
+        let (cos, sin) = rope.tables();
+        let r = match fused {
+            true => device_fused::rope(&heads, cos, sin)?,
+            false => encoderlab::model::kernels::fused::rope_composed(&heads, cos, sin)?,
+        };
         let c = rand(s.dims(), 3, DType::F32)?;
-        let loss = ((&y.to_dtype(DType::F32)? + &s.to_dtype(DType::F32)?)? * c.as_tensor())?.sum_all()?;
+        let c2 = rand(r.dims(), 4, DType::F32)?;
+        let loss = (((&y.to_dtype(DType::F32)? + &s.to_dtype(DType::F32)?)? * c.as_tensor())?.sum_all()?
+            + (r.to_dtype(DType::F32)? * c2.as_tensor())?.sum_all()?)?;
         let grads = loss.backward()?;
         let mut out = Vec::new();
         for t in [
             &y,
             &s,
+            &r,
             grads.get(x.as_tensor()).expect("a gradient"),
             grads.get(w.as_tensor()).expect("a gradient"),
         ] {
@@ -689,7 +700,7 @@ fn candles_fused_forwards_train_like_the_composed_ops() -> anyhow::Result<()> {
         Ok(out)
     };
     let worst = |p: &[f32], q: &[f32]| p.iter().zip(q).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    let parts = ["norm", "softmax", "grad x", "grad w"];
+    let parts = ["norm", "softmax", "rope", "grad x", "grad w"];
     let truth = run(false, DType::F32)?;
     let fused32 = run(true, DType::F32)?;
     let (fused16, composed16) = (run(true, DType::BF16)?, run(false, DType::BF16)?);

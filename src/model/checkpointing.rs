@@ -60,7 +60,6 @@ fn storage_len(s: &Storage) -> Option<usize> {
         },
         #[cfg(feature = "cuda")]
         Storage::Cuda(c) => {
-            use candle_core::cuda_backend::cudarc::driver::DeviceSlice;
             use candle_core::cuda_backend::CudaStorageSlice as S;
             match &c.slice {
                 S::F32(v) => Some(v.len()),

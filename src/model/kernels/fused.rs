@@ -201,6 +201,10 @@ pub fn rope(x: &Tensor, tables: &RopeTables, cos: &Tensor, sin: &Tensor) -> Resu
             sign: 1.0,
         });
     }
+    if x.device().is_cuda() && x.rank() == 4 {
+        // candle's fused kernel, both ways
+        return super::device_fused::rope(x, cos, sin);
+    }
     rope_composed(x, cos, sin)
 }
 
