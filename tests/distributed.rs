@@ -10,8 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use candle_core::Device;
-use common::{metrics, tiny_pack};
+use common::{checkpoint_weights, metrics, tiny_pack};
 use encoderlab::train::checkpoint::{checkpoint_dir, list_checkpoints};
 
 /// The tests share two cores and time their faults: one at a time.
@@ -102,13 +101,7 @@ schedule = {{ kind = "wsd", decay_steps = 3 }}
 /// The final checkpoint's weights, every tensor flattened, in name order.
 fn final_weights(run: &Path) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
     let last = *list_checkpoints(run)?.last().expect("a checkpoint");
-    let mut t: Vec<(String, Vec<f32>)> =
-        candle_core::safetensors::load(checkpoint_dir(run, last).join("model.safetensors"), &Device::Cpu)?
-            .into_iter()
-            .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-            .collect();
-    t.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(t)
+    checkpoint_weights(&checkpoint_dir(run, last))
 }
 
 fn max_diff(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> f32 {

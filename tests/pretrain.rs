@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use common::{metrics, tiny_pack};
+use common::{checkpoint_weights as weights, metrics, tiny_pack};
 use encoderlab::model::{init_weights, sorted_vars, LanguageModel, ModelConfig};
 use encoderlab::objectives::{clm_batch, loss, mlm_batch, MaskTokens, MaskingConfig, Objective};
 use encoderlab::rng::seeded;
@@ -47,16 +47,6 @@ schedule = {{ kind = "wsd", decay_steps = 3 }}
     std::fs::write(&path, text)?;
     let sets: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     Ok(PretrainConfig::load(&path, &sets)?)
-}
-
-/// Every tensor of a checkpoint's weights, by name.
-fn weights(dir: &Path) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
-    let mut t: Vec<(String, Vec<f32>)> = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?
-        .into_iter()
-        .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect();
-    t.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(t)
 }
 
 #[test]

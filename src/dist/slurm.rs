@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::sweep::slurm::shell_quote;
 
 /// The processes of one pretraining run under Slurm.
@@ -135,18 +135,12 @@ srun --mpi=pmix --kill-on-bad-exit=1 {exe} pretrain --continue --config {config}
 pub fn write_pretrain_job(cfg: &crate::train::PretrainConfig, shape: &JobShape, exe: &Path) -> Result<PathBuf> {
     shape.validate()?;
     let dir = cfg.run_dir().join("slurm");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
-        path: dir.clone(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(&dir).at(&dir)?;
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let config = abs(&dir.join("config.toml"));
     let text = toml::to_string(cfg).map_err(|e| Error::config("pretrain", e.to_string()))?;
     crate::fsutil::write_atomic(&config, text.as_bytes())?;
-    let cwd = std::env::current_dir().map_err(|e| Error::Io {
-        path: PathBuf::from("."),
-        source: e,
-    })?;
+    let cwd = std::env::current_dir().at(".")?;
     let script = dir.join("pretrain.sbatch");
     let body = pretrain_script(
         &format!("pretrain-{}", cfg.name),

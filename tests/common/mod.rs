@@ -121,6 +121,17 @@ schedule = {{ kind = "constant" }}
     Ok(dir.join("runs/tinyclm/checkpoints/step-0000002"))
 }
 
+/// Every tensor of a checkpoint's weights (`dir/model.safetensors`), flattened, by name.
+pub fn checkpoint_weights(dir: &Path) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
+    let mut t: Vec<(String, Vec<f32>)> =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu)?
+            .into_iter()
+            .map(|(k, v)| (k, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            .collect();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(t)
+}
+
 /// The lines of a pretraining run's `metrics.jsonl`.
 pub fn metrics(run: &Path) -> Vec<encoderlab::train::StepMetrics> {
     std::fs::read_to_string(run.join("metrics.jsonl"))

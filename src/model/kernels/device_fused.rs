@@ -1,7 +1,7 @@
 //! candle's fused kernels made trainable, for a GPU. candle-nn's `softmax_last_dim`,
 //! `rms_norm` and `rope` are one kernel each on CUDA, where the composed ops launch five to
-//! seven, but they have no backward. Here each forward is candle's fused op on the detached inputs, handed to
-//! the graph as the output of an op whose backward is the analytic gradient in composed ops:
+//! seven, but they have no backward. Here each forward is candle's fused op on the detached
+//! inputs, handed to the graph as the output of an op (`precomputed.rs`) whose backward is:
 //! - softmax: dx = y ⊙ (g − Σ g ⊙ y);
 //! - RMSNorm y = x·r·w with r = (mean x² + ε)^-½: dx = r·(g⊙w) − x·r³·mean((g⊙w)⊙x),
 //!   dw = Σ_rows g⊙x·r, in f32;
@@ -12,90 +12,40 @@
 //! the CPU too (candle's CPU versions of the same ops), which is how `tests/model.rs` checks
 //! them against the composed ops.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 
-use crate::model::checkpointing::cpu_result;
-#[cfg(feature = "cuda")]
-use crate::model::checkpointing::cuda_result;
+use super::precomputed::{binary, unary};
 
 /// Softmax over the last dimension: candle's fused forward, the analytic backward.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     let y = candle_nn::ops::softmax_last_dim(&x.detach().contiguous()?)?;
-    x.apply_op1(Softmax { y })
-}
-
-struct Softmax {
-    y: Tensor,
-}
-
-impl CustomOp1 for Softmax {
-    fn name(&self) -> &'static str {
-        "fused-softmax-trainable"
-    }
-
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_result(&self.y, self.name())
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(&self, _: &candle_core::CudaStorage, _: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
-        cuda_result(&self.y, self.name())
-    }
-
-    fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let y = &self.y;
+    let out = y.clone();
+    let backward = move |_: &Tensor, grad: &Tensor| {
         let g = grad.to_dtype(y.dtype())?;
-        let dot = (&g * y)?.sum_keepdim(D::Minus1)?;
-        Ok(Some((y * g.broadcast_sub(&dot)?)?))
-    }
+        let dot = (&g * &y)?.sum_keepdim(D::Minus1)?;
+        Ok(Some((&y * g.broadcast_sub(&dot)?)?))
+    };
+    unary("fused-softmax-trainable", x, out, Box::new(backward))
 }
 
 /// RMSNorm with weight `w` over the last dimension: candle's fused forward (in `x`'s dtype,
 /// accumulated in f32), the analytic backward in f32.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     let y = candle_nn::ops::rms_norm(&x.detach().contiguous()?, &w.detach().to_dtype(x.dtype())?, eps as f32)?;
-    x.apply_op2(w, RmsNorm { y, eps })
-}
-
-struct RmsNorm {
-    y: Tensor,
-    eps: f64,
-}
-
-impl CustomOp2 for RmsNorm {
-    fn name(&self) -> &'static str {
-        "fused-rms-norm-trainable"
-    }
-
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_result(&self.y, self.name())
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        cuda_result(&self.y, self.name())
-    }
-
-    fn bwd(&self, x: &Tensor, w: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let backward = move |x: &Tensor, w: &Tensor, grad: &Tensor| {
         let (xf, wf, gf) = (
             x.to_dtype(DType::F32)?,
             w.to_dtype(DType::F32)?,
             grad.to_dtype(DType::F32)?,
         );
-        let r = (xf.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?.recip()?; // (…, 1)
+        let r = (xf.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?; // (…, 1)
         let gw = gf.broadcast_mul(&wf)?;
         let m = (&gw * &xf)?.mean_keepdim(D::Minus1)?; // (…, 1)
         let dx = (gw.broadcast_mul(&r)? - xf.broadcast_mul(&(r.powf(3.0)? * m)?)?)?;
-        let width = wf.dim(0)?;
-        let dw = (gf * xf.broadcast_mul(&r)?)?.reshape(((), width))?.sum(0)?;
+        let dw = (gf * xf.broadcast_mul(&r)?)?.reshape(((), wf.dim(0)?))?.sum(0)?;
         Ok((Some(dx.to_dtype(x.dtype())?), Some(dw.to_dtype(w.dtype())?)))
-    }
+    };
+    binary("fused-rms-norm-trainable", x, w, y, Box::new(backward))
 }
 
 /// Rotary embeddings (half-split pairs) of `x` (B, heads, T, head dim) with the tables `cos`
@@ -112,31 +62,10 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     };
     let (cos, sin) = (half(cos)?, half(sin)?);
     let y = candle_nn::rotary_emb::rope(&x.detach().contiguous()?, &cos, &sin)?;
-    x.apply_op1(Rope { y, cos, sin })
-}
-
-struct Rope {
-    y: Tensor,
-    cos: Tensor,
-    sin: Tensor,
-}
-
-impl CustomOp1 for Rope {
-    fn name(&self) -> &'static str {
-        "fused-rope-trainable"
-    }
-
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_result(&self.y, self.name())
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(&self, _: &candle_core::CudaStorage, _: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
-        cuda_result(&self.y, self.name())
-    }
-
-    fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let g = grad.to_dtype(self.y.dtype())?.contiguous()?;
-        Ok(Some(candle_nn::rotary_emb::rope(&g, &self.cos, &self.sin.neg()?)?))
-    }
+    let dtype = y.dtype();
+    let backward = move |_: &Tensor, grad: &Tensor| {
+        let g = grad.to_dtype(dtype)?.contiguous()?;
+        Ok(Some(candle_nn::rotary_emb::rope(&g, &cos, &sin.neg()?)?))
+    };
+    unary("fused-rope-trainable", x, y, Box::new(backward))
 }

@@ -15,4 +15,5 @@ pub mod fused_mlp;
 pub mod fused_norm;
 pub mod fused_swiglu;
 pub mod gemm;
+pub(crate) mod precomputed;
 pub mod vmath;
