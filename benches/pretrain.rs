@@ -99,7 +99,10 @@ fn main() -> anyhow::Result<()> {
     // the device beside the CPU's ISA (on a GPU, forward and backward times are launch times:
     // the step is timed after a synchronisation)
     let cpu = match dev.is_cuda() {
-        true => format!("{device_name}, bf16 peak; CPU {isa}"),
+        true => format!(
+            "{device_name}, bf16 peak, {}; CPU {isa}",
+            encoderlab::model::kernels::flash::gpu_attention()
+        ),
         false => isa,
     };
     println!(

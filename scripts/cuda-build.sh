@@ -5,9 +5,11 @@
 # `CUDA_COMPUTE_CAP=90 cargo build --release --features cuda` does the same.
 #
 #   scripts/cuda-build.sh [COMPUTE_CAP] [FEATURES]   # default 90 (H100/H200; 80 for A100) and
-#                                                    # cuda,nccl (NCCL for data-parallel GPU ranks)
+#                                                    # cuda,nccl (NCCL for data-parallel GPU ranks);
+#                                                    # add flash-attn for flash attention's forward
 #
-# Leaves target-cuda/release/encoderlab. At run time it needs libcuda (the driver) and
+# Leaves target-cuda/release/encoderlab. SLIM=1: without the default features (polars, plots,
+# notebooks; FEATURES must then name cli) into target-cuda-slim, what scripts/gpu-check.sh carries. At run time it needs libcuda (the driver) and
 # libcublas/libcublasLt/libcurand/libcudart 13 (a PyTorch cu13 environment has them under
 # site-packages/nvidia/cu13/lib: add that folder to LD_LIBRARY_PATH), and with `nccl` libnccl.so.2
 # (site-packages/nvidia/nccl/lib; `pip install nvidia-nccl-cu13`).
@@ -34,6 +36,32 @@ if [[ ",$features," == *",nccl,"* ]] && [ ! -e "$kit/nvidia/nccl/lib/libnccl.so.
   for w in "$kit"/wheels/*.whl; do python3 -m zipfile -e "$w" "$kit"; done
   rm -rf "$kit/wheels"
 fi
+# flash-attn: candle-flash-attn's build (cudaforge) clones CUTLASS from GitHub at a pinned commit
+# into its cache ($CUDAFORGE_HOME/git/checkouts/cutlass-<commit>). Where GitHub cannot be reached
+# that cache is filled from PyPI instead: CUTLASS 4.2's headers (nvidia-cutlass), at the name
+# and commit cudaforge looks for. Its 53 kernels take about two hours on 2 cores
+# (CUDAFORGE_THREADS: nvcc processes at once, default all cores).
+if [[ ",$features," == *",flash-attn,"* ]]; then
+  build_rs=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src -path '*candle-flash-attn-0.11.*/build.rs' | head -1)
+  if [ -z "$build_rs" ]; then (cd "$root" && cargo fetch -q); build_rs=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src -path '*candle-flash-attn-0.11.*/build.rs' | head -1); fi
+  commit=$(grep -oE 'CUTLASS_COMMIT: &str = "[0-9a-f]{40}"' "$build_rs" | grep -oE '[0-9a-f]{40}')
+  export CUDAFORGE_HOME=$kit/cudaforge CUDAFORGE_THREADS=${CUDAFORGE_THREADS:-$(nproc)}
+  # the compiled kernels, shared by target-cuda and target-cuda-slim (cudaforge rebuilds only
+  # what changed)
+  export CANDLE_FLASH_ATTN_BUILD_DIR=${CANDLE_FLASH_ATTN_BUILD_DIR:-$kit/flash-attn}
+  mkdir -p "$CANDLE_FLASH_ATTN_BUILD_DIR"
+  cache=$CUDAFORGE_HOME/git/checkouts/cutlass-${commit:0:16}
+  if [ ! -d "$cache/include" ] && ! timeout 20 git ls-remote https://github.com/NVIDIA/cutlass.git HEAD >/dev/null 2>&1; then
+    echo "GitHub unreachable: CUTLASS headers from PyPI (nvidia-cutlass 4.2) into $cache"
+    rm -rf "$cache" "$kit/wheels" && mkdir -p "$kit/wheels" "$cache/tools/util"
+    python3 -m pip download --no-deps -q -d "$kit/wheels" "nvidia-cutlass==4.2.0.0"
+    python3 -m zipfile -e "$kit"/wheels/nvidia_cutlass-*.whl "$kit/wheels/x"
+    mv "$kit/wheels/x/cutlass_library/source/include" "$cache/include"
+    mv "$kit/wheels/x/cutlass_library/source/tools/util/include" "$cache/tools/util/include"
+    git -C "$cache" init -q && echo "$commit" > "$cache/.git/HEAD"
+    rm -rf "$kit/wheels"
+  fi
+fi
 cu=$kit/nvidia/cu13
 # the linker wants unversioned names
 for l in cublas cublasLt cudart nvrtc; do ln -sf "lib$l.so.13" "$cu/lib/lib$l.so"; done
@@ -49,10 +77,12 @@ grep -ohE '\bfn (cu[A-Z][A-Za-z0-9_]*)\(' "$src" | sed -E 's/fn (.*)\(/void \1(v
 gcc -shared -fPIC -Wl,-soname,libcuda.so.1 "$stub/libcuda.c" -o "$stub/libcuda.so"
 export PATH=$cu/bin:$PATH CUDA_ROOT=$cu CUDA_PATH=$cu CUDA_HOME=$cu CUDA_COMPUTE_CAP=$cap
 export LIBRARY_PATH=$stub:$cu/lib RUSTFLAGS="-L $stub -L $cu/lib" CARGO_TARGET_DIR=$root/target-cuda
-cd "$root" && cargo build --release --features "$features" --bin encoderlab
+defaults=()
+if [ "${SLIM:-0}" = 1 ]; then CARGO_TARGET_DIR=$root/target-cuda-slim defaults=(--no-default-features); fi
+cd "$root" && cargo build --release "${defaults[@]}" --features "$features" --bin encoderlab
 echo "built $CARGO_TARGET_DIR/release/encoderlab (sm_$cap, features $features)"
 # BENCH=1: the pretraining bench too (benches/gpu_side_by_side.sh runs it)
 if [ "${BENCH:-0}" = 1 ]; then
-  cargo build --release --features "$features" --bench pretrain
+  cargo build --release "${defaults[@]}" --features "$features" --bench pretrain
   echo "built $(ls -t "$CARGO_TARGET_DIR"/release/deps/pretrain-* | grep -v '\.d$' | head -1)"
 fi

@@ -2,7 +2,8 @@
 # Issue 24's GPU checks, in two steps, for a GPU machine that cannot build (or reach the network):
 #
 #   scripts/gpu-check.sh prepare [PACK]   # here: a slim `cli,cuda,nccl` build of encoderlab and of
-#                                         # the pretraining bench (scripts/cuda-build.sh's toolkit),
+#                                         # the pretraining bench (scripts/cuda-build.sh, SLIM=1;
+#                                         # FEATURES=cli,cuda,nccl,flash-attn for flash attention),
 #                                         # stripped and gzipped with a pack into gpu-check/ (~45 MB)
 #   scripts/gpu-check.sh run              # there, with gpu-check/ carried along: prints and writes
 #                                         # to $OUT (or gpu-check/out) what the checks measured
@@ -21,19 +22,16 @@ case "${1:-}" in
 prepare)
   pack=${2:-$root/runs/study/pretrain_data}
   [ -f "$pack/meta.json" ] || { echo "no pack at $pack (run the demo study, or give one)" >&2; exit 2; }
-  kit=$root/target-cuda/toolkit
-  [ -x "$kit/nvidia/cu13/bin/nvcc" ] || "$root/scripts/cuda-build.sh" 90 cuda,nccl
-  cu=$kit/nvidia/cu13 stub=$kit/stub
-  export PATH=$cu/bin:$PATH CUDA_ROOT=$cu CUDA_PATH=$cu CUDA_HOME=$cu CUDA_COMPUTE_CAP=${CAP:-90}
-  export LIBRARY_PATH=$stub:$cu/lib RUSTFLAGS="-L $stub -L $cu/lib" CARGO_TARGET_DIR=$root/target-cuda-slim
-  (cd "$root" && cargo build --release --no-default-features --features cli,cuda,nccl --bin encoderlab --bench pretrain)
+  features=${FEATURES:-cli,cuda,nccl}
+  SLIM=1 BENCH=1 "$root/scripts/cuda-build.sh" "${CAP:-90}" "$features"
+  CARGO_TARGET_DIR=$root/target-cuda-slim
   bench=$(ls -t "$CARGO_TARGET_DIR"/release/deps/pretrain-* | grep -v '\.d$' | head -1)
   rm -rf "$dir" && mkdir -p "$dir"
   strip -o "$dir/encoderlab" "$CARGO_TARGET_DIR/release/encoderlab"
   strip -o "$dir/bench" "$bench"
   gzip -6 "$dir/encoderlab" "$dir/bench"
   tar -C "$(dirname "$pack")" -czf "$dir/pack.tar.gz" "$(basename "$pack")"
-  (cd "$root" && git rev-parse HEAD) > "$dir/commit"
+  echo "$(cd "$root" && git rev-parse HEAD) (features $features)" > "$dir/commit"
   du -sh "$dir"
   ;;
 run)

@@ -1,6 +1,7 @@
 //! Grouped-query self-attention without biases (HF `LlamaAttention`). It takes the prepared
 //! mask and knows nothing about objectives. Contiguous f32 CPU input runs the fused kernel of
-//! `fused_attention.rs`; anything else the composed ops.
+//! `fused_attention.rs`; bf16 or f16 on a GPU built with `flash-attn` flash attention
+//! (`kernels/flash.rs`); anything else the composed ops.
 // B = batch, T = seq len, H = hidden, nh = query heads, nkv = key/value heads, hd = head dim
 
 use candle_core::{DType, Module, Result, Tensor};
@@ -8,6 +9,8 @@ use candle_nn::VarBuilder;
 
 use super::config::ModelConfig;
 use super::kernels::cpu::fused_ok;
+use super::kernels::device_fused;
+use super::kernels::flash::{self, FlashSpec};
 use super::kernels::fused_attention::{fused_attention, AttentionSpec};
 use super::linear::Linear;
 use super::mask::AttentionMask;
@@ -69,6 +72,8 @@ impl Attention {
         let v = self.v_proj.forward(x)?;
         let y = if fused_ok(&[&q, &k, &v]) {
             fused_attention(&q, &k, &v, &self.spec(rope, mask))?
+        } else if flash::kernel_available(&q, self.head_dim) {
+            attend_flash(&q, &k, &v, (self.heads, self.kv_heads), rope, mask, None)?
         } else {
             attend_composed(&q, &k, &v, (self.heads, self.kv_heads), rope, mask.bias.as_ref())?
         };
@@ -105,6 +110,38 @@ pub fn attend_composed(
     let weights = super::kernels::fused::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
     let y = weights.matmul(&v)?; // (B, nh, T, hd)
     y.transpose(1, 2)?.reshape((b, t, w))
+}
+
+/// Attention from projections by flash attention (`kernels/flash.rs`: the kernel's forward
+/// where it runs, else by tiles of `tile_rows` query rows, default as many as fit 256 MiB of
+/// scores) with a tiled backward: the function of [`attend_composed`], except that padded query
+/// rows give 0. `heads`: (query heads, key/value heads).
+///
+/// # Shapes
+/// `q`: (B, T, nh·hd); `k`, `v`: (B, T, nkv·hd) → (B, T, nh·hd).
+pub fn attend_flash(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: (usize, usize),
+    rope: &RotaryEmbedding,
+    mask: &AttentionMask,
+    tile_rows: Option<usize>,
+) -> Result<Tensor> {
+    let (b, t, w) = q.dims3()?;
+    let (nh, nkv) = heads;
+    let hd = w / nh;
+    let (cos, sin) = rope.tables();
+    // (B, T, heads, hd) as the projections lie: no transposed copy before the kernel
+    let split = |y: &Tensor, n: usize| y.reshape((b, t, n, hd));
+    let q = device_fused::rope_thd(&split(q, nh)?, cos, sin)?;
+    let k = device_fused::rope_thd(&split(k, nkv)?, cos, sin)?;
+    let spec = FlashSpec {
+        causal: mask.causal,
+        padding: mask.padding.clone(),
+        tile_rows,
+    };
+    flash::attention(&q, &k, &split(v, nkv)?, &spec)?.reshape((b, t, w))
 }
 
 /// Each key/value head repeated for the `n` query heads of its group: (B, nkv, T, hd) →

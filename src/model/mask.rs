@@ -6,6 +6,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Result, Tensor};
 
 use super::config::AttentionMode;
+use super::kernels::flash::Padding;
 
 /// Added to the scores of keys a query may not see: finite, so that a row never becomes NaN,
 /// and large enough that its softmax weight is exactly 0 in f32.
@@ -20,6 +21,8 @@ pub struct AttentionMask {
     pub causal: bool,
     /// Padding as an additive bias per (sequence, key), B·T values (fused CPU path).
     pub key_bias: Option<Arc<Vec<f32>>>,
+    /// Padding as flash attention takes it (`kernels/flash.rs`).
+    pub padding: Option<Padding>,
 }
 
 impl AttentionMask {
@@ -36,6 +39,7 @@ impl AttentionMask {
             bias: attention_bias(mode, padding, t, device)?,
             causal: mode == AttentionMode::Causal,
             key_bias,
+            padding: padding.map(Padding::new).transpose()?,
         })
     }
 }

@@ -52,7 +52,30 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
 /// and `sin` (positions × head dim, each half repeated): candle's fused kernel forward and
 /// backward.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let (t, d) = (x.dim(D::Minus2)?, x.dim(D::Minus1)?);
+    rope_in(x, cos, sin, Layout::Bhtd)
+}
+
+/// [`rope`] of `x` laid out (B, T, heads, head dim), as the projections lie and flash
+/// attention takes them (`flash.rs`): no transposed copy.
+pub fn rope_thd(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    rope_in(x, cos, sin, Layout::Bthd)
+}
+
+/// Where the positions of a 4-dimensional `x` are.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// (B, heads, T, head dim).
+    Bhtd,
+    /// (B, T, heads, head dim).
+    Bthd,
+}
+
+fn rope_in(x: &Tensor, cos: &Tensor, sin: &Tensor, layout: Layout) -> Result<Tensor> {
+    let (_, a, b, d) = x.dims4()?;
+    let t = match layout {
+        Layout::Bhtd => b,
+        Layout::Bthd => a,
+    };
     let half = |table: &Tensor| {
         table
             .narrow(0, 0, t)?
@@ -61,11 +84,15 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
             .contiguous()
     };
     let (cos, sin) = (half(cos)?, half(sin)?);
-    let y = candle_nn::rotary_emb::rope(&x.detach().contiguous()?, &cos, &sin)?;
+    let kernel = move |x: &Tensor, cos: &Tensor, sin: &Tensor| match layout {
+        Layout::Bhtd => candle_nn::rotary_emb::rope(x, cos, sin),
+        Layout::Bthd => candle_nn::rotary_emb::rope_thd(x, cos, sin),
+    };
+    let y = kernel(&x.detach().contiguous()?, &cos, &sin)?;
     let dtype = y.dtype();
     let backward = move |_: &Tensor, grad: &Tensor| {
         let g = grad.to_dtype(dtype)?.contiguous()?;
-        Ok(Some(candle_nn::rotary_emb::rope(&g, &cos, &sin.neg()?)?))
+        Ok(Some(kernel(&g, &cos, &sin.neg()?)?))
     };
     unary("fused-rope-trainable", x, y, Box::new(backward))
 }

@@ -7,6 +7,7 @@
 mod attention_kernel;
 pub mod cpu;
 pub mod device_fused;
+pub mod flash;
 pub mod fused;
 pub mod fused_attention;
 pub mod fused_block;

@@ -4,7 +4,7 @@
 //! `model/checkpointing.rs`) joins candle's graph.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 
 /// The backward of a one-input op: (input, output's gradient) → the input's gradient.
 pub(crate) type Backward1 = Box<dyn Fn(&Tensor, &Tensor) -> Result<Option<Tensor>> + Send + Sync>;
@@ -12,6 +12,13 @@ pub(crate) type Backward1 = Box<dyn Fn(&Tensor, &Tensor) -> Result<Option<Tensor
 /// The backward of a two-input op: (a, b, output's gradient) → their gradients.
 pub(crate) type Backward2 =
     Box<dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> + Send + Sync>;
+
+/// The backward of a three-input op: (a, b, c, output's gradient) → their gradients.
+pub(crate) type Backward3 = Box<
+    dyn Fn(&Tensor, &Tensor, &Tensor, &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)>
+        + Send
+        + Sync,
+>;
 
 /// `output` as the result of an op on `x` whose backward is `backward`.
 pub(crate) fn unary(name: &'static str, x: &Tensor, output: Tensor, backward: Backward1) -> Result<Tensor> {
@@ -27,6 +34,16 @@ pub(crate) fn binary(
     backward: Backward2,
 ) -> Result<Tensor> {
     a.apply_op2(b, Precomputed { name, output, backward })
+}
+
+/// `output` as the result of an op on (`a`, `b`, `c`) whose backward is `backward`.
+pub(crate) fn ternary(
+    name: &'static str,
+    [a, b, c]: [&Tensor; 3],
+    output: Tensor,
+    backward: Backward3,
+) -> Result<Tensor> {
+    a.apply_op3(b, c, Precomputed { name, output, backward })
 }
 
 struct Precomputed<B> {
@@ -76,6 +93,48 @@ impl CustomOp2 for Precomputed<Backward2> {
 
     fn bwd(&self, a: &Tensor, b: &Tensor, _: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         (self.backward)(a, b, grad)
+    }
+}
+
+impl CustomOp3 for Precomputed<Backward3> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_result(&self.output, self.name)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        cuda_result(&self.output, self.name)
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        c: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        (self.backward)(a, b, c, grad)
     }
 }
 
