@@ -5,7 +5,9 @@
 //! `python3 benches/torch_reference.py` runs the same model and shapes in PyTorch eager. Prints
 //! figures; asserts nothing about speed. On a GPU (a `cuda` build, `-- --device cuda:0`), the
 //! peak is a bf16 8192³ matmul and `clm-bf16,mlm-bf16` are the paper-shaped runs
-//! (`benches/gpu_side_by_side.sh` runs both sides).
+//! (`benches/gpu_side_by_side.sh` runs both sides). `attention-paths` times the attention's
+//! flash and composed paths and prints how far each is from the f32 attention (on a GPU: how
+//! the flash kernel is checked).
 
 use std::time::Instant;
 
@@ -162,6 +164,84 @@ fn main() -> anyhow::Result<()> {
     }
     if objectives.split(',').any(|o| o == "attention") {
         attention(&cfg, batch, seq, steps, peak, &cpu)?;
+    }
+    if objectives.split(',').any(|o| o == "attention-paths") {
+        attention_paths(&cfg, batch, seq, steps, &dev, &cpu)?;
+    }
+    Ok(())
+}
+
+/// The attention's two paths off the CPU's fused kernel, at the preset's shapes, in bf16 (f32
+/// on the CPU): flash attention (`kernels/flash.rs`: the kernel's forward where the build has
+/// it, else by tiles; the tiled backward) and the composed ops. For each, forward + backward
+/// time, and the largest difference of the output and of the q, k, v gradients from the
+/// composed attention in f32, relative to the largest value: how a GPU checks the kernel.
+fn attention_paths(
+    cfg: &ModelConfig,
+    batch: usize,
+    seq: usize,
+    steps: usize,
+    dev: &Device,
+    cpu: &str,
+) -> anyhow::Result<()> {
+    use candle_core::Var;
+    use encoderlab::model::attention::{attend_composed, attend_flash};
+    use encoderlab::model::mask::AttentionMask;
+    use encoderlab::model::rope::RotaryEmbedding;
+    use encoderlab::model::AttentionMode;
+    let (nh, nkv, hd) = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim());
+    let rope = RotaryEmbedding::new(hd, seq, cfg.rope_theta, dev)?;
+    let dtype = if dev.is_cuda() { DType::BF16 } else { DType::F32 };
+    let inputs = [nh, nkv, nkv, nh].map(|heads| Tensor::randn(0f32, 1.0, (batch, seq, heads * hd), dev));
+    let [q, k, v, c] = inputs;
+    let (q, k, v, c) = (q?, k?, v?, c?);
+    for mode in [AttentionMode::Causal, AttentionMode::Bidirectional] {
+        let mask = AttentionMask::new(mode, None, seq, dev)?;
+        // (output, dq, dk, dv) in f32 and the seconds of one forward + backward
+        let run = |flash: bool, dtype: DType| -> anyhow::Result<(Vec<Tensor>, f64)> {
+            let vars = [&q, &k, &v].map(|x| x.to_dtype(dtype).and_then(|x| Var::from_tensor(&x)));
+            let [q, k, v] = vars;
+            let (q, k, v) = (q?, k?, v?);
+            dev.synchronize()?;
+            let t = Instant::now();
+            let y = match flash {
+                true => attend_flash(&q, &k, &v, (nh, nkv), &rope, &mask, None)?,
+                false => attend_composed(&q, &k, &v, (nh, nkv), &rope, mask.bias.as_ref())?,
+            };
+            let grads = (y.to_dtype(DType::F32)? * &c)?.sum_all()?.backward()?;
+            dev.synchronize()?;
+            let seconds = t.elapsed().as_secs_f64();
+            let mut out = vec![y.to_dtype(DType::F32)?];
+            for x in [&q, &k, &v] {
+                out.push(grads.get(x).expect("a gradient").to_dtype(DType::F32)?);
+            }
+            Ok((out, seconds))
+        };
+        let (truth, _) = run(false, DType::F32)?;
+        for (name, flash) in [("flash", true), ("composed", false)] {
+            let mut times = Vec::new();
+            let mut last = Vec::new();
+            for _ in 0..steps.max(1) + 1 {
+                let (out, seconds) = run(flash, dtype)?;
+                times.push([seconds, 0.0, 0.0, 0.0]);
+                last = out;
+            }
+            times.remove(0);
+            let mut errors = Vec::new();
+            for (ours, exact) in last.iter().zip(&truth) {
+                let scale = exact.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-12);
+                let worst = (ours - exact)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                errors.push(format!("{:.1e}", worst / scale));
+            }
+            println!(
+                "  attention-paths {name} ({mode:?}, {dtype:?}, {batch} x {seq}, {nh}/{nkv} heads of {hd}): forward + backward {:.1} ms; from f32 composed, relative: y {}, dq {}, dk {}, dv {} [{cpu}]",
+                median_of(&times, 0) * 1e3,
+                errors[0],
+                errors[1],
+                errors[2],
+                errors[3]
+            );
+        }
     }
     Ok(())
 }

@@ -13,7 +13,10 @@
 # runs, each in a few minutes:
 #   1. `small` pretraining on cuda:0 in bf16, 40 steps, plain and through NCCL on one GPU
 #      (ENCODERLAB_NCCL=1): the two must give the same losses; tokens/s of both;
-#   2. benches/gpu_side_by_side.sh: `210m` at 2,048 tokens, ours against PyTorch (SDPA, bf16).
+#   2. with flash-attn in the build: the same run with the kernel off (ENCODERLAB_FLASH=0), the
+#      losses side by side; the bench's `attention-paths` (flash and composed attention of `210m`
+#      at 2,048 tokens, times and distances from f32);
+#   3. benches/gpu_side_by_side.sh: `210m` at 2,048 tokens, ours against PyTorch (SDPA, bf16).
 # ENC=…, BENCH=… and DEVICE=cpu run the same steps with other binaries (how it is checked here).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,15 +73,29 @@ peak = 1e-3
 warmup_steps = 4
 schedule = { kind = "constant" }
 EOF
-    for nccl in 0 1; do
-      ENCODERLAB_NCCL=$nccl "$enc" pretrain --config "$work/small.toml" --set "train.out_dir=\"$work/runs$nccl\"" > "$work/summary$nccl.json"
-      python3 - "$work/runs$nccl/small" "$nccl" <<'PY'
+    flash=0
+    if grep -q flash-attn "$dir/commit" 2>/dev/null; then flash=1; fi
+    # runs0: as built; runs1: NCCL on one GPU; runsF: flash attention off
+    for run in 0 1 $([ $flash = 1 ] && echo F); do
+      nccl=$([ "$run" = 1 ] && echo 1 || echo 0) off=$([ "$run" = F ] && echo 0 || echo 1)
+      ENCODERLAB_NCCL=$nccl ENCODERLAB_FLASH=$off "$enc" pretrain --config "$work/small.toml" --set "train.out_dir=\"$work/runs$run\"" > "$work/summary$run.json"
+      python3 - "$work/runs$run/small" "ENCODERLAB_NCCL=$nccl ENCODERLAB_FLASH=$off" <<'PY'
 import json, statistics, sys
 m = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl")]
-print(f"small MLM-40 % (ENCODERLAB_NCCL={sys.argv[2]}): loss at step 40 {m[-1]['loss']:.6f}, held-out MLM {m[-1]['eval_mlm_loss']:.6f}, "
+print(f"small MLM-40 % ({sys.argv[2]}): loss at step 40 {m[-1]['loss']:.6f}, held-out MLM {m[-1]['eval_mlm_loss']:.6f}, "
       f"median {statistics.median(x['tokens_per_s'] for x in m[2:]):.0f} tokens/s")
 PY
     done
+    if [ $flash = 1 ]; then
+      python3 - "$work/runs0/small" "$work/runsF/small" <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(p + "/metrics.jsonl")] for p in sys.argv[1:])
+d = max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b))
+print(f"flash attention against the composed ops, 40 bf16 steps: largest |training loss difference| {d:.2e}, "
+      f"held-out MLM {a[-1]['eval_mlm_loss']:.4f} against {b[-1]['eval_mlm_loss']:.4f}")
+PY
+      [ "$device" = cpu ] || "$bench" 210m 4 2048 3 attention-paths --device "$device"
+    fi
     if cmp -s <(grep -o '"loss":[^,]*' "$work/runs0/small/metrics.jsonl") <(grep -o '"loss":[^,]*' "$work/runs1/small/metrics.jsonl"); then
       echo "NCCL on one GPU: the same losses as without it at every step"
     else

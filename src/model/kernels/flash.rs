@@ -58,10 +58,17 @@ pub struct FlashSpec {
     pub tile_rows: Option<usize>,
 }
 
+/// `ENCODERLAB_FLASH=0` turns the kernel off in a build that has it: the same binary then runs
+/// the composed attention, to compare the two on one GPU.
+pub const FLASH_ENV: &str = "ENCODERLAB_FLASH";
+
 /// Whether flash attention's kernel runs for queries `q` with heads of `head_dim`: the
-/// `flash-attn` feature, a CUDA device, bf16 or f16, a head dimension the kernels exist for.
+/// `flash-attn` feature, not turned off by [`FLASH_ENV`], a CUDA device, bf16 or f16, a head
+/// dimension the kernels exist for.
 pub fn kernel_available(q: &Tensor, head_dim: usize) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     cfg!(feature = "flash-attn")
+        && *ON.get_or_init(|| std::env::var(FLASH_ENV).map_or(true, |v| v != "0"))
         && q.device().is_cuda()
         && matches!(q.dtype(), DType::BF16 | DType::F16)
         && head_dim.is_multiple_of(8)
