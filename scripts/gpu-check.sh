@@ -91,7 +91,7 @@ PY
 import json, sys
 a, b = ([json.loads(l) for l in open(p + "/metrics.jsonl")] for p in sys.argv[1:])
 d = max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b))
-print(f"flash attention against the composed ops, 40 bf16 steps: largest |training loss difference| {d:.2e}, "
+print(f"flash attention against the composed ops, 40 steps: largest |training loss difference| {d:.2e}, "
       f"held-out MLM {a[-1]['eval_mlm_loss']:.4f} against {b[-1]['eval_mlm_loss']:.4f}")
 PY
       [ "$device" = cpu ] || "$bench" 210m 4 2048 3 attention-paths --device "$device"

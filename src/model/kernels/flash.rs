@@ -101,17 +101,17 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, spec: &FlashSpec) -> Result
     let tile = spec.tile_rows.unwrap_or_else(|| tile_rows(b, nh, t)).clamp(1, t.max(1));
     let out = match kernel_forward(&q, &k, &v, spec)? {
         Some(y) => y,
-        None => to_thd(&tiled_forward(&heads_first(&q, &k, &v)?, spec, tile)?)?,
+        None => swap(&tiled_forward(&heads_first(&q, &k, &v)?, spec, tile)?)?,
     };
     let spec = spec.clone();
     let backward = move |q: &Tensor, k: &Tensor, v: &Tensor, grad: &Tensor| {
-        let dy = heads_first_one(&grad.detach())?;
+        let dy = swap(&grad.detach())?;
         let [dq, dk, dv] = tiled_backward(&heads_first(q, k, v)?, &dy, &spec, tile)?;
         let dtype = q.dtype();
         Ok((
-            Some(to_thd(&dq)?.to_dtype(dtype)?),
-            Some(to_thd(&dk)?.to_dtype(dtype)?),
-            Some(to_thd(&dv)?.to_dtype(dtype)?),
+            Some(swap(&dq)?.to_dtype(dtype)?),
+            Some(swap(&dk)?.to_dtype(dtype)?),
+            Some(swap(&dv)?.to_dtype(dtype)?),
         ))
     };
     ternary("flash-attention", [&q, &k, &v], out, Box::new(backward))
@@ -137,7 +137,8 @@ struct Heads {
     group: usize,
 }
 
-fn heads_first_one(x: &Tensor) -> Result<Tensor> {
+/// (B, T, h, hd) ↔ (B, h, T, hd), contiguous.
+fn swap(x: &Tensor) -> Result<Tensor> {
     x.transpose(1, 2)?.contiguous()
 }
 
@@ -145,16 +146,11 @@ fn heads_first_one(x: &Tensor) -> Result<Tensor> {
 fn heads_first(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Heads> {
     let group = q.dim(2)? / k.dim(2)?;
     Ok(Heads {
-        q: heads_first_one(&q.detach())?,
-        k: repeat_kv(heads_first_one(&k.detach())?, group)?,
-        v: repeat_kv(heads_first_one(&v.detach())?, group)?,
+        q: swap(&q.detach())?,
+        k: repeat_kv(swap(&k.detach())?, group)?,
+        v: repeat_kv(swap(&v.detach())?, group)?,
         group,
     })
-}
-
-/// (B, h, T, hd) → (B, T, h, hd).
-fn to_thd(x: &Tensor) -> Result<Tensor> {
-    x.transpose(1, 2)?.contiguous()
 }
 
 /// The additive mask of query rows `rows` over keys `0..keys`: (1, 1, Tq, keys) for the causal
