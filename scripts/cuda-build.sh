@@ -39,7 +39,7 @@ fi
 # flash-attn: candle-flash-attn's build (cudaforge) clones CUTLASS from GitHub at a pinned commit
 # into its cache ($CUDAFORGE_HOME/git/checkouts/cutlass-<commit>). Where GitHub cannot be reached
 # that cache is filled from PyPI instead: CUTLASS 4.2's headers (nvidia-cutlass), at the name
-# and commit cudaforge looks for. Its 53 kernels take about two hours on 2 cores
+# and commit cudaforge looks for. Its 53 kernels took 101 min of a 2-core build here
 # (CUDAFORGE_THREADS: nvcc processes at once, default all cores).
 if [[ ",$features," == *",flash-attn,"* ]]; then
   build_rs=$(find "${CARGO_HOME:-$HOME/.cargo}"/registry/src -path '*candle-flash-attn-0.11.*/build.rs' | head -1)

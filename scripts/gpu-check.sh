@@ -4,7 +4,8 @@
 #   scripts/gpu-check.sh prepare [PACK]   # here: a slim `cli,cuda,nccl` build of encoderlab and of
 #                                         # the pretraining bench (scripts/cuda-build.sh, SLIM=1;
 #                                         # FEATURES=cli,cuda,nccl,flash-attn for flash attention),
-#                                         # stripped and gzipped with a pack into gpu-check/ (~45 MB)
+#                                         # stripped and xz-compressed with a pack into gpu-check/
+#                                         # (36 MB; 51 MB with flash-attn: the device tool carries 64)
 #   scripts/gpu-check.sh run              # there, with gpu-check/ carried along: prints and writes
 #                                         # to $OUT (or gpu-check/out) what the checks measured
 #
@@ -32,7 +33,8 @@ prepare)
   rm -rf "$dir" && mkdir -p "$dir"
   strip -o "$dir/encoderlab" "$CARGO_TARGET_DIR/release/encoderlab"
   strip -o "$dir/bench" "$bench"
-  gzip -6 "$dir/encoderlab" "$dir/bench"
+  # xz, not gzip: flash attention's kernels make each binary 326 MB, 80 MB gzipped, 23 MB in xz
+  xz -9 -T0 "$dir/encoderlab" "$dir/bench"
   tar -C "$(dirname "$pack")" -czf "$dir/pack.tar.gz" "$(basename "$pack")"
   echo "$(cd "$root" && git rev-parse HEAD) (features $features)" > "$dir/commit"
   du -sh "$dir"
@@ -42,8 +44,10 @@ run)
   mkdir -p "$out"
   work=$(mktemp -d)
   enc=${ENC:-} bench=${BENCH:-}
-  if [ -z "$enc" ]; then gunzip -c "$dir/encoderlab.gz" > "$work/encoderlab" && chmod +x "$work/encoderlab" && enc=$work/encoderlab; fi
-  if [ -z "$bench" ]; then gunzip -c "$dir/bench.gz" > "$work/bench" && chmod +x "$work/bench" && bench=$work/bench; fi
+  # xz's command, or Python's lzma where the machine lacks it
+  unxz() { xz -dc "$1" 2>/dev/null || python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"; }
+  if [ -z "$enc" ]; then unxz "$dir/encoderlab.xz" > "$work/encoderlab" && chmod +x "$work/encoderlab" && enc=$work/encoderlab; fi
+  if [ -z "$bench" ]; then unxz "$dir/bench.xz" > "$work/bench" && chmod +x "$work/bench" && bench=$work/bench; fi
   tar -C "$work" -xzf "$dir/pack.tar.gz"
   pack=$(ls -d "$work"/*/ | head -1)
   device=${DEVICE:-cuda:0}
