@@ -54,7 +54,7 @@ pub struct FlashSpec {
     pub causal: bool,
     /// Padding, if the batch has any.
     pub padding: Option<Padding>,
-    /// Query rows per tile of the tiled passes (`None`: as many as [`TILE_BYTES`] allows).
+    /// Query rows per tile of the tiled passes (`None`: as many as 256 MiB of f32 scores allow).
     pub tile_rows: Option<usize>,
 }
 
