@@ -138,6 +138,7 @@ pub fn attend_flash(
     let k = device_fused::rope_thd(&split(k, nkv)?, cos, sin)?;
     let spec = FlashSpec {
         causal: mask.causal,
+        bias: mask.bias.clone(),
         padding: mask.padding.clone(),
         tile_rows,
     };

@@ -28,18 +28,23 @@ pub struct AttentionMask {
 impl AttentionMask {
     /// The mask for `mode` and an optional padding mask (B, T), 1 = token, 0 = padding.
     pub fn new(mode: AttentionMode, padding: Option<&Tensor>, t: usize, device: &Device) -> Result<Self> {
-        let key_bias = match padding {
-            Some(p) if device.is_cpu() => {
-                let keep: Vec<f32> = p.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-                Some(Arc::new(keep.iter().map(|k| (1.0 - k) * MASKED).collect()))
-            }
+        // the padding's values on the host, read once: the fused CPU kernel's key bias, and the
+        // lengths flash attention's kernel packs by (not read on a GPU without that kernel: a
+        // synchronisation nobody would use)
+        let keep = padding.map(|p| p.to_dtype(DType::F32)).transpose()?;
+        let host: Option<Vec<f32>> = match &keep {
+            Some(k) if device.is_cpu() || cfg!(feature = "flash-attn") => Some(k.flatten_all()?.to_vec1()?),
+            _ => None,
+        };
+        let key_bias = match &host {
+            Some(values) if device.is_cpu() => Some(Arc::new(values.iter().map(|k| (1.0 - k) * MASKED).collect())),
             _ => None,
         };
         Ok(Self {
             bias: attention_bias(mode, padding, t, device)?,
             causal: mode == AttentionMode::Causal,
             key_bias,
-            padding: padding.map(Padding::new).transpose()?,
+            padding: keep.map(|k| Padding::new(k, host.as_deref())).transpose()?,
         })
     }
 }

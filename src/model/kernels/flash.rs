@@ -13,11 +13,10 @@
 //
 // B = batch, T = seq len, nh = query heads, nkv = key/value heads, hd = head dim, Tq = rows of a tile
 
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 
 use super::precomputed::ternary;
 use crate::model::attention::repeat_kv;
-use crate::model::mask::MASKED;
 
 /// The score rows of one tile take at most this many bytes (f32), whatever B, nh and T.
 const TILE_BYTES: usize = 256 << 20;
@@ -32,17 +31,19 @@ pub struct Padding {
 }
 
 impl Padding {
-    /// The padding of a mask (B, T) with 1 for tokens and 0 for padding (any dtype).
-    pub fn new(mask: &Tensor) -> Result<Self> {
-        let keep = mask.to_dtype(DType::F32)?;
-        let rows: Vec<Vec<f32>> = keep.to_vec2()?;
-        let lengths = rows
-            .iter()
-            .map(|row| {
-                let n = row.iter().take_while(|&&k| k != 0.0).count();
-                row[n..].iter().all(|&k| k == 0.0).then_some(n)
-            })
-            .collect();
+    /// The padding of `keep` (B, T) f32, 1 for tokens and 0 for padding, whose values `host`
+    /// (row-major, `None` where nobody read them) tell the right-padded lengths.
+    pub fn new(keep: Tensor, host: Option<&[f32]>) -> Result<Self> {
+        let t = keep.dim(1)?.max(1);
+        let lengths = host.and_then(|values| {
+            values
+                .chunks(t)
+                .map(|row| {
+                    let n = row.iter().take_while(|&&k| k != 0.0).count();
+                    row[n..].iter().all(|&k| k == 0.0).then_some(n)
+                })
+                .collect()
+        });
         Ok(Self { keep, lengths })
     }
 }
@@ -52,6 +53,9 @@ impl Padding {
 pub struct FlashSpec {
     /// Whether queries see only keys at or before their position.
     pub causal: bool,
+    /// The mask's additive bias, (B or 1, 1, T or 1, T) as [`crate::model::mask::attention_bias`]
+    /// gives it; each tile adds its rows.
+    pub bias: Option<Tensor>,
     /// Padding, if the batch has any.
     pub padding: Option<Padding>,
     /// Query rows per tile of the tiled passes (`None`: as many as 256 MiB of f32 scores allow).
@@ -66,18 +70,22 @@ pub const FLASH_ENV: &str = "ENCODERLAB_FLASH";
 /// `flash-attn` feature, not turned off by [`FLASH_ENV`], a CUDA device, bf16 or f16, a head
 /// dimension the kernels exist for.
 pub fn kernel_available(q: &Tensor, head_dim: usize) -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    cfg!(feature = "flash-attn")
-        && *ON.get_or_init(|| std::env::var(FLASH_ENV).map_or(true, |v| v != "0"))
+    kernel_built()
         && q.device().is_cuda()
         && matches!(q.dtype(), DType::BF16 | DType::F16)
         && head_dim.is_multiple_of(8)
         && head_dim <= 256
 }
 
-/// What a GPU's bf16 attention runs in this build, for benchmarks to print beside figures.
+/// The `flash-attn` feature, not turned off by [`FLASH_ENV`].
+fn kernel_built() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    cfg!(feature = "flash-attn") && *ON.get_or_init(|| std::env::var(FLASH_ENV).map_or(true, |v| v != "0"))
+}
+
+/// What a GPU's bf16 attention runs in this process, for benchmarks to print beside figures.
 pub fn gpu_attention() -> &'static str {
-    match cfg!(feature = "flash-attn") {
+    match kernel_built() {
         true => "attention: flash forward, tiled backward",
         false => "attention: composed ops",
     }
@@ -153,30 +161,6 @@ fn heads_first(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Heads> {
     })
 }
 
-/// The additive mask of query rows `rows` over keys `0..keys`: (1, 1, Tq, keys) for the causal
-/// part plus (B, 1, 1, keys) for padded keys; `None` when nothing is masked.
-fn tile_bias(rows: std::ops::Range<usize>, keys: usize, spec: &FlashSpec, device: &Device) -> Result<Option<Tensor>> {
-    let causal = if spec.causal {
-        let q_pos = Tensor::arange(rows.start as u32, rows.end as u32, device)?.reshape(((), 1))?;
-        let k_pos = Tensor::arange(0u32, keys as u32, device)?.reshape((1, ()))?;
-        let hidden = k_pos.broadcast_gt(&q_pos)?.to_dtype(DType::F32)?; // 1 where j > i
-        Some((hidden * f64::from(MASKED))?.unsqueeze(0)?.unsqueeze(0)?)
-    } else {
-        None
-    };
-    let padded = match &spec.padding {
-        Some(p) => {
-            let keep = p.keep.narrow(1, 0, keys)?;
-            Some(((1.0 - keep)? * f64::from(MASKED))?.unsqueeze(1)?.unsqueeze(1)?)
-        }
-        None => None,
-    };
-    Ok(match (causal, padded) {
-        (Some(c), Some(p)) => Some(c.broadcast_add(&p)?),
-        (c, p) => c.or(p),
-    })
-}
-
 /// The tiles' query rows and the keys they may see (all, or up to their last row if causal).
 fn tiles(t: usize, tile: usize, causal: bool) -> impl Iterator<Item = (std::ops::Range<usize>, usize)> {
     (0..t).step_by(tile).map(move |s| {
@@ -192,8 +176,13 @@ fn tile_weights(h: &Heads, rows: &std::ops::Range<usize>, keys: usize, spec: &Fl
     let k = h.k.narrow(2, 0, keys)?;
     let scale = 1.0 / (hd as f64).sqrt();
     let mut scores = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?;
-    if let Some(bias) = tile_bias(rows.clone(), keys, spec, q.device())? {
-        scores = scores.broadcast_add(&bias)?;
+    if let Some(bias) = &spec.bias {
+        // its query rows: the tile's, or one row for all (padding alone)
+        let bias = match bias.dim(2)? {
+            1 => bias.clone(),
+            _ => bias.narrow(2, rows.start, rows.len())?,
+        };
+        scores = scores.broadcast_add(&bias.narrow(3, 0, keys)?)?;
     }
     candle_nn::ops::softmax_last_dim(&scores)
 }
